@@ -1,0 +1,286 @@
+//! Configuration: flags > environment > TOML file > defaults (API.md §9.1). Only this
+//! binary reads configuration; libraries receive plain structs.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// Settings every subcommand shares (where the data lives).
+#[derive(Debug, Clone, Args, Default)]
+pub struct CommonArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "OPENLOOP_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (database, blobs, signing keys, flows).
+    #[arg(long, env = "OPENLOOP_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://path (default: $OPENLOOP_DATA_DIR/openloop.db).
+    #[arg(long, env = "OPENLOOP_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+}
+
+/// `openloop serve` settings. Every field is optional here so that "not given" can
+/// fall through to the file and then the default.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServeArgs {
+    /// Listen address host:port (never 8080 by default: the SDK rewrites localhost:8080 for streams).
+    #[arg(long, env = "OPENLOOP_ADDR")]
+    pub addr: Option<String>,
+    /// Extra listen addresses serving the same app, comma-separated.
+    #[arg(long, env = "OPENLOOP_EXTRA_ADDRS")]
+    pub extra_addrs: Option<String>,
+    /// External origin for signed URLs and run URLs.
+    #[arg(long, env = "OPENLOOP_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    #[arg(long, env = "OPENLOOP_BOOTSTRAP_USER_ID")]
+    pub bootstrap_user_id: Option<String>,
+    #[arg(long, env = "OPENLOOP_BOOTSTRAP_API_KEY", hide_env_values = true)]
+    pub bootstrap_api_key: Option<String>,
+    #[arg(long, env = "OPENLOOP_BOOTSTRAP_TEAM_ID")]
+    pub bootstrap_team_id: Option<String>,
+    #[arg(long, env = "OPENLOOP_BOOTSTRAP_TEAM_API_KEY", hide_env_values = true)]
+    pub bootstrap_team_api_key: Option<String>,
+    /// Requests per window per API key (0 disables).
+    #[arg(long, env = "OPENLOOP_RATE_LIMIT_REQUESTS")]
+    pub rate_limit_requests: Option<u32>,
+    #[arg(long, env = "OPENLOOP_RATE_LIMIT_WINDOW_SECS")]
+    pub rate_limit_window_secs: Option<u64>,
+    #[arg(long, env = "OPENLOOP_RATE_LIMIT_UNAUTH_PER_MIN")]
+    pub rate_limit_unauth_per_min: Option<u32>,
+    #[arg(long, env = "OPENLOOP_RATE_LIMIT_FILES_PER_MIN")]
+    pub rate_limit_files_per_min: Option<u32>,
+    #[arg(long, env = "OPENLOOP_TRUST_PROXY_HEADERS")]
+    pub trust_proxy_headers: Option<bool>,
+    /// kid:base64secret,… (first signs, all verify).
+    #[arg(long, env = "OPENLOOP_SIGNING_KEYS", hide_env_values = true)]
+    pub signing_keys: Option<String>,
+    #[arg(long, env = "OPENLOOP_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    #[arg(long, env = "OPENLOOP_DEFAULT_MODEL")]
+    pub default_model: Option<String>,
+    /// Extra catalogue entries provider/model,…
+    #[arg(long, env = "OPENLOOP_MODELS")]
+    pub models: Option<String>,
+    /// json | text
+    #[arg(long, env = "OPENLOOP_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter (RUST_LOG syntax).
+    #[arg(long, env = "OPENLOOP_LOG")]
+    pub log: Option<String>,
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<String>,
+    #[arg(long, env = "OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    pub anthropic_api_key: Option<String>,
+    #[arg(long, env = "ANTHROPIC_BASE_URL")]
+    pub anthropic_base_url: Option<String>,
+    #[arg(long, env = "OLLAMA_HOST")]
+    pub ollama_host: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderFile {
+    pub api_key: Option<String>,
+    pub base_url: Option<String>,
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Providers {
+    pub openai: Option<ProviderFile>,
+    pub anthropic: Option<ProviderFile>,
+    pub ollama: Option<ProviderFile>,
+}
+
+/// The TOML file: keys are the variable names without `OPENLOOP_`, lower-cased.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub addr: Option<String>,
+    pub extra_addrs: Option<String>,
+    pub public_url: Option<String>,
+    pub bootstrap_user_id: Option<String>,
+    pub bootstrap_api_key: Option<String>,
+    pub bootstrap_team_id: Option<String>,
+    pub bootstrap_team_api_key: Option<String>,
+    pub rate_limit_requests: Option<u32>,
+    pub rate_limit_window_secs: Option<u64>,
+    pub rate_limit_unauth_per_min: Option<u32>,
+    pub rate_limit_files_per_min: Option<u32>,
+    pub trust_proxy_headers: Option<bool>,
+    pub signing_keys: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub default_model: Option<String>,
+    pub models: Option<String>,
+    pub log_format: Option<String>,
+    pub log: Option<String>,
+    pub providers: Option<Providers>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub addr: String,
+    pub extra_addrs: Vec<String>,
+    pub public_url: String,
+    pub bootstrap_user_id: Option<String>,
+    pub bootstrap_api_key: Option<String>,
+    pub bootstrap_team_id: Option<String>,
+    pub bootstrap_team_api_key: Option<String>,
+    pub rate_limit_requests: u32,
+    pub rate_limit_window_secs: u64,
+    pub rate_limit_unauth_per_min: u32,
+    pub rate_limit_files_per_min: u32,
+    pub trust_proxy_headers: bool,
+    pub signing_keys: Option<String>,
+    pub max_body_bytes: usize,
+    pub default_model: Option<String>,
+    pub models: Vec<String>,
+    pub log_format: String,
+    pub log: String,
+    pub openai_api_key: Option<String>,
+    pub openai_base_url: Option<String>,
+    pub anthropic_api_key: Option<String>,
+    pub anthropic_base_url: Option<String>,
+    pub ollama_host: Option<String>,
+}
+
+/// A setting that failed validation: startup aborts with exit code 2.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub fn load_file(path: Option<&Path>) -> Result<FileSettings, ConfigError> {
+    let Some(path) = path else { return Ok(FileSettings::default()) };
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn split_list(s: Option<String>) -> Vec<String> {
+    s.map(|v| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()).unwrap_or_default()
+}
+
+pub fn data_location(common: &CommonArgs, file: &FileSettings) -> (PathBuf, String) {
+    let data_dir = common.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("./openloop-data"));
+    let database_url = non_empty(common.database_url.clone())
+        .or_else(|| non_empty(file.database_url.clone()))
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("openloop.db").display()));
+    (data_dir, database_url)
+}
+
+impl Settings {
+    pub fn resolve(common: &CommonArgs, a: ServeArgs, f: FileSettings) -> Result<Settings, ConfigError> {
+        let (data_dir, database_url) = data_location(common, &f);
+        let prov = f.providers.unwrap_or_default();
+        let (openai, anthropic, ollama) = (prov.openai.unwrap_or_default(), prov.anthropic.unwrap_or_default(), prov.ollama.unwrap_or_default());
+        let addr = non_empty(a.addr).or(non_empty(f.addr)).unwrap_or_else(|| "127.0.0.1:8765".into());
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError(format!("OPENLOOP_ADDR: {addr:?} is not host:port (e.g. 127.0.0.1:8765)")));
+        }
+        let extra_addrs = split_list(a.extra_addrs.or(f.extra_addrs));
+        for x in &extra_addrs {
+            if x.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError(format!("OPENLOOP_EXTRA_ADDRS: {x:?} is not host:port")));
+            }
+        }
+        let public_url = non_empty(a.public_url).or(non_empty(f.public_url)).map(|u| u.trim_end_matches('/').to_string());
+        if let Some(u) = &public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(ConfigError(format!("OPENLOOP_PUBLIC_URL: {u:?} must start with http:// or https://")));
+            }
+        }
+        let s = Settings {
+            data_dir,
+            database_url,
+            public_url: public_url.unwrap_or_default(),
+            addr,
+            extra_addrs,
+            bootstrap_user_id: non_empty(a.bootstrap_user_id).or(non_empty(f.bootstrap_user_id)),
+            bootstrap_api_key: non_empty(a.bootstrap_api_key).or(non_empty(f.bootstrap_api_key)),
+            bootstrap_team_id: non_empty(a.bootstrap_team_id).or(non_empty(f.bootstrap_team_id)),
+            bootstrap_team_api_key: non_empty(a.bootstrap_team_api_key).or(non_empty(f.bootstrap_team_api_key)),
+            rate_limit_requests: a.rate_limit_requests.or(f.rate_limit_requests).unwrap_or(600),
+            rate_limit_window_secs: a.rate_limit_window_secs.or(f.rate_limit_window_secs).unwrap_or(60),
+            rate_limit_unauth_per_min: a.rate_limit_unauth_per_min.or(f.rate_limit_unauth_per_min).unwrap_or(60),
+            rate_limit_files_per_min: a.rate_limit_files_per_min.or(f.rate_limit_files_per_min).unwrap_or(300),
+            trust_proxy_headers: a.trust_proxy_headers.or(f.trust_proxy_headers).unwrap_or(false),
+            signing_keys: non_empty(a.signing_keys).or(non_empty(f.signing_keys)),
+            max_body_bytes: a.max_body_bytes.or(f.max_body_bytes).unwrap_or(10 * 1024 * 1024),
+            default_model: non_empty(a.default_model).or(non_empty(f.default_model)),
+            models: split_list(a.models.or(f.models)),
+            log_format: non_empty(a.log_format).or(non_empty(f.log_format)).unwrap_or_else(|| "json".into()),
+            log: non_empty(a.log).or(non_empty(f.log)).unwrap_or_else(|| "info".into()),
+            openai_api_key: non_empty(a.openai_api_key).or(non_empty(openai.api_key)),
+            openai_base_url: non_empty(a.openai_base_url).or(non_empty(openai.base_url)),
+            anthropic_api_key: non_empty(a.anthropic_api_key).or(non_empty(anthropic.api_key)),
+            anthropic_base_url: non_empty(a.anthropic_base_url).or(non_empty(anthropic.base_url)),
+            ollama_host: non_empty(a.ollama_host).or(non_empty(ollama.host)),
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.rate_limit_window_secs == 0 {
+            return Err(ConfigError("OPENLOOP_RATE_LIMIT_WINDOW_SECS must be at least 1".into()));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError("OPENLOOP_MAX_BODY_BYTES must be at least 1024".into()));
+        }
+        if !["json", "text"].contains(&self.log_format.as_str()) {
+            return Err(ConfigError(format!("OPENLOOP_LOG_FORMAT: {:?} must be json or text", self.log_format)));
+        }
+        if self.bootstrap_api_key.is_some() && self.bootstrap_user_id.is_none() {
+            return Err(ConfigError("OPENLOOP_BOOTSTRAP_API_KEY needs OPENLOOP_BOOTSTRAP_USER_ID".into()));
+        }
+        if self.bootstrap_team_api_key.is_some() && self.bootstrap_team_id.is_none() {
+            return Err(ConfigError("OPENLOOP_BOOTSTRAP_TEAM_API_KEY needs OPENLOOP_BOOTSTRAP_TEAM_ID".into()));
+        }
+        if self.bootstrap_team_id.is_some() && self.bootstrap_user_id.is_none() {
+            return Err(ConfigError("OPENLOOP_BOOTSTRAP_TEAM_ID needs OPENLOOP_BOOTSTRAP_USER_ID (the team's admin)".into()));
+        }
+        for (name, v) in [("OPENLOOP_BOOTSTRAP_API_KEY", &self.bootstrap_api_key), ("OPENLOOP_BOOTSTRAP_TEAM_API_KEY", &self.bootstrap_team_api_key)] {
+            if let Some(k) = v {
+                if !engine::tenancy::valid_secret(k) {
+                    return Err(ConfigError(format!("{name} must be olk_… or at least 32 printable characters")));
+                }
+            }
+        }
+        for (name, v) in [("OPENLOOP_BOOTSTRAP_USER_ID", &self.bootstrap_user_id), ("OPENLOOP_BOOTSTRAP_TEAM_ID", &self.bootstrap_team_id)] {
+            if let Some(id) = v {
+                if !wire::ids::is_valid_caller_id(id) {
+                    return Err(ConfigError(format!("{name}: {id:?} must match ^[A-Za-z0-9_-]{{1,128}}$")));
+                }
+            }
+        }
+        if let Some(spec) = &self.signing_keys {
+            engine::Signer::parse(spec).map_err(|e| ConfigError(format!("OPENLOOP_SIGNING_KEYS: {e}")))?;
+        }
+        if !self.database_url.starts_with("sqlite:") {
+            return Err(ConfigError(format!(
+                "OPENLOOP_DATABASE_URL: only sqlite:// is supported by this build (got scheme {:?}); PostgreSQL support is planned",
+                self.database_url.split(':').next().unwrap_or("")
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! `openloop`: the server binary and its admin CLI.
+
+mod config;
+mod serve;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use config::{data_location, load_file, CommonArgs, ServeArgs};
+use engine::{Engine, EngineConfig, KeyKind, ModelCatalogue, Signer};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "openloop", version, about = "Self-hosted Gumloop-compatible agent server")]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and the workers (embedded SQLite by default).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCmd),
+    /// Manage teams.
+    #[command(subcommand)]
+    Teams(TeamsCmd),
+    /// Manage API keys (secrets are shown once, stored only as SHA-256 hashes).
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Subcommand)]
+enum UsersCmd {
+    /// Create a user (idempotent for an existing --id).
+    Create {
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        last_name: Option<String>,
+        /// Organization id (created if absent; default org_default).
+        #[arg(long)]
+        org: Option<String>,
+        /// Make the user an organization admin.
+        #[arg(long)]
+        org_admin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TeamsCmd {
+    /// Create a team.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Add (or change the role of) a team member.
+    AddMember {
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create a personal (--user) or team (--team) key; prints the secret once.
+    Create {
+        #[arg(long, conflicts_with = "team", required_unless_present = "team")]
+        user: Option<String>,
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List keys (never secrets).
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Revoke a key by id (immediate).
+    Revoke { key_id: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("openloop: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let file = match load_file(cli.common.config.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("openloop: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => return serve::run(&cli.common, args, file).await,
+        other => admin(&cli.common, &file, other).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("openloop: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// An engine over the configured store, for admin commands.
+pub async fn open_engine(data_dir: &std::path::Path, database_url: &str, signer: Signer, catalogue: ModelCatalogue, public_url: String) -> anyhow::Result<Engine> {
+    serve::ensure_data_dir(data_dir)?;
+    if !database_url.starts_with("sqlite:") {
+        anyhow::bail!("only sqlite:// database URLs are supported by this build");
+    }
+    let store = store::sqlite::SqliteStore::open(database_url).await.map_err(|e| anyhow::anyhow!("cannot open the database {database_url}: {e}"))?;
+    Ok(Engine::new(Arc::new(store), signer, catalogue, EngineConfig { public_url }))
+}
+
+async fn admin(common: &CommonArgs, file: &config::FileSettings, cmd: Command) -> anyhow::Result<()> {
+    let (data_dir, database_url) = data_location(common, file);
+    // Admin commands never sign anything; a throwaway key keeps the engine whole.
+    let signer = Signer::parse(&Signer::generate_spec()).map_err(anyhow::Error::msg)?;
+    let engine = open_engine(&data_dir, &database_url, signer, ModelCatalogue::default(), String::new()).await?;
+    let out = match cmd {
+        Command::Serve(_) => unreachable!("serve is handled by run"),
+        Command::Migrate => json!({"migrated": true, "database_url": database_url}),
+        Command::Users(UsersCmd::Create { id, email, first_name, last_name, org, org_admin }) => {
+            let u = engine.create_user(engine::tenancy::NewUser { id, organization_id: org, email, first_name, last_name, org_admin }).await?;
+            json!({"user_id": u.id, "organization_id": u.organization_id, "org_role": u.org_role})
+        }
+        Command::Teams(TeamsCmd::Create { name, id, org }) => {
+            let t = engine.create_team(id, &name, org).await?;
+            json!({"team_id": t.id, "name": t.name, "organization_id": t.organization_id})
+        }
+        Command::Teams(TeamsCmd::AddMember { team, user, role }) => {
+            engine.add_team_member(&team, &user, &role).await?;
+            json!({"team_id": team, "user_id": user, "role": role})
+        }
+        Command::Keys(KeysCmd::Create { user, team, name }) => {
+            let owner = match (user, team) {
+                (Some(u), _) => KeyKind::Personal { user_id: u },
+                (None, Some(t)) => KeyKind::Team { team_id: t },
+                (None, None) => anyhow::bail!("give --user <user_id> or --team <team_id>"),
+            };
+            let k = engine.create_key(&owner, name, None, None).await?;
+            json!({"key_id": k.key_id, "secret": k.secret, "note": "The secret is shown only now; store it safely."})
+        }
+        Command::Keys(KeysCmd::List { user, team }) => {
+            let keys = engine.store.list_api_keys(user.as_deref(), team.as_deref()).await?;
+            json!({"keys": keys.iter().map(|k| json!({
+                "key_id": k.id, "prefix": k.prefix, "name": k.name, "user_id": k.user_id, "team_id": k.team_id,
+                "created_at": wire::time::v1(k.created_at), "revoked_at": k.revoked_at.map(wire::time::v1),
+            })).collect::<Vec<_>>()})
+        }
+        Command::Keys(KeysCmd::Revoke { key_id }) => {
+            if !engine.store.revoke_api_key(&key_id, wire::time::now_micros()).await? {
+                anyhow::bail!("no active key with id {key_id} (see `openloop keys list`)");
+            }
+            json!({"key_id": key_id, "revoked": true})
+        }
+    };
+    println!("{out}");
+    Ok(())
+}

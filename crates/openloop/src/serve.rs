@@ -1,0 +1,214 @@
+//! `openloop serve`: wiring, bootstrap, listeners, graceful shutdown.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::catalogue::Provider;
+use engine::{Engine, KeyKind, ModelCatalogue, Signer};
+use server::{AppState, Lifecycle, RateLimitConfig, ServerConfig};
+
+use crate::config::{CommonArgs, FileSettings, ServeArgs, Settings};
+
+pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+/// Signing keys: configured, else kept in `$DATA_DIR/signing.keys` (0600).
+fn signing_keys(settings: &Settings) -> anyhow::Result<Signer> {
+    if let Some(spec) = &settings.signing_keys {
+        return Signer::parse(spec).map_err(anyhow::Error::msg);
+    }
+    let path = settings.data_dir.join("signing.keys");
+    if let Ok(spec) = std::fs::read_to_string(&path) {
+        return Signer::parse(spec.trim()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    let spec = Signer::generate_spec();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, &spec)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Signer::parse(&spec).map_err(anyhow::Error::msg)
+}
+
+fn init_tracing(settings: &Settings) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if settings.log_format == "json" {
+        let _ = builder.json().flatten_event(true).with_current_span(false).try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+fn catalogue(settings: &Settings) -> ModelCatalogue {
+    let mut available = Vec::new();
+    if settings.openai_api_key.is_some() || settings.openai_base_url.is_some() {
+        available.push(Provider::OpenAi);
+    }
+    if settings.anthropic_api_key.is_some() {
+        available.push(Provider::Anthropic);
+    }
+    if settings.ollama_host.is_some() {
+        available.push(Provider::Ollama);
+    }
+    ModelCatalogue::new(available, &settings.models, settings.default_model.clone())
+}
+
+/// Idempotently ensures the bootstrap identity, or creates a first admin on an empty
+/// database and prints its credentials once.
+async fn bootstrap(engine: &Engine, s: &Settings) -> anyhow::Result<()> {
+    if let Some(user_id) = &s.bootstrap_user_id {
+        let user = engine
+            .create_user(engine::tenancy::NewUser { id: Some(user_id.clone()), organization_id: None, email: None, first_name: Some("Admin".into()), last_name: None, org_admin: true })
+            .await?;
+        if let Some(secret) = &s.bootstrap_api_key {
+            engine.ensure_key(&KeyKind::Personal { user_id: user.id.clone() }, secret, Some(user.id.clone())).await?;
+        }
+        if let Some(team_id) = &s.bootstrap_team_id {
+            let team = engine.create_team(Some(team_id.clone()), team_id, Some(user.organization_id.clone())).await?;
+            engine.add_team_member(&team.id, &user.id, "admin").await?;
+            if let Some(secret) = &s.bootstrap_team_api_key {
+                engine.ensure_key(&KeyKind::Team { team_id: team.id.clone() }, secret, Some(user.id.clone())).await?;
+            }
+        }
+        return Ok(());
+    }
+    if engine.store.count_users().await? == 0 {
+        let user = engine.create_user(engine::tenancy::NewUser { id: None, organization_id: None, email: None, first_name: Some("Admin".into()), last_name: None, org_admin: true }).await?;
+        let key = engine.create_key(&KeyKind::Personal { user_id: user.id.clone() }, Some("first-start".into()), None, Some(user.id.clone())).await?;
+        println!("openloop: created the first organization admin (shown once, store it now):");
+        println!("  GUMLOOP_USER_ID={}", user.id);
+        println!("  GUMLOOP_ACCESS_TOKEN={}", key.secret);
+    }
+    Ok(())
+}
+
+async fn shutdown_signal(lifecycle: Arc<Lifecycle>) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = futures::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested: draining");
+    lifecycle.start_draining();
+}
+
+pub async fn run(common: &CommonArgs, args: ServeArgs, file: FileSettings) -> ExitCode {
+    let mut settings = match Settings::resolve(common, args, file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("openloop: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings);
+    match serve(&mut settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("openloop: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
+    ensure_data_dir(&settings.data_dir)?;
+    let signer = signing_keys(settings)?;
+    let listener = tokio::net::TcpListener::bind(&settings.addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {} (OPENLOOP_ADDR): {e}", settings.addr))?;
+    let local = listener.local_addr()?;
+    if settings.public_url.is_empty() {
+        settings.public_url = format!("http://{local}");
+    }
+    let store = Arc::new(store::sqlite::SqliteStore::open(&settings.database_url).await.map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", settings.database_url))?);
+    let engine = Arc::new(Engine::new(store.clone(), signer, catalogue(settings), engine::EngineConfig { public_url: settings.public_url.clone() }));
+    bootstrap(&engine, settings).await?;
+
+    let lifecycle = Arc::new(Lifecycle::default());
+    let limiter = Arc::new(server::ratelimit::Limiter::new(RateLimitConfig {
+        requests: settings.rate_limit_requests,
+        window_secs: settings.rate_limit_window_secs,
+        unauth_per_min: settings.rate_limit_unauth_per_min,
+        files_per_min: settings.rate_limit_files_per_min,
+    }));
+    let health_store = store.clone();
+    let state = AppState {
+        engine: engine.clone(),
+        config: Arc::new(ServerConfig {
+            max_body_bytes: settings.max_body_bytes,
+            rate_limits: RateLimitConfig { requests: settings.rate_limit_requests, window_secs: settings.rate_limit_window_secs, unauth_per_min: settings.rate_limit_unauth_per_min, files_per_min: settings.rate_limit_files_per_min },
+            trust_proxy_headers: settings.trust_proxy_headers,
+            public_url: settings.public_url.clone(),
+            data_dir: settings.data_dir.clone(),
+        }),
+        limiter: limiter.clone(),
+        lifecycle: lifecycle.clone(),
+        health: Arc::new(move || {
+            let s = health_store.clone();
+            Box::pin(async move { s.ping().await.map_err(|e| e.to_string()) })
+        }),
+    };
+    let app = server::router(state);
+
+    // Idle rate-limit buckets are dropped once a minute.
+    let housekeeping = limiter.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            housekeeping.housekeeping();
+        }
+    });
+
+    let mut servers = Vec::new();
+    let mut listeners = vec![listener];
+    for extra in &settings.extra_addrs {
+        listeners.push(tokio::net::TcpListener::bind(extra).await.map_err(|e| anyhow::anyhow!("cannot listen on {extra} (OPENLOOP_EXTRA_ADDRS): {e}"))?);
+    }
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    for l in listeners {
+        let app = app.clone().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let mut stop = stop_tx.subscribe();
+        servers.push(tokio::spawn(async move {
+            axum::serve(l, app).with_graceful_shutdown(async move {
+                let _ = stop.recv().await;
+            })
+            .await
+        }));
+    }
+    println!("openloop listening on http://{local}");
+    tracing::info!(addr = %local, public_url = %settings.public_url, "listening");
+
+    shutdown_signal(lifecycle).await;
+    let _ = stop_tx.send(());
+    for s in servers {
+        if let Ok(Err(e)) = s.await {
+            tracing::warn!(error = %e, "listener ended with an error");
+        }
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

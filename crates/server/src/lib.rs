@@ -1,0 +1,59 @@
+//! The HTTP surface of Openloop: axum router, auth and rate-limit layers, error
+//! mapping, OpenAPI document. One module per resource under `routes/`.
+//!
+//! Architecture invariant: this crate knows HTTP and nothing about SQL. Handlers are
+//! thin: parse, authorize (via `extract`), call the engine, map the result.
+
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod ratelimit;
+pub mod routes;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::Router;
+use engine::Engine;
+
+pub use ratelimit::RateLimitConfig;
+
+/// HTTP-level settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub max_body_bytes: usize,
+    pub rate_limits: RateLimitConfig,
+    pub trust_proxy_headers: bool,
+    pub public_url: String,
+    pub data_dir: std::path::PathBuf,
+}
+
+/// Readiness: false while draining.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    draining: AtomicBool,
+}
+
+impl Lifecycle {
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub config: Arc<ServerConfig>,
+    pub limiter: Arc<ratelimit::Limiter>,
+    pub lifecycle: Arc<Lifecycle>,
+    pub health: Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>,
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    routes::router(state)
+}

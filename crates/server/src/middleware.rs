@@ -1,0 +1,162 @@
+//! Layers: API-key authentication + per-key quota for `/api/v1`, and the headers every
+//! response carries (request id, nosniff, no-store).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use wire::{ApiError, ErrorCode};
+
+use crate::error::{Flat, Nested};
+use crate::extract::{parse_query, AuthedKey};
+use crate::AppState;
+
+/// Legacy endpoint families answer flat errors with their own strings (§3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Legacy {
+    /// L1, L2: exact strings from Gumloop's docs.
+    Interactions,
+    /// F1–F11, E1–E3.
+    Other,
+}
+
+pub fn legacy_family(path: &str) -> Option<Legacy> {
+    let p = path.strip_prefix("/api/v1/")?;
+    let first = p.split('/').next().unwrap_or("");
+    match first {
+        "start_agent" | "agent_status" => Some(Legacy::Interactions),
+        "start_pipeline" | "get_pl_run" | "kill_pipeline" | "list_saved_items" | "list_workbooks" | "get_inputs" | "get_plrun_saved_item_map" | "upload_file" | "upload_files" | "download_file" | "download_files" | "export_data"
+        | "export_status" | "get_audit_logs" => Some(Legacy::Other),
+        _ => None,
+    }
+}
+
+const MISSING_L: &str = "Authorization header with Bearer token or api_key query parameter is required";
+
+fn auth_failure(family: Option<Legacy>, missing: bool) -> Response {
+    match family {
+        Some(Legacy::Interactions) => {
+            // L1 answers 403 "Unauthorized" for an invalid key; L2 401 for both.
+            Flat(ApiError::flat(401, MISSING_L)).into_response()
+        }
+        Some(Legacy::Other) => Flat(ApiError::flat(401, if missing { "missing_api_key" } else { "invalid_api_key" })).into_response(),
+        None => Nested(if missing {
+            ApiError::new(ErrorCode::MissingApiKey, "No API key: send Authorization: Bearer <API key> (or ?api_key=).")
+        } else {
+            ApiError::new(ErrorCode::InvalidApiKey, "The API key is invalid or revoked; create one with `openloop keys create`.")
+        })
+        .into_response(),
+    }
+}
+
+fn client_ip(req: &Request, trust_proxy: bool) -> IpAddr {
+    if trust_proxy {
+        if let Some(ip) = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).and_then(|s| s.trim().parse().ok()) {
+            return ip;
+        }
+    }
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// Authenticates `/api/v1` requests and charges the key's quota.
+pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let family = legacy_family(req.uri().path());
+    let secret = match bearer(&req) {
+        Some(s) => Some(s),
+        None => match parse_query(req.uri().query()) {
+            Ok(q) => q.str("api_key").map(str::to_string),
+            Err(e) => return Nested(e).into_response(),
+        },
+    };
+    let key = match &secret {
+        None => None,
+        Some(s) => match st.engine.authenticate(s).await {
+            Ok(k) => k,
+            Err(e) => return Nested(e).into_response(),
+        },
+    };
+    let Some(key) = key else {
+        let ip = client_ip(&req, st.config.trust_proxy_headers);
+        if let Some(d) = st.limiter.check_unauth(ip) {
+            if !d.allowed {
+                let mut resp = match family {
+                    Some(_) => Flat(d.error()).into_response(),
+                    None => Nested(d.error()).into_response(),
+                };
+                d.apply(resp.headers_mut());
+                return resp;
+            }
+        }
+        tracing::info!(target: "openloop::audit", event = "auth_failed", %ip, path = req.uri().path(), "authentication failed");
+        return auth_failure(family, secret.is_none());
+    };
+    let decision = st.limiter.check_key(&key.id);
+    if let Some(d) = decision.filter(|d| !d.allowed) {
+        let mut resp = match family {
+            Some(_) => Flat(d.error()).into_response(),
+            None => Nested(d.error()).into_response(),
+        };
+        d.apply(resp.headers_mut());
+        return resp;
+    }
+    let key_id = key.id.clone();
+    req.extensions_mut().insert(AuthedKey(key));
+    let mut resp = next.run(req).await;
+    if let Some(d) = decision {
+        d.apply(resp.headers_mut());
+    }
+    resp.extensions_mut().insert(KeyId(key_id));
+    resp
+}
+
+#[derive(Clone)]
+struct KeyId(String);
+
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+        .map(str::to_string)
+        .unwrap_or_else(|| wire::ids::new_id("req"))
+}
+
+/// Outermost layer: request id, security headers, one log line per request.
+pub async fn common_headers(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let rid = request_id(&req);
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let path = req.uri().path().to_string();
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        h.insert("x-request-id", v);
+    }
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    let is_json = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    if is_json && !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    let status = resp.status().as_u16();
+    let key_id = resp.extensions().get::<KeyId>().map(|k| k.0.clone());
+    tracing::info!(
+        request_id = %rid,
+        method = %method,
+        route = route.as_deref().unwrap_or(&path),
+        status,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        key_id = key_id.as_deref().unwrap_or(""),
+        "request"
+    );
+    resp
+}

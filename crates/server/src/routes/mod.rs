@@ -1,0 +1,90 @@
+//! The router: implemented resources, the 501 routes from the table, fallbacks.
+
+pub mod agents;
+pub mod health;
+pub mod later;
+pub mod table;
+pub mod tenancy;
+
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, on, MethodFilter};
+use axum::Router;
+use wire::{ApiError, ErrorCode};
+
+use crate::error::Nested;
+use crate::AppState;
+use table::{Status, ROUTES};
+
+fn method_filter(m: &str) -> MethodFilter {
+    match m {
+        "GET" => MethodFilter::GET,
+        "POST" => MethodFilter::POST,
+        "PUT" => MethodFilter::PUT,
+        "PATCH" => MethodFilter::PATCH,
+        "DELETE" => MethodFilter::DELETE,
+        other => unreachable!("route table uses an unknown method {other}"),
+    }
+}
+
+async fn route_not_found(uri: axum::http::Uri) -> Response {
+    Nested(ApiError::new(ErrorCode::RouteNotFound, format!("No route {}; the API lives under /api/v1 (see /docs).", uri.path()))).into_response()
+}
+
+/// Allowed methods for a path, from the route table.
+fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let rel = path.strip_prefix("/api/v1").unwrap_or(path);
+    let mut out: Vec<&'static str> = ROUTES
+        .iter()
+        .filter(|r| {
+            let p = if r.root { path } else { rel };
+            template_matches(r.path, p)
+        })
+        .map(|r| r.method)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn template_matches(template: &str, path: &str) -> bool {
+    let t: Vec<&str> = template.split('/').collect();
+    let p: Vec<&str> = path.split('/').collect();
+    t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b)
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    let allow = allowed_methods(uri.path());
+    let mut resp = Nested(ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}; allowed: {}.", uri.path(), allow.join(", ")))).into_response();
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
+    resp
+}
+
+pub fn router(state: AppState) -> Router {
+    let mut api: Router<AppState> = Router::new().merge(agents::routes()).merge(tenancy::routes());
+    let mut root: Router<AppState> = Router::new();
+    for spec in ROUTES.iter().filter(|r| r.status != Status::Now) {
+        let handler = on(method_filter(spec.method), later::handler(spec));
+        if spec.root {
+            root = root.route(spec.path, handler);
+        } else {
+            api = api.route(spec.path, handler);
+        }
+    }
+    let api = api.route_layer(from_fn_with_state(state.clone(), crate::middleware::authenticate));
+
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/api/v1/openapi.json", get(crate::openapi::document))
+        .merge(root)
+        .merge(health::routes())
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(from_fn(crate::middleware::common_headers))
+        .with_state(state)
+}

@@ -1,0 +1,197 @@
+//! Every route of API.md with its spec id: the single list from which the 501 routes
+//! are registered and the OpenAPI document is generated.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Implemented by a handler in this crate.
+    Now,
+    /// In scope but not built yet: answers `501 not_implemented`.
+    Pending,
+    /// Reserved for later (API.md §1.6): `501`, `x-openloop-status: later`.
+    Later,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub id: &'static str,
+    pub method: &'static str,
+    /// Path relative to `/api/v1` (or absolute when `root`).
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub status: Status,
+    /// Success status code.
+    pub ok: u16,
+    /// Request body schema name, if any.
+    pub request: Option<&'static str>,
+    /// Success response schema name, if any.
+    pub response: Option<&'static str>,
+    /// Outside `/api/v1` (OAuth, voice).
+    pub root: bool,
+}
+
+const fn r(id: &'static str, method: &'static str, path: &'static str, summary: &'static str, status: Status, ok: u16, request: Option<&'static str>, response: Option<&'static str>) -> RouteSpec {
+    RouteSpec { id, method, path, summary, status, ok, request, response, root: false }
+}
+
+const fn later(id: &'static str, method: &'static str, path: &'static str, summary: &'static str) -> RouteSpec {
+    RouteSpec { id, method, path, summary, status: Status::Later, ok: 200, request: None, response: None, root: false }
+}
+
+const fn pending(id: &'static str, method: &'static str, path: &'static str, summary: &'static str) -> RouteSpec {
+    RouteSpec { id, method, path, summary, status: Status::Pending, ok: 200, request: None, response: None, root: false }
+}
+
+const fn root_later(id: &'static str, method: &'static str, path: &'static str, summary: &'static str) -> RouteSpec {
+    RouteSpec { id, method, path, summary, status: Status::Later, ok: 200, request: None, response: None, root: true }
+}
+
+use Status::Now;
+
+pub const ROUTES: &[RouteSpec] = &[
+    // Agents
+    r("G1", "GET", "/agents", "List agents", Now, 200, None, Some("AgentListResponse")),
+    r("G2", "POST", "/agents", "Create an agent", Now, 201, Some("AgentCreateRequest"), Some("AgentResponse")),
+    r("G3", "GET", "/agents/{agent_id}", "Retrieve an agent", Now, 200, None, Some("AgentResponse")),
+    r("G4", "PATCH", "/agents/{agent_id}", "Update an agent", Now, 200, Some("AgentUpdateRequest"), Some("AgentResponse")),
+    r("G5", "DELETE", "/agents/{agent_id}", "Delete an agent", Now, 200, None, Some("AgentDeleteResponse")),
+    r("G6", "GET", "/agents/{agent_id}/versions", "List agent versions", Now, 200, None, Some("AgentVersionsResponse")),
+    r("G7", "GET", "/agents/{agent_id}/versions/{version_id}", "Retrieve an agent version with its changes", Now, 200, None, Some("AgentVersionResponse")),
+    r("G8", "PATCH", "/agents/{agent_id}/abilities", "Update agent abilities", Now, 200, None, Some("AgentAbilitiesResponse")),
+    r("G9", "PATCH", "/agents/{agent_id}/incognito", "Set enforced incognito", Now, 200, None, Some("AgentResponse")),
+    later("G10", "PATCH", "/agents/{agent_id}/skills", "Attach or detach skills"),
+    later("G12", "GET", "/agents/{agent_id}/mcp-servers", "List MCP servers"),
+    later("G13", "PUT", "/agents/{agent_id}/mcp-servers/{server_id}", "Attach an MCP server"),
+    later("G14", "DELETE", "/agents/{agent_id}/mcp-servers/{server_id}", "Detach an MCP server"),
+    later("G15", "GET", "/agents/{agent_id}/knowledge-sources", "List knowledge sources"),
+    later("G16", "PUT", "/agents/{agent_id}/knowledge-sources/{connector_id}", "Attach a knowledge source"),
+    later("G17", "DELETE", "/agents/{agent_id}/knowledge-sources/{connector_id}", "Detach a knowledge source"),
+    later("G18", "PUT", "/agents/{agent_id}/subagents/{subagent_id}", "Attach a subagent"),
+    later("G19", "DELETE", "/agents/{agent_id}/subagents/{subagent_id}", "Detach a subagent"),
+    later("G20", "GET", "/agents/{agent_id}/triggers", "List triggers"),
+    later("G21", "POST", "/agents/{agent_id}/triggers", "Create a trigger"),
+    later("G22", "GET", "/agents/{agent_id}/triggers/{trigger_id}", "Retrieve a trigger"),
+    later("G23", "PATCH", "/agents/{agent_id}/triggers/{trigger_id}", "Update a trigger"),
+    later("G24", "DELETE", "/agents/{agent_id}/triggers/{trigger_id}", "Delete a trigger"),
+    later("G25", "GET", "/agents/{agent_id}/triggers/{trigger_id}/webhook-url", "Trigger webhook URL"),
+    later("G26", "GET", "/agents/{agent_id}/trigger-operators", "List trigger operators"),
+    later("G27", "GET", "/agents/{agent_id}/triggers/{trigger_id}/runs", "List trigger runs"),
+    later("G28", "GET", "/agents/{agent_id}/triggers/{trigger_id}/stats", "Trigger stats"),
+    later("G29", "GET", "/agents/{agent_id}/app-rules", "List app rules"),
+    later("EV1", "GET", "/agents/evaluation-options", "Agent evaluation options"),
+    later("EV2", "GET", "/agents/{agent_id}/evaluation-config", "Agent evaluation config"),
+    later("EV3", "PATCH", "/agents/{agent_id}/evaluation-config", "Update agent evaluation config"),
+    later("EV4", "GET", "/agents/{agent_id}/evaluations", "List agent evaluations"),
+    later("EV5", "GET", "/agents/{agent_id}/evaluations/metrics", "Agent evaluation metrics"),
+    later("EV6", "POST", "/agents/{agent_id}/evaluations/run", "Run agent evaluations"),
+    later("EV7", "GET", "/agents/{agent_id}/evaluations/{evaluation_id}", "Retrieve an agent evaluation"),
+    // Sessions
+    pending("S1", "POST", "/agents/{agent_id}/sessions", "Create a session (stream: true → S2)"),
+    pending("S3", "GET", "/agents/{agent_id}/sessions", "List sessions"),
+    pending("S4", "GET", "/sessions/{session_id}", "Retrieve a session (stream=true → S5)"),
+    pending("S6", "PATCH", "/sessions/{session_id}", "Rename a session"),
+    pending("S7", "POST", "/sessions/{session_id}/messages", "Send a message (stream: true → S8)"),
+    pending("S9", "POST", "/sessions/{session_id}/cancel", "Cancel a session's run"),
+    pending("S10", "POST", "/sessions/{session_id}/files", "Upload a file to a session"),
+    pending("S11", "POST", "/sessions/{session_id}/approvals", "Resolve pending approvals"),
+    pending("S12", "GET", "/sessions/{session_id}/queue", "List queued messages"),
+    pending("S13", "POST", "/sessions/{session_id}/queue", "Queue a message"),
+    pending("S14", "PATCH", "/sessions/{session_id}/queue/{queued_message_id}", "Edit a queued message"),
+    pending("S15", "DELETE", "/sessions/{session_id}/queue/{queued_message_id}", "Delete a queued message"),
+    pending("S16", "POST", "/sessions/{session_id}/queue/{queued_message_id}/send", "Send a queued message now"),
+    pending("S17", "GET", "/sessions/{session_id}/access", "Session access"),
+    pending("S18", "PUT", "/sessions/{session_id}/access", "Change session access"),
+    // Artifacts
+    pending("A1", "GET", "/agents/{agent_id}/artifacts", "List artifacts"),
+    pending("A2", "GET", "/artifacts/{artifact_id}/download", "Signed download URL for an artifact"),
+    pending("A3", "DELETE", "/artifacts/{artifact_id}", "Delete an artifact"),
+    pending("A4", "PUT", "/artifacts/{artifact_id}/name", "Rename an artifact"),
+    pending("A5", "GET", "/artifacts/{artifact_id}/versions", "List artifact versions"),
+    pending("A6", "GET", "/artifacts/{artifact_id}/access", "Artifact access"),
+    pending("A7", "PUT", "/artifacts/{artifact_id}/access", "Change artifact access"),
+    pending("A8", "PUT", "/artifacts/{artifact_id}/password", "Set an artifact password"),
+    // Legacy interactions, flows, files, exports
+    pending("L1", "POST", "/start_agent", "Start or continue an agent interaction"),
+    pending("L2", "GET", "/agent_status/{interaction_id}", "Poll an agent interaction"),
+    pending("F1", "POST", "/start_pipeline", "Start a flow run"),
+    pending("F2", "GET", "/get_pl_run", "Flow run status"),
+    pending("F3", "POST", "/kill_pipeline", "Terminate a flow run"),
+    pending("F4", "GET", "/list_saved_items", "List saved flows"),
+    pending("F5", "GET", "/list_workbooks", "List workbooks"),
+    pending("F6", "GET", "/get_inputs", "Flow inputs"),
+    pending("F7", "GET", "/get_plrun_saved_item_map", "Recent runs per flow"),
+    pending("F8", "POST", "/upload_file", "Upload a flow file"),
+    pending("F9", "POST", "/upload_files", "Upload flow files"),
+    pending("F10", "POST", "/download_file", "Download a flow file"),
+    pending("F11", "POST", "/download_files", "Download flow files as ZIP"),
+    pending("E1", "POST", "/export_data", "Request a data export"),
+    pending("E2", "GET", "/export_status", "Data export status or CSV"),
+    pending("E3", "GET", "/get_audit_logs", "Audit logs"),
+    // Models and tenancy
+    r("M1", "GET", "/models", "List models", Now, 200, None, Some("ModelListResponse")),
+    later("M2", "POST", "/models/route", "Route to a model"),
+    r("X1", "GET", "/teams", "List teams", Now, 200, None, Some("TeamsResponse")),
+    r("X2", "GET", "/organizations", "List organizations", Now, 200, None, Some("OrganizationsResponse")),
+    // Tools for AI agents
+    pending("T1", "GET", "/tools", "Tool catalogue"),
+    pending("T2", "POST", "/tools/{tool_name}/invoke", "Invoke a tool"),
+    pending("T3", "POST", "/tools/mcp", "MCP server (Streamable HTTP)"),
+    // Later families
+    later("C1", "POST", "/chat/completions", "Chat completions"),
+    later("D1", "POST", "/decisions", "Decisions"),
+    later("MC1", "GET", "/mcp/servers", "MCP connector catalogue"),
+    later("MC2", "GET", "/mcp/servers/{server_id}", "MCP connector"),
+    later("MC3", "GET", "/mcp/servers/{server_id}/accounts", "MCP connector accounts"),
+    later("MC4", "GET", "/mcp/servers/{server_id}/tools", "MCP connector tools"),
+    later("MC5", "GET", "/mcp/servers/{server_id}/resources", "MCP connector resources"),
+    later("MC6", "GET", "/mcp/servers/{server_id}/resources/read", "Read an MCP resource"),
+    later("MC7", "GET", "/mcp/servers/{server_id}/prompts", "MCP connector prompts"),
+    later("MC8", "POST", "/mcp/servers/{server_id}/prompts/get", "Get an MCP prompt"),
+    later("MC9", "POST", "/mcp/tools/call", "Call MCP connector tools"),
+    later("SK1", "GET", "/skills", "List skills"),
+    later("SK2", "POST", "/skills", "Create a skill"),
+    later("SK3", "PATCH", "/skills/{skill_id}", "Update a skill"),
+    later("SK4", "GET", "/skills/{skill_id}/download", "Download a skill"),
+    later("SK5", "DELETE", "/skills/{skill_id}", "Delete a skill"),
+    later("SK6", "GET", "/skills/{skill_id}/access", "Skill access"),
+    later("SK7", "PUT", "/skills/{skill_id}/access", "Change skill access"),
+    later("SY1", "POST", "/skills/sync/plan", "Skill sync plan"),
+    later("SY2", "POST", "/skills/sync/download", "Skill sync download"),
+    later("EV8", "GET", "/evaluation-options", "Evaluation options"),
+    later("EV9", "GET", "/evaluations", "List evaluations"),
+    later("EV10", "POST", "/evaluations", "Create an evaluation"),
+    later("EV11", "GET", "/evaluations/{evaluation_id}", "Retrieve an evaluation"),
+    later("EV12", "PATCH", "/evaluations/{evaluation_id}", "Update an evaluation"),
+    later("EV13", "DELETE", "/evaluations/{evaluation_id}", "Delete an evaluation"),
+    later("EV14", "PUT", "/evaluations/{evaluation_id}/targets", "Set evaluation targets"),
+    later("EV15", "POST", "/evaluations/{evaluation_id}/run", "Run an evaluation"),
+    later("EV16", "GET", "/evaluations/{evaluation_id}/results", "List evaluation results"),
+    later("EV17", "GET", "/evaluations/{evaluation_id}/results/{result_id}", "Retrieve an evaluation result"),
+    later("EV18", "GET", "/evaluations/{evaluation_id}/metrics", "Evaluation metrics"),
+    later("BR1", "POST", "/brain/search", "Brain search"),
+    later("BR2", "GET", "/brain/sources", "List brain sources"),
+    later("BR3", "POST", "/brain/sources", "Create a brain source"),
+    later("BR4", "POST", "/brain/sources/{source_id}/sync", "Sync a brain source"),
+    later("BR5", "GET", "/brain/sources/{source_id}/sync-runs", "Brain source sync runs"),
+    later("BR6", "GET", "/brain/sources/{source_id}/issues", "Brain source issues"),
+    later("BR7", "GET", "/brain/sources/{source_id}/children", "Brain source children"),
+    later("BR8", "GET", "/brain/sources/{source_id}", "Retrieve a brain source"),
+    later("BR9", "DELETE", "/brain/sources/{source_id}", "Delete a brain source"),
+    later("BR10", "GET", "/brain/sources/{source_id}/estimate", "Brain source estimate"),
+    later("BR11", "POST", "/brain/sources/{source_id}/approve", "Approve a brain source"),
+    later("BR12", "GET", "/brain/sources/{source_id}/files", "List brain source files"),
+    later("BR13", "POST", "/brain/sources/{source_id}/files", "Upload brain source files"),
+    later("BR14", "DELETE", "/brain/sources/{source_id}/files/{file_id}", "Delete a brain source file"),
+    later("W1", "POST", "/wiki/query", "Wiki query"),
+    later("BP1", "GET", "/browser-profiles", "List browser profiles"),
+    later("BP2", "POST", "/browser-profiles", "Create a browser profile"),
+    later("BP3", "GET", "/browser-profiles/{profile_id}", "Retrieve a browser profile"),
+    later("BP4", "PATCH", "/browser-profiles/{profile_id}", "Update a browser profile"),
+    later("BP5", "DELETE", "/browser-profiles/{profile_id}", "Delete a browser profile"),
+    later("BP6", "POST", "/browser-profiles/{profile_id}/cookies", "Import browser cookies"),
+    root_later("O1", "POST", "/oauth/register", "OAuth client registration"),
+    root_later("O2", "GET", "/oauth/authorize", "OAuth authorization"),
+    root_later("O3", "POST", "/oauth/token", "OAuth token"),
+    root_later("O4", "POST", "/oauth/revoke", "OAuth revocation"),
+    root_later("V1", "POST", "/gummies/{agent_id}/voice/sessions", "Start a voice session"),
+    root_later("V2", "POST", "/gummies/{agent_id}/voice/sessions/{voice_session_id}/end", "End a voice session"),
+];

@@ -1,0 +1,77 @@
+//! Durable state of Openloop: small traits per table family, implemented for SQLite
+//! (embedded default) and, later, PostgreSQL.
+//!
+//! Architecture invariant: this crate knows SQL and nothing about HTTP or LLMs. Every
+//! query that reads tenant data takes the tenant filter as an argument, so isolation is
+//! enforced inside the database query itself. Dialect-specific SQL lives only under
+//! `sqlite/` (and later `postgres/`).
+
+pub mod model;
+pub mod sqlite;
+
+use async_trait::async_trait;
+pub use model::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness constraint was violated (e.g. a caller-chosen id already exists).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Organizations, users, teams, memberships and API keys.
+#[async_trait]
+pub trait TenancyStore: Send + Sync {
+    async fn ensure_organization(&self, id: &str, name: &str) -> Result<()>;
+    /// Insert the user if absent (idempotent); returns whether it was created.
+    async fn ensure_user(&self, user: &User) -> Result<bool>;
+    async fn user(&self, id: &str) -> Result<Option<User>>;
+    async fn users_by_ids(&self, ids: &[String]) -> Result<Vec<User>>;
+    async fn organizations_of_user(&self, user_id: &str) -> Result<Vec<Organization>>;
+    async fn organization(&self, id: &str) -> Result<Option<Organization>>;
+    /// Insert the team if absent (idempotent); returns whether it was created.
+    async fn ensure_team(&self, team: &Team) -> Result<bool>;
+    async fn team(&self, id: &str) -> Result<Option<Team>>;
+    async fn set_membership(&self, team_id: &str, user_id: &str, role: &str) -> Result<()>;
+    async fn membership(&self, team_id: &str, user_id: &str) -> Result<Option<String>>;
+    /// Teams the user belongs to, with the user's role, ordered by name.
+    async fn teams_of_user(&self, user_id: &str) -> Result<Vec<(Team, String)>>;
+    async fn count_users(&self) -> Result<i64>;
+
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
+    async fn api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKey>>;
+    async fn list_api_keys(&self, user_id: Option<&str>, team_id: Option<&str>) -> Result<Vec<ApiKey>>;
+    /// Returns false when no active key has this id.
+    async fn revoke_api_key(&self, key_id: &str, at: i64) -> Result<bool>;
+}
+
+/// Agents and their versions.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    /// Creates the agent and its first version in one transaction.
+    /// `Conflict` if the id is taken (also by a deleted agent).
+    async fn create_agent(&self, agent: &AgentRecord, version: &AgentVersionRecord) -> Result<()>;
+    /// Agent by id, including retired/deleted ones (callers decide visibility).
+    async fn agent(&self, id: &str) -> Result<Option<AgentRecord>>;
+    /// Live (active, not deleted) agents of exactly one tenant.
+    async fn agents_in_tenant(&self, tenant: &Tenant) -> Result<Vec<AgentRecord>>;
+    /// Writes a new state and a new version iff the stored version is `expected_version`.
+    /// Returns false (and writes nothing) when the version moved.
+    async fn update_agent(&self, agent: &AgentRecord, expected_version: i64, version: &AgentVersionRecord) -> Result<bool>;
+    async fn delete_agent(&self, id: &str, at: i64) -> Result<bool>;
+    async fn agent_versions(&self, agent_id: &str) -> Result<Vec<AgentVersionRecord>>;
+    async fn agent_version(&self, agent_id: &str, version_id: &str) -> Result<Option<AgentVersionRecord>>;
+    async fn touch_agent_used(&self, id: &str, at: i64) -> Result<()>;
+}
+
+/// Everything the engine needs from storage.
+pub trait Store: TenancyStore + AgentStore + Send + Sync {}
+impl<T: TenancyStore + AgentStore + Send + Sync> Store for T {}

@@ -1,0 +1,2 @@
+//! testkit
+pub mod fake_llm;

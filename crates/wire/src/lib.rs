@@ -1,0 +1,13 @@
+//! Every JSON shape on the Openloop wire, with serde and OpenAPI schema derives.
+//!
+//! Architecture invariant: this crate knows no I/O (no HTTP framework, no SQL, no clock
+//! except for formatting helpers). Handlers, the OpenAPI document and the `/tools`
+//! catalogue all use these definitions, so the contract is stated once.
+
+pub mod agents;
+pub mod error;
+pub mod ids;
+pub mod tenancy;
+pub mod time;
+
+pub use error::{ApiError, ErrorCode};
