@@ -1,2 +1,193 @@
-//! testkit
+//! Test-only helpers: spawn a real `openloop serve` on a random port with a temporary
+//! data directory, run the admin CLI against it, and fake LLM providers over real HTTP.
+
 pub mod fake_llm;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const ADMIN_USER: &str = "usr_test_admin";
+pub const ADMIN_KEY: &str = "olk_TestAdminKey0000000000000000000000000000000";
+pub const TEAM_ID: &str = "team_test";
+pub const TEAM_KEY: &str = "olk_TestTeamKey00000000000000000000000000000000";
+
+/// A running server process.
+pub struct Server {
+    pub bin: PathBuf,
+    pub base_url: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    env: HashMap<String, String>,
+    child: Option<Child>,
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    /// Starts a server with the bootstrap admin, team and keys above, plus `env`.
+    pub fn start(bin: &Path, env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().to_path_buf();
+        let mut all: HashMap<String, String> = [
+            ("OPENLOOP_BOOTSTRAP_USER_ID", ADMIN_USER),
+            ("OPENLOOP_BOOTSTRAP_API_KEY", ADMIN_KEY),
+            ("OPENLOOP_BOOTSTRAP_TEAM_ID", TEAM_ID),
+            ("OPENLOOP_BOOTSTRAP_TEAM_API_KEY", TEAM_KEY),
+            ("OPENLOOP_LOG", "warn"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in env {
+            all.insert(k.to_string(), v.to_string());
+        }
+        let mut s = Server {
+            bin: bin.to_path_buf(),
+            base_url: String::new(),
+            data_dir,
+            _tmp: Some(tmp),
+            env: all,
+            child: None,
+            client: reqwest::Client::new(),
+        };
+        s.spawn("127.0.0.1:0");
+        s
+    }
+
+    fn spawn(&mut self, addr: &str) {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("serve")
+            .arg("--addr")
+            .arg(addr)
+            .arg("--data-dir")
+            .arg(&self.data_dir);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.env_remove("OPENLOOP_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn openloop");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("openloop listening on ") {
+                    if let Some(t) = tx.take() {
+                        let _ = t.send(url.trim().to_string());
+                    }
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not report its address within 30 s");
+        self.base_url = url;
+        self.child = Some(child);
+    }
+
+    /// `kill -9` the process (no graceful shutdown).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Restarts on the same data directory and port.
+    pub fn restart(&mut self) {
+        self.kill9();
+        let addr = self.base_url.trim_start_matches("http://").to_string();
+        // The port may linger briefly; retry binding for a few seconds.
+        for _ in 0..50 {
+            if std::net::TcpListener::bind(&addr).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.spawn(&addr);
+        // Pooled connections died with the old process.
+        self.client = reqwest::Client::new();
+    }
+
+    /// Sends SIGTERM and waits for exit; returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        c.wait().ok().and_then(|s| s.code())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{}", self.base_url, path)
+    }
+
+    /// Runs an admin subcommand on this server's data; returns its JSON output.
+    pub fn cli(&self, args: &[&str]) -> Value {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .output()
+            .expect("run openloop cli");
+        assert!(
+            out.status.success(),
+            "openloop {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("cli prints JSON")
+    }
+
+    /// A new user in organization `org` with a personal key: (user id, secret).
+    pub fn new_user(&self, org: &str) -> (String, String) {
+        let u = self.cli(&["users", "create", "--org", org]);
+        let user = u["user_id"].as_str().expect("user_id").to_string();
+        let k = self.cli(&["keys", "create", "--user", &user]);
+        (user, k["secret"].as_str().expect("secret").to_string())
+    }
+
+    pub fn get(&self, key: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(key)
+    }
+    pub fn post(&self, key: &str, path: &str, body: Value) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+    }
+    pub fn patch(&self, key: &str, path: &str, body: Value) -> reqwest::RequestBuilder {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+    }
+    pub fn delete(&self, key: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path)).bearer_auth(key)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Sends a request; returns (status, JSON body or Null, headers).
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value, reqwest::header::HeaderMap) {
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        headers,
+    )
+}
