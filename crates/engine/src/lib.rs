@@ -9,6 +9,7 @@ pub mod agents;
 pub mod auth;
 pub mod catalogue;
 pub mod diff;
+pub mod idempotency;
 pub mod input;
 pub mod pagination;
 pub mod signing;
@@ -37,8 +38,18 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, signer: Signer, catalogue: ModelCatalogue, config: EngineConfig) -> Self {
-        Engine { store, signer, catalogue, config }
+    pub fn new(
+        store: Arc<dyn Store>,
+        signer: Signer,
+        catalogue: ModelCatalogue,
+        config: EngineConfig,
+    ) -> Self {
+        Engine {
+            store,
+            signer,
+            catalogue,
+            config,
+        }
     }
 }
 

@@ -75,6 +75,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
     pub anthropic_api_key: Option<String>,
     #[arg(long, env = "ANTHROPIC_BASE_URL")]
+    #[allow(dead_code)] // read by the provider wiring
     pub anthropic_base_url: Option<String>,
     #[arg(long, env = "OLLAMA_HOST")]
     pub ollama_host: Option<String>,
@@ -149,6 +150,7 @@ pub struct Settings {
     pub openai_api_key: Option<String>,
     pub openai_base_url: Option<String>,
     pub anthropic_api_key: Option<String>,
+    #[allow(dead_code)] // read by the provider wiring
     pub anthropic_base_url: Option<String>,
     pub ollama_host: Option<String>,
 }
@@ -166,8 +168,11 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 pub fn load_file(path: Option<&Path>) -> Result<FileSettings, ConfigError> {
-    let Some(path) = path else { return Ok(FileSettings::default()) };
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+    let Some(path) = path else {
+        return Ok(FileSettings::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
 }
 
@@ -176,11 +181,21 @@ fn non_empty(s: Option<String>) -> Option<String> {
 }
 
 fn split_list(s: Option<String>) -> Vec<String> {
-    s.map(|v| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()).unwrap_or_default()
+    s.map(|v| {
+        v.split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 pub fn data_location(common: &CommonArgs, file: &FileSettings) -> (PathBuf, String) {
-    let data_dir = common.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("./openloop-data"));
+    let data_dir = common
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("./openloop-data"));
     let database_url = non_empty(common.database_url.clone())
         .or_else(|| non_empty(file.database_url.clone()))
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("openloop.db").display()));
@@ -188,24 +203,42 @@ pub fn data_location(common: &CommonArgs, file: &FileSettings) -> (PathBuf, Stri
 }
 
 impl Settings {
-    pub fn resolve(common: &CommonArgs, a: ServeArgs, f: FileSettings) -> Result<Settings, ConfigError> {
+    pub fn resolve(
+        common: &CommonArgs,
+        a: ServeArgs,
+        f: FileSettings,
+    ) -> Result<Settings, ConfigError> {
         let (data_dir, database_url) = data_location(common, &f);
         let prov = f.providers.unwrap_or_default();
-        let (openai, anthropic, ollama) = (prov.openai.unwrap_or_default(), prov.anthropic.unwrap_or_default(), prov.ollama.unwrap_or_default());
-        let addr = non_empty(a.addr).or(non_empty(f.addr)).unwrap_or_else(|| "127.0.0.1:8765".into());
+        let (openai, anthropic, ollama) = (
+            prov.openai.unwrap_or_default(),
+            prov.anthropic.unwrap_or_default(),
+            prov.ollama.unwrap_or_default(),
+        );
+        let addr = non_empty(a.addr)
+            .or(non_empty(f.addr))
+            .unwrap_or_else(|| "127.0.0.1:8765".into());
         if addr.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError(format!("OPENLOOP_ADDR: {addr:?} is not host:port (e.g. 127.0.0.1:8765)")));
+            return Err(ConfigError(format!(
+                "OPENLOOP_ADDR: {addr:?} is not host:port (e.g. 127.0.0.1:8765)"
+            )));
         }
         let extra_addrs = split_list(a.extra_addrs.or(f.extra_addrs));
         for x in &extra_addrs {
             if x.parse::<std::net::SocketAddr>().is_err() {
-                return Err(ConfigError(format!("OPENLOOP_EXTRA_ADDRS: {x:?} is not host:port")));
+                return Err(ConfigError(format!(
+                    "OPENLOOP_EXTRA_ADDRS: {x:?} is not host:port"
+                )));
             }
         }
-        let public_url = non_empty(a.public_url).or(non_empty(f.public_url)).map(|u| u.trim_end_matches('/').to_string());
+        let public_url = non_empty(a.public_url)
+            .or(non_empty(f.public_url))
+            .map(|u| u.trim_end_matches('/').to_string());
         if let Some(u) = &public_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(ConfigError(format!("OPENLOOP_PUBLIC_URL: {u:?} must start with http:// or https://")));
+                return Err(ConfigError(format!(
+                    "OPENLOOP_PUBLIC_URL: {u:?} must start with http:// or https://"
+                )));
             }
         }
         let s = Settings {
@@ -217,18 +250,41 @@ impl Settings {
             bootstrap_user_id: non_empty(a.bootstrap_user_id).or(non_empty(f.bootstrap_user_id)),
             bootstrap_api_key: non_empty(a.bootstrap_api_key).or(non_empty(f.bootstrap_api_key)),
             bootstrap_team_id: non_empty(a.bootstrap_team_id).or(non_empty(f.bootstrap_team_id)),
-            bootstrap_team_api_key: non_empty(a.bootstrap_team_api_key).or(non_empty(f.bootstrap_team_api_key)),
-            rate_limit_requests: a.rate_limit_requests.or(f.rate_limit_requests).unwrap_or(600),
-            rate_limit_window_secs: a.rate_limit_window_secs.or(f.rate_limit_window_secs).unwrap_or(60),
-            rate_limit_unauth_per_min: a.rate_limit_unauth_per_min.or(f.rate_limit_unauth_per_min).unwrap_or(60),
-            rate_limit_files_per_min: a.rate_limit_files_per_min.or(f.rate_limit_files_per_min).unwrap_or(300),
-            trust_proxy_headers: a.trust_proxy_headers.or(f.trust_proxy_headers).unwrap_or(false),
+            bootstrap_team_api_key: non_empty(a.bootstrap_team_api_key)
+                .or(non_empty(f.bootstrap_team_api_key)),
+            rate_limit_requests: a
+                .rate_limit_requests
+                .or(f.rate_limit_requests)
+                .unwrap_or(600),
+            rate_limit_window_secs: a
+                .rate_limit_window_secs
+                .or(f.rate_limit_window_secs)
+                .unwrap_or(60),
+            rate_limit_unauth_per_min: a
+                .rate_limit_unauth_per_min
+                .or(f.rate_limit_unauth_per_min)
+                .unwrap_or(60),
+            rate_limit_files_per_min: a
+                .rate_limit_files_per_min
+                .or(f.rate_limit_files_per_min)
+                .unwrap_or(300),
+            trust_proxy_headers: a
+                .trust_proxy_headers
+                .or(f.trust_proxy_headers)
+                .unwrap_or(false),
             signing_keys: non_empty(a.signing_keys).or(non_empty(f.signing_keys)),
-            max_body_bytes: a.max_body_bytes.or(f.max_body_bytes).unwrap_or(10 * 1024 * 1024),
+            max_body_bytes: a
+                .max_body_bytes
+                .or(f.max_body_bytes)
+                .unwrap_or(10 * 1024 * 1024),
             default_model: non_empty(a.default_model).or(non_empty(f.default_model)),
             models: split_list(a.models.or(f.models)),
-            log_format: non_empty(a.log_format).or(non_empty(f.log_format)).unwrap_or_else(|| "json".into()),
-            log: non_empty(a.log).or(non_empty(f.log)).unwrap_or_else(|| "info".into()),
+            log_format: non_empty(a.log_format)
+                .or(non_empty(f.log_format))
+                .unwrap_or_else(|| "json".into()),
+            log: non_empty(a.log)
+                .or(non_empty(f.log))
+                .unwrap_or_else(|| "info".into()),
             openai_api_key: non_empty(a.openai_api_key).or(non_empty(openai.api_key)),
             openai_base_url: non_empty(a.openai_base_url).or(non_empty(openai.base_url)),
             anthropic_api_key: non_empty(a.anthropic_api_key).or(non_empty(anthropic.api_key)),
@@ -241,39 +297,67 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.rate_limit_window_secs == 0 {
-            return Err(ConfigError("OPENLOOP_RATE_LIMIT_WINDOW_SECS must be at least 1".into()));
+            return Err(ConfigError(
+                "OPENLOOP_RATE_LIMIT_WINDOW_SECS must be at least 1".into(),
+            ));
         }
         if self.max_body_bytes < 1024 {
-            return Err(ConfigError("OPENLOOP_MAX_BODY_BYTES must be at least 1024".into()));
+            return Err(ConfigError(
+                "OPENLOOP_MAX_BODY_BYTES must be at least 1024".into(),
+            ));
         }
         if !["json", "text"].contains(&self.log_format.as_str()) {
-            return Err(ConfigError(format!("OPENLOOP_LOG_FORMAT: {:?} must be json or text", self.log_format)));
+            return Err(ConfigError(format!(
+                "OPENLOOP_LOG_FORMAT: {:?} must be json or text",
+                self.log_format
+            )));
         }
         if self.bootstrap_api_key.is_some() && self.bootstrap_user_id.is_none() {
-            return Err(ConfigError("OPENLOOP_BOOTSTRAP_API_KEY needs OPENLOOP_BOOTSTRAP_USER_ID".into()));
+            return Err(ConfigError(
+                "OPENLOOP_BOOTSTRAP_API_KEY needs OPENLOOP_BOOTSTRAP_USER_ID".into(),
+            ));
         }
         if self.bootstrap_team_api_key.is_some() && self.bootstrap_team_id.is_none() {
-            return Err(ConfigError("OPENLOOP_BOOTSTRAP_TEAM_API_KEY needs OPENLOOP_BOOTSTRAP_TEAM_ID".into()));
+            return Err(ConfigError(
+                "OPENLOOP_BOOTSTRAP_TEAM_API_KEY needs OPENLOOP_BOOTSTRAP_TEAM_ID".into(),
+            ));
         }
         if self.bootstrap_team_id.is_some() && self.bootstrap_user_id.is_none() {
-            return Err(ConfigError("OPENLOOP_BOOTSTRAP_TEAM_ID needs OPENLOOP_BOOTSTRAP_USER_ID (the team's admin)".into()));
+            return Err(ConfigError(
+                "OPENLOOP_BOOTSTRAP_TEAM_ID needs OPENLOOP_BOOTSTRAP_USER_ID (the team's admin)"
+                    .into(),
+            ));
         }
-        for (name, v) in [("OPENLOOP_BOOTSTRAP_API_KEY", &self.bootstrap_api_key), ("OPENLOOP_BOOTSTRAP_TEAM_API_KEY", &self.bootstrap_team_api_key)] {
+        for (name, v) in [
+            ("OPENLOOP_BOOTSTRAP_API_KEY", &self.bootstrap_api_key),
+            (
+                "OPENLOOP_BOOTSTRAP_TEAM_API_KEY",
+                &self.bootstrap_team_api_key,
+            ),
+        ] {
             if let Some(k) = v {
                 if !engine::tenancy::valid_secret(k) {
-                    return Err(ConfigError(format!("{name} must be olk_… or at least 32 printable characters")));
+                    return Err(ConfigError(format!(
+                        "{name} must be olk_… or at least 32 printable characters"
+                    )));
                 }
             }
         }
-        for (name, v) in [("OPENLOOP_BOOTSTRAP_USER_ID", &self.bootstrap_user_id), ("OPENLOOP_BOOTSTRAP_TEAM_ID", &self.bootstrap_team_id)] {
+        for (name, v) in [
+            ("OPENLOOP_BOOTSTRAP_USER_ID", &self.bootstrap_user_id),
+            ("OPENLOOP_BOOTSTRAP_TEAM_ID", &self.bootstrap_team_id),
+        ] {
             if let Some(id) = v {
                 if !wire::ids::is_valid_caller_id(id) {
-                    return Err(ConfigError(format!("{name}: {id:?} must match ^[A-Za-z0-9_-]{{1,128}}$")));
+                    return Err(ConfigError(format!(
+                        "{name}: {id:?} must match ^[A-Za-z0-9_-]{{1,128}}$"
+                    )));
                 }
             }
         }
         if let Some(spec) = &self.signing_keys {
-            engine::Signer::parse(spec).map_err(|e| ConfigError(format!("OPENLOOP_SIGNING_KEYS: {e}")))?;
+            engine::Signer::parse(spec)
+                .map_err(|e| ConfigError(format!("OPENLOOP_SIGNING_KEYS: {e}")))?;
         }
         if !self.database_url.starts_with("sqlite:") {
             return Err(ConfigError(format!(

@@ -8,11 +8,13 @@ use std::time::Duration;
 use engine::catalogue::Provider;
 use engine::{Engine, KeyKind, ModelCatalogue, Signer};
 use server::{AppState, Lifecycle, RateLimitConfig, ServerConfig};
+use store::TenancyStore;
 
 use crate::config::{CommonArgs, FileSettings, ServeArgs, Settings};
 
 pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", dir.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -45,9 +47,15 @@ fn signing_keys(settings: &Settings) -> anyhow::Result<Signer> {
 fn init_tracing(settings: &Settings) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if settings.log_format == "json" {
-        let _ = builder.json().flatten_event(true).with_current_span(false).try_init();
+        let _ = builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init();
     } else {
         let _ = builder.try_init();
     }
@@ -72,23 +80,70 @@ fn catalogue(settings: &Settings) -> ModelCatalogue {
 async fn bootstrap(engine: &Engine, s: &Settings) -> anyhow::Result<()> {
     if let Some(user_id) = &s.bootstrap_user_id {
         let user = engine
-            .create_user(engine::tenancy::NewUser { id: Some(user_id.clone()), organization_id: None, email: None, first_name: Some("Admin".into()), last_name: None, org_admin: true })
+            .create_user(engine::tenancy::NewUser {
+                id: Some(user_id.clone()),
+                organization_id: None,
+                email: None,
+                first_name: Some("Admin".into()),
+                last_name: None,
+                org_admin: true,
+            })
             .await?;
         if let Some(secret) = &s.bootstrap_api_key {
-            engine.ensure_key(&KeyKind::Personal { user_id: user.id.clone() }, secret, Some(user.id.clone())).await?;
+            engine
+                .ensure_key(
+                    &KeyKind::Personal {
+                        user_id: user.id.clone(),
+                    },
+                    secret,
+                    Some(user.id.clone()),
+                )
+                .await?;
         }
         if let Some(team_id) = &s.bootstrap_team_id {
-            let team = engine.create_team(Some(team_id.clone()), team_id, Some(user.organization_id.clone())).await?;
+            let team = engine
+                .create_team(
+                    Some(team_id.clone()),
+                    team_id,
+                    Some(user.organization_id.clone()),
+                )
+                .await?;
             engine.add_team_member(&team.id, &user.id, "admin").await?;
             if let Some(secret) = &s.bootstrap_team_api_key {
-                engine.ensure_key(&KeyKind::Team { team_id: team.id.clone() }, secret, Some(user.id.clone())).await?;
+                engine
+                    .ensure_key(
+                        &KeyKind::Team {
+                            team_id: team.id.clone(),
+                        },
+                        secret,
+                        Some(user.id.clone()),
+                    )
+                    .await?;
             }
         }
         return Ok(());
     }
     if engine.store.count_users().await? == 0 {
-        let user = engine.create_user(engine::tenancy::NewUser { id: None, organization_id: None, email: None, first_name: Some("Admin".into()), last_name: None, org_admin: true }).await?;
-        let key = engine.create_key(&KeyKind::Personal { user_id: user.id.clone() }, Some("first-start".into()), None, Some(user.id.clone())).await?;
+        let user = engine
+            .create_user(engine::tenancy::NewUser {
+                id: None,
+                organization_id: None,
+                email: None,
+                first_name: Some("Admin".into()),
+                last_name: None,
+                org_admin: true,
+            })
+            .await?;
+        let key = engine
+            .create_key(
+                &KeyKind::Personal {
+                    user_id: user.id.clone(),
+                },
+                Some("first-start".into()),
+                None,
+                Some(user.id.clone()),
+            )
+            .await?;
         println!("openloop: created the first organization admin (shown once, store it now):");
         println!("  GUMLOOP_USER_ID={}", user.id);
         println!("  GUMLOOP_ACCESS_TOKEN={}", key.secret);
@@ -137,13 +192,28 @@ pub async fn run(common: &CommonArgs, args: ServeArgs, file: FileSettings) -> Ex
 async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     ensure_data_dir(&settings.data_dir)?;
     let signer = signing_keys(settings)?;
-    let listener = tokio::net::TcpListener::bind(&settings.addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {} (OPENLOOP_ADDR): {e}", settings.addr))?;
+    let listener = tokio::net::TcpListener::bind(&settings.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (OPENLOOP_ADDR): {e}", settings.addr))?;
     let local = listener.local_addr()?;
     if settings.public_url.is_empty() {
         settings.public_url = format!("http://{local}");
     }
-    let store = Arc::new(store::sqlite::SqliteStore::open(&settings.database_url).await.map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", settings.database_url))?);
-    let engine = Arc::new(Engine::new(store.clone(), signer, catalogue(settings), engine::EngineConfig { public_url: settings.public_url.clone() }));
+    let store = Arc::new(
+        store::sqlite::SqliteStore::open(&settings.database_url)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot open the database {}: {e}", settings.database_url)
+            })?,
+    );
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        signer,
+        catalogue(settings),
+        engine::EngineConfig {
+            public_url: settings.public_url.clone(),
+        },
+    ));
     bootstrap(&engine, settings).await?;
 
     let lifecycle = Arc::new(Lifecycle::default());
@@ -158,7 +228,12 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
         engine: engine.clone(),
         config: Arc::new(ServerConfig {
             max_body_bytes: settings.max_body_bytes,
-            rate_limits: RateLimitConfig { requests: settings.rate_limit_requests, window_secs: settings.rate_limit_window_secs, unauth_per_min: settings.rate_limit_unauth_per_min, files_per_min: settings.rate_limit_files_per_min },
+            rate_limits: RateLimitConfig {
+                requests: settings.rate_limit_requests,
+                window_secs: settings.rate_limit_window_secs,
+                unauth_per_min: settings.rate_limit_unauth_per_min,
+                files_per_min: settings.rate_limit_files_per_min,
+            },
             trust_proxy_headers: settings.trust_proxy_headers,
             public_url: settings.public_url.clone(),
             data_dir: settings.data_dir.clone(),
@@ -185,17 +260,22 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     let mut servers = Vec::new();
     let mut listeners = vec![listener];
     for extra in &settings.extra_addrs {
-        listeners.push(tokio::net::TcpListener::bind(extra).await.map_err(|e| anyhow::anyhow!("cannot listen on {extra} (OPENLOOP_EXTRA_ADDRS): {e}"))?);
+        listeners.push(tokio::net::TcpListener::bind(extra).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {extra} (OPENLOOP_EXTRA_ADDRS): {e}")
+        })?);
     }
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     for l in listeners {
-        let app = app.clone().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let app = app
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let mut stop = stop_tx.subscribe();
         servers.push(tokio::spawn(async move {
-            axum::serve(l, app).with_graceful_shutdown(async move {
-                let _ = stop.recv().await;
-            })
-            .await
+            axum::serve(l, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.recv().await;
+                })
+                .await
         }));
     }
     println!("openloop listening on http://{local}");

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod middleware;
 pub mod openapi;
 pub mod ratelimit;
@@ -50,7 +51,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub limiter: Arc<ratelimit::Limiter>,
     pub lifecycle: Arc<Lifecycle>,
-    pub health: Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>,
+    pub health:
+        Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>,
 }
 
 /// The whole application router.

@@ -28,13 +28,26 @@ pub fn legacy_family(path: &str) -> Option<Legacy> {
     let first = p.split('/').next().unwrap_or("");
     match first {
         "start_agent" | "agent_status" => Some(Legacy::Interactions),
-        "start_pipeline" | "get_pl_run" | "kill_pipeline" | "list_saved_items" | "list_workbooks" | "get_inputs" | "get_plrun_saved_item_map" | "upload_file" | "upload_files" | "download_file" | "download_files" | "export_data"
-        | "export_status" | "get_audit_logs" => Some(Legacy::Other),
+        "start_pipeline"
+        | "get_pl_run"
+        | "kill_pipeline"
+        | "list_saved_items"
+        | "list_workbooks"
+        | "get_inputs"
+        | "get_plrun_saved_item_map"
+        | "upload_file"
+        | "upload_files"
+        | "download_file"
+        | "download_files"
+        | "export_data"
+        | "export_status"
+        | "get_audit_logs" => Some(Legacy::Other),
         _ => None,
     }
 }
 
-const MISSING_L: &str = "Authorization header with Bearer token or api_key query parameter is required";
+const MISSING_L: &str =
+    "Authorization header with Bearer token or api_key query parameter is required";
 
 fn auth_failure(family: Option<Legacy>, missing: bool) -> Response {
     match family {
@@ -42,11 +55,25 @@ fn auth_failure(family: Option<Legacy>, missing: bool) -> Response {
             // L1 answers 403 "Unauthorized" for an invalid key; L2 401 for both.
             Flat(ApiError::flat(401, MISSING_L)).into_response()
         }
-        Some(Legacy::Other) => Flat(ApiError::flat(401, if missing { "missing_api_key" } else { "invalid_api_key" })).into_response(),
+        Some(Legacy::Other) => Flat(ApiError::flat(
+            401,
+            if missing {
+                "missing_api_key"
+            } else {
+                "invalid_api_key"
+            },
+        ))
+        .into_response(),
         None => Nested(if missing {
-            ApiError::new(ErrorCode::MissingApiKey, "No API key: send Authorization: Bearer <API key> (or ?api_key=).")
+            ApiError::new(
+                ErrorCode::MissingApiKey,
+                "No API key: send Authorization: Bearer <API key> (or ?api_key=).",
+            )
         } else {
-            ApiError::new(ErrorCode::InvalidApiKey, "The API key is invalid or revoked; create one with `openloop keys create`.")
+            ApiError::new(
+                ErrorCode::InvalidApiKey,
+                "The API key is invalid or revoked; create one with `openloop keys create`.",
+            )
         })
         .into_response(),
     }
@@ -54,17 +81,34 @@ fn auth_failure(family: Option<Legacy>, missing: bool) -> Response {
 
 fn client_ip(req: &Request, trust_proxy: bool) -> IpAddr {
     if trust_proxy {
-        if let Some(ip) = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).and_then(|s| s.trim().parse().ok()) {
+        if let Some(ip) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|s| s.trim().parse().ok())
+        {
             return ip;
         }
     }
-    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
 fn bearer(req: &Request) -> Option<String> {
-    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let v = req
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+        .filter(|t| !t.is_empty())
 }
 
 /// Authenticates `/api/v1` requests and charges the key's quota.
@@ -125,7 +169,12 @@ fn request_id(req: &Request) -> String {
     req.headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
         .map(str::to_string)
         .unwrap_or_else(|| wire::ids::new_id("req"))
 }
@@ -135,15 +184,24 @@ pub async fn common_headers(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let rid = request_id(&req);
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
     let path = req.uri().path().to_string();
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&rid) {
         h.insert("x-request-id", v);
     }
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    let is_json = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    let is_json = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
     if is_json && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

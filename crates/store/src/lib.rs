@@ -45,10 +45,16 @@ pub trait TenancyStore: Send + Sync {
     /// Teams the user belongs to, with the user's role, ordered by name.
     async fn teams_of_user(&self, user_id: &str) -> Result<Vec<(Team, String)>>;
     async fn count_users(&self) -> Result<i64>;
+    /// Liveness of the database (`/readyz`).
+    async fn ping(&self) -> Result<()>;
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
     async fn api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKey>>;
-    async fn list_api_keys(&self, user_id: Option<&str>, team_id: Option<&str>) -> Result<Vec<ApiKey>>;
+    async fn list_api_keys(
+        &self,
+        user_id: Option<&str>,
+        team_id: Option<&str>,
+    ) -> Result<Vec<ApiKey>>;
     /// Returns false when no active key has this id.
     async fn revoke_api_key(&self, key_id: &str, at: i64) -> Result<bool>;
 }
@@ -65,13 +71,59 @@ pub trait AgentStore: Send + Sync {
     async fn agents_in_tenant(&self, tenant: &Tenant) -> Result<Vec<AgentRecord>>;
     /// Writes a new state and a new version iff the stored version is `expected_version`.
     /// Returns false (and writes nothing) when the version moved.
-    async fn update_agent(&self, agent: &AgentRecord, expected_version: i64, version: &AgentVersionRecord) -> Result<bool>;
+    async fn update_agent(
+        &self,
+        agent: &AgentRecord,
+        expected_version: i64,
+        version: &AgentVersionRecord,
+    ) -> Result<bool>;
     async fn delete_agent(&self, id: &str, at: i64) -> Result<bool>;
     async fn agent_versions(&self, agent_id: &str) -> Result<Vec<AgentVersionRecord>>;
-    async fn agent_version(&self, agent_id: &str, version_id: &str) -> Result<Option<AgentVersionRecord>>;
+    async fn agent_version(
+        &self,
+        agent_id: &str,
+        version_id: &str,
+    ) -> Result<Option<AgentVersionRecord>>;
     async fn touch_agent_used(&self, id: &str, at: i64) -> Result<()>;
 }
 
+/// Outcome of claiming an idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdempotencyClaim {
+    /// First use (or an expired/abandoned one): the caller runs the request.
+    New,
+    /// Completed before with the same fingerprint: replay this status and body.
+    Replay { status: u16, body: Vec<u8> },
+    /// Same key, different request.
+    Reused,
+    /// The original request is still running.
+    InUse,
+}
+
+/// Stored results of requests sent with an `Idempotency-Key` (API.md §5.2).
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Atomically claims `scope`. Rows created before `expired_before` are replaced;
+    /// in-progress rows untouched since `stale_before` are taken over.
+    async fn claim_idempotency(
+        &self,
+        scope: &str,
+        fingerprint: &[u8],
+        now: i64,
+        expired_before: i64,
+        stale_before: i64,
+    ) -> Result<IdempotencyClaim>;
+    async fn complete_idempotency(
+        &self,
+        scope: &str,
+        status: u16,
+        body: &[u8],
+        now: i64,
+    ) -> Result<()>;
+    /// Forgets a claim whose request failed with a 5xx (never stored).
+    async fn release_idempotency(&self, scope: &str) -> Result<()>;
+}
+
 /// Everything the engine needs from storage.
-pub trait Store: TenancyStore + AgentStore + Send + Sync {}
-impl<T: TenancyStore + AgentStore + Send + Sync> Store for T {}
+pub trait Store: TenancyStore + AgentStore + IdempotencyStore + Send + Sync {}
+impl<T: TenancyStore + AgentStore + IdempotencyStore + Send + Sync> Store for T {}

@@ -206,7 +206,11 @@ pub struct TextHunk {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 #[serde(untagged)]
 pub enum FieldChange {
-    Text { field: String, status: String, text_hunks: Vec<TextHunk> },
+    Text {
+        field: String,
+        status: String,
+        text_hunks: Vec<TextHunk>,
+    },
     Value {
         field: String,
         status: String,

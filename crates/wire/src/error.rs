@@ -86,22 +86,55 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidJson | InvalidRequest | InvalidId | InvalidPageSize | InvalidSort
-            | InvalidCursor | InvalidName | InvalidInput | InvalidModel
-            | InvalidIdempotencyKey | InvalidFileName | InvalidFileContent | InvalidPassword
-            | InvalidAttachment | ApprovalResponsesNotSupported | InvalidApprovalResponse
+            InvalidJson
+            | InvalidRequest
+            | InvalidId
+            | InvalidPageSize
+            | InvalidSort
+            | InvalidCursor
+            | InvalidName
+            | InvalidInput
+            | InvalidModel
+            | InvalidIdempotencyKey
+            | InvalidFileName
+            | InvalidFileContent
+            | InvalidPassword
+            | InvalidAttachment
+            | ApprovalResponsesNotSupported
+            | InvalidApprovalResponse
             | UserIdRequired => 400,
             MissingApiKey | InvalidApiKey => 401,
-            IdentityMismatch | NotTeamMember | TeamMismatch | TeamKeyNotSupported
-            | PermissionDenied | OrganizationAdminRequired | PlatformAgentNotDeletable
-            | SignatureInvalid | SignatureExpired => 403,
-            RouteNotFound | TeamNotFound | AgentNotFound | AgentVersionNotFound
-            | SessionNotFound | QueuedMessageNotFound | ArtifactNotFound
-            | ArtifactVersionNotFound | FlowNotFound | RunNotFound | FileNotFound
-            | DataExportNotFound | OrganizationNotFound | ToolNotFound => 404,
+            IdentityMismatch
+            | NotTeamMember
+            | TeamMismatch
+            | TeamKeyNotSupported
+            | PermissionDenied
+            | OrganizationAdminRequired
+            | PlatformAgentNotDeletable
+            | SignatureInvalid
+            | SignatureExpired => 403,
+            RouteNotFound
+            | TeamNotFound
+            | AgentNotFound
+            | AgentVersionNotFound
+            | SessionNotFound
+            | QueuedMessageNotFound
+            | ArtifactNotFound
+            | ArtifactVersionNotFound
+            | FlowNotFound
+            | RunNotFound
+            | FileNotFound
+            | DataExportNotFound
+            | OrganizationNotFound
+            | ToolNotFound => 404,
             MethodNotAllowed => 405,
-            SessionAlreadyExists | AgentAlreadyExists | InteractionNotInTerminalState
-            | AgentVersionConflict | NoPendingApprovals | QueueFull | IdempotencyKeyReused
+            SessionAlreadyExists
+            | AgentAlreadyExists
+            | InteractionNotInTerminalState
+            | AgentVersionConflict
+            | NoPendingApprovals
+            | QueueFull
+            | IdempotencyKeyReused
             | IdempotencyKeyInUse => 409,
             PayloadTooLarge | FileTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -193,11 +226,17 @@ impl ApiError {
     }
 
     pub fn internal() -> Self {
-        Self::new(ErrorCode::InternalError, "Internal error; the request was not completed. Retry later.")
+        Self::new(
+            ErrorCode::InternalError,
+            "Internal error; the request was not completed. Retry later.",
+        )
     }
 
     pub fn not_implemented(what: &str) -> Self {
-        Self::new(ErrorCode::NotImplemented, format!("{what} is not implemented by this Openloop server yet."))
+        Self::new(
+            ErrorCode::NotImplemented,
+            format!("{what} is not implemented by this Openloop server yet."),
+        )
     }
 
     /// The nested v1 envelope.
@@ -266,7 +305,10 @@ mod tests {
 
     #[test]
     fn codes_serialize_snake_case_and_map_status() {
-        assert_eq!(ErrorCode::AgentVersionConflict.name(), "agent_version_conflict");
+        assert_eq!(
+            ErrorCode::AgentVersionConflict.name(),
+            "agent_version_conflict"
+        );
         assert_eq!(ErrorCode::AgentVersionConflict.status(), 409);
         let e = ApiError::new(ErrorCode::InvalidPageSize, "bad").param("page_size");
         let body = e.nested_body();

@@ -4,7 +4,10 @@ use sqlx::SqlitePool;
 
 use crate::Result;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "tenancy and agents", include_str!("0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "tenancy and agents", include_str!("0001_init.sql")),
+    (2, "idempotency keys", include_str!("0002_idempotency.sql")),
+];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<()> {
     sqlx::query("CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)")
@@ -12,10 +15,11 @@ pub(crate) async fn run(pool: &SqlitePool) -> Result<()> {
         .await?;
     for (version, description, sql) in MIGRATIONS {
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let done: Option<i64> = sqlx::query_scalar("SELECT version FROM _migrations WHERE version = ?")
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM _migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
         if done.is_some() {
             continue;
         }

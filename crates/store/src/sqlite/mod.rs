@@ -2,6 +2,7 @@
 //! a small pool of reader connections.
 
 mod agents;
+mod idempotency;
 mod migrations;
 mod tenancy;
 
@@ -53,12 +54,6 @@ impl SqliteStore {
 
     pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    /// Liveness of the database for `/readyz`.
-    pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
     }
 
     pub async fn close(&self) {

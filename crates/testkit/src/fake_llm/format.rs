@@ -253,9 +253,7 @@ pub(crate) fn sse_frames(ctx: &Ctx<'_>) -> Plan {
 fn openai_frames(ctx: &Ctx<'_>, f: &mut Frames) -> usize {
     let r = ctx.reply;
     let id = format!("chatcmpl-fake-{}", ctx.seq);
-    let envelope = |choices: Value| {
-        json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": ctx.model, "choices": choices})
-    };
+    let envelope = |choices: Value| json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": ctx.model, "choices": choices});
     let mut first = true;
     let mut delta_frame = |f: &mut Frames, mut delta: Value| {
         if first {
@@ -410,10 +408,7 @@ fn anthropic_frames(ctx: &Ctx<'_>, f: &mut Frames) -> usize {
     }
     f.push(ev("message_delta", delta), false);
     if !r.omit_done {
-        f.push(
-            ev("message_stop", json!({"type": "message_stop"})),
-            false,
-        );
+        f.push(ev("message_stop", json!({"type": "message_stop"})), false);
     }
     trailer
 }

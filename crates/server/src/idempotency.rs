@@ -1,0 +1,106 @@
+//! Wraps a handler so a repeated `Idempotency-Key` replays the first answer (§5.2).
+
+use std::future::Future;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use engine::idempotency::{self, Claimed};
+use serde_json::Value;
+
+use crate::error::Nested;
+use crate::AppState;
+
+/// Largest response body kept for replay.
+const MAX_STORED_BODY: usize = 1024 * 1024;
+
+/// What identifies and fingerprints an idempotent request.
+pub struct IdemRequest<'a> {
+    pub headers: &'a HeaderMap,
+    pub key_id: &'a str,
+    /// Route id, e.g. `"G2"`.
+    pub route: &'a str,
+    pub path_ids: &'a str,
+    pub body: &'a Value,
+    pub raw_query: Option<&'a str>,
+}
+
+/// Runs `f` at most once per (key, route, path ids, Idempotency-Key); replays after.
+pub async fn run<F, Fut>(st: &AppState, req: IdemRequest<'_>, f: F) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let IdemRequest {
+        headers,
+        key_id,
+        route,
+        path_ids,
+        body,
+        raw_query,
+    } = req;
+    let Some(idem) = headers.get("idempotency-key") else {
+        return f().await;
+    };
+    let idem = match idem.to_str() {
+        Ok(s) => s,
+        Err(_) => {
+            return Nested(
+                wire::ApiError::new(
+                    wire::ErrorCode::InvalidIdempotencyKey,
+                    "Idempotency-Key must be printable ASCII.",
+                )
+                .param("Idempotency-Key"),
+            )
+            .into_response()
+        }
+    };
+    if let Err(e) = idempotency::check_key(idem) {
+        return Nested(e).into_response();
+    }
+    let query: Vec<(String, String)> = form_urlencoded::parse(raw_query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let fp = idempotency::fingerprint(body, &query);
+    let scope = idempotency::scope(key_id, route, path_ids, idem);
+    match st.engine.claim_idempotency(&scope, &fp).await {
+        Err(e) => Nested(e).into_response(),
+        Ok(Claimed::Replay { status, body }) => {
+            let mut resp = Response::new(Body::from(body));
+            *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            resp
+        }
+        Ok(Claimed::New) => {
+            let resp = f().await;
+            let (parts, body) = resp.into_parts();
+            let is_json = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+            if !is_json {
+                // Streams are never stored; the key stays claimed as "reused" for S2/S8.
+                st.engine.release_idempotency(&scope).await;
+                return Response::from_parts(parts, body);
+            }
+            match axum::body::to_bytes(body, MAX_STORED_BODY).await {
+                Ok(bytes) => {
+                    st.engine
+                        .finish_idempotency(&scope, parts.status.as_u16(), &bytes)
+                        .await;
+                    Response::from_parts(parts, Body::from(bytes))
+                }
+                Err(_) => {
+                    st.engine.release_idempotency(&scope).await;
+                    Nested(wire::ApiError::internal()).into_response()
+                }
+            }
+        }
+    }
+}
