@@ -68,6 +68,37 @@ pub struct ServeArgs {
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "OPENLOOP_LOG")]
     pub log: Option<String>,
+    /// Worker tasks per process.
+    #[arg(long, env = "OPENLOOP_WORKERS")]
+    pub workers: Option<usize>,
+    /// Job lease in seconds (renewed every third of it).
+    #[arg(long, env = "OPENLOOP_LEASE_SECS")]
+    pub lease_secs: Option<u64>,
+    /// Interrupted attempts before a run fails.
+    #[arg(long, env = "OPENLOOP_RUN_MAX_ATTEMPTS")]
+    pub run_max_attempts: Option<i64>,
+    #[arg(long, env = "OPENLOOP_AGENT_MAX_CONCURRENCY")]
+    pub agent_max_concurrency: Option<i64>,
+    #[arg(long, env = "OPENLOOP_AGENT_MAX_QUEUE")]
+    pub agent_max_queue: Option<i64>,
+    #[arg(long, env = "OPENLOOP_ORG_MAX_CONCURRENCY")]
+    pub org_max_concurrency: Option<i64>,
+    /// queue | reject
+    #[arg(long, env = "OPENLOOP_CONCURRENCY_OVERFLOW")]
+    pub concurrency_overflow: Option<String>,
+    #[arg(long, env = "OPENLOOP_MAX_STEPS_DEFAULT")]
+    pub max_steps_default: Option<u32>,
+    #[arg(long, env = "OPENLOOP_MAX_STEPS_CAP")]
+    pub max_steps_cap: Option<u32>,
+    #[arg(long, env = "OPENLOOP_RUN_TIMEOUT_SECS")]
+    pub run_timeout_secs: Option<u64>,
+    #[arg(long, env = "OPENLOOP_CREDITS_PER_1K_TOKENS")]
+    pub credits_per_1k_tokens: Option<f64>,
+    #[arg(long, env = "OPENLOOP_SSRF_ALLOW_PRIVATE")]
+    pub ssrf_allow_private: Option<bool>,
+    /// Hosts, host:port or CIDRs agent HTTP tools may reach despite the SSRF policy.
+    #[arg(long, env = "OPENLOOP_SSRF_ALLOWLIST")]
+    pub ssrf_allowlist: Option<String>,
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub openai_api_key: Option<String>,
     #[arg(long, env = "OPENAI_BASE_URL")]
@@ -75,7 +106,6 @@ pub struct ServeArgs {
     #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
     pub anthropic_api_key: Option<String>,
     #[arg(long, env = "ANTHROPIC_BASE_URL")]
-    #[allow(dead_code)] // read by the provider wiring
     pub anthropic_base_url: Option<String>,
     #[arg(long, env = "OLLAMA_HOST")]
     pub ollama_host: Option<String>,
@@ -87,6 +117,13 @@ pub struct ProviderFile {
     pub api_key: Option<String>,
     pub base_url: Option<String>,
     pub host: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input_per_1k: f64,
+    pub output_per_1k: f64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,7 +158,21 @@ pub struct FileSettings {
     pub models: Option<String>,
     pub log_format: Option<String>,
     pub log: Option<String>,
+    pub workers: Option<usize>,
+    pub lease_secs: Option<u64>,
+    pub run_max_attempts: Option<i64>,
+    pub agent_max_concurrency: Option<i64>,
+    pub agent_max_queue: Option<i64>,
+    pub org_max_concurrency: Option<i64>,
+    pub concurrency_overflow: Option<String>,
+    pub max_steps_default: Option<u32>,
+    pub max_steps_cap: Option<u32>,
+    pub run_timeout_secs: Option<u64>,
+    pub credits_per_1k_tokens: Option<f64>,
+    pub ssrf_allow_private: Option<bool>,
+    pub ssrf_allowlist: Option<String>,
     pub providers: Option<Providers>,
+    pub pricing: Option<std::collections::HashMap<String, Price>>,
 }
 
 /// Resolved settings.
@@ -150,9 +201,9 @@ pub struct Settings {
     pub openai_api_key: Option<String>,
     pub openai_base_url: Option<String>,
     pub anthropic_api_key: Option<String>,
-    #[allow(dead_code)] // read by the provider wiring
     pub anthropic_base_url: Option<String>,
     pub ollama_host: Option<String>,
+    pub runtime: engine::RuntimeConfig,
 }
 
 /// A setting that failed validation: startup aborts with exit code 2.
@@ -241,6 +292,98 @@ impl Settings {
                 )));
             }
         }
+        let d = engine::RuntimeConfig::default();
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let overflow = non_empty(a.concurrency_overflow)
+            .or(non_empty(f.concurrency_overflow))
+            .unwrap_or_else(|| "queue".into());
+        if !["queue", "reject"].contains(&overflow.as_str()) {
+            return Err(ConfigError(format!(
+                "OPENLOOP_CONCURRENCY_OVERFLOW: {overflow:?} must be queue or reject"
+            )));
+        }
+        let org_max = a
+            .org_max_concurrency
+            .or(f.org_max_concurrency)
+            .unwrap_or(d.org_max_concurrency);
+        let runtime = engine::RuntimeConfig {
+            // Runs wait on the network; at least as many workers as the organization may run.
+            workers: a
+                .workers
+                .or(f.workers)
+                .unwrap_or_else(|| (2 * cores).max(org_max.max(1) as usize)),
+            lease: std::time::Duration::from_secs(a.lease_secs.or(f.lease_secs).unwrap_or(30)),
+            max_attempts: a
+                .run_max_attempts
+                .or(f.run_max_attempts)
+                .unwrap_or(d.max_attempts),
+            agent_max_concurrency: a
+                .agent_max_concurrency
+                .or(f.agent_max_concurrency)
+                .unwrap_or(d.agent_max_concurrency),
+            org_max_concurrency: org_max,
+            agent_max_queue: a
+                .agent_max_queue
+                .or(f.agent_max_queue)
+                .unwrap_or(d.agent_max_queue),
+            overflow_reject: overflow == "reject",
+            max_steps_default: a
+                .max_steps_default
+                .or(f.max_steps_default)
+                .unwrap_or(d.max_steps_default),
+            max_steps_cap: a
+                .max_steps_cap
+                .or(f.max_steps_cap)
+                .unwrap_or(d.max_steps_cap),
+            run_timeout: std::time::Duration::from_secs(
+                a.run_timeout_secs.or(f.run_timeout_secs).unwrap_or(1800),
+            ),
+            credits_per_1k_tokens: a
+                .credits_per_1k_tokens
+                .or(f.credits_per_1k_tokens)
+                .unwrap_or(d.credits_per_1k_tokens),
+            pricing: f
+                .pricing
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, p)| (k, (p.input_per_1k, p.output_per_1k)))
+                .collect(),
+            ssrf_allow_private: a
+                .ssrf_allow_private
+                .or(f.ssrf_allow_private)
+                .unwrap_or(false),
+            ssrf_allowlist: split_list(a.ssrf_allowlist.or(f.ssrf_allowlist)),
+        };
+        for (name, v) in [
+            ("OPENLOOP_WORKERS", runtime.workers as i64),
+            ("OPENLOOP_RUN_MAX_ATTEMPTS", runtime.max_attempts),
+            (
+                "OPENLOOP_AGENT_MAX_CONCURRENCY",
+                runtime.agent_max_concurrency,
+            ),
+            ("OPENLOOP_ORG_MAX_CONCURRENCY", runtime.org_max_concurrency),
+            (
+                "OPENLOOP_MAX_STEPS_DEFAULT",
+                runtime.max_steps_default as i64,
+            ),
+            ("OPENLOOP_MAX_STEPS_CAP", runtime.max_steps_cap as i64),
+            ("OPENLOOP_LEASE_SECS", runtime.lease.as_secs() as i64),
+            (
+                "OPENLOOP_RUN_TIMEOUT_SECS",
+                runtime.run_timeout.as_secs() as i64,
+            ),
+        ] {
+            if v < 1 {
+                return Err(ConfigError(format!("{name} must be at least 1")));
+            }
+        }
+        if runtime.agent_max_queue < 0 {
+            return Err(ConfigError(
+                "OPENLOOP_AGENT_MAX_QUEUE must not be negative".into(),
+            ));
+        }
         let s = Settings {
             data_dir,
             database_url,
@@ -290,6 +433,7 @@ impl Settings {
             anthropic_api_key: non_empty(a.anthropic_api_key).or(non_empty(anthropic.api_key)),
             anthropic_base_url: non_empty(a.anthropic_base_url).or(non_empty(anthropic.base_url)),
             ollama_host: non_empty(a.ollama_host).or(non_empty(ollama.host)),
+            runtime,
         };
         s.validate()?;
         Ok(s)

@@ -161,7 +161,10 @@ pub async fn open_engine(
         Arc::new(store),
         signer,
         catalogue,
-        EngineConfig { public_url },
+        EngineConfig {
+            public_url,
+            runtime: Default::default(),
+        },
     ))
 }
 

@@ -61,7 +61,54 @@ fn init_tracing(settings: &Settings) {
     }
 }
 
-fn catalogue(settings: &Settings) -> ModelCatalogue {
+fn providers(settings: &Settings) -> llm::Providers {
+    let cred = |key: &Option<String>, url: &Option<String>| llm::ProviderCredentials {
+        api_key: key.clone(),
+        base_url: url.clone(),
+    };
+    let openai = (settings.openai_api_key.is_some() || settings.openai_base_url.is_some())
+        .then(|| cred(&settings.openai_api_key, &settings.openai_base_url));
+    let anthropic = settings
+        .anthropic_api_key
+        .is_some()
+        .then(|| cred(&settings.anthropic_api_key, &settings.anthropic_base_url));
+    llm::Providers::new(llm::ProvidersConfig {
+        openai,
+        anthropic,
+        ollama_host: settings.ollama_host.clone(),
+        ..Default::default()
+    })
+}
+
+/// Models the configured servers report (an OpenAI-compatible server at a non-default
+/// base URL, Ollama), so local servers work without extra configuration.
+async fn discover_models(settings: &Settings, providers: &llm::Providers) -> Vec<String> {
+    let mut out = Vec::new();
+    let wait = Duration::from_secs(3);
+    if settings.openai_base_url.as_deref().is_some_and(|u| {
+        u.trim_end_matches('/') != llm::openai::DEFAULT_BASE_URL.trim_end_matches('/')
+    }) {
+        if let Some(c) = providers.openai() {
+            match tokio::time::timeout(wait, c.list_models()).await {
+                Ok(Ok(models)) => out.extend(models.into_iter().map(|m| format!("openai/{m}"))),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not list the OpenAI-compatible server's models")
+                }
+                Err(_) => tracing::warn!("listing the OpenAI-compatible server's models timed out"),
+            }
+        }
+    }
+    if let Some(c) = providers.ollama() {
+        match tokio::time::timeout(wait, c.list_models()).await {
+            Ok(Ok(models)) => out.extend(models.into_iter().map(|m| format!("ollama/{m}"))),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not list Ollama's models"),
+            Err(_) => tracing::warn!("listing Ollama's models timed out"),
+        }
+    }
+    out
+}
+
+fn catalogue(settings: &Settings, discovered: &[String]) -> ModelCatalogue {
     let mut available = Vec::new();
     if settings.openai_api_key.is_some() || settings.openai_base_url.is_some() {
         available.push(Provider::OpenAi);
@@ -72,7 +119,9 @@ fn catalogue(settings: &Settings) -> ModelCatalogue {
     if settings.ollama_host.is_some() {
         available.push(Provider::Ollama);
     }
-    ModelCatalogue::new(available, &settings.models, settings.default_model.clone())
+    let mut extra = settings.models.clone();
+    extra.extend(discovered.iter().cloned());
+    ModelCatalogue::new(available, &extra, settings.default_model.clone())
 }
 
 /// Idempotently ensures the bootstrap identity, or creates a first admin on an empty
@@ -206,14 +255,30 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
                 anyhow::anyhow!("cannot open the database {}: {e}", settings.database_url)
             })?,
     );
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        signer,
-        catalogue(settings),
-        engine::EngineConfig {
-            public_url: settings.public_url.clone(),
-        },
-    ));
+    let providers = providers(settings);
+    let discovered = discover_models(settings, &providers).await;
+    let policy = tools::SsrfPolicy::new(
+        settings.runtime.ssrf_allow_private,
+        &settings.runtime.ssrf_allowlist,
+    )
+    .map_err(|e| anyhow::anyhow!("OPENLOOP_SSRF_ALLOWLIST: {e}"))?;
+    let builtin: Vec<Arc<dyn tools::Tool>> = vec![
+        Arc::new(tools::CurrentTime::new()),
+        Arc::new(tools::WebFetch::new(policy)),
+    ];
+    let engine = Arc::new(
+        Engine::new(
+            store.clone(),
+            signer,
+            catalogue(settings, &discovered),
+            engine::EngineConfig {
+                public_url: settings.public_url.clone(),
+                runtime: settings.runtime.clone(),
+            },
+        )
+        .with_providers(providers)
+        .with_tools(builtin),
+    );
     bootstrap(&engine, settings).await?;
 
     let lifecycle = Arc::new(Lifecycle::default());
@@ -257,6 +322,9 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
         }
     });
 
+    let (workers_stop, workers_rx) = tokio::sync::watch::channel(false);
+    let workers = engine.start_workers(workers_rx).await;
+
     let mut servers = Vec::new();
     let mut listeners = vec![listener];
     for extra in &settings.extra_addrs {
@@ -287,6 +355,11 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
         if let Ok(Err(e)) = s.await {
             tracing::warn!(error = %e, "listener ended with an error");
         }
+    }
+    // Running runs stop without writing; the next start resumes them from their last step.
+    let _ = workers_stop.send(true);
+    for w in workers {
+        let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
     }
     store.close().await;
     tracing::info!("stopped");

@@ -23,8 +23,9 @@ pub enum Legacy {
     Other,
 }
 
+/// `path` may carry the `/api/v1` prefix or not (inside the nested router it does not).
 pub fn legacy_family(path: &str) -> Option<Legacy> {
-    let p = path.strip_prefix("/api/v1/")?;
+    let p = path.strip_prefix("/api/v1").unwrap_or(path).strip_prefix('/')?;
     let first = p.split('/').next().unwrap_or("");
     match first {
         "start_agent" | "agent_status" => Some(Legacy::Interactions),
@@ -141,6 +142,13 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
             }
         }
         tracing::info!(target: "openloop::audit", event = "auth_failed", %ip, path = req.uri().path(), "authentication failed");
+        // L1 checks its body before credentials (its documented error order).
+        if matches!(req.uri().path(), "/api/v1/start_agent" | "/start_agent") {
+            let missing = secret.is_none();
+            req.extensions_mut()
+                .insert(UnauthenticatedLegacy { missing });
+            return next.run(req).await;
+        }
         return auth_failure(family, secret.is_none());
     };
     let decision = st.limiter.check_key(&key.id);
@@ -164,6 +172,12 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
 
 #[derive(Clone)]
 struct KeyId(String);
+
+/// Marks an L1 request that arrived without a valid key.
+#[derive(Debug, Clone, Copy)]
+pub struct UnauthenticatedLegacy {
+    pub missing: bool,
+}
 
 fn request_id(req: &Request) -> String {
     req.headers()

@@ -11,6 +11,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 pub use model::*;
+use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -124,6 +125,74 @@ pub trait IdempotencyStore: Send + Sync {
     async fn release_idempotency(&self, scope: &str) -> Result<()>;
 }
 
+/// Sessions, their transcript and the runs that answer them.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Creates a session; with `turn`, also its first user message, run and queue job,
+    /// all in one transaction. `Conflict` if the id is taken. Returns appended events.
+    async fn create_session(
+        &self,
+        s: &SessionRecord,
+        turn: Option<(&MessageRecord, &RunRecord)>,
+        events: Vec<Value>,
+    ) -> Result<Vec<EventRecord>>;
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>>;
+    async fn messages(&self, session_id: &str) -> Result<Vec<MessageRecord>>;
+    /// Appends a user message, a run and its job iff the session's state is one of
+    /// `from_states`; `None` when the state did not match (nothing written).
+    async fn start_turn(
+        &self,
+        session_id: &str,
+        from_states: &[&str],
+        msg: &MessageRecord,
+        run: &RunRecord,
+        events: Vec<Value>,
+    ) -> Result<Option<Vec<EventRecord>>>;
+    async fn run(&self, id: &str) -> Result<Option<RunRecord>>;
+    async fn active_counts(&self, agent_id: &str, organization_id: &str) -> Result<ActiveCounts>;
+    /// 1-based place of a queued run among its agent's queued runs.
+    async fn queue_position(&self, run: &RunRecord) -> Result<i64>;
+    async fn request_cancel(&self, run_id: &str) -> Result<()>;
+}
+
+/// The durable run queue: leases, heartbeats, step commits, the event log.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Claims the oldest runnable job (respecting `limits` for queued runs), leasing it
+    /// to `owner` until `lease_until`; the run becomes `processing`.
+    async fn claim_run(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limits: SlotLimits,
+    ) -> Result<Option<ClaimedRun>>;
+    /// Extends a lease; false when `owner` no longer holds it.
+    async fn heartbeat(&self, run_id: &str, owner: &str, lease_until: i64) -> Result<bool>;
+    /// Leased jobs whose lease expired before `now`: (run id, attempts so far).
+    async fn expired_runs(&self, now: i64) -> Result<Vec<(String, i64)>>;
+    /// Returns a job to the queue (lease cleared).
+    async fn requeue_run(&self, run_id: &str, available_at: i64) -> Result<()>;
+    /// Returns every leased job to the queue (single-process start-up recovery).
+    async fn release_all_leases(&self) -> Result<u64>;
+    async fn run_steps(&self, run_id: &str) -> Result<Vec<StepRecord>>;
+    /// Applies `u` atomically; `None` when `u.lease_owner` no longer holds the lease.
+    async fn update_run(&self, u: RunUpdate<'_>) -> Result<Option<Vec<EventRecord>>>;
+    /// Events with `seq > after`, oldest first, at most `limit`.
+    async fn events_after(
+        &self,
+        session_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRecord>>;
+}
+
 /// Everything the engine needs from storage.
-pub trait Store: TenancyStore + AgentStore + IdempotencyStore + Send + Sync {}
-impl<T: TenancyStore + AgentStore + IdempotencyStore + Send + Sync> Store for T {}
+pub trait Store:
+    TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + Send + Sync
+{
+}
+impl<T: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + Send + Sync> Store
+    for T
+{
+}

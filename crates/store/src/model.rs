@@ -108,3 +108,130 @@ pub struct AgentVersionRecord {
     pub creator_user_id: Option<String>,
     pub created_at: i64,
 }
+
+/// A session (= legacy interaction).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    pub id: String,
+    pub agent_id: String,
+    pub creator_user_id: String,
+    /// The agent's team when the session was created (`None`: personal).
+    pub team_id: Option<String>,
+    pub organization_id: String,
+    /// `api` | `tool` | `flow`
+    pub kind: String,
+    pub name: Option<String>,
+    /// API.md §6.1 state name.
+    pub state: String,
+    pub metadata: Value,
+    pub agent_snapshot: Value,
+    pub usage: Value,
+    pub last_seq: i64,
+    pub current_run_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A transcript message. `parts` use the §8.1.2 vocabulary (plus internal keys that
+/// are stripped on output).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRecord {
+    pub id: String,
+    pub session_id: String,
+    pub ord: i64,
+    pub run_id: Option<String>,
+    pub role: String,
+    pub content: Option<String>,
+    pub parts: Value,
+    pub creator_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// One run: the agent's work for one user message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: String,
+    pub session_id: String,
+    pub agent_id: String,
+    pub organization_id: String,
+    pub user_message_id: String,
+    pub assistant_message_id: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+    pub cancel_requested: bool,
+    pub finish_reason: Option<String>,
+    pub error_message: Option<String>,
+    pub usage: Value,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// A committed (or started) step of a run: the model call (`call_id` = "") or one
+/// tool call. The idempotency key of a step's effects is (run, step, call id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    pub run_id: String,
+    pub step: i64,
+    pub call_id: String,
+    /// `started` | `done`
+    pub state: String,
+    pub output: Value,
+}
+
+/// A persisted stream event (§12).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub session_id: String,
+    pub seq: i64,
+    pub run_id: Option<String>,
+    pub kind: String,
+    /// The event JSON without `stream_cursor` (added when sent).
+    pub data: Value,
+    pub created_at: i64,
+}
+
+/// A job claimed by a worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    pub run: RunRecord,
+    /// Claims so far, this one included.
+    pub attempts: i64,
+}
+
+/// Concurrency limits applied when claiming and accepting runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotLimits {
+    pub agent: i64,
+    pub org: i64,
+}
+
+/// Active runs counted against the limits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ActiveCounts {
+    pub agent_processing: i64,
+    pub org_processing: i64,
+    pub agent_queued: i64,
+}
+
+/// A state change written atomically with its events.
+#[derive(Debug, Clone)]
+pub struct RunUpdate<'a> {
+    pub run_id: &'a str,
+    /// Only the holder of the lease may write (None: administrative writes).
+    pub lease_owner: Option<&'a str>,
+    pub run_state: Option<&'a str>,
+    pub session_state: Option<&'a str>,
+    pub finish_reason: Option<&'a str>,
+    pub error_message: Option<&'a str>,
+    /// Upserted transcript message.
+    pub message: Option<&'a MessageRecord>,
+    /// Upserted step record.
+    pub step: Option<&'a StepRecord>,
+    /// Usage to add to the run and the session.
+    pub usage_delta: Option<&'a Value>,
+    /// Events to append (their `seq` is assigned by the store).
+    pub events: Vec<Value>,
+    /// Terminal: the job is deleted and the run gets `finished_at`.
+    pub terminal: bool,
+}

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod health;
+pub mod interactions;
 pub mod later;
 pub mod table;
 pub mod tenancy;
@@ -85,7 +86,8 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
 pub fn router(state: AppState) -> Router {
     let mut api: Router<AppState> = Router::new()
         .merge(agents::routes())
-        .merge(tenancy::routes());
+        .merge(tenancy::routes())
+        .merge(interactions::routes());
     let mut root: Router<AppState> = Router::new();
     for spec in ROUTES.iter().filter(|r| r.status != Status::Now) {
         let handler = on(method_filter(spec.method), later::handler(spec));

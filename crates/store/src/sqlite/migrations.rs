@@ -7,6 +7,11 @@ use crate::Result;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "tenancy and agents", include_str!("0001_init.sql")),
     (2, "idempotency keys", include_str!("0002_idempotency.sql")),
+    (
+        3,
+        "sessions, runs, jobs, events",
+        include_str!("0003_sessions.sql"),
+    ),
 ];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<()> {

@@ -4,6 +4,7 @@
 mod agents;
 mod idempotency;
 mod migrations;
+mod sessions;
 mod tenancy;
 
 use std::str::FromStr;

@@ -1,0 +1,708 @@
+//! One run of an agent: model calls and tool calls until the model stops, each step
+//! committed before the next starts, resumable from the last committed step.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError, ToolCall, ToolSpec, Usage};
+use serde_json::{json, Value};
+use store::{AgentRecord, MessageRecord, RunRecord, RunUpdate, StepRecord};
+use tokio::sync::watch;
+use tools::{Tool, ToolContext};
+
+use super::parts::{assistant_turns, build_parts, history, ModelOutput, ToolOutput};
+use super::Stop;
+use crate::sessions::state::{transition, SessionEvent, SessionState};
+use crate::Engine;
+
+const MAX_ERROR_CHARS: usize = 4096;
+const INTERRUPTED_WRITE: &str =
+    "interrupted before completion; it may or may not have taken effect";
+
+/// How a run ended, for the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Terminal state written.
+    Finished,
+    /// Stopped without writing (lease lost, shutdown): another attempt resumes it.
+    Abandoned,
+}
+
+/// A run failure: `"<ErrorClass>: <message>"` (§7.9).
+#[derive(Debug, Clone)]
+pub struct RunError {
+    pub class: &'static str,
+    pub message: String,
+}
+
+impl RunError {
+    pub fn new(class: &'static str, message: impl Into<String>) -> Self {
+        RunError {
+            class,
+            message: message.into(),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let s = format!("{}: {}", self.class, self.message);
+        if s.chars().count() > MAX_ERROR_CHARS {
+            s.chars().take(MAX_ERROR_CHARS).collect()
+        } else {
+            s
+        }
+    }
+
+    /// `ProviderError` → `provider_error`.
+    pub fn code(&self) -> String {
+        let mut out = String::new();
+        for (i, c) in self.class.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    }
+}
+
+impl From<LlmError> for RunError {
+    fn from(e: LlmError) -> Self {
+        RunError {
+            class: e.class.as_str(),
+            message: e.message,
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    Stop(Stop),
+    Fail(RunError),
+}
+
+fn usage_json(u: &Usage, credit_cost: f64) -> Value {
+    json!({
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cached_input_tokens": u.cached_input_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
+        "credit_cost": (credit_cost * 10000.0).round() / 10000.0,
+    })
+}
+
+/// `{input_tokens, output_tokens}` view used in stream events.
+fn short_usage(u: &Value) -> Value {
+    json!({"input_tokens": u.get("input_tokens").cloned().unwrap_or(json!(0)), "output_tokens": u.get("output_tokens").cloned().unwrap_or(json!(0))})
+}
+
+struct Ctx<'a> {
+    engine: &'a Arc<Engine>,
+    run: RunRecord,
+    agent: AgentRecord,
+    owner: String,
+    stop: watch::Receiver<Stop>,
+    steps: Vec<StepRecord>,
+    /// This run's assistant message.
+    msg: MessageRecord,
+    /// The transcript before it (immutable during the run).
+    prior: Vec<MessageRecord>,
+    tools: Vec<Arc<dyn Tool>>,
+    usage: Value,
+    started: Instant,
+}
+
+impl<'a> Ctx<'a> {
+    fn stop_now(&self) -> Option<Stop> {
+        match *self.stop.borrow() {
+            Stop::Running => None,
+            s => Some(s),
+        }
+    }
+
+    fn step(&self, step: i64, call: &str) -> Option<&StepRecord> {
+        self.steps
+            .iter()
+            .find(|s| s.step == step && s.call_id == call)
+    }
+
+    fn record_step(&mut self, rec: StepRecord) {
+        self.steps
+            .retain(|s| !(s.step == rec.step && s.call_id == rec.call_id));
+        self.steps.push(rec);
+        self.msg.parts = Value::Array(build_parts(&self.run.id, &self.steps, None));
+    }
+
+    /// Writes under our lease and publishes the events. `Ok(false)` = lease lost.
+    async fn write(&self, u: RunUpdate<'_>) -> Result<bool, RunError> {
+        match self.engine.store.update_run(u).await {
+            Ok(Some(ev)) => {
+                self.engine.bus.publish(ev);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => {
+                tracing::error!(error = %e, run_id = %self.run.id, "store error while committing a step");
+                Err(RunError::new(
+                    "RuntimeError",
+                    "the run's progress could not be saved",
+                ))
+            }
+        }
+    }
+
+    fn update(&self) -> RunUpdate<'_> {
+        RunUpdate {
+            run_id: &self.run.id,
+            lease_owner: Some(&self.owner),
+            run_state: None,
+            session_state: None,
+            finish_reason: None,
+            error_message: None,
+            message: None,
+            step: None,
+            usage_delta: None,
+            events: vec![],
+            terminal: false,
+        }
+    }
+
+    async fn emit(&self, events: Vec<Value>) -> Result<bool, RunError> {
+        if events.is_empty() {
+            return Ok(true);
+        }
+        self.write(RunUpdate {
+            events,
+            ..self.update()
+        })
+        .await
+    }
+
+    fn context(&self, include_tools: bool) -> (Vec<ChatMessage>, Vec<ToolSpec>) {
+        let mut msgs = vec![ChatMessage::System {
+            text: self.engine.system_prompt(&self.agent, &self.tools),
+        }];
+        msgs.extend(history(&self.prior, None));
+        assistant_turns(&self.msg.parts, &mut msgs);
+        let specs = if include_tools {
+            self.tools
+                .iter()
+                .map(|t| ToolSpec {
+                    name: t.name().to_string(),
+                    description: t.description().to_string(),
+                    parameters: t.parameters(),
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+        (msgs, specs)
+    }
+
+    fn model_settings(&self) -> (Option<f64>, Option<u32>, Option<String>) {
+        let s = self.agent.config.metadata.get("model_settings");
+        let temperature = s.and_then(|m| m.get("temperature")).and_then(Value::as_f64);
+        let max_tokens = s
+            .and_then(|m| m.get("max_tokens"))
+            .and_then(Value::as_u64)
+            .map(|v| v.min(u32::MAX as u64) as u32);
+        let effort = s
+            .and_then(|m| m.get("reasoning_effort"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        (temperature, max_tokens, effort)
+    }
+
+    /// One model call, streamed to the event log, committed as one step.
+    async fn model_step(
+        &mut self,
+        step: i64,
+        model: &Arc<dyn ChatModel>,
+        model_name: &str,
+        native: &str,
+        with_tools: bool,
+    ) -> Result<(Flow, ModelOutput), RunError> {
+        if !self
+            .emit(vec![json!({"type": "start-step", "step": step})])
+            .await?
+        {
+            return Ok((Flow::Stop(Stop::LeaseLost), ModelOutput::default()));
+        }
+        let (messages, tools) = self.context(with_tools);
+        let (temperature, max_tokens, reasoning_effort) = self.model_settings();
+        let req = ChatRequest {
+            model: native.to_string(),
+            messages,
+            tools,
+            temperature,
+            max_tokens,
+            reasoning_effort,
+        };
+        let mut stop = self.stop.clone();
+        let stream = tokio::select! {
+            r = model.stream(req) => r,
+            _ = stop.wait_for(|s| *s != Stop::Running) => {
+                return Ok((Flow::Stop(self.stop_now().unwrap_or(Stop::Cancelled)), ModelOutput { partial: true, ..Default::default() }));
+            }
+        };
+        let mut stream = match stream {
+            Ok(s) => s.ready_chunks(64),
+            Err(e) => return Ok((Flow::Fail(e.into()), ModelOutput::default())),
+        };
+        let text_id = super::parts::part_id(&self.run.id, step, "t", 0);
+        let reasoning_id = super::parts::part_id(&self.run.id, step, "r", 0);
+        let mut out = ModelOutput::default();
+        let mut usage = Usage::default();
+        let mut flow = Flow::Continue;
+        loop {
+            let batch = tokio::select! {
+                b = stream.next() => b,
+                _ = stop.wait_for(|s| *s != Stop::Running) => {
+                    out.partial = true;
+                    flow = Flow::Stop(self.stop_now().unwrap_or(Stop::Cancelled));
+                    break;
+                }
+            };
+            let Some(batch) = batch else { break };
+            let mut events = Vec::new();
+            let mut failed = None;
+            for item in batch {
+                match item {
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    Ok(ChatEvent::TextDelta(d)) => {
+                        if out.text.is_empty() {
+                            events.push(json!({"type": "text-start", "id": text_id}));
+                        }
+                        out.text.push_str(&d);
+                        events.push(json!({"type": "text-delta", "id": text_id, "delta": d}));
+                    }
+                    Ok(ChatEvent::ReasoningDelta(d)) => {
+                        if out.reasoning.is_empty() {
+                            events.push(json!({"type": "reasoning-start", "id": reasoning_id}));
+                        }
+                        out.reasoning.push_str(&d);
+                        events.push(json!({"type": "reasoning-delta", "id": reasoning_id, "delta": d}));
+                    }
+                    Ok(ChatEvent::ToolCallStart { id, name }) => events.push(json!({"type": "tool-input-start", "toolCallId": id, "toolName": name})),
+                    Ok(ChatEvent::ToolCallArgsDelta { id, delta }) => events.push(json!({"type": "tool-input-delta", "toolCallId": id, "inputTextDelta": delta})),
+                    Ok(ChatEvent::ToolCallDone(tc)) => out.tool_calls.push(tc),
+                    Ok(ChatEvent::Usage(u)) => usage = u,
+                    Ok(ChatEvent::Finish { reason }) => out.finish_reason = reason,
+                }
+            }
+            if !self.emit(events).await? {
+                return Ok((Flow::Stop(Stop::LeaseLost), out));
+            }
+            if let Some(e) = failed {
+                flow = Flow::Fail(e.into());
+                out.partial = true;
+                break;
+            }
+        }
+        drop(stream);
+        if matches!(flow, Flow::Stop(Stop::LeaseLost | Stop::Shutdown)) {
+            return Ok((flow, out));
+        }
+        let mut events = Vec::new();
+        if !out.reasoning.is_empty() {
+            events.push(json!({"type": "reasoning-end", "id": reasoning_id}));
+        }
+        if !out.text.is_empty() {
+            events.push(json!({"type": "text-end", "id": text_id}));
+        }
+        for tc in &out.tool_calls {
+            events.push(json!({"type": "tool-input-available", "toolCallId": tc.id, "toolName": tc.name, "input": tc.arguments}));
+        }
+        let cost = self.engine.credit_cost(model_name, native, &usage);
+        let delta = usage_json(&usage, cost);
+        crate::runtime::parts::add_usage(&mut self.usage, &delta);
+        events.push(json!({"type": "finish-step", "step": step, "usage": short_usage(&delta)}));
+        self.record_step(StepRecord {
+            run_id: self.run.id.clone(),
+            step,
+            call_id: String::new(),
+            state: "done".into(),
+            output: serde_json::to_value(&out).unwrap_or(Value::Null),
+        });
+        let step_rec = self.step(step, "").cloned();
+        let ok = self
+            .write(RunUpdate {
+                message: Some(&self.msg),
+                step: step_rec.as_ref(),
+                usage_delta: Some(&delta),
+                events,
+                ..self.update()
+            })
+            .await?;
+        if !ok {
+            return Ok((Flow::Stop(Stop::LeaseLost), out));
+        }
+        Ok((flow, out))
+    }
+
+    /// One tool call, committed; write tools leave a "started" marker first so a crash
+    /// never replays their side effects.
+    async fn tool_step(&mut self, step: i64, idx: usize, tc: &ToolCall) -> Result<Flow, RunError> {
+        let call_id = idx.to_string();
+        let tool = self.tools.iter().find(|t| t.name() == tc.name).cloned();
+        let read_only = tool.as_ref().is_none_or(|t| t.read_only());
+        let (state, result) = if self.step(step, &call_id).is_some() && !read_only {
+            ("error".to_string(), Value::String(INTERRUPTED_WRITE.into()))
+        } else {
+            if !read_only {
+                let marker = StepRecord {
+                    run_id: self.run.id.clone(),
+                    step,
+                    call_id: call_id.clone(),
+                    state: "started".into(),
+                    output: Value::Null,
+                };
+                self.record_step(marker);
+                let rec = self.step(step, &call_id).cloned();
+                if !self
+                    .write(RunUpdate {
+                        message: Some(&self.msg),
+                        step: rec.as_ref(),
+                        ..self.update()
+                    })
+                    .await?
+                {
+                    return Ok(Flow::Stop(Stop::LeaseLost));
+                }
+            }
+            match tool {
+                None => (
+                    "error".to_string(),
+                    Value::String(format!("unknown tool {:?}", tc.name)),
+                ),
+                Some(t) => {
+                    let ctx = ToolContext {
+                        session_id: self.run.session_id.clone(),
+                        run_id: self.run.id.clone(),
+                        user_id: self.agent.creator_user_id.clone(),
+                    };
+                    let mut stop = self.stop.clone();
+                    let res = tokio::select! {
+                        r = t.call(tc.arguments.clone(), &ctx) => Some(r),
+                        _ = stop.wait_for(|s| *s != Stop::Running) => None,
+                    };
+                    match res {
+                        Some(Ok(v)) => ("completed".to_string(), v),
+                        Some(Err(e)) => ("error".to_string(), Value::String(e.to_string())),
+                        None => {
+                            let s = self.stop_now().unwrap_or(Stop::Cancelled);
+                            if matches!(s, Stop::LeaseLost | Stop::Shutdown) {
+                                return Ok(Flow::Stop(s));
+                            }
+                            ("cancelled".to_string(), Value::String("cancelled".into()))
+                        }
+                    }
+                }
+            }
+        };
+        let event = if state == "completed" {
+            json!({"type": "tool-output-available", "toolCallId": tc.id, "output": result})
+        } else {
+            json!({"type": "tool-output-error", "toolCallId": tc.id, "errorText": result.as_str().unwrap_or("tool failed")})
+        };
+        let cancelled = state == "cancelled";
+        let out = ToolOutput { state, result };
+        self.record_step(StepRecord {
+            run_id: self.run.id.clone(),
+            step,
+            call_id: call_id.clone(),
+            state: "done".into(),
+            output: serde_json::to_value(&out).unwrap_or(Value::Null),
+        });
+        let rec = self.step(step, &call_id).cloned();
+        if !self
+            .write(RunUpdate {
+                message: Some(&self.msg),
+                step: rec.as_ref(),
+                events: vec![event],
+                ..self.update()
+            })
+            .await?
+        {
+            return Ok(Flow::Stop(Stop::LeaseLost));
+        }
+        if cancelled {
+            return Ok(Flow::Stop(self.stop_now().unwrap_or(Stop::Cancelled)));
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn finish_event(&self, reason: &str, state: SessionState) -> Value {
+        json!({"type": "finish", "final": true, "finishReason": reason, "state": state.as_str(), "interaction_id": self.run.session_id, "usage": short_usage(&self.usage)})
+    }
+
+    async fn finish(&mut self, outcome: Result<&'static str, RunError>) -> Outcome {
+        let (event, run_state, reason, error) = match &outcome {
+            Ok(reason) => (SessionEvent::RunCompleted, "completed", *reason, None),
+            Err(e) => (SessionEvent::RunFailed, "failed", "error", Some(e.clone())),
+        };
+        let state = transition(SessionState::Processing, event).unwrap_or(SessionState::Failed);
+        let mut events = Vec::new();
+        let error_text = error.as_ref().map(RunError::text);
+        if let Some(e) = &error {
+            events.push(json!({"type": "error", "error": {"code": e.code(), "message": e.text()}, "errorMessage": e.text()}));
+        }
+        events.push(self.finish_event(reason, state));
+        self.msg.parts = Value::Array(build_parts(
+            &self.run.id,
+            &self.steps,
+            error_text.as_deref(),
+        ));
+        let u = RunUpdate {
+            run_state: Some(run_state),
+            session_state: Some(state.as_str()),
+            finish_reason: Some(reason),
+            error_message: error_text.as_deref(),
+            message: Some(&self.msg),
+            events,
+            terminal: true,
+            ..self.update()
+        };
+        match self.write(u).await {
+            Ok(true) => Outcome::Finished,
+            _ => Outcome::Abandoned,
+        }
+    }
+
+    /// Cancelled (S9) or interrupted (S16): partial work is kept.
+    async fn finish_stopped(&mut self, stop: Stop) -> Outcome {
+        let reason = match stop {
+            Stop::Cancelled => "cancelled",
+            Stop::Interrupted => "interrupted",
+            _ => return Outcome::Abandoned,
+        };
+        let state = SessionState::Cancelled;
+        self.msg.parts = Value::Array(build_parts(&self.run.id, &self.steps, None));
+        // S16 hands the session to the new run, so only S9 sets the session state.
+        let session_state = (stop == Stop::Cancelled).then_some(state.as_str());
+        let u = RunUpdate {
+            run_state: Some("cancelled"),
+            session_state,
+            finish_reason: Some(reason),
+            message: Some(&self.msg),
+            events: vec![self.finish_event(reason, state)],
+            terminal: true,
+            ..self.update()
+        };
+        match self.write(u).await {
+            Ok(true) => Outcome::Finished,
+            _ => Outcome::Abandoned,
+        }
+    }
+}
+
+/// Executes (or resumes) a claimed run to a terminal state.
+pub async fn execute(
+    engine: &Arc<Engine>,
+    run: RunRecord,
+    owner: &str,
+    stop: watch::Receiver<Stop>,
+) -> Outcome {
+    let loaded = async {
+        let agent = engine.store.agent(&run.agent_id).await.ok().flatten();
+        let messages = engine.store.messages(&run.session_id).await.ok()?;
+        let steps = engine.store.run_steps(&run.id).await.ok()?;
+        Some((agent, messages, steps))
+    }
+    .await;
+    let Some((agent, messages, steps)) = loaded else {
+        return Outcome::Abandoned;
+    };
+    let msg_id = run
+        .assistant_message_id
+        .clone()
+        .unwrap_or_else(|| super::parts::derived_id("msg", &format!("{}/assistant", run.id)));
+    // The transcript before this run: everything up to and including its user message.
+    let user_ord = messages
+        .iter()
+        .find(|m| m.id == run.user_message_id)
+        .map(|m| m.ord)
+        .unwrap_or(i64::MAX);
+    let prior: Vec<MessageRecord> = messages
+        .iter()
+        .filter(|m| m.ord <= user_ord && m.id != msg_id)
+        .cloned()
+        .collect();
+    let msg = messages
+        .iter()
+        .find(|m| m.id == msg_id)
+        .cloned()
+        .unwrap_or_else(|| MessageRecord {
+            id: msg_id.clone(),
+            session_id: run.session_id.clone(),
+            ord: 0,
+            run_id: Some(run.id.clone()),
+            role: "assistant".into(),
+            content: None,
+            parts: json!([]),
+            creator_id: None,
+            created_at: wire::time::now_micros(),
+        });
+    let usage = run.usage.clone();
+    let Some(agent) = agent else {
+        return fail_run(
+            engine,
+            &run,
+            Some(owner),
+            RunError::new("RuntimeError", "the agent no longer exists"),
+        )
+        .await;
+    };
+    let tools = engine.tools_for(&agent);
+    let mut ctx = Ctx {
+        engine,
+        run,
+        agent,
+        owner: owner.to_string(),
+        stop,
+        steps,
+        msg,
+        prior,
+        tools,
+        usage,
+        started: Instant::now(),
+    };
+    ctx.msg.parts = Value::Array(build_parts(&ctx.run.id, &ctx.steps, None));
+
+    let model_name = engine.resolve_model_name(&ctx.agent.config.model_name);
+    let (model, native) = match engine.providers.resolve(&model_name) {
+        Ok(m) => m,
+        Err(e) => return ctx.finish(Err(e.into())).await,
+    };
+    if ctx.steps.is_empty() {
+        let start = json!({"type": "start", "interaction_id": ctx.run.session_id, "session_id": ctx.run.session_id, "message_id": ctx.msg.id, "state": "processing"});
+        match ctx.emit(vec![start]).await {
+            Ok(true) => {}
+            _ => return Outcome::Abandoned,
+        }
+    }
+    let max_steps = ctx
+        .agent
+        .config
+        .metadata
+        .get("max_steps")
+        .and_then(Value::as_f64)
+        .map(|v| v.max(1.0) as u32)
+        .unwrap_or(engine.config.runtime.max_steps_default)
+        .min(engine.config.runtime.max_steps_cap) as i64;
+    let timeout = engine.config.runtime.run_timeout;
+    let mut step: i64 = 0;
+    loop {
+        if let Some(s) = ctx.stop_now() {
+            return ctx.finish_stopped(s).await;
+        }
+        if ctx.started.elapsed() > timeout {
+            return ctx
+                .finish(Err(RunError::new(
+                    "TimeoutError",
+                    format!("the run exceeded {} s", timeout.as_secs()),
+                )))
+                .await;
+        }
+        let last = step >= max_steps;
+        let out = match ctx.step(step, "").filter(|s| s.state == "done") {
+            Some(done) => {
+                serde_json::from_value::<ModelOutput>(done.output.clone()).unwrap_or_default()
+            }
+            None => {
+                let res = tokio::time::timeout(
+                    timeout.saturating_sub(ctx.started.elapsed()),
+                    ctx.model_step(step, &model, &model_name, &native, !last),
+                )
+                .await;
+                match res {
+                    Err(_) => {
+                        return ctx
+                            .finish(Err(RunError::new(
+                                "TimeoutError",
+                                format!("the run exceeded {} s", timeout.as_secs()),
+                            )))
+                            .await
+                    }
+                    Ok(Err(e)) => return ctx.finish(Err(e)).await,
+                    Ok(Ok((Flow::Fail(e), _))) => return ctx.finish(Err(e)).await,
+                    Ok(Ok((Flow::Stop(s), _))) => return ctx.finish_stopped(s).await,
+                    Ok(Ok((Flow::Continue, out))) => out,
+                }
+            }
+        };
+        if out.tool_calls.is_empty() || last {
+            return ctx
+                .finish(Ok(if last { "max_steps" } else { "stop" }))
+                .await;
+        }
+        for (i, tc) in out.tool_calls.iter().enumerate() {
+            if ctx
+                .step(step, &i.to_string())
+                .is_some_and(|s| s.state == "done")
+            {
+                continue;
+            }
+            match ctx.tool_step(step, i, tc).await {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Stop(s)) => return ctx.finish_stopped(s).await,
+                Ok(Flow::Fail(e)) | Err(e) => return ctx.finish(Err(e)).await,
+            }
+        }
+        step += 1;
+    }
+}
+
+/// Fails a run that cannot execute (attempts exhausted, agent gone): terminal `error` +
+/// `finish` events so stream readers end.
+pub async fn fail_run(
+    engine: &Arc<Engine>,
+    run: &RunRecord,
+    owner: Option<&str>,
+    error: RunError,
+) -> Outcome {
+    let text = error.text();
+    let steps = engine.store.run_steps(&run.id).await.unwrap_or_default();
+    let msg_id = run
+        .assistant_message_id
+        .clone()
+        .unwrap_or_else(|| super::parts::derived_id("msg", &format!("{}/assistant", run.id)));
+    let msg = MessageRecord {
+        id: msg_id,
+        session_id: run.session_id.clone(),
+        ord: 0,
+        run_id: Some(run.id.clone()),
+        role: "assistant".into(),
+        content: None,
+        parts: Value::Array(build_parts(&run.id, &steps, Some(&text))),
+        creator_id: None,
+        created_at: wire::time::now_micros(),
+    };
+    let events = vec![
+        json!({"type": "error", "error": {"code": error.code(), "message": text}, "errorMessage": text}),
+        json!({"type": "finish", "final": true, "finishReason": "error", "state": "failed", "interaction_id": run.session_id, "usage": short_usage(&run.usage)}),
+    ];
+    let u = RunUpdate {
+        run_id: &run.id,
+        lease_owner: owner,
+        run_state: Some("failed"),
+        session_state: Some("failed"),
+        finish_reason: Some("error"),
+        error_message: Some(&text),
+        message: Some(&msg),
+        step: None,
+        usage_delta: None,
+        events,
+        terminal: true,
+    };
+    match engine.store.update_run(u).await {
+        Ok(Some(ev)) => {
+            engine.bus.publish(ev);
+            Outcome::Finished
+        }
+        _ => Outcome::Abandoned,
+    }
+}

@@ -1,0 +1,192 @@
+//! Workers, heartbeats and the reaper.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::SlotLimits;
+use tokio::sync::watch;
+
+use super::agent_loop::{execute, fail_run, RunError};
+use super::Stop;
+use crate::Engine;
+
+fn micros(d: Duration) -> i64 {
+    d.as_micros().min(i64::MAX as u128) as i64
+}
+
+impl Engine {
+    fn slot_limits(&self) -> SlotLimits {
+        SlotLimits {
+            agent: self.config.runtime.agent_max_concurrency,
+            org: self.config.runtime.org_max_concurrency,
+        }
+    }
+
+    /// Starts the workers and the reaper. Leases held by a previous process of this
+    /// (single-writer) database are released first, so interrupted runs resume at once.
+    pub async fn start_workers(
+        self: &Arc<Self>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        match self.store.release_all_leases().await {
+            Ok(n) if n > 0 => tracing::warn!(
+                runs = n,
+                "resuming runs interrupted by the previous shutdown or crash"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not release stale leases"),
+        }
+        let mut handles = Vec::new();
+        for i in 0..self.config.runtime.workers.max(1) {
+            let engine = self.clone();
+            let sd = shutdown.clone();
+            handles.push(tokio::spawn(async move { engine.worker_loop(i, sd).await }));
+        }
+        let engine = self.clone();
+        handles.push(tokio::spawn(
+            async move { engine.reaper_loop(shutdown).await },
+        ));
+        handles
+    }
+
+    async fn worker_loop(self: Arc<Self>, index: usize, mut shutdown: watch::Receiver<bool>) {
+        let owner = format!("{}/w{index}", self.process_id);
+        let lease = self.config.runtime.lease;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            // Register interest before looking, so a wake-up between the two is not lost.
+            let notified = self.wake.notified();
+            let now = wire::time::now_micros();
+            let claimed = match self
+                .store
+                .claim_run(&owner, now, now + micros(lease), self.slot_limits())
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming a run failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let Some(claimed) = claimed else {
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            };
+            self.process(claimed.run, claimed.attempts, &owner, &mut shutdown)
+                .await;
+            // A slot freed: queued runs of this agent may start.
+            self.wake.notify_waiters();
+        }
+    }
+
+    async fn process(
+        self: &Arc<Self>,
+        run: store::RunRecord,
+        attempts: i64,
+        owner: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
+        let run_id = run.id.clone();
+        if attempts > self.config.runtime.max_attempts {
+            let err = RunError::new("InterruptedError", format!("the run was interrupted {} times (worker crash or restart) and was not retried again", attempts - 1));
+            fail_run(self, &run, Some(owner), err).await;
+            return;
+        }
+        let (stop_tx, stop_rx) = watch::channel(if run.cancel_requested {
+            Stop::Cancelled
+        } else {
+            Stop::Running
+        });
+        let stop_tx = Arc::new(stop_tx);
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run_id.clone(), stop_tx.clone());
+
+        // Heartbeat: renew the lease every third of it; losing it stops the run unwritten.
+        let hb_engine = self.clone();
+        let hb_owner = owner.to_string();
+        let hb_run = run_id.clone();
+        let hb_stop = stop_tx.clone();
+        let heartbeat = tokio::spawn(async move {
+            let lease = hb_engine.config.runtime.lease;
+            let mut tick = tokio::time::interval(lease / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let until = wire::time::now_micros() + micros(lease);
+                match hb_engine.store.heartbeat(&hb_run, &hb_owner, until).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let _ = hb_stop.send(Stop::LeaseLost);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, run_id = %hb_run, "heartbeat failed"),
+                }
+            }
+        });
+        let sd_stop = stop_tx.clone();
+        let mut sd = shutdown.clone();
+        let shutdown_watch = tokio::spawn(async move {
+            let _ = sd.wait_for(|v| *v).await;
+            let _ = sd_stop.send(Stop::Shutdown);
+        });
+
+        let outcome = execute(self, run, owner, stop_rx).await;
+        heartbeat.abort();
+        shutdown_watch.abort();
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&run_id);
+        tracing::debug!(run_id = %run_id, ?outcome, "run ended");
+    }
+
+    /// Signals a run executing in this process (S9, S16). Returns false if not here.
+    pub fn signal_run(&self, run_id: &str, stop: Stop) -> bool {
+        match self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(run_id)
+        {
+            Some(tx) => {
+                let _ = tx.send(stop);
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn reaper_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let every = (self.config.runtime.lease / 3).max(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
+            let now = wire::time::now_micros();
+            let expired = match self.store.expired_runs(now).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(error = %e, "reaper could not list expired leases");
+                    continue;
+                }
+            };
+            for (run_id, attempts) in expired {
+                tracing::warn!(run_id = %run_id, attempts, "lease expired; returning the run to the queue");
+                if let Err(e) = self.store.requeue_run(&run_id, now).await {
+                    tracing::error!(error = %e, run_id = %run_id, "could not requeue");
+                }
+            }
+            self.wake.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Sessions (= legacy interactions): accepting turns under the concurrency limits,
+//! visibility, and the shared views.
+
+pub mod state;
+
+use serde_json::{json, Value};
+use store::{AgentRecord, MessageRecord, RunRecord, SessionRecord, StoreError, User};
+use wire::{ApiError, ErrorCode};
+
+use crate::{db, Caller, Engine};
+use state::{transition, SessionEvent, SessionState};
+
+/// Where a new turn goes.
+pub enum TurnTarget<'a> {
+    /// A new session with this id, type and name.
+    New {
+        id: String,
+        kind: &'a str,
+        name: Option<String>,
+        metadata: Value,
+    },
+    /// An existing session.
+    Existing(&'a SessionRecord),
+}
+
+/// An accepted turn.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub session_id: String,
+    pub run: RunRecord,
+    pub user_message: MessageRecord,
+    pub state: SessionState,
+    pub queue_position: Option<i64>,
+}
+
+/// Why a turn was refused.
+#[derive(Debug)]
+pub enum TurnRefused {
+    /// The session is running (state given).
+    NotAccepting(SessionState),
+    /// Over the concurrency limit in reject mode or beyond the queue length.
+    ConcurrencyLimit,
+    /// Caller-chosen session id taken.
+    SessionExists,
+    Internal(ApiError),
+}
+
+pub fn agent_snapshot(agent: &AgentRecord) -> Value {
+    json!({
+        "name": agent.config.name,
+        "team_id": agent.team_id,
+        "creator_user_id": agent.creator_user_id,
+        "icon_url": agent.config.metadata.get("icon_url").cloned().unwrap_or(Value::Null),
+    })
+}
+
+impl Engine {
+    /// Whether the caller's tenants include the session (§2.5 step 1).
+    pub fn session_visible(&self, caller: &Caller, s: &SessionRecord) -> bool {
+        caller.can_see(s.team_id.as_deref(), &s.creator_user_id)
+    }
+
+    /// Read right: the creator (grants come with S18).
+    pub fn can_read_session(&self, caller: &Caller, s: &SessionRecord) -> bool {
+        s.creator_user_id == caller.user.id
+    }
+
+    /// Appends a user message and starts (or queues) a run, creating the session if
+    /// asked. Enforces §6.1's transitions and the concurrency limits.
+    pub async fn accept_turn(
+        &self,
+        user: &User,
+        agent: &AgentRecord,
+        target: TurnTarget<'_>,
+        text: String,
+    ) -> Result<Accepted, TurnRefused> {
+        let rt = &self.config.runtime;
+        let counts = self
+            .store
+            .active_counts(&agent.id, &user.organization_id)
+            .await
+            .map_err(|e| TurnRefused::Internal(db(e)))?;
+        let slot_free = counts.agent_processing < rt.agent_max_concurrency
+            && counts.org_processing < rt.org_max_concurrency;
+        if !slot_free && (rt.overflow_reject || counts.agent_queued >= rt.agent_max_queue) {
+            return Err(TurnRefused::ConcurrencyLimit);
+        }
+        let from = match &target {
+            TurnTarget::New { .. } => SessionState::Idle,
+            TurnTarget::Existing(s) => {
+                SessionState::parse(&s.state).unwrap_or(SessionState::Failed)
+            }
+        };
+        let to = transition(from, SessionEvent::MessageAccepted { slot_free })
+            .map_err(TurnRefused::NotAccepting)?;
+        let now = wire::time::now_micros();
+        let session_id = match &target {
+            TurnTarget::New { id, .. } => id.clone(),
+            TurnTarget::Existing(s) => s.id.clone(),
+        };
+        let msg = MessageRecord {
+            id: wire::ids::new_id("msg"),
+            session_id: session_id.clone(),
+            ord: 0,
+            run_id: None,
+            role: "user".into(),
+            content: Some(text),
+            parts: json!([]),
+            creator_id: Some(user.id.clone()),
+            created_at: now,
+        };
+        let run = RunRecord {
+            id: wire::ids::new_id("run"),
+            session_id: session_id.clone(),
+            agent_id: agent.id.clone(),
+            organization_id: user.organization_id.clone(),
+            user_message_id: msg.id.clone(),
+            assistant_message_id: None,
+            state: to.as_str().into(),
+            attempts: 0,
+            cancel_requested: false,
+            finish_reason: None,
+            error_message: None,
+            usage: json!({}),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+        };
+        let mut msg = msg;
+        msg.run_id = Some(run.id.clone());
+        let events = if to == SessionState::Queued {
+            vec![json!({"type": "data-state", "data": {"state": "queued"}})]
+        } else {
+            vec![]
+        };
+        let written = match target {
+            TurnTarget::New {
+                id,
+                kind,
+                name,
+                metadata,
+            } => {
+                let s = SessionRecord {
+                    id,
+                    agent_id: agent.id.clone(),
+                    creator_user_id: user.id.clone(),
+                    team_id: agent.team_id.clone(),
+                    organization_id: user.organization_id.clone(),
+                    kind: kind.into(),
+                    name,
+                    state: to.as_str().into(),
+                    metadata,
+                    agent_snapshot: agent_snapshot(agent),
+                    usage: json!({}),
+                    last_seq: 0,
+                    current_run_id: Some(run.id.clone()),
+                    created_at: now,
+                    updated_at: now,
+                };
+                match self
+                    .store
+                    .create_session(&s, Some((&msg, &run)), events)
+                    .await
+                {
+                    Ok(ev) => Some(ev),
+                    Err(StoreError::Conflict(_)) => return Err(TurnRefused::SessionExists),
+                    Err(e) => return Err(TurnRefused::Internal(db(e))),
+                }
+            }
+            TurnTarget::Existing(s) => {
+                let accepting: Vec<&str> = SessionState::ALL
+                    .iter()
+                    .filter(|x| x.accepts_messages())
+                    .map(|x| x.as_str())
+                    .collect();
+                match self
+                    .store
+                    .start_turn(&s.id, &accepting, &msg, &run, events)
+                    .await
+                {
+                    Ok(ev) => ev,
+                    Err(e) => return Err(TurnRefused::Internal(db(e))),
+                }
+            }
+        };
+        let Some(events) = written else {
+            // The state changed under us: report the current one.
+            let now_state = self
+                .store
+                .session(&session_id)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| SessionState::parse(&s.state))
+                .unwrap_or(SessionState::Processing);
+            return Err(TurnRefused::NotAccepting(now_state));
+        };
+        self.bus.publish(events);
+        if let Err(e) = self.store.touch_agent_used(&agent.id, now).await {
+            tracing::warn!(error = %e, "could not record agent use");
+        }
+        self.wake.notify_waiters();
+        let queue_position = if to == SessionState::Queued {
+            Some(
+                self.store
+                    .queue_position(&run)
+                    .await
+                    .map_err(|e| TurnRefused::Internal(db(e)))?,
+            )
+        } else {
+            None
+        };
+        Ok(Accepted {
+            session_id,
+            run,
+            user_message: msg,
+            state: to,
+            queue_position,
+        })
+    }
+
+    pub fn concurrency_error(&self) -> ApiError {
+        ApiError::new(
+            ErrorCode::AgentConcurrencyLimit,
+            "The agent is running as many runs as allowed and its queue is full; retry later.",
+        )
+        .retry_after(5)
+    }
+}

@@ -1,0 +1,179 @@
+//! The session state machine (API.md §6.1): one enum, one transition function. Both
+//! handlers and workers go through `transition`; no other change may be observed.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    Idle,
+    Queued,
+    Processing,
+    ApprovalRequired,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+/// What happened to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A user message starts a run (S1 with input, S7, L1, S16, queue drain);
+    /// `slot_free` says whether the run can start now or must wait in the run queue.
+    MessageAccepted {
+        slot_free: bool,
+    },
+    /// A worker took the run from the run queue.
+    SlotFreed,
+    RunCompleted,
+    RunFailed,
+    ApprovalNeeded,
+    /// S11 resolved the last open ask.
+    ApprovalsResolved,
+    /// S9.
+    Cancel,
+}
+
+impl SessionState {
+    pub const ALL: [SessionState; 7] = [
+        Self::Idle,
+        Self::Queued,
+        Self::Processing,
+        Self::ApprovalRequired,
+        Self::Completed,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Queued => "queued",
+            Self::Processing => "processing",
+            Self::ApprovalRequired => "approval_required",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// States in which a new user message may start a run immediately (S7, L1 uses
+    /// `accepts_legacy_continuation`).
+    pub fn accepts_messages(self) -> bool {
+        matches!(
+            self,
+            Self::Idle | Self::Completed | Self::Failed | Self::Cancelled | Self::ApprovalRequired
+        )
+    }
+
+    /// L1 continuation needs a legacy-terminal interaction.
+    pub fn accepts_legacy_continuation(self) -> bool {
+        matches!(
+            self,
+            Self::Idle | Self::Completed | Self::Failed | Self::Cancelled
+        )
+    }
+
+    /// A run is active (holds or waits for a slot, or is paused).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            Self::Queued | Self::Processing | Self::ApprovalRequired
+        )
+    }
+
+    /// Legacy L2 `state`.
+    pub fn legacy(self) -> &'static str {
+        match self {
+            Self::Queued | Self::Processing | Self::ApprovalRequired => "ASYNC_PROCESSING",
+            Self::Idle | Self::Completed => "COMPLETED",
+            Self::Failed | Self::Cancelled => "FAILED",
+        }
+    }
+}
+
+impl fmt::Display for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The only legal transitions. `Err` carries the state that refused the event.
+pub fn transition(from: SessionState, event: SessionEvent) -> Result<SessionState, SessionState> {
+    use SessionEvent as E;
+    use SessionState as S;
+    let to = match (from, event) {
+        (s, E::MessageAccepted { slot_free }) if s.accepts_messages() => {
+            if slot_free {
+                S::Processing
+            } else {
+                S::Queued
+            }
+        }
+        (S::Queued, E::SlotFreed) => S::Processing,
+        (S::Processing, E::RunCompleted) => S::Completed,
+        (S::Processing, E::RunFailed) => S::Failed,
+        (S::Processing, E::ApprovalNeeded) => S::ApprovalRequired,
+        (S::ApprovalRequired, E::ApprovalsResolved) => S::Processing,
+        (S::Queued | S::Processing | S::ApprovalRequired, E::Cancel) => S::Cancelled,
+        (S::Idle | S::Completed | S::Failed | S::Cancelled, E::Cancel) => from,
+        // A run interrupted while queued (e.g. attempts exhausted before a slot) fails.
+        (S::Queued, E::RunFailed) => S::Failed,
+        _ => return Err(from),
+    };
+    Ok(to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SessionEvent as E;
+    use SessionState as S;
+
+    #[test]
+    fn table_of_section_6_1() {
+        assert_eq!(
+            transition(S::Idle, E::MessageAccepted { slot_free: true }),
+            Ok(S::Processing)
+        );
+        assert_eq!(
+            transition(S::Completed, E::MessageAccepted { slot_free: false }),
+            Ok(S::Queued)
+        );
+        assert_eq!(
+            transition(S::Processing, E::MessageAccepted { slot_free: true }),
+            Err(S::Processing)
+        );
+        assert_eq!(
+            transition(S::Queued, E::MessageAccepted { slot_free: true }),
+            Err(S::Queued)
+        );
+        assert_eq!(transition(S::Queued, E::SlotFreed), Ok(S::Processing));
+        assert_eq!(transition(S::Processing, E::RunCompleted), Ok(S::Completed));
+        assert_eq!(
+            transition(S::Processing, E::ApprovalNeeded),
+            Ok(S::ApprovalRequired)
+        );
+        assert_eq!(
+            transition(S::ApprovalRequired, E::ApprovalsResolved),
+            Ok(S::Processing)
+        );
+        assert_eq!(transition(S::ApprovalRequired, E::Cancel), Ok(S::Cancelled));
+        assert_eq!(transition(S::Completed, E::Cancel), Ok(S::Completed));
+        assert_eq!(transition(S::Completed, E::RunCompleted), Err(S::Completed));
+        assert_eq!(transition(S::Idle, E::SlotFreed), Err(S::Idle));
+        for s in S::ALL {
+            assert_eq!(S::parse(s.as_str()), Some(s));
+        }
+    }
+
+    #[test]
+    fn legacy_mapping() {
+        assert_eq!(S::ApprovalRequired.legacy(), "ASYNC_PROCESSING");
+        assert_eq!(S::Idle.legacy(), "COMPLETED");
+        assert_eq!(S::Cancelled.legacy(), "FAILED");
+    }
+}
