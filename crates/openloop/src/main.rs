@@ -1,5 +1,6 @@
 //! `openloop`: the server binary and its admin CLI.
 
+mod bench;
 mod config;
 mod serve;
 
@@ -30,6 +31,9 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate,
+    /// Measure accept latency, run throughput, cold start and idle RSS against a
+    /// zero-latency fake provider (see docs/BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCmd),
@@ -131,6 +135,7 @@ async fn run(cli: Cli) -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => return serve::run(&cli.common, *args, file).await,
+        Command::Bench(args) => bench::run(args).await,
         other => admin(&cli.common, &file, other).await,
     };
     match result {
@@ -185,7 +190,7 @@ async fn admin(
     )
     .await?;
     let out = match cmd {
-        Command::Serve(_) => unreachable!("serve is handled by run"),
+        Command::Serve(_) | Command::Bench(_) => unreachable!("handled by run"),
         Command::Migrate => json!({"migrated": true, "database_url": database_url}),
         Command::Users(UsersCmd::Create {
             id,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use engine::catalogue::Provider;
 use engine::{Engine, KeyKind, ModelCatalogue, Signer};
 use server::{AppState, Lifecycle, RateLimitConfig, ServerConfig};
@@ -338,6 +339,10 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
             .clone()
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let mut stop = stop_tx.subscribe();
+        // Small responses and SSE events must leave at once, not wait for Nagle's timer.
+        let l = l.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         servers.push(tokio::spawn(async move {
             axum::serve(l, app)
                 .with_graceful_shutdown(async move {

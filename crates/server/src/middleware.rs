@@ -25,7 +25,10 @@ pub enum Legacy {
 
 /// `path` may carry the `/api/v1` prefix or not (inside the nested router it does not).
 pub fn legacy_family(path: &str) -> Option<Legacy> {
-    let p = path.strip_prefix("/api/v1").unwrap_or(path).strip_prefix('/')?;
+    let p = path
+        .strip_prefix("/api/v1")
+        .unwrap_or(path)
+        .strip_prefix('/')?;
     let first = p.split('/').next().unwrap_or("");
     match first {
         "start_agent" | "agent_status" => Some(Legacy::Interactions),

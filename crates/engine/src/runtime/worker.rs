@@ -180,13 +180,16 @@ impl Engine {
                     continue;
                 }
             };
+            let any = !expired.is_empty();
             for (run_id, attempts) in expired {
                 tracing::warn!(run_id = %run_id, attempts, "lease expired; returning the run to the queue");
                 if let Err(e) = self.store.requeue_run(&run_id, now).await {
                     tracing::error!(error = %e, run_id = %run_id, "could not requeue");
                 }
             }
-            self.wake.notify_waiters();
+            if any {
+                self.wake.notify_waiters();
+            }
         }
     }
 }

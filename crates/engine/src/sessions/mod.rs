@@ -196,10 +196,14 @@ impl Engine {
             return Err(TurnRefused::NotAccepting(now_state));
         };
         self.bus.publish(events);
-        if let Err(e) = self.store.touch_agent_used(&agent.id, now).await {
-            tracing::warn!(error = %e, "could not record agent use");
+        // last_used_at has minute precision in practice; skip the write when recent.
+        if agent.last_used_at.is_none_or(|t| now - t > 60_000_000) {
+            if let Err(e) = self.store.touch_agent_used(&agent.id, now).await {
+                tracing::warn!(error = %e, "could not record agent use");
+            }
         }
-        self.wake.notify_waiters();
+        // One idle worker is enough for one new run.
+        self.wake.notify_one();
         let queue_position = if to == SessionState::Queued {
             Some(
                 self.store

@@ -337,6 +337,16 @@ impl RunStore for SqliteStore {
         lease_until: i64,
         limits: SlotLimits,
     ) -> Result<Option<ClaimedRun>> {
+        // Look on a reader first: an idle poll must not take the write lock.
+        let any: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE state = 'ready' AND available_at <= ? LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        if any.is_none() {
+            return Ok(None);
+        }
         let mut tx = self.write_tx().await?;
         let picked: Option<(i64, String)> = sqlx::query_as(
             "SELECT j.id, j.run_id FROM jobs j JOIN runs r ON r.id = j.run_id \
