@@ -21,6 +21,7 @@ import pytest
 from gumloop import Gumloop
 
 from _support import OpenloopServer, Principal, default_binary, launch_server
+from fake_openai import FAKE_OPENAI_KEY, FakeOpenAI
 
 # The main server's quota is set high so the suite itself never trips it; the 429
 # behaviour is tested against separate servers from ``start_server``.
@@ -129,8 +130,7 @@ def team_client(server: OpenloopServer) -> Iterator[Gumloop]:
     client.close()
 
 
-@pytest.fixture(scope="session")
-def other_tenant(server: OpenloopServer) -> Iterator[Principal]:
+def make_other_tenant(server: OpenloopServer) -> Principal:
     """A user in another organization (another tenant) with its own personal key."""
     created = server.create_user(
         "usr_conf_other", org="org_conf_other", org_admin=True, first_name="Other", last_name="Tenant"
@@ -138,19 +138,32 @@ def other_tenant(server: OpenloopServer) -> Iterator[Principal]:
     assert created["user_id"] == "usr_conf_other", created
     key = server.create_key(user="usr_conf_other", name="other-tenant")
     client = server.sdk(key["secret"], user_id="usr_conf_other")
-    yield Principal("usr_conf_other", key["secret"], client, org_id=created.get("organization_id"), key_id=key["key_id"])
-    client.close()
+    return Principal("usr_conf_other", key["secret"], client, org_id=created.get("organization_id"), key_id=key["key_id"])
 
 
-@pytest.fixture(scope="session")
-def team_member(server: OpenloopServer) -> Iterator[Principal]:
+def make_team_member(server: OpenloopServer) -> Principal:
     """A plain ``member`` of team_conf (same organization), with a personal key."""
     created = server.create_user("usr_conf_member", org="org_default", first_name="Team", last_name="Member")
     server.add_member(server.team_id, "usr_conf_member", role="member")
     key = server.create_key(user="usr_conf_member", name="member")
     client = server.sdk(key["secret"], user_id="usr_conf_member")
-    yield Principal("usr_conf_member", key["secret"], client, org_id=created.get("organization_id"), key_id=key["key_id"])
-    client.close()
+    return Principal("usr_conf_member", key["secret"], client, org_id=created.get("organization_id"), key_id=key["key_id"])
+
+
+@pytest.fixture(scope="session")
+def other_tenant(server: OpenloopServer) -> Iterator[Principal]:
+    """A user in another organization (another tenant) with its own personal key."""
+    principal = make_other_tenant(server)
+    yield principal
+    principal.client.close()
+
+
+@pytest.fixture(scope="session")
+def team_member(server: OpenloopServer) -> Iterator[Principal]:
+    """A plain ``member`` of team_conf (same organization), with a personal key."""
+    principal = make_team_member(server)
+    yield principal
+    principal.client.close()
 
 
 @pytest.fixture(scope="session")
@@ -192,9 +205,62 @@ def catalogue_model(admin: Gumloop) -> str:
     return values[0]
 
 
+# ---------------------------------------------------------------------------
+# A server whose OpenAI-compatible provider is the fake of fake_openai.py
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """The session's fake OpenAI-compatible provider (real HTTP on 127.0.0.1)."""
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def llm_server(start_server: Callable[..., OpenloopServer], fake_openai: FakeOpenAI) -> OpenloopServer:
+    """A server with ``OPENAI_BASE_URL=<fake>/v1`` and ``OPENAI_API_KEY=sk-fake``.
+
+    Separate from ``server`` so the main server keeps its "no provider configured" catalogue.
+    """
+    return start_server(
+        rate_limit=MAIN_RATE_LIMIT,
+        rate_window=MAIN_RATE_WINDOW,
+        extra_env={
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "OPENAI_API_KEY": FAKE_OPENAI_KEY,
+            "OPENLOOP_RATE_LIMIT_UNAUTH_PER_MIN": "100000",
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def llm_admin(llm_server: OpenloopServer) -> Iterator[Gumloop]:
+    """SDK client of the bootstrap user on ``llm_server``."""
+    client = llm_server.sdk(llm_server.admin_key, user_id=llm_server.admin_user_id)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def llm_other_tenant(llm_server: OpenloopServer) -> Iterator[Principal]:
+    principal = make_other_tenant(llm_server)
+    yield principal
+    principal.client.close()
+
+
+@pytest.fixture(scope="session")
+def llm_team_member(llm_server: OpenloopServer) -> Iterator[Principal]:
+    principal = make_team_member(llm_server)
+    yield principal
+    principal.client.close()
+
+
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> None:  # noqa: D401
     """Attach the server's stderr tail to failing tests' reports."""
     if call.when == "call" and call.excinfo is not None:
-        srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None
-        if isinstance(srv, OpenloopServer):
-            item.add_report_section("call", "openloop", srv.diagnostics())
+        funcargs = getattr(item, "funcargs", {}) or {}
+        for name in ("server", "llm_server"):
+            srv = funcargs.get(name)
+            if isinstance(srv, OpenloopServer):
+                item.add_report_section("call", f"openloop ({name})", srv.diagnostics())

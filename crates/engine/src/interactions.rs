@@ -146,23 +146,28 @@ impl Engine {
                 "Unauthorized",
             )
             .await?;
-        let agent = self
-            .visible_agent(&caller, &gummie_id)
-            .await
-            .map_err(|_| flat(404, "gummie_not_found"))?;
-        let existing = match non_empty_str(&m, "interaction_id") {
+        // Checked in the documented order: access errors, then absence, then conflicts.
+        let agent = self.visible_agent(&caller, &gummie_id).await;
+        let session = match non_empty_str(&m, "interaction_id") {
             None => None,
-            Some(iid) => {
-                let s = self
-                    .store
+            Some(iid) => Some(
+                self.store
                     .session(&iid)
                     .await
                     .map_err(db)?
-                    .filter(|s| self.session_visible(&caller, s))
-                    .ok_or_else(|| flat(404, "interaction_not_found"))?;
-                if !self.can_read_session(&caller, &s) {
-                    return Err(flat(403, "unauthorized_interaction_access"));
-                }
+                    .filter(|s| self.session_visible(&caller, s)),
+            ),
+        };
+        if let Some(Some(s)) = &session {
+            if !self.can_read_session(&caller, s) {
+                return Err(flat(403, "unauthorized_interaction_access"));
+            }
+        }
+        let agent = agent.map_err(|_| flat(404, "gummie_not_found"))?;
+        let existing = match session {
+            None => None,
+            Some(None) => return Err(flat(404, "interaction_not_found")),
+            Some(Some(s)) => {
                 if s.agent_id != agent.id {
                     return Err(flat(400, "interaction_gummie_mismatch"));
                 }

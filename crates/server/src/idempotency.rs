@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use engine::idempotency::{self, Claimed};
 use serde_json::Value;
 
-use crate::error::Nested;
+use crate::error::{Flat, Nested};
 use crate::AppState;
 
 /// Largest response body kept for replay.
@@ -23,6 +23,8 @@ pub struct IdemRequest<'a> {
     pub path_ids: &'a str,
     pub body: &'a Value,
     pub raw_query: Option<&'a str>,
+    /// Legacy route: errors use the flat form.
+    pub legacy: bool,
 }
 
 /// Runs `f` at most once per (key, route, path ids, Idempotency-Key); replays after.
@@ -38,25 +40,32 @@ where
         path_ids,
         body,
         raw_query,
+        legacy,
     } = req;
+    let fail = |e: wire::ApiError| {
+        if legacy {
+            Flat(e).into_response()
+        } else {
+            Nested(e).into_response()
+        }
+    };
     let Some(idem) = headers.get("idempotency-key") else {
         return f().await;
     };
     let idem = match idem.to_str() {
         Ok(s) => s,
         Err(_) => {
-            return Nested(
+            return fail(
                 wire::ApiError::new(
                     wire::ErrorCode::InvalidIdempotencyKey,
                     "Idempotency-Key must be printable ASCII.",
                 )
                 .param("Idempotency-Key"),
             )
-            .into_response()
         }
     };
     if let Err(e) = idempotency::check_key(idem) {
-        return Nested(e).into_response();
+        return fail(e);
     }
     let query: Vec<(String, String)> = form_urlencoded::parse(raw_query.unwrap_or("").as_bytes())
         .into_owned()
@@ -64,7 +73,7 @@ where
     let fp = idempotency::fingerprint(body, &query);
     let scope = idempotency::scope(key_id, route, path_ids, idem);
     match st.engine.claim_idempotency(&scope, &fp).await {
-        Err(e) => Nested(e).into_response(),
+        Err(e) => fail(e),
         Ok(Claimed::Replay { status, body }) => {
             let mut resp = Response::new(Body::from(body));
             *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
@@ -98,7 +107,7 @@ where
                 }
                 Err(_) => {
                     st.engine.release_idempotency(&scope).await;
-                    Nested(wire::ApiError::internal()).into_response()
+                    fail(wire::ApiError::internal())
                 }
             }
         }

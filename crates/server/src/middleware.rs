@@ -115,6 +115,30 @@ fn bearer(req: &Request) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// Answers before the handler: drains a small unread body so the connection can be
+/// reused; a large one is not read and the connection is closed explicitly.
+async fn early(req: Request, mut resp: Response) -> Response {
+    const DRAIN_LIMIT: usize = 64 * 1024;
+    let len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let chunked = req.headers().get(header::TRANSFER_ENCODING).is_some();
+    match len {
+        Some(0) => {}
+        Some(n) if n <= DRAIN_LIMIT && !chunked => {
+            let _ = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT).await;
+        }
+        None if !chunked => {}
+        _ => {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    resp
+}
+
 /// Authenticates `/api/v1` requests and charges the key's quota.
 pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let family = legacy_family(req.uri().path());
@@ -122,14 +146,14 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         Some(s) => Some(s),
         None => match parse_query(req.uri().query()) {
             Ok(q) => q.str("api_key").map(str::to_string),
-            Err(e) => return Nested(e).into_response(),
+            Err(e) => return early(req, Nested(e).into_response()).await,
         },
     };
     let key = match &secret {
         None => None,
         Some(s) => match st.engine.authenticate(s).await {
             Ok(k) => k,
-            Err(e) => return Nested(e).into_response(),
+            Err(e) => return early(req, Nested(e).into_response()).await,
         },
     };
     let Some(key) = key else {
@@ -141,7 +165,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
                     None => Nested(d.error()).into_response(),
                 };
                 d.apply(resp.headers_mut());
-                return resp;
+                return early(req, resp).await;
             }
         }
         tracing::info!(target: "openloop::audit", event = "auth_failed", %ip, path = req.uri().path(), "authentication failed");
@@ -152,7 +176,8 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
                 .insert(UnauthenticatedLegacy { missing });
             return next.run(req).await;
         }
-        return auth_failure(family, secret.is_none());
+        let resp = auth_failure(family, secret.is_none());
+        return early(req, resp).await;
     };
     let decision = st.limiter.check_key(&key.id);
     if let Some(d) = decision.filter(|d| !d.allowed) {
@@ -161,7 +186,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
             None => Nested(d.error()).into_response(),
         };
         d.apply(resp.headers_mut());
-        return resp;
+        return early(req, resp).await;
     }
     let key_id = key.id.clone();
     req.extensions_mut().insert(AuthedKey(key));

@@ -11,7 +11,7 @@ use store::{AgentRecord, MessageRecord, RunRecord, RunUpdate, StepRecord};
 use tokio::sync::watch;
 use tools::{Tool, ToolContext};
 
-use super::parts::{assistant_turns, build_parts, history, ModelOutput, ToolOutput};
+use super::parts::{assistant_turns, build_parts, history, tool_call_id, ModelOutput, ToolOutput};
 use super::Stop;
 use crate::sessions::state::{transition, SessionEvent, SessionState};
 use crate::Engine;
@@ -71,6 +71,17 @@ impl From<LlmError> for RunError {
         RunError {
             class: e.class.as_str(),
             message: e.message,
+        }
+    }
+}
+
+/// Index of a provider call id within the step, assigned in order of first appearance.
+fn call_index(ids: &mut Vec<String>, id: &str) -> usize {
+    match ids.iter().position(|x| x == id) {
+        Some(i) => i,
+        None => {
+            ids.push(id.to_string());
+            ids.len() - 1
         }
     }
 }
@@ -252,6 +263,8 @@ impl<'a> Ctx<'a> {
         let text_id = super::parts::part_id(&self.run.id, step, "t", 0);
         let reasoning_id = super::parts::part_id(&self.run.id, step, "r", 0);
         let mut out = ModelOutput::default();
+        let mut provider_ids: Vec<String> = Vec::new();
+        let mut done_calls: Vec<Option<ToolCall>> = Vec::new();
         let mut usage = Usage::default();
         let mut flow = Flow::Continue;
         loop {
@@ -284,11 +297,25 @@ impl<'a> Ctx<'a> {
                             events.push(json!({"type": "reasoning-start", "id": reasoning_id}));
                         }
                         out.reasoning.push_str(&d);
-                        events.push(json!({"type": "reasoning-delta", "id": reasoning_id, "delta": d}));
+                        events.push(
+                            json!({"type": "reasoning-delta", "id": reasoning_id, "delta": d}),
+                        );
                     }
-                    Ok(ChatEvent::ToolCallStart { id, name }) => events.push(json!({"type": "tool-input-start", "toolCallId": id, "toolName": name})),
-                    Ok(ChatEvent::ToolCallArgsDelta { id, delta }) => events.push(json!({"type": "tool-input-delta", "toolCallId": id, "inputTextDelta": delta})),
-                    Ok(ChatEvent::ToolCallDone(tc)) => out.tool_calls.push(tc),
+                    Ok(ChatEvent::ToolCallStart { id, name }) => {
+                        let idx = call_index(&mut provider_ids, &id);
+                        events.push(json!({"type": "tool-input-start", "toolCallId": tool_call_id(&self.run.id, step, idx), "toolName": name}));
+                    }
+                    Ok(ChatEvent::ToolCallArgsDelta { id, delta }) => {
+                        let idx = call_index(&mut provider_ids, &id);
+                        events.push(json!({"type": "tool-input-delta", "toolCallId": tool_call_id(&self.run.id, step, idx), "inputTextDelta": delta}));
+                    }
+                    Ok(ChatEvent::ToolCallDone(tc)) => {
+                        let idx = call_index(&mut provider_ids, &tc.id);
+                        if done_calls.len() <= idx {
+                            done_calls.resize(idx + 1, None);
+                        }
+                        done_calls[idx] = Some(tc);
+                    }
                     Ok(ChatEvent::Usage(u)) => usage = u,
                     Ok(ChatEvent::Finish { reason }) => out.finish_reason = reason,
                 }
@@ -303,6 +330,8 @@ impl<'a> Ctx<'a> {
             }
         }
         drop(stream);
+        // Calls in the order the model started them (their index fixes their tc_ id).
+        out.tool_calls = done_calls.into_iter().flatten().collect();
         if matches!(flow, Flow::Stop(Stop::LeaseLost | Stop::Shutdown)) {
             return Ok((flow, out));
         }
@@ -313,8 +342,8 @@ impl<'a> Ctx<'a> {
         if !out.text.is_empty() {
             events.push(json!({"type": "text-end", "id": text_id}));
         }
-        for tc in &out.tool_calls {
-            events.push(json!({"type": "tool-input-available", "toolCallId": tc.id, "toolName": tc.name, "input": tc.arguments}));
+        for (i, tc) in out.tool_calls.iter().enumerate() {
+            events.push(json!({"type": "tool-input-available", "toolCallId": tool_call_id(&self.run.id, step, i), "toolName": tc.name, "input": tc.arguments}));
         }
         let cost = self.engine.credit_cost(model_name, native, &usage);
         let delta = usage_json(&usage, cost);
@@ -404,9 +433,9 @@ impl<'a> Ctx<'a> {
             }
         };
         let event = if state == "completed" {
-            json!({"type": "tool-output-available", "toolCallId": tc.id, "output": result})
+            json!({"type": "tool-output-available", "toolCallId": tool_call_id(&self.run.id, step, idx), "output": result})
         } else {
-            json!({"type": "tool-output-error", "toolCallId": tc.id, "errorText": result.as_str().unwrap_or("tool failed")})
+            json!({"type": "tool-output-error", "toolCallId": tool_call_id(&self.run.id, step, idx), "errorText": result.as_str().unwrap_or("tool failed")})
         };
         let cancelled = state == "cancelled";
         let out = ToolOutput { state, result };

@@ -24,6 +24,12 @@ pub fn part_id(run_id: &str, step: i64, kind: &str, idx: usize) -> String {
     derived_id("part", &format!("{run_id}/{step}/{kind}/{idx}"))
 }
 
+/// The wire `toolCallId` of a step's `idx`-th call (`tc_…`); the provider's own id is
+/// kept internally for the model context.
+pub fn tool_call_id(run_id: &str, step: i64, idx: usize) -> String {
+    derived_id("tc", &format!("{run_id}/{step}/{idx}"))
+}
+
 /// Output of a committed model step.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ModelOutput {
@@ -88,7 +94,8 @@ pub fn build_parts(run_id: &str, steps: &[StepRecord], error: Option<&str>) -> V
             parts.push(json!({
                 "id": part_id(run_id, ms.step, "c", i),
                 "type": "tool_invocation",
-                "toolCallId": tc.id,
+                "toolCallId": tool_call_id(run_id, ms.step, i),
+                "_callId": tc.id,
                 "toolName": tc.name,
                 "toolCallState": state,
                 "result": Value::Object(result),
@@ -127,6 +134,14 @@ fn tool_result_text(part: &Value) -> String {
         Some(v) => v.to_string(),
         None => format!("Error: tool call {state}"),
     }
+}
+
+fn provider_call_id(part: &Value) -> String {
+    part.get("_callId")
+        .or_else(|| part.get("toolCallId"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Converts assistant parts into model turns: one assistant turn per step, followed by
@@ -168,7 +183,7 @@ pub fn assistant_turns(parts: &Value, out: &mut Vec<ChatMessage>) {
         let tool_calls: Vec<ToolCall> = calls
             .iter()
             .map(|p| ToolCall {
-                id: p["toolCallId"].as_str().unwrap_or_default().to_string(),
+                id: provider_call_id(p),
                 name: p["toolName"].as_str().unwrap_or_default().to_string(),
                 arguments: p
                     .get("result")
@@ -183,7 +198,7 @@ pub fn assistant_turns(parts: &Value, out: &mut Vec<ChatMessage>) {
         out.push(ChatMessage::Assistant { text, tool_calls });
         for p in calls {
             out.push(ChatMessage::Tool {
-                tool_call_id: p["toolCallId"].as_str().unwrap_or_default().to_string(),
+                tool_call_id: provider_call_id(p),
                 content: tool_result_text(p),
             });
         }

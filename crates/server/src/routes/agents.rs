@@ -46,6 +46,7 @@ async fn create(
         path_ids: "",
         body: &fingerprint_body,
         raw_query: uri.query(),
+        legacy: false,
     };
     crate::idempotency::run(&st, req, || async move {
         match engine.create_agent(&v1.caller, body).await {

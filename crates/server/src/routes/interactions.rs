@@ -61,6 +61,7 @@ async fn start_agent(State(st): State<AppState>, req: Request) -> Response {
         path_ids: "",
         body: &fingerprint_body,
         raw_query: parts.uri.query(),
+        legacy: true,
     };
     crate::idempotency::run(&st, req, || run(auth, body)).await
 }
