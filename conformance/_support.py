@@ -547,3 +547,60 @@ def _dechunk(data: bytes) -> tuple[bytes, bool]:
 
 def unique_id(prefix: str = "conf") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+# ---------------------------------------------------------------------------
+# Sessions (§8.2) and streams (§12): shared by test_sessions.py and test_streaming.py
+# ---------------------------------------------------------------------------
+
+# A catalogue model routed to OPENAI_BASE_URL (the fake provider on ``llm_server``).
+SESSION_MODEL = "gpt-4o-mini"
+SESS_RE = re.compile(r"^sess_[A-Za-z0-9]{22}$")
+MSG_RE = re.compile(r"^msg_[A-Za-z0-9]{22}$")
+QM_RE = re.compile(r"^qm_[A-Za-z0-9]{22}$")
+AREQ_RE = re.compile(r"^areq_[A-Za-z0-9]{22}$")
+PART_ID_RE = re.compile(r"^part_[A-Za-z0-9]{22}$")
+# §6.4: stop polling on these.
+SESSION_STOP_STATES = frozenset({"idle", "completed", "failed", "cancelled", "approval_required"})
+
+
+def new_session_agent(client: Gumloop, **kwargs: Any) -> str:
+    """Create an agent on the fake-provider server and return its id."""
+    kwargs.setdefault("name", f"sessions {token()}")
+    kwargs.setdefault("model_name", SESSION_MODEL)
+    return client.agents.create(**kwargs).agent.id
+
+
+def wait_session(
+    client: Gumloop,
+    session_id: str,
+    states: Any = SESSION_STOP_STATES,
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+) -> Any:
+    """Poll S4 until ``session.state`` is in ``states``; return the ``Session``."""
+    wanted = {states} if isinstance(states, str) else set(states)
+    deadline = time.monotonic() + timeout
+    while True:
+        session = client.sessions.retrieve(session_id).session
+        if session.state in wanted:
+            return session
+        if time.monotonic() > deadline:
+            pytest.fail(f"session {session_id} still {session.state!r} after {timeout}s (waiting for {sorted(wanted)})")
+        time.sleep(interval)
+
+
+def cursor_seq(cursor: Any, session_id: str) -> int:
+    """``<session_id>:<n>`` → n (asserting the format of §12.4)."""
+    assert isinstance(cursor, str), f"stream_cursor must be a string: {cursor!r}"
+    prefix = f"{session_id}:"
+    assert cursor.startswith(prefix) and cursor[len(prefix):].isdigit(), (
+        f"stream_cursor must be '<session_id>:<seq>' for {session_id}: {cursor!r}"
+    )
+    return int(cursor[len(prefix):])
+
+
+def assistant_texts(session: Any) -> list[str]:
+    """``content`` of every assistant message of a Session (SDK model), in order."""
+    return [m.content or "" for m in session.messages if m.role == "assistant"]

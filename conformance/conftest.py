@@ -243,6 +243,13 @@ def llm_admin(llm_server: OpenloopServer) -> Iterator[Gumloop]:
 
 
 @pytest.fixture(scope="session")
+def llm_raw(llm_server: OpenloopServer) -> Iterator[httpx.Client]:
+    """httpx on ``llm_server``'s ``/api/v1`` as the bootstrap user (Bearer + ``x-auth-key``, like the SDK)."""
+    with llm_server.http(llm_server.admin_key, llm_server.admin_user_id) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
 def llm_other_tenant(llm_server: OpenloopServer) -> Iterator[Principal]:
     principal = make_other_tenant(llm_server)
     yield principal

@@ -25,9 +25,7 @@ use futures::stream::{BoxStream, Stream, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{
-    ClientOptions, GetOptions, GetRange, GetResultPayload, ObjectStore, PutPayload, WriteMultipart,
-};
+use object_store::{ClientOptions, GetOptions, GetRange, GetResultPayload, ObjectStore, PutPayload, WriteMultipart};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 mod range;
@@ -77,27 +75,13 @@ impl fmt::Debug for BlobConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Local { root } => f.debug_struct("Local").field("root", root).finish(),
-            Self::S3 {
-                endpoint,
-                bucket,
-                region,
-                access_key_id,
-                secret_access_key,
-                path_style,
-                allow_http,
-            } => f
+            Self::S3 { endpoint, bucket, region, access_key_id, secret_access_key, path_style, allow_http } => f
                 .debug_struct("S3")
                 .field("endpoint", endpoint)
                 .field("bucket", bucket)
                 .field("region", region)
-                .field(
-                    "access_key_id",
-                    &access_key_id.as_ref().map(|_| "<redacted>"),
-                )
-                .field(
-                    "secret_access_key",
-                    &secret_access_key.as_ref().map(|_| "<redacted>"),
-                )
+                .field("access_key_id", &access_key_id.as_ref().map(|_| "<redacted>"))
+                .field("secret_access_key", &secret_access_key.as_ref().map(|_| "<redacted>"))
                 .field("path_style", path_style)
                 .field("allow_http", allow_http)
                 .finish(),
@@ -129,10 +113,7 @@ pub struct BlobRead {
 
 impl fmt::Debug for BlobRead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlobRead")
-            .field("meta", &self.meta)
-            .field("range", &self.range)
-            .finish_non_exhaustive()
+        f.debug_struct("BlobRead").field("meta", &self.meta).field("range", &self.range).finish_non_exhaustive()
     }
 }
 
@@ -171,14 +152,8 @@ enum Backend {
 impl fmt::Debug for BlobStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner.backend {
-            Backend::Local { root } => f
-                .debug_struct("BlobStore::Local")
-                .field("root", root)
-                .finish(),
-            Backend::S3 { bucket } => f
-                .debug_struct("BlobStore::S3")
-                .field("bucket", bucket)
-                .finish(),
+            Backend::Local { root } => f.debug_struct("BlobStore::Local").field("root", root).finish(),
+            Backend::S3 { bucket } => f.debug_struct("BlobStore::S3").field("bucket", bucket).finish(),
         }
     }
 }
@@ -191,84 +166,40 @@ impl BlobStore {
             BlobConfig::Local { root } => {
                 let root2 = root.clone();
                 let store = tokio::task::spawn_blocking(move || -> Result<_, String> {
-                    create_dir_0700(&root2)
-                        .map_err(|e| format!("creating {}: {e}", root2.display()))?;
-                    LocalFileSystem::new_with_prefix(&root2)
-                        .map(|s| s.with_automatic_cleanup(true))
-                        .map_err(|e| e.to_string())
+                    create_dir_0700(&root2).map_err(|e| format!("creating {}: {e}", root2.display()))?;
+                    LocalFileSystem::new_with_prefix(&root2).map(|s| s.with_automatic_cleanup(true)).map_err(|e| e.to_string())
                 })
                 .await
                 .map_err(|e| BlobError::Backend(e.to_string()))?
                 .map_err(BlobError::Backend)?;
-                Ok(Self {
-                    inner: Arc::new(Inner {
-                        store: Arc::new(store),
-                        backend: Backend::Local { root },
-                        secrets: Vec::new(),
-                    }),
-                })
+                Ok(Self { inner: Arc::new(Inner { store: Arc::new(store), backend: Backend::Local { root }, secrets: Vec::new() }) })
             }
-            BlobConfig::S3 {
-                endpoint,
-                bucket,
-                region,
-                access_key_id,
-                secret_access_key,
-                path_style,
-                allow_http,
-            } => {
+            BlobConfig::S3 { endpoint, bucket, region, access_key_id, secret_access_key, path_style, allow_http } => {
                 if bucket.is_empty() {
                     return Err(BlobError::Backend("S3 bucket name is empty".into()));
                 }
                 if access_key_id.is_some() != secret_access_key.is_some() {
-                    return Err(BlobError::Backend(
-                        "S3 access key id and secret access key must be set together".into(),
-                    ));
+                    return Err(BlobError::Backend("S3 access key id and secret access key must be set together".into()));
                 }
                 // Explicit keys: nothing from the environment (a stray AWS_SESSION_TOKEN would
                 // break them). Otherwise the standard AWS_* variables, then ambient credentials.
-                let base = if access_key_id.is_some() {
-                    AmazonS3Builder::new()
-                } else {
-                    AmazonS3Builder::from_env()
-                };
-                let mut builder = base
-                    .with_bucket_name(&bucket)
-                    .with_region(&region)
-                    .with_virtual_hosted_style_request(!path_style)
-                    .with_client_options(
-                        ClientOptions::new()
-                            .with_allow_http(allow_http)
-                            .with_timeout(S3_REQUEST_TIMEOUT)
-                            .with_connect_timeout(S3_CONNECT_TIMEOUT),
-                    );
+                let base = if access_key_id.is_some() { AmazonS3Builder::new() } else { AmazonS3Builder::from_env() };
+                let mut builder = base.with_bucket_name(&bucket).with_region(&region).with_virtual_hosted_style_request(!path_style).with_client_options(
+                    ClientOptions::new().with_allow_http(allow_http).with_timeout(S3_REQUEST_TIMEOUT).with_connect_timeout(S3_CONNECT_TIMEOUT),
+                );
                 if let Some(endpoint) = &endpoint {
-                    let endpoint = if path_style {
-                        endpoint.trim_end_matches('/').to_string()
-                    } else {
-                        virtual_hosted_endpoint(endpoint, &bucket)
-                    };
+                    let endpoint = if path_style { endpoint.trim_end_matches('/').to_string() } else { virtual_hosted_endpoint(endpoint, &bucket) };
                     builder = builder.with_endpoint(endpoint);
                 }
                 let mut secrets = Vec::new();
                 if let (Some(id), Some(secret)) = (access_key_id, secret_access_key) {
                     secrets.push(secret.clone());
                     secrets.push(id.clone());
-                    builder = builder
-                        .with_access_key_id(id)
-                        .with_secret_access_key(secret);
+                    builder = builder.with_access_key_id(id).with_secret_access_key(secret);
                 }
                 secrets.retain(|s| s.len() >= 4);
-                let store = builder
-                    .build()
-                    .map_err(|e| BlobError::Backend(redact(&secrets, e.to_string())))?;
-                Ok(Self {
-                    inner: Arc::new(Inner {
-                        store: Arc::new(store),
-                        backend: Backend::S3 { bucket },
-                        secrets,
-                    }),
-                })
+                let store = builder.build().map_err(|e| BlobError::Backend(redact(&secrets, e.to_string())))?;
+                Ok(Self { inner: Arc::new(Inner { store: Arc::new(store), backend: Backend::S3 { bucket }, secrets }) })
             }
         }
     }
@@ -280,20 +211,12 @@ impl BlobStore {
         match &self.inner.backend {
             Backend::Local { root } => match tokio::fs::metadata(root).await {
                 Ok(m) if m.is_dir() => Ok(()),
-                Ok(_) => Err(BlobError::Backend(format!(
-                    "{} is not a directory",
-                    root.display()
-                ))),
+                Ok(_) => Err(BlobError::Backend(format!("{} is not a directory", root.display()))),
                 Err(e) => Err(BlobError::Backend(format!("{}: {e}", root.display()))),
             },
             Backend::S3 { .. } => {
                 let probe = Path::from("openloop-readyz-probe");
-                match tokio::time::timeout(
-                    CHECK_TIMEOUT,
-                    self.inner.store.list_with_delimiter(Some(&probe)),
-                )
-                .await
-                {
+                match tokio::time::timeout(CHECK_TIMEOUT, self.inner.store.list_with_delimiter(Some(&probe))).await {
                     Ok(Ok(_)) => Ok(()),
                     Ok(Err(e)) => Err(match self.backend_err(e) {
                         BlobError::NotFound => BlobError::Backend("S3 bucket not found".into()),
@@ -311,12 +234,7 @@ impl BlobStore {
     pub async fn put(&self, key: &str, data: Bytes) -> Result<BlobMeta, BlobError> {
         let path = validate_key(key)?;
         let size = data.len() as u64;
-        let res = self
-            .inner
-            .store
-            .put(&path, PutPayload::from(data))
-            .await
-            .map_err(|e| self.backend_err(e))?;
+        let res = self.inner.store.put(&path, PutPayload::from(data)).await.map_err(|e| self.backend_err(e))?;
         self.meta_after_put(&path, size, res.e_tag).await
     }
 
@@ -345,9 +263,7 @@ impl BlobStore {
                 Ok(chunk) => chunk,
                 Err(e) => {
                     upload.abort().await;
-                    return Err(BlobError::Backend(format!(
-                        "reading the upload stream: {e}"
-                    )));
+                    return Err(BlobError::Backend(format!("reading the upload stream: {e}")));
                 }
             };
             if chunk.is_empty() {
@@ -370,12 +286,7 @@ impl BlobStore {
                     pending_len += chunk.len();
                     pending.push(chunk);
                     if pending_len >= PART_SIZE {
-                        let multipart = self
-                            .inner
-                            .store
-                            .put_multipart(&path)
-                            .await
-                            .map_err(|e| self.backend_err(e))?;
+                        let multipart = self.inner.store.put_multipart(&path).await.map_err(|e| self.backend_err(e))?;
                         let mut w = WriteMultipart::new_with_chunk_size(multipart, PART_SIZE);
                         for b in pending.drain(..) {
                             w.put(b);
@@ -390,11 +301,7 @@ impl BlobStore {
         let res = match upload.0.take() {
             None => {
                 let payload: PutPayload = pending.into_iter().collect();
-                self.inner
-                    .store
-                    .put(&path, payload)
-                    .await
-                    .map_err(|e| self.backend_err(e))?
+                self.inner.store.put(&path, payload).await.map_err(|e| self.backend_err(e))?
             }
             Some(mut w) => {
                 // Wait for the parts in flight while the upload can still be aborted on error;
@@ -412,12 +319,7 @@ impl BlobStore {
     /// Size and ETag of `key`; [`BlobError::NotFound`] if absent.
     pub async fn head(&self, key: &str) -> Result<BlobMeta, BlobError> {
         let path = validate_key(key)?;
-        let meta = self
-            .inner
-            .store
-            .head(&path)
-            .await
-            .map_err(|e| self.backend_err(e))?;
+        let meta = self.inner.store.head(&path).await.map_err(|e| self.backend_err(e))?;
         Ok(to_blob_meta(&meta))
     }
 
@@ -428,31 +330,16 @@ impl BlobStore {
         let path = validate_key(key)?;
         if let Some(r) = &range {
             if r.start > r.end {
-                return Err(BlobError::Backend(format!(
-                    "invalid byte range {}..{}",
-                    r.start, r.end
-                )));
+                return Err(BlobError::Backend(format!("invalid byte range {}..{}", r.start, r.end)));
             }
             if r.start == r.end {
                 // Nothing to read, but the object must exist.
                 let meta = self.head(key).await?;
-                return Ok(BlobRead {
-                    meta,
-                    range: Some(r.clone()),
-                    stream: futures::stream::empty().boxed(),
-                });
+                return Ok(BlobRead { meta, range: Some(r.clone()), stream: futures::stream::empty().boxed() });
             }
         }
-        let opts = GetOptions {
-            range: range.clone().map(GetRange::Bounded),
-            ..GetOptions::default()
-        };
-        let res = self
-            .inner
-            .store
-            .get_opts(&path, opts)
-            .await
-            .map_err(|e| self.backend_err(e))?;
+        let opts = GetOptions { range: range.clone().map(GetRange::Bounded), ..GetOptions::default() };
+        let res = self.inner.store.get_opts(&path, opts).await.map_err(|e| self.backend_err(e))?;
         let meta = to_blob_meta(&res.meta);
         let actual = res.range.clone();
         let stream = match res.payload {
@@ -462,11 +349,7 @@ impl BlobStore {
                 s.map_err(move |e| to_blob_error(&secrets, e)).boxed()
             }
         };
-        Ok(BlobRead {
-            meta,
-            range: range.map(|_| actual),
-            stream,
-        })
+        Ok(BlobRead { meta, range: range.map(|_| actual), stream })
     }
 
     /// Deletes `key`; deleting an absent key succeeds.
@@ -478,22 +361,12 @@ impl BlobStore {
         }
     }
 
-    async fn meta_after_put(
-        &self,
-        path: &Path,
-        size: u64,
-        e_tag: Option<String>,
-    ) -> Result<BlobMeta, BlobError> {
+    async fn meta_after_put(&self, path: &Path, size: u64, e_tag: Option<String>) -> Result<BlobMeta, BlobError> {
         match e_tag.as_deref().and_then(normalize_etag) {
             Some(etag) => Ok(BlobMeta { size, etag }),
             // Some S3-compatible services omit the ETag on PUT: ask.
             None => {
-                let meta = self
-                    .inner
-                    .store
-                    .head(path)
-                    .await
-                    .map_err(|e| self.backend_err(e))?;
+                let meta = self.inner.store.head(path).await.map_err(|e| self.backend_err(e))?;
                 Ok(to_blob_meta(&meta))
             }
         }
@@ -550,16 +423,9 @@ fn redact(secrets: &[String], mut msg: String) -> String {
 fn to_blob_meta(meta: &object_store::ObjectMeta) -> BlobMeta {
     let etag = match meta.e_tag.as_deref().and_then(normalize_etag) {
         Some(e) => e,
-        None => format!(
-            "{:x}-{:x}",
-            meta.last_modified.timestamp_micros(),
-            meta.size
-        ),
+        None => format!("{:x}-{:x}", meta.last_modified.timestamp_micros(), meta.size),
     };
-    BlobMeta {
-        size: meta.size,
-        etag,
-    }
+    BlobMeta { size: meta.size, etag }
 }
 
 /// Strips `W/` and quotes; anything outside `[A-Za-z0-9._-]` → the hex of the raw value.
@@ -631,19 +497,13 @@ fn create_dir_0700(root: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// Reads `range` of an open local file in ≤ 64 KiB chunks.
-fn local_file_stream(
-    file: std::fs::File,
-    range: Range<u64>,
-) -> BoxStream<'static, Result<Bytes, BlobError>> {
+fn local_file_stream(file: std::fs::File, range: Range<u64>) -> BoxStream<'static, Result<Bytes, BlobError>> {
     let io_err = |e: std::io::Error| BlobError::Backend(format!("reading a local blob: {e}"));
     futures::stream::once(async move {
         let mut file = tokio::fs::File::from_std(file);
         file.seek(std::io::SeekFrom::Start(range.start)).await?;
         let reader = file.take(range.end - range.start);
-        Ok::<_, std::io::Error>(tokio_util::io::ReaderStream::with_capacity(
-            reader,
-            LOCAL_READ_CHUNK,
-        ))
+        Ok::<_, std::io::Error>(tokio_util::io::ReaderStream::with_capacity(reader, LOCAL_READ_CHUNK))
     })
     .try_flatten()
     .map_err(io_err)
@@ -656,23 +516,11 @@ mod tests {
 
     #[test]
     fn keys() {
-        for ok in [
-            "a",
-            "artifacts/art_x/ver_y",
-            "exports/e-1.csv",
-            "A.b_c-d/0/.hidden",
-            "x.y",
-        ] {
+        for ok in ["a", "artifacts/art_x/ver_y", "exports/e-1.csv", "A.b_c-d/0/.hidden", "x.y"] {
             assert!(validate_key(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "", "/a", "a/", "a//b", "a/./b", "./a", "a/../b", "..", "a..b", "a b", "a\\b", "a#1",
-            "é", "a?b", "a%2f", "a\0b",
-        ] {
-            assert!(
-                matches!(validate_key(bad), Err(BlobError::InvalidKey(_))),
-                "{bad:?}"
-            );
+        for bad in ["", "/a", "a/", "a//b", "a/./b", "./a", "a/../b", "..", "a..b", "a b", "a\\b", "a#1", "é", "a?b", "a%2f", "a\0b"] {
+            assert!(matches!(validate_key(bad), Err(BlobError::InvalidKey(_))), "{bad:?}");
         }
         assert!(validate_key(&"a".repeat(1024)).is_ok());
         assert!(validate_key(&"a".repeat(1025)).is_err());
@@ -689,27 +537,15 @@ mod tests {
 
     #[test]
     fn virtual_hosted() {
-        assert_eq!(
-            virtual_hosted_endpoint("https://s3.example.com", "b"),
-            "https://b.s3.example.com"
-        );
-        assert_eq!(
-            virtual_hosted_endpoint("https://s3.example.com:9000/", "b"),
-            "https://b.s3.example.com:9000"
-        );
-        assert_eq!(
-            virtual_hosted_endpoint("https://b.s3.example.com", "b"),
-            "https://b.s3.example.com"
-        );
+        assert_eq!(virtual_hosted_endpoint("https://s3.example.com", "b"), "https://b.s3.example.com");
+        assert_eq!(virtual_hosted_endpoint("https://s3.example.com:9000/", "b"), "https://b.s3.example.com:9000");
+        assert_eq!(virtual_hosted_endpoint("https://b.s3.example.com", "b"), "https://b.s3.example.com");
     }
 
     #[test]
     fn secrets_are_redacted() {
         let s = vec!["SECRETKEY".to_string()];
-        assert_eq!(
-            redact(&s, "bad SECRETKEY here".into()),
-            "bad <redacted> here"
-        );
+        assert_eq!(redact(&s, "bad SECRETKEY here".into()), "bad <redacted> here");
         let cfg = BlobConfig::S3 {
             endpoint: None,
             bucket: "b".into(),
@@ -720,9 +556,6 @@ mod tests {
             allow_http: false,
         };
         let dbg = format!("{cfg:?}");
-        assert!(
-            !dbg.contains("SECRETKEY") && !dbg.contains("AKIDXXXX"),
-            "{dbg}"
-        );
+        assert!(!dbg.contains("SECRETKEY") && !dbg.contains("AKIDXXXX"), "{dbg}");
     }
 }

@@ -109,21 +109,11 @@ mod tests {
 
     #[test]
     fn unsatisfiable() {
-        for h in [
-            "bytes=10-",
-            "bytes=10-20",
-            "bytes=11-11",
-            "bytes=-0",
-            "bytes=99999999999999999999-",
-        ] {
+        for h in ["bytes=10-", "bytes=10-20", "bytes=11-11", "bytes=-0", "bytes=99999999999999999999-"] {
             assert_eq!(parse_range(h, 10), Err(RangeError::Unsatisfiable), "{h}");
         }
         for h in ["bytes=0-", "bytes=0-0", "bytes=-5"] {
-            assert_eq!(
-                parse_range(h, 0),
-                Err(RangeError::Unsatisfiable),
-                "{h} over 0"
-            );
+            assert_eq!(parse_range(h, 0), Err(RangeError::Unsatisfiable), "{h} over 0");
         }
     }
 

@@ -58,17 +58,12 @@ impl Caller {
             (Scope::Team(t), Some(obj_team)) => t == obj_team,
             (Scope::Team(_), None) => false,
             (Scope::Unscoped, None) => owner_user_id == self.user.id,
-            (Scope::Unscoped, Some(obj_team)) => {
-                self.memberships.iter().any(|(t, _)| t == obj_team)
-            }
+            (Scope::Unscoped, Some(obj_team)) => self.memberships.iter().any(|(t, _)| t == obj_team),
         }
     }
 
     pub fn team_role(&self, team_id: &str) -> Option<&str> {
-        self.memberships
-            .iter()
-            .find(|(t, _)| t == team_id)
-            .map(|(_, r)| r.as_str())
+        self.memberships.iter().find(|(t, _)| t == team_id).map(|(_, r)| r.as_str())
     }
 
     pub fn is_org_admin(&self) -> bool {
@@ -91,11 +86,7 @@ impl Engine {
             return Ok(None);
         };
         // The lookup is by hash; compare again in constant time for defence in depth.
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-            key.secret_hash.as_slice(),
-            hash.as_slice(),
-        )) || key.revoked_at.is_some()
-        {
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(key.secret_hash.as_slice(), hash.as_slice())) || key.revoked_at.is_some() {
             return Ok(None);
         }
         let kind = match (key.user_id, key.team_id) {
@@ -103,28 +94,22 @@ impl Engine {
             (None, Some(team_id)) => KeyKind::Team { team_id },
             _ => return Ok(None),
         };
-        Ok(Some(KeyInfo {
-            id: key.id,
-            kind,
-            created_by: key.created_by,
-        }))
+        Ok(Some(KeyInfo { id: key.id, kind, created_by: key.created_by }))
     }
 
     /// v1 rules (§2.3, §2.4): acting user from `x-auth-key`/`user_id`, scope from
     /// `team_id`/`project_id`.
-    pub async fn resolve_caller(
-        &self,
-        key: &KeyInfo,
-        acting: Option<&str>,
-        team_param: Option<&str>,
-    ) -> Result<Caller, ApiError> {
+    pub async fn resolve_caller(&self, key: &KeyInfo, acting: Option<&str>, team_param: Option<&str>) -> Result<Caller, ApiError> {
         let acting = acting.map(str::trim).filter(|s| !s.is_empty());
         let team_param = team_param.map(str::trim).filter(|s| !s.is_empty());
         match &key.kind {
             KeyKind::Personal { user_id } => {
                 if let Some(a) = acting {
                     if a != user_id {
-                        return Err(ApiError::new(ErrorCode::IdentityMismatch, "This personal API key can only act as its owner; x-auth-key/user_id names another user."));
+                        return Err(ApiError::new(
+                            ErrorCode::IdentityMismatch,
+                            "This personal API key can only act as its owner; x-auth-key/user_id names another user.",
+                        ));
                     }
                 }
                 let user = self.load_user(user_id).await?;
@@ -133,76 +118,40 @@ impl Engine {
                     None => Scope::Unscoped,
                     Some(t) => {
                         if !memberships.iter().any(|(m, _)| m == t) {
-                            return Err(ApiError::new(
-                                ErrorCode::TeamNotFound,
-                                format!("Team {t} does not exist or you are not a member."),
-                            )
-                            .param("team_id"));
+                            return Err(ApiError::new(ErrorCode::TeamNotFound, format!("Team {t} does not exist or you are not a member.")).param("team_id"));
                         }
                         Scope::Team(t.to_string())
                     }
                 };
-                Ok(Caller {
-                    key: key.clone(),
-                    user,
-                    scope,
-                    memberships,
-                })
+                Ok(Caller { key: key.clone(), user, scope, memberships })
             }
             KeyKind::Team { team_id } => {
                 if let Some(t) = team_param {
                     if t != team_id {
-                        return Err(ApiError::new(
-                            ErrorCode::TeamMismatch,
-                            "This team API key belongs to another team than team_id.",
-                        )
-                        .param("team_id"));
+                        return Err(ApiError::new(ErrorCode::TeamMismatch, "This team API key belongs to another team than team_id.").param("team_id"));
                     }
                 }
                 let Some(a) = acting else {
-                    return Err(ApiError::new(ErrorCode::UserIdRequired, "A team API key must name the acting user: send x-auth-key: <user_id> (GUMLOOP_USER_ID)."));
-                };
-                if self
-                    .store
-                    .membership(team_id, a)
-                    .await
-                    .map_err(db)?
-                    .is_none()
-                {
                     return Err(ApiError::new(
-                        ErrorCode::NotTeamMember,
-                        format!("User {a} is not a member of this key's team."),
+                        ErrorCode::UserIdRequired,
+                        "A team API key must name the acting user: send x-auth-key: <user_id> (GUMLOOP_USER_ID).",
                     ));
+                };
+                if self.store.membership(team_id, a).await.map_err(db)?.is_none() {
+                    return Err(ApiError::new(ErrorCode::NotTeamMember, format!("User {a} is not a member of this key's team.")));
                 }
                 let user = self.load_user(a).await?;
                 let memberships = self.memberships(a).await?;
-                Ok(Caller {
-                    key: key.clone(),
-                    user,
-                    scope: Scope::Team(team_id.clone()),
-                    memberships,
-                })
+                Ok(Caller { key: key.clone(), user, scope: Scope::Team(team_id.clone()), memberships })
             }
         }
     }
 
     async fn load_user(&self, id: &str) -> Result<User, ApiError> {
-        self.store.user(id).await.map_err(db)?.ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidApiKey,
-                "The API key's user no longer exists.",
-            )
-        })
+        self.store.user(id).await.map_err(db)?.ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "The API key's user no longer exists."))
     }
 
     async fn memberships(&self, user_id: &str) -> Result<Vec<(String, String)>, ApiError> {
-        Ok(self
-            .store
-            .teams_of_user(user_id)
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(|(t, r)| (t.id, r))
-            .collect())
+        Ok(self.store.teams_of_user(user_id).await.map_err(db)?.into_iter().map(|(t, r)| (t.id, r)).collect())
     }
 }

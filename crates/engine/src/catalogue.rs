@@ -26,21 +26,8 @@ impl Provider {
     }
 }
 
-pub const BUILTIN_OPENAI: &[&str] = &[
-    "gpt-4o",
-    "gpt-4o-mini",
-    "gpt-4.1",
-    "gpt-4.1-mini",
-    "gpt-4.1-nano",
-    "o3-mini",
-    "o4-mini",
-];
-pub const BUILTIN_ANTHROPIC: &[&str] = &[
-    "claude-3-5-haiku-latest",
-    "claude-3-7-sonnet-latest",
-    "claude-sonnet-4-0",
-    "claude-opus-4-0",
-];
+pub const BUILTIN_OPENAI: &[&str] = &["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o3-mini", "o4-mini"];
+pub const BUILTIN_ANTHROPIC: &[&str] = &["claude-3-5-haiku-latest", "claude-3-7-sonnet-latest", "claude-sonnet-4-0", "claude-opus-4-0"];
 
 /// The provider a model name routes to (API.md §7.2).
 pub fn provider_of(model_name: &str) -> (Provider, &str) {
@@ -87,26 +74,14 @@ impl ModelCatalogue {
             let (p, m) = provider_of(e);
             push(p, m);
         }
-        let mut cat = ModelCatalogue {
-            entries,
-            available,
-            default_model: None,
-        };
+        let mut cat = ModelCatalogue { entries, available, default_model: None };
         cat.default_model = default_model.or_else(|| {
-            let candidates = [
-                (Provider::OpenAi, "gpt-4o-mini"),
-                (Provider::Anthropic, "claude-3-5-haiku-latest"),
-            ];
+            let candidates = [(Provider::OpenAi, "gpt-4o-mini"), (Provider::Anthropic, "claude-3-5-haiku-latest")];
             candidates
                 .iter()
                 .find(|(p, _)| cat.available.contains(p))
                 .map(|(p, m)| format!("{}/{m}", p.key()))
-                .or_else(|| {
-                    cat.entries
-                        .iter()
-                        .find(|(p, _)| *p == Provider::Ollama && cat.available.contains(p))
-                        .map(|(p, m)| format!("{}/{m}", p.key()))
-                })
+                .or_else(|| cat.entries.iter().find(|(p, _)| *p == Provider::Ollama && cat.available.contains(p)).map(|(p, m)| format!("{}/{m}", p.key())))
         });
         cat
     }
@@ -124,42 +99,20 @@ impl ModelCatalogue {
     pub fn groups(&self) -> Vec<ModelGroup> {
         let mut groups = Vec::new();
         for p in [Provider::OpenAi, Provider::Anthropic, Provider::Ollama] {
-            let status = if self.available.contains(&p) {
-                "available"
-            } else {
-                "unavailable"
-            };
+            let status = if self.available.contains(&p) { "available" } else { "unavailable" };
             let options: Vec<ModelOption> = self
                 .entries
                 .iter()
                 .filter(|(ep, _)| *ep == p)
-                .map(|(_, m)| ModelOption {
-                    value: format!("{}/{m}", p.key()),
-                    label: m.clone(),
-                    status: status.into(),
-                    provider: p.key().into(),
-                })
+                .map(|(_, m)| ModelOption { value: format!("{}/{m}", p.key()), label: m.clone(), status: status.into(), provider: p.key().into() })
                 .collect();
-            groups.push(ModelGroup {
-                group_label: p.label().into(),
-                provider: p.key().into(),
-                options,
-            });
+            groups.push(ModelGroup { group_label: p.label().into(), provider: p.key().into(), options });
         }
-        let auto_status = if self.default_model.is_some() {
-            "available"
-        } else {
-            "unavailable"
-        };
+        let auto_status = if self.default_model.is_some() { "available" } else { "unavailable" };
         groups.push(ModelGroup {
             group_label: "Openloop".into(),
             provider: "openloop".into(),
-            options: vec![ModelOption {
-                value: "auto".into(),
-                label: "Auto".into(),
-                status: auto_status.into(),
-                provider: "openloop".into(),
-            }],
+            options: vec![ModelOption { value: "auto".into(), label: "Auto".into(), status: auto_status.into(), provider: "openloop".into() }],
         });
         groups
     }

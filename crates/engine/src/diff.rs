@@ -36,12 +36,7 @@ fn status(old: &Value, new: &Value) -> &'static str {
 }
 
 fn value_change(field: &str, old: Value, new: Value) -> Option<FieldChange> {
-    (old != new).then(|| FieldChange::Value {
-        field: field.into(),
-        status: status(&old, &new).into(),
-        old_value: old,
-        new_value: new,
-    })
+    (old != new).then(|| FieldChange::Value { field: field.into(), status: status(&old, &new).into(), old_value: old, new_value: new })
 }
 
 fn text_change(field: &str, old: &Option<String>, new: &Option<String>) -> Option<FieldChange> {
@@ -49,19 +44,12 @@ fn text_change(field: &str, old: &Option<String>, new: &Option<String>) -> Optio
         return None;
     }
     let (o, n) = (old.as_deref().unwrap_or(""), new.as_deref().unwrap_or(""));
-    let st = match (
-        old.as_deref().is_none_or(str::is_empty),
-        new.as_deref().is_none_or(str::is_empty),
-    ) {
+    let st = match (old.as_deref().is_none_or(str::is_empty), new.as_deref().is_none_or(str::is_empty)) {
         (true, false) => "added",
         (false, true) => "removed",
         _ => "modified",
     };
-    Some(FieldChange::Text {
-        field: field.into(),
-        status: st.into(),
-        text_hunks: text_hunks(o, n),
-    })
+    Some(FieldChange::Text { field: field.into(), status: st.into(), text_hunks: text_hunks(o, n) })
 }
 
 /// Identity of a tool entry: type plus whichever of name/server_id/saved_item_id it has.
@@ -84,15 +72,7 @@ fn tool_field_changes(old: &Value, new: &Value) -> Vec<FieldChange> {
             }
         }
     }
-    keys.iter()
-        .filter_map(|k| {
-            value_change(
-                k,
-                old.get(k).cloned().unwrap_or(Value::Null),
-                new.get(k).cloned().unwrap_or(Value::Null),
-            )
-        })
-        .collect()
+    keys.iter().filter_map(|k| value_change(k, old.get(k).cloned().unwrap_or(Value::Null), new.get(k).cloned().unwrap_or(Value::Null))).collect()
 }
 
 pub fn tool_changes(old: &[Value], new: &[Value]) -> Vec<ToolChange> {
@@ -153,34 +133,15 @@ pub fn tool_changes(old: &[Value], new: &[Value]) -> Vec<ToolChange> {
 }
 
 /// Field, tool and skill changes from `old` to `new`.
-pub fn changes(
-    old: &AgentSnapshot,
-    new: &AgentSnapshot,
-) -> (Vec<FieldChange>, Vec<ToolChange>, Vec<SkillChange>) {
+pub fn changes(old: &AgentSnapshot, new: &AgentSnapshot) -> (Vec<FieldChange>, Vec<ToolChange>, Vec<SkillChange>) {
     let (o, n) = (&old.config, &new.config);
     let mut fields: Vec<FieldChange> = Vec::new();
     fields.extend(value_change("name", json!(o.name), json!(n.name)));
     fields.extend(text_change("description", &o.description, &n.description));
-    fields.extend(value_change(
-        "model_name",
-        json!(o.model_name),
-        json!(n.model_name),
-    ));
-    fields.extend(text_change(
-        "system_prompt",
-        &o.system_prompt,
-        &n.system_prompt,
-    ));
-    fields.extend(value_change(
-        "folder_id",
-        json!(o.folder_id),
-        json!(n.folder_id),
-    ));
-    fields.extend(value_change(
-        "resources",
-        json!(o.resources),
-        json!(n.resources),
-    ));
+    fields.extend(value_change("model_name", json!(o.model_name), json!(n.model_name)));
+    fields.extend(text_change("system_prompt", &o.system_prompt, &n.system_prompt));
+    fields.extend(value_change("folder_id", json!(o.folder_id), json!(n.folder_id)));
+    fields.extend(value_change("resources", json!(o.resources), json!(n.resources)));
     let mut sections: Vec<&String> = o.metadata.keys().chain(n.metadata.keys()).collect();
     sections.sort();
     sections.dedup();
@@ -191,37 +152,19 @@ pub fn changes(
             n.metadata.get(s).cloned().unwrap_or(Value::Null),
         ));
     }
-    fields.extend(value_change(
-        "team_id",
-        json!(old.team_id),
-        json!(new.team_id),
-    ));
-    fields.extend(value_change(
-        "is_active",
-        json!(old.is_active),
-        json!(new.is_active),
-    ));
-    fields.extend(value_change(
-        "incognito",
-        json!(o.incognito),
-        json!(n.incognito),
-    ));
+    fields.extend(value_change("team_id", json!(old.team_id), json!(new.team_id)));
+    fields.extend(value_change("is_active", json!(old.is_active), json!(new.is_active)));
+    fields.extend(value_change("incognito", json!(o.incognito), json!(n.incognito)));
 
     let mut skills = Vec::new();
     for s in &n.skill_ids {
         if !o.skill_ids.contains(s) {
-            skills.push(SkillChange {
-                skill_id: s.clone(),
-                status: "added".into(),
-            });
+            skills.push(SkillChange { skill_id: s.clone(), status: "added".into() });
         }
     }
     for s in &o.skill_ids {
         if !n.skill_ids.contains(s) {
-            skills.push(SkillChange {
-                skill_id: s.clone(),
-                status: "removed".into(),
-            });
+            skills.push(SkillChange { skill_id: s.clone(), status: "removed".into() });
         }
     }
     (fields, tool_changes(&o.tools, &n.tools), skills)
@@ -235,16 +178,10 @@ mod tests {
     fn hunks_are_line_ranges() {
         let h = text_hunks("a\nb\nc\n", "a\nB\nc\nd\n");
         assert_eq!(h.len(), 2);
-        assert_eq!(
-            (h[0].old_start, h[0].old_end, h[0].new_start, h[0].new_end),
-            (1, 2, 1, 2)
-        );
+        assert_eq!((h[0].old_start, h[0].old_end, h[0].new_start, h[0].new_end), (1, 2, 1, 2));
         assert_eq!(h[0].old_text, "b\n");
         assert_eq!(h[0].new_text, "B\n");
-        assert_eq!(
-            (h[1].old_start, h[1].old_end, h[1].new_start, h[1].new_end),
-            (3, 3, 3, 4)
-        );
+        assert_eq!((h[1].old_start, h[1].old_end, h[1].new_start, h[1].new_end), (3, 3, 3, 4));
     }
 
     #[test]

@@ -14,11 +14,8 @@ const STALE_MICROS: i64 = 120 * 1_000_000;
 /// 1–256 characters of `[!-~]`.
 pub fn check_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.len() > 256 || !key.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidIdempotencyKey,
-            "Idempotency-Key must be 1 to 256 printable ASCII characters without spaces.",
-        )
-        .param("Idempotency-Key"));
+        return Err(ApiError::new(ErrorCode::InvalidIdempotencyKey, "Idempotency-Key must be 1 to 256 printable ASCII characters without spaces.")
+            .param("Idempotency-Key"));
     }
     Ok(())
 }
@@ -91,35 +88,18 @@ pub enum Claimed {
 }
 
 impl Engine {
-    pub async fn claim_idempotency(
-        &self,
-        scope: &str,
-        fingerprint: &[u8],
-    ) -> Result<Claimed, ApiError> {
+    pub async fn claim_idempotency(&self, scope: &str, fingerprint: &[u8]) -> Result<Claimed, ApiError> {
         let now = wire::time::now_micros();
-        match self
-            .store
-            .claim_idempotency(
-                scope,
-                fingerprint,
-                now,
-                now - RETENTION_MICROS,
-                now - STALE_MICROS,
-            )
-            .await
-            .map_err(db)?
-        {
+        match self.store.claim_idempotency(scope, fingerprint, now, now - RETENTION_MICROS, now - STALE_MICROS).await.map_err(db)? {
             IdempotencyClaim::New => Ok(Claimed::New),
             IdempotencyClaim::Replay { status, body } => Ok(Claimed::Replay { status, body }),
-            IdempotencyClaim::Reused => Err(ApiError::new(
-                ErrorCode::IdempotencyKeyReused,
-                "This Idempotency-Key was used with a different request; use a new key.",
-            )),
-            IdempotencyClaim::InUse => Err(ApiError::new(
-                ErrorCode::IdempotencyKeyInUse,
-                "The original request with this Idempotency-Key is still running; retry shortly.",
-            )
-            .retry_after(1)),
+            IdempotencyClaim::Reused => {
+                Err(ApiError::new(ErrorCode::IdempotencyKeyReused, "This Idempotency-Key was used with a different request; use a new key."))
+            }
+            IdempotencyClaim::InUse => {
+                Err(ApiError::new(ErrorCode::IdempotencyKeyInUse, "The original request with this Idempotency-Key is still running; retry shortly.")
+                    .retry_after(1))
+            }
         }
     }
 
@@ -128,9 +108,7 @@ impl Engine {
         let res = if status >= 500 {
             self.store.release_idempotency(scope).await
         } else {
-            self.store
-                .complete_idempotency(scope, status, body, wire::time::now_micros())
-                .await
+            self.store.complete_idempotency(scope, status, body, wire::time::now_micros()).await
         };
         if let Err(e) = res {
             tracing::error!(error = %e, "could not record an idempotent result");

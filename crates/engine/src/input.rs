@@ -9,13 +9,7 @@ use wire::{ApiError, ErrorCode};
 pub fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
     match body {
         Value::Object(m) => Ok(m),
-        other => Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!(
-                "The request body must be a JSON object, not {}.",
-                kind(&other)
-            ),
-        )),
+        other => Err(ApiError::new(ErrorCode::InvalidRequest, format!("The request body must be a JSON object, not {}.", kind(&other)))),
     }
 }
 
@@ -54,19 +48,12 @@ pub fn opt_bool(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<
 pub fn opt_int(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<i64>, ApiError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| ApiError::invalid_request(path, format!("{path} must be an integer."))),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| ApiError::invalid_request(path, format!("{path} must be an integer."))),
         Some(v) => Err(wrong(path, "an integer", v)),
     }
 }
 
-pub fn opt_array<'a>(
-    m: &'a Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Option<&'a Vec<Value>>, ApiError> {
+pub fn opt_array<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<Option<&'a Vec<Value>>, ApiError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => Ok(Some(a)),
@@ -74,11 +61,7 @@ pub fn opt_array<'a>(
     }
 }
 
-pub fn opt_object<'a>(
-    m: &'a Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Option<&'a Map<String, Value>>, ApiError> {
+pub fn opt_object<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<Option<&'a Map<String, Value>>, ApiError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(o)) => Ok(Some(o)),
@@ -138,10 +121,7 @@ impl Query {
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" => Ok(Some(true)),
                 "false" | "0" => Ok(Some(false)),
-                _ => Err(ApiError::invalid_request(
-                    key,
-                    format!("{key} must be true, false, 1 or 0."),
-                )),
+                _ => Err(ApiError::invalid_request(key, format!("{key} must be true, false, 1 or 0."))),
             },
         }
     }
@@ -152,11 +132,7 @@ impl Query {
             None => Ok(None),
             Some(v) => match v.trim().parse::<i64>() {
                 Ok(n) if (1..=100).contains(&n) => Ok(Some(n as usize)),
-                _ => Err(ApiError::new(
-                    ErrorCode::InvalidPageSize,
-                    "page_size must be an integer from 1 to 100.",
-                )
-                .param("page_size")),
+                _ => Err(ApiError::new(ErrorCode::InvalidPageSize, "page_size must be an integer from 1 to 100.").param("page_size")),
             },
         }
     }

@@ -10,8 +10,7 @@ use crate::sessions::state::SessionState;
 use crate::sessions::{TurnRefused, TurnTarget};
 use crate::{db, Caller, Engine, KeyInfo, KeyKind, Scope};
 
-pub const MISSING_CREDENTIAL: &str =
-    "Authorization header with Bearer token or api_key query parameter is required";
+pub const MISSING_CREDENTIAL: &str = "Authorization header with Bearer token or api_key query parameter is required";
 
 /// What the auth layer found for a legacy request.
 pub enum LegacyAuth {
@@ -25,11 +24,7 @@ fn flat(status: u16, s: &str) -> ApiError {
 }
 
 fn non_empty_str(m: &Map<String, Value>, k: &str) -> Option<String> {
-    m.get(k)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    m.get(k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 /// Legacy message form (§8.1.2): `content` only on user messages.
@@ -37,29 +32,17 @@ pub fn legacy_message(m: &MessageRecord) -> Value {
     let mut o = Map::new();
     o.insert("id".into(), json!(m.id));
     o.insert("role".into(), json!(m.role));
-    o.insert(
-        "timestamp".into(),
-        json!(wire::time::legacy_naive(m.created_at)),
-    );
+    o.insert("timestamp".into(), json!(wire::time::legacy_naive(m.created_at)));
     o.insert("parts".into(), Value::Array(sanitize_parts(&m.parts)));
     if m.role == "user" {
-        o.insert(
-            "content".into(),
-            json!(m.content.clone().unwrap_or_default()),
-        );
+        o.insert("content".into(), json!(m.content.clone().unwrap_or_default()));
     }
     Value::Object(o)
 }
 
 impl Engine {
     /// Acting user and scope for legacy calls. `deny` is the endpoint's 403 string.
-    async fn legacy_caller(
-        &self,
-        key: &KeyInfo,
-        user_id: Option<&str>,
-        project_id: Option<&str>,
-        deny: &str,
-    ) -> Result<Caller, ApiError> {
+    async fn legacy_caller(&self, key: &KeyInfo, user_id: Option<&str>, project_id: Option<&str>, deny: &str) -> Result<Caller, ApiError> {
         let (acting, scope) = match &key.kind {
             KeyKind::Personal { user_id: owner } => {
                 if user_id.is_some_and(|u| u != owner) {
@@ -75,43 +58,20 @@ impl Engine {
                     Some(u) => u.to_string(),
                     None => key.created_by.clone().ok_or_else(|| flat(403, deny))?,
                 };
-                if self
-                    .store
-                    .membership(team_id, &acting)
-                    .await
-                    .map_err(db)?
-                    .is_none()
-                {
+                if self.store.membership(team_id, &acting).await.map_err(db)?.is_none() {
                     return Err(flat(403, deny));
                 }
                 (acting, Scope::Team(team_id.clone()))
             }
         };
-        let user = self
-            .store
-            .user(&acting)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| flat(403, deny))?;
-        let memberships: Vec<(String, String)> = self
-            .store
-            .teams_of_user(&acting)
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(|(t, r)| (t.id, r))
-            .collect();
+        let user = self.store.user(&acting).await.map_err(db)?.ok_or_else(|| flat(403, deny))?;
+        let memberships: Vec<(String, String)> = self.store.teams_of_user(&acting).await.map_err(db)?.into_iter().map(|(t, r)| (t.id, r)).collect();
         if let (KeyKind::Personal { .. }, Some(p)) = (&key.kind, project_id) {
             if !memberships.iter().any(|(t, _)| t == p) {
                 return Err(flat(403, deny));
             }
         }
-        Ok(Caller {
-            key: key.clone(),
-            user,
-            scope,
-            memberships,
-        })
+        Ok(Caller { key: key.clone(), user, scope, memberships })
     }
 
     /// L1 `POST /start_agent`.
@@ -120,14 +80,9 @@ impl Engine {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        let gummie_id =
-            non_empty_str(&m, "gummie_id").ok_or_else(|| flat(400, "gummie_id is required"))?;
-        let message = m
-            .get("message")
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-            .map(str::to_string)
-            .ok_or_else(|| flat(400, "message is required"))?;
+        let gummie_id = non_empty_str(&m, "gummie_id").ok_or_else(|| flat(400, "gummie_id is required"))?;
+        let message =
+            m.get("message").and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(str::to_string).ok_or_else(|| flat(400, "message is required"))?;
         let user_id = non_empty_str(&m, "user_id");
         let project_id = non_empty_str(&m, "project_id");
         if user_id.is_none() && project_id.is_none() {
@@ -138,25 +93,12 @@ impl Engine {
             LegacyAuth::Invalid => return Err(flat(403, "Unauthorized")),
             LegacyAuth::Key(k) => k,
         };
-        let caller = self
-            .legacy_caller(
-                &key,
-                user_id.as_deref(),
-                project_id.as_deref(),
-                "Unauthorized",
-            )
-            .await?;
+        let caller = self.legacy_caller(&key, user_id.as_deref(), project_id.as_deref(), "Unauthorized").await?;
         // Checked in the documented order: access errors, then absence, then conflicts.
         let agent = self.visible_agent(&caller, &gummie_id).await;
         let session = match non_empty_str(&m, "interaction_id") {
             None => None,
-            Some(iid) => Some(
-                self.store
-                    .session(&iid)
-                    .await
-                    .map_err(db)?
-                    .filter(|s| self.session_visible(&caller, s)),
-            ),
+            Some(iid) => Some(self.store.session(&iid).await.map_err(db)?.filter(|s| self.session_visible(&caller, s))),
         };
         if let Some(Some(s)) = &session {
             if !self.can_read_session(&caller, s) {
@@ -171,9 +113,7 @@ impl Engine {
                 if s.agent_id != agent.id {
                     return Err(flat(400, "interaction_gummie_mismatch"));
                 }
-                if !SessionState::parse(&s.state)
-                    .is_some_and(SessionState::accepts_legacy_continuation)
-                {
+                if !SessionState::parse(&s.state).is_some_and(SessionState::accepts_legacy_continuation) {
                     return Err(flat(409, "interaction_not_in_terminal_state"));
                 }
                 Some(s)
@@ -181,43 +121,20 @@ impl Engine {
         };
         let target = match &existing {
             Some(s) => TurnTarget::Existing(s),
-            None => TurnTarget::New {
-                id: wire::ids::new_id("sess"),
-                kind: "api",
-                name: Some(agent.config.name.clone()),
-                metadata: json!({}),
-            },
+            None => TurnTarget::New { id: wire::ids::new_id("sess"), kind: "api", name: Some(agent.config.name.clone()), metadata: json!({}) },
         };
-        match self
-            .accept_turn(&caller.user, &agent, target, message)
-            .await
-        {
+        match self.accept_turn(&caller.user, &agent, target, crate::sessions::TurnInput { text: message, ..Default::default() }).await {
             Ok(a) => Ok(json!({"interaction_id": a.session_id, "status": "processing"})),
-            Err(TurnRefused::NotAccepting(_)) => {
-                Err(flat(409, "interaction_not_in_terminal_state"))
-            }
-            Err(TurnRefused::ConcurrencyLimit) => {
-                Err(flat(429, "agent_concurrency_limit").retry_after(5))
-            }
+            Err(TurnRefused::NotAccepting(_)) => Err(flat(409, "interaction_not_in_terminal_state")),
+            Err(TurnRefused::ConcurrencyLimit) => Err(flat(429, "agent_concurrency_limit").retry_after(5)),
             Err(TurnRefused::SessionExists) => Err(ApiError::flat(500, "internal_error")),
-            Err(TurnRefused::Internal(e)) => Err(ApiError {
-                code: "internal_error".into(),
-                ..e
-            }),
+            Err(TurnRefused::Internal(e)) => Err(ApiError { code: "internal_error".into(), ..e }),
         }
     }
 
     /// L2 `GET /agent_status/{interaction_id}`.
-    pub async fn agent_status(
-        &self,
-        key: &KeyInfo,
-        interaction_id: &str,
-        user_id: Option<&str>,
-        project_id: Option<&str>,
-    ) -> Result<Value, ApiError> {
-        let caller = self
-            .legacy_caller(key, user_id, project_id, "unauthorized")
-            .await?;
+    pub async fn agent_status(&self, key: &KeyInfo, interaction_id: &str, user_id: Option<&str>, project_id: Option<&str>) -> Result<Value, ApiError> {
+        let caller = self.legacy_caller(key, user_id, project_id, "unauthorized").await?;
         let s: SessionRecord = self
             .store
             .session(interaction_id)
@@ -238,12 +155,7 @@ impl Engine {
         match state.legacy() {
             "COMPLETED" => {
                 let messages = self.store.messages(&s.id).await.map_err(db)?;
-                let response = messages
-                    .iter()
-                    .rev()
-                    .find(|m| m.role == "assistant")
-                    .map(|m| text_of(&m.parts))
-                    .unwrap_or_default();
+                let response = messages.iter().rev().find(|m| m.role == "assistant").map(|m| text_of(&m.parts)).unwrap_or_default();
                 out["messages"] = Value::Array(messages.iter().map(legacy_message).collect());
                 out["response"] = json!(response);
             }
@@ -255,9 +167,7 @@ impl Engine {
                         Some(r) => self.store.run(r).await.map_err(db)?,
                         None => None,
                     };
-                    run.and_then(|r| r.error_message).unwrap_or_else(|| {
-                        "RuntimeError: Agent encountered an error while processing".into()
-                    })
+                    run.and_then(|r| r.error_message).unwrap_or_else(|| "RuntimeError: Agent encountered an error while processing".into())
                 };
                 out["error_message"] = json!(msg.chars().take(4096).collect::<String>());
             }

@@ -9,6 +9,7 @@ pub mod agents;
 pub mod auth;
 pub mod catalogue;
 pub mod diff;
+pub mod files;
 pub mod idempotency;
 pub mod input;
 pub mod interactions;
@@ -54,27 +55,45 @@ pub struct Engine {
     running: Mutex<HashMap<String, Arc<watch::Sender<Stop>>>>,
     /// Identity of this process in job leases.
     pub process_id: String,
+    /// Uploads and artifacts (absent in admin commands).
+    pub blobs: Option<blobs::BlobStore>,
 }
 
 impl Engine {
-    pub fn new(
-        store: Arc<dyn Store>,
-        signer: Signer,
-        catalogue: ModelCatalogue,
-        config: EngineConfig,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, signer: Signer, catalogue: ModelCatalogue, config: EngineConfig) -> Self {
         Engine {
             store,
             signer,
             catalogue,
             config,
             providers: Arc::new(llm::Providers::new(llm::ProvidersConfig::default())),
-            builtin_tools: vec![Arc::new(tools::CurrentTime::new())],
+            builtin_tools: vec![Arc::new(tools::CurrentTime::new()), Arc::new(sessions::human_input::HumanInput)],
             bus: EventBus::default(),
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             process_id: wire::ids::new_id("proc"),
+            blobs: None,
         }
+    }
+
+    pub fn with_blobs(mut self, blobs: blobs::BlobStore) -> Self {
+        self.blobs = Some(blobs);
+        self
+    }
+
+    /// A whole (small) blob, at most `max` bytes.
+    pub async fn read_blob(&self, key: &str, max: u64) -> Option<Vec<u8>> {
+        use futures::StreamExt;
+        let blobs = self.blobs.as_ref()?;
+        let mut read = blobs.get(key, None).await.ok()?;
+        if read.meta.size > max {
+            return None;
+        }
+        let mut out = Vec::with_capacity(read.meta.size as usize);
+        while let Some(chunk) = read.stream.next().await {
+            out.extend_from_slice(&chunk.ok()?);
+        }
+        Some(out)
     }
 
     pub fn with_providers(mut self, providers: llm::Providers) -> Self {
@@ -82,7 +101,9 @@ impl Engine {
         self
     }
 
-    pub fn with_tools(mut self, tools: Vec<Arc<dyn Tool>>) -> Self {
+    /// Built-in tools (the engine's own abilities are added).
+    pub fn with_tools(mut self, mut tools: Vec<Arc<dyn Tool>>) -> Self {
+        tools.push(Arc::new(sessions::human_input::HumanInput));
         self.builtin_tools = tools;
         self
     }
@@ -90,10 +111,7 @@ impl Engine {
     /// `auto` → the configured default model.
     pub fn resolve_model_name(&self, name: &str) -> String {
         if name == "auto" {
-            self.catalogue
-                .default_model
-                .clone()
-                .unwrap_or_else(|| "auto".into())
+            self.catalogue.default_model.clone().unwrap_or_else(|| "auto".into())
         } else {
             name.to_string()
         }
@@ -103,13 +121,7 @@ impl Engine {
     pub fn credit_cost(&self, model_name: &str, native: &str, usage: &llm::Usage) -> f64 {
         let key = format!("{}/{native}", llm::provider_name(model_name));
         let default = self.config.runtime.credits_per_1k_tokens;
-        let (ip, op) = self
-            .config
-            .runtime
-            .pricing
-            .get(&key)
-            .copied()
-            .unwrap_or((default, default));
+        let (ip, op) = self.config.runtime.pricing.get(&key).copied().unwrap_or((default, default));
         (usage.input_tokens as f64 * ip + usage.output_tokens as f64 * op) / 1000.0
     }
 
@@ -119,18 +131,10 @@ impl Engine {
         const ALWAYS: &[&str] = &["current_time", "write_artifact"];
         let enabled = |ty: &str| {
             agent.config.tools.iter().any(|t| {
-                t.get("type").and_then(serde_json::Value::as_str) == Some(ty)
-                    && !t
-                        .get("is_disabled")
-                        .and_then(serde_json::Value::as_bool)
-                        .unwrap_or(false)
+                t.get("type").and_then(serde_json::Value::as_str) == Some(ty) && !t.get("is_disabled").and_then(serde_json::Value::as_bool).unwrap_or(false)
             })
         };
-        self.builtin_tools
-            .iter()
-            .filter(|t| ALWAYS.contains(&t.name()) || enabled(t.name()))
-            .cloned()
-            .collect()
+        self.builtin_tools.iter().filter(|t| ALWAYS.contains(&t.name()) || enabled(t.name())).cloned().collect()
     }
 
     /// Openloop preamble + the agent's own prompt (§7.3).
@@ -143,12 +147,7 @@ impl Engine {
             date = chrono::Utc::now().format("%Y-%m-%d"),
             tools = if names.is_empty() { "none".to_string() } else { names.join(", ") },
         );
-        match agent
-            .config
-            .system_prompt
-            .as_deref()
-            .filter(|s| !s.trim().is_empty())
-        {
+        match agent.config.system_prompt.as_deref().filter(|s| !s.trim().is_empty()) {
             Some(p) => format!("{pre}\n\n{p}"),
             None => pre,
         }

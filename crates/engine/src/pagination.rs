@@ -43,33 +43,20 @@ pub struct PageRequest<'a> {
 }
 
 fn invalid_cursor(msg: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidCursor,
-        format!("{msg} Restart the listing without cursor."),
-    )
-    .param("cursor")
+    ApiError::new(ErrorCode::InvalidCursor, format!("{msg} Restart the listing without cursor.")).param("cursor")
 }
 
 impl Engine {
     /// Sorts `items` by `key` (descending if `desc`) and returns one page plus the next
     /// cursor.
-    pub fn paginate<T>(
-        &self,
-        req: PageRequest<'_>,
-        mut items: Vec<T>,
-        key: impl Fn(&T) -> SortKey,
-        desc: bool,
-    ) -> Result<(Vec<T>, Option<String>), ApiError> {
+    pub fn paginate<T>(&self, req: PageRequest<'_>, mut items: Vec<T>, key: impl Fn(&T) -> SortKey, desc: bool) -> Result<(Vec<T>, Option<String>), ApiError> {
         let mut keyed: Vec<(SortKey, T)> = items.drain(..).map(|t| (key(&t), t)).collect();
         keyed.sort_by(|a, b| if desc { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
 
         let (page_size, after) = match req.cursor {
             Some(token) => {
-                let bytes = self.signer.open(token).ok_or_else(|| {
-                    invalid_cursor("The cursor is malformed or was tampered with.")
-                })?;
-                let c: CursorPayload = serde_json::from_slice(&bytes)
-                    .map_err(|_| invalid_cursor("The cursor is malformed."))?;
+                let bytes = self.signer.open(token).ok_or_else(|| invalid_cursor("The cursor is malformed or was tampered with."))?;
+                let c: CursorPayload = serde_json::from_slice(&bytes).map_err(|_| invalid_cursor("The cursor is malformed."))?;
                 if c.r != req.route || c.b != req.binding || c.d != desc {
                     return Err(invalid_cursor("The cursor belongs to another listing (different endpoint, filters or sort)."));
                 }
@@ -77,9 +64,7 @@ impl Engine {
                     return Err(invalid_cursor("The cursor has expired."));
                 }
                 if req.page_size.is_some_and(|p| p != c.p) {
-                    return Err(invalid_cursor(
-                        "The cursor was issued for another page_size.",
-                    ));
+                    return Err(invalid_cursor("The cursor was issued for another page_size."));
                 }
                 (Some(c.p), Some(c.k))
             }

@@ -16,12 +16,7 @@ pub struct Signer {
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print secrets.
-        f.debug_struct("Signer")
-            .field(
-                "kids",
-                &self.keys.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
-            .finish()
+        f.debug_struct("Signer").field("kids", &self.keys.iter().map(|(k, _)| k).collect::<Vec<_>>()).finish()
     }
 }
 
@@ -35,23 +30,15 @@ impl Signer {
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut keys = Vec::new();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (kid, secret) = part
-                .split_once(':')
-                .ok_or_else(|| format!("signing key {part:?} is not kid:base64secret"))?;
+            let (kid, secret) = part.split_once(':').ok_or_else(|| format!("signing key {part:?} is not kid:base64secret"))?;
             let secret = base64::engine::general_purpose::STANDARD
                 .decode(secret.trim())
                 .or_else(|_| URL_SAFE_NO_PAD.decode(secret.trim()))
                 .map_err(|_| format!("signing key {kid:?}: secret is not base64"))?;
             if secret.len() < 32 {
-                return Err(format!(
-                    "signing key {kid:?}: secret must be at least 32 bytes"
-                ));
+                return Err(format!("signing key {kid:?}: secret must be at least 32 bytes"));
             }
-            if kid.is_empty()
-                || !kid
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            {
+            if kid.is_empty() || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
                 return Err(format!("signing key id {kid:?} must be [A-Za-z0-9_-]+"));
             }
             keys.push((kid.to_string(), secret));
@@ -67,11 +54,7 @@ impl Signer {
         use rand::RngCore;
         let mut secret = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut secret);
-        format!(
-            "k{}:{}",
-            chrono::Utc::now().timestamp(),
-            base64::engine::general_purpose::STANDARD.encode(secret)
-        )
+        format!("k{}:{}", chrono::Utc::now().timestamp(), base64::engine::general_purpose::STANDARD.encode(secret))
     }
 
     pub fn current_kid(&self) -> &str {
@@ -80,8 +63,7 @@ impl Signer {
 
     fn mac(secret: &[u8], msg: &[u8]) -> HmacSha256 {
         // HMAC accepts keys of any length; this cannot fail.
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(secret)
-            .unwrap_or_else(|_| unreachable!("hmac takes any key length"));
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("hmac takes any key length"));
         mac.update(msg);
         mac
     }
@@ -89,10 +71,7 @@ impl Signer {
     /// Signature (base64url, no padding) of `msg` with the current key.
     pub fn sign(&self, msg: &[u8]) -> (String, String) {
         let (kid, secret) = &self.keys[0];
-        (
-            kid.clone(),
-            URL_SAFE_NO_PAD.encode(Self::mac(secret, msg).finalize().into_bytes()),
-        )
+        (kid.clone(), URL_SAFE_NO_PAD.encode(Self::mac(secret, msg).finalize().into_bytes()))
     }
 
     /// Constant-time verification with the key named `kid`.

@@ -1,9 +1,7 @@
 //! Organizations, users, teams and API keys: bootstrap, CLI operations, X1/X2.
 
 use store::{ApiKey, Team, User};
-use wire::tenancy::{
-    Organization as WireOrg, OrganizationsResponse, Team as WireTeam, TeamsResponse,
-};
+use wire::tenancy::{Organization as WireOrg, OrganizationsResponse, Team as WireTeam, TeamsResponse};
 use wire::{ApiError, ErrorCode};
 
 use crate::auth::hash_secret;
@@ -53,21 +51,13 @@ impl Engine {
     pub async fn create_user(&self, u: NewUser) -> Result<User, AdminError> {
         let org = u.organization_id.unwrap_or_else(|| DEFAULT_ORG.to_string());
         if !wire::ids::is_valid_caller_id(&org) {
-            return Err(AdminError::Invalid(format!(
-                "organization id {org:?} must match ^[A-Za-z0-9_-]{{1,128}}$"
-            )));
+            return Err(AdminError::Invalid(format!("organization id {org:?} must match ^[A-Za-z0-9_-]{{1,128}}$")));
         }
         let id = u.id.unwrap_or_else(|| wire::ids::new_id("usr"));
         if !wire::ids::is_valid_caller_id(&id) {
-            return Err(AdminError::Invalid(format!(
-                "user id {id:?} must match ^[A-Za-z0-9_-]{{1,128}}$"
-            )));
+            return Err(AdminError::Invalid(format!("user id {id:?} must match ^[A-Za-z0-9_-]{{1,128}}$")));
         }
-        let org_name = if org == DEFAULT_ORG {
-            "Default organization".to_string()
-        } else {
-            org.clone()
-        };
+        let org_name = if org == DEFAULT_ORG { "Default organization".to_string() } else { org.clone() };
         self.store.ensure_organization(&org, &org_name).await?;
         let user = User {
             id: id.clone(),
@@ -75,84 +65,43 @@ impl Engine {
             email: u.email,
             first_name: u.first_name,
             last_name: u.last_name,
-            org_role: if u.org_admin {
-                "admin".into()
-            } else {
-                "member".into()
-            },
+            org_role: if u.org_admin { "admin".into() } else { "member".into() },
             created_at: wire::time::now_micros(),
         };
         self.store.ensure_user(&user).await?;
-        self.store
-            .user(&id)
-            .await?
-            .ok_or_else(|| AdminError::NotFound(format!("user {id}")))
+        self.store.user(&id).await?.ok_or_else(|| AdminError::NotFound(format!("user {id}")))
     }
 
-    pub async fn create_team(
-        &self,
-        id: Option<String>,
-        name: &str,
-        organization_id: Option<String>,
-    ) -> Result<Team, AdminError> {
+    pub async fn create_team(&self, id: Option<String>, name: &str, organization_id: Option<String>) -> Result<Team, AdminError> {
         let id = id.unwrap_or_else(|| wire::ids::new_id("team"));
         if !wire::ids::is_valid_caller_id(&id) {
-            return Err(AdminError::Invalid(format!(
-                "team id {id:?} must match ^[A-Za-z0-9_-]{{1,128}}$"
-            )));
+            return Err(AdminError::Invalid(format!("team id {id:?} must match ^[A-Za-z0-9_-]{{1,128}}$")));
         }
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 256 {
-            return Err(AdminError::Invalid(
-                "team name must be 1 to 256 characters".into(),
-            ));
+            return Err(AdminError::Invalid("team name must be 1 to 256 characters".into()));
         }
         let org = organization_id.unwrap_or_else(|| DEFAULT_ORG.to_string());
         if self.store.organization(&org).await?.is_none() {
             if org == DEFAULT_ORG {
-                self.store
-                    .ensure_organization(DEFAULT_ORG, "Default organization")
-                    .await?;
+                self.store.ensure_organization(DEFAULT_ORG, "Default organization").await?;
             } else {
                 return Err(AdminError::NotFound(format!("organization {org} does not exist; create a user in it first (openloop users create --org {org})")));
             }
         }
-        let team = Team {
-            id: id.clone(),
-            organization_id: org,
-            name: name.to_string(),
-            created_at: wire::time::now_micros(),
-        };
+        let team = Team { id: id.clone(), organization_id: org, name: name.to_string(), created_at: wire::time::now_micros() };
         self.store.ensure_team(&team).await?;
-        self.store
-            .team(&id)
-            .await?
-            .ok_or_else(|| AdminError::NotFound(format!("team {id}")))
+        self.store.team(&id).await?.ok_or_else(|| AdminError::NotFound(format!("team {id}")))
     }
 
-    pub async fn add_team_member(
-        &self,
-        team_id: &str,
-        user_id: &str,
-        role: &str,
-    ) -> Result<(), AdminError> {
+    pub async fn add_team_member(&self, team_id: &str, user_id: &str, role: &str) -> Result<(), AdminError> {
         if !["admin", "member"].contains(&role) {
             return Err(AdminError::Invalid("role must be admin or member".into()));
         }
-        let team = self
-            .store
-            .team(team_id)
-            .await?
-            .ok_or_else(|| AdminError::NotFound(format!("team {team_id} does not exist")))?;
-        let user = self
-            .store
-            .user(user_id)
-            .await?
-            .ok_or_else(|| AdminError::NotFound(format!("user {user_id} does not exist")))?;
+        let team = self.store.team(team_id).await?.ok_or_else(|| AdminError::NotFound(format!("team {team_id} does not exist")))?;
+        let user = self.store.user(user_id).await?.ok_or_else(|| AdminError::NotFound(format!("user {user_id} does not exist")))?;
         if team.organization_id != user.organization_id {
-            return Err(AdminError::Invalid(format!(
-                "user {user_id} belongs to another organization than team {team_id}"
-            )));
+            return Err(AdminError::Invalid(format!("user {user_id} belongs to another organization than team {team_id}")));
         }
         self.store.set_membership(team_id, user_id, role).await?;
         Ok(())
@@ -168,15 +117,11 @@ impl Engine {
     ) -> Result<CreatedKey, AdminError> {
         let (user_id, team_id) = match owner {
             KeyKind::Personal { user_id } => {
-                self.store.user(user_id).await?.ok_or_else(|| {
-                    AdminError::NotFound(format!("user {user_id} does not exist"))
-                })?;
+                self.store.user(user_id).await?.ok_or_else(|| AdminError::NotFound(format!("user {user_id} does not exist")))?;
                 (Some(user_id.clone()), None)
             }
             KeyKind::Team { team_id } => {
-                self.store.team(team_id).await?.ok_or_else(|| {
-                    AdminError::NotFound(format!("team {team_id} does not exist"))
-                })?;
+                self.store.team(team_id).await?.ok_or_else(|| AdminError::NotFound(format!("team {team_id} does not exist")))?;
                 (None, Some(team_id.clone()))
             }
         };
@@ -193,20 +138,12 @@ impl Engine {
             revoked_at: None,
         };
         self.store.insert_api_key(&key).await?;
-        Ok(CreatedKey {
-            key_id: key.id,
-            secret,
-        })
+        Ok(CreatedKey { key_id: key.id, secret })
     }
 
     /// Ensures the bootstrap identity exists (idempotent). Returns a key id when a key
     /// was created now.
-    pub async fn ensure_key(
-        &self,
-        owner: &KeyKind,
-        secret: &str,
-        created_by: Option<String>,
-    ) -> Result<Option<String>, AdminError> {
+    pub async fn ensure_key(&self, owner: &KeyKind, secret: &str, created_by: Option<String>) -> Result<Option<String>, AdminError> {
         if let Some(existing) = self.store.api_key_by_hash(&hash_secret(secret)).await? {
             let same_owner = match owner {
                 KeyKind::Personal { user_id } => existing.user_id.as_deref() == Some(user_id),
@@ -217,65 +154,27 @@ impl Engine {
             }
             return Ok(None);
         }
-        Ok(Some(
-            self.create_key(
-                owner,
-                Some("bootstrap".into()),
-                Some(secret.to_string()),
-                created_by,
-            )
-            .await?
-            .key_id,
-        ))
+        Ok(Some(self.create_key(owner, Some("bootstrap".into()), Some(secret.to_string()), created_by).await?.key_id))
     }
 
     /// X1: the acting user's teams (team key: only its team), by name.
     pub async fn list_teams(&self, caller: &Caller) -> Result<TeamsResponse, ApiError> {
-        let teams = self
-            .store
-            .teams_of_user(&caller.user.id)
-            .await
-            .map_err(db)?;
+        let teams = self.store.teams_of_user(&caller.user.id).await.map_err(db)?;
         let only = match &caller.key.kind {
             KeyKind::Team { team_id } => Some(team_id.as_str()),
             KeyKind::Personal { .. } => None,
         };
         Ok(TeamsResponse {
-            teams: teams
-                .into_iter()
-                .filter(|(t, _)| only.is_none_or(|o| o == t.id))
-                .map(|(t, _)| WireTeam {
-                    id: t.id,
-                    name: t.name,
-                })
-                .collect(),
+            teams: teams.into_iter().filter(|(t, _)| only.is_none_or(|o| o == t.id)).map(|(t, _)| WireTeam { id: t.id, name: t.name }).collect(),
         })
     }
 
     /// X2: personal keys only.
-    pub async fn list_organizations(
-        &self,
-        caller: &Caller,
-    ) -> Result<OrganizationsResponse, ApiError> {
+    pub async fn list_organizations(&self, caller: &Caller) -> Result<OrganizationsResponse, ApiError> {
         if matches!(caller.key.kind, KeyKind::Team { .. }) {
-            return Err(ApiError::new(
-                ErrorCode::TeamKeyNotSupported,
-                "Listing organizations needs a personal API key; team keys are not supported.",
-            ));
+            return Err(ApiError::new(ErrorCode::TeamKeyNotSupported, "Listing organizations needs a personal API key; team keys are not supported."));
         }
-        let orgs = self
-            .store
-            .organizations_of_user(&caller.user.id)
-            .await
-            .map_err(db)?;
-        Ok(OrganizationsResponse {
-            organizations: orgs
-                .into_iter()
-                .map(|o| WireOrg {
-                    id: o.id,
-                    name: Some(o.name),
-                })
-                .collect(),
-        })
+        let orgs = self.store.organizations_of_user(&caller.user.id).await.map_err(db)?;
+        Ok(OrganizationsResponse { organizations: orgs.into_iter().map(|o| WireOrg { id: o.id, name: Some(o.name) }).collect() })
     }
 }

@@ -60,70 +60,21 @@ const METADATA_SECTIONS: &[(&str, K)] = &[
             ("proactive_trigger_percent", K::Int),
         ]),
     ),
-    (
-        "fallback",
-        K::Section(&[
-            ("enabled", K::Bool),
-            ("override_auto_fallback", K::Bool),
-            ("fallback_models", K::StrList),
-        ]),
-    ),
+    ("fallback", K::Section(&[("enabled", K::Bool), ("override_auto_fallback", K::Bool), ("fallback_models", K::StrList)])),
     ("image_generation", K::Section(&[("model", K::Str)])),
     ("skills", K::Section(CREATION)),
     ("triggers", K::Section(CREATION)),
     ("app_rules", K::Section(CREATION)),
     ("app_discovery", K::Section(ENABLED)),
     ("self_modification", K::Section(ENABLED)),
-    (
-        "tool_discovery",
-        K::Section(&[("mode", K::Enum(&["auto", "enabled"]))]),
-    ),
-    (
-        "tool_approval",
-        K::Section(&[
-            ("default_mode", K::Enum(APPROVAL_MODES)),
-            ("reason", K::Str),
-            ("approver_user_id", K::Str),
-        ]),
-    ),
-    (
-        "self_improvement",
-        K::Section(&[
-            ("enabled", K::Bool),
-            ("cron_expression", K::Str),
-            ("timezone", K::Str),
-        ]),
-    ),
-    (
-        "subagent",
-        K::Section(&[
-            ("allow_self_clone", K::Bool),
-            ("allowed_gummie_ids", K::StrList),
-        ]),
-    ),
-    (
-        "artifacts",
-        K::Section(&[(
-            "default_access",
-            K::Enum(&["default", "organization", "anyone"]),
-        )]),
-    ),
-    (
-        "voice",
-        K::Section(&[("enabled", K::Bool), ("voice", K::Str)]),
-    ),
-    (
-        "slack",
-        K::Section(&[
-            ("thread_response_trigger", K::Str),
-            ("attribution_stamp_enabled", K::Bool),
-            ("show_detailed_steps", K::Bool),
-        ]),
-    ),
-    (
-        "email",
-        K::Section(&[("attribution_stamp_enabled", K::Bool)]),
-    ),
+    ("tool_discovery", K::Section(&[("mode", K::Enum(&["auto", "enabled"]))])),
+    ("tool_approval", K::Section(&[("default_mode", K::Enum(APPROVAL_MODES)), ("reason", K::Str), ("approver_user_id", K::Str)])),
+    ("self_improvement", K::Section(&[("enabled", K::Bool), ("cron_expression", K::Str), ("timezone", K::Str)])),
+    ("subagent", K::Section(&[("allow_self_clone", K::Bool), ("allowed_gummie_ids", K::StrList)])),
+    ("artifacts", K::Section(&[("default_access", K::Enum(&["default", "organization", "anyone"]))])),
+    ("voice", K::Section(&[("enabled", K::Bool), ("voice", K::Str)])),
+    ("slack", K::Section(&[("thread_response_trigger", K::Str), ("attribution_stamp_enabled", K::Bool), ("show_detailed_steps", K::Bool)])),
+    ("email", K::Section(&[("attribution_stamp_enabled", K::Bool)])),
 ];
 
 fn bad(path: &str, want: &str, got: &Value) -> ApiError {
@@ -143,41 +94,20 @@ fn check(path: &str, k: K, v: &Value) -> Result<(), ApiError> {
         K::StrList => match v.as_array() {
             None => Err(bad(path, "an array of strings", v)),
             Some(a) => a.iter().enumerate().try_for_each(|(i, x)| {
-                check(&format!("{path}[{i}]"), K::Str, x).and_then(|_| {
-                    if x.is_null() {
-                        Err(bad(&format!("{path}[{i}]"), "a string", x))
-                    } else {
-                        Ok(())
-                    }
-                })
+                check(&format!("{path}[{i}]"), K::Str, x).and_then(|_| if x.is_null() { Err(bad(&format!("{path}[{i}]"), "a string", x)) } else { Ok(()) })
             }),
         },
         K::ObjOfObj => match v.as_object() {
             None => Err(bad(path, "an object", v)),
-            Some(o) => o.iter().try_for_each(|(key, x)| {
-                if x.is_object() {
-                    Ok(())
-                } else {
-                    Err(bad(&format!("{path}.{key}"), "an object", x))
-                }
-            }),
+            Some(o) => o.iter().try_for_each(|(key, x)| if x.is_object() { Ok(()) } else { Err(bad(&format!("{path}.{key}"), "an object", x)) }),
         },
         K::StrMap => match v.as_object() {
             None => Err(bad(path, "an object", v)),
-            Some(o) => o.iter().try_for_each(|(key, x)| {
-                if x.is_string() {
-                    Ok(())
-                } else {
-                    Err(bad(&format!("{path}.{key}"), "a string", x))
-                }
-            }),
+            Some(o) => o.iter().try_for_each(|(key, x)| if x.is_string() { Ok(()) } else { Err(bad(&format!("{path}.{key}"), "a string", x)) }),
         },
         K::Enum(allowed) => match v.as_str() {
             Some(s) if allowed.contains(&s) => Ok(()),
-            _ => Err(ApiError::invalid_request(
-                path,
-                format!("{path} must be one of {}.", allowed.join(", ")),
-            )),
+            _ => Err(ApiError::invalid_request(path, format!("{path} must be one of {}.", allowed.join(", ")))),
         },
         K::Section(fields) => match v.as_object() {
             None => Err(bad(path, "an object", v)),
@@ -185,10 +115,7 @@ fn check(path: &str, k: K, v: &Value) -> Result<(), ApiError> {
         },
         K::Prompts => match v.as_array() {
             None => Err(bad(path, "an array", v)),
-            Some(a) => a
-                .iter()
-                .enumerate()
-                .try_for_each(|(i, p)| check_prompt(&format!("{path}[{i}]"), p)),
+            Some(a) => a.iter().enumerate().try_for_each(|(i, p)| check_prompt(&format!("{path}[{i}]"), p)),
         },
         _ => Ok(()),
     }
@@ -207,10 +134,7 @@ fn require_str(path: &str, o: &Map<String, Value>, key: &str) -> Result<(), ApiE
     match o.get(key) {
         Some(Value::String(_)) => Ok(()),
         Some(v) => Err(bad(&format!("{path}.{key}"), "a string", v)),
-        None => Err(ApiError::invalid_request(
-            &format!("{path}.{key}"),
-            format!("{path}.{key} is required."),
-        )),
+        None => Err(ApiError::invalid_request(&format!("{path}.{key}"), format!("{path}.{key} is required."))),
     }
 }
 
@@ -255,17 +179,7 @@ pub fn tools(items: &[Value], path: &str) -> Result<Vec<Value>, ApiError> {
 
 /// Validates `resources` (objects).
 pub fn resources(items: &[Value], path: &str) -> Result<Vec<Value>, ApiError> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            if r.is_object() {
-                Ok(r.clone())
-            } else {
-                Err(bad(&format!("{path}[{i}]"), "an object", r))
-            }
-        })
-        .collect()
+    items.iter().enumerate().map(|(i, r)| if r.is_object() { Ok(r.clone()) } else { Err(bad(&format!("{path}[{i}]"), "an object", r)) }).collect()
 }
 
 /// Validates a whole metadata object.
@@ -281,9 +195,7 @@ pub fn merge_patch(target: &mut Map<String, Value>, patch: &Map<String, Value>) 
                 target.remove(k);
             }
             Value::Object(p) => {
-                let entry = target
-                    .entry(k.clone())
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let entry = target.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()));
                 if !entry.is_object() {
                     *entry = Value::Object(Map::new());
                 }
@@ -315,42 +227,20 @@ mod tests {
 
     #[test]
     fn merge_patch_merges_sections_and_replaces_arrays() {
-        let mut t =
-            json!({"fallback": {"enabled": true, "fallback_models": ["a"]}, "icon_url": "x"})
-                .as_object()
-                .unwrap()
-                .clone();
-        let p = json!({"fallback": {"fallback_models": ["b", "c"]}, "icon_url": null})
-            .as_object()
-            .unwrap()
-            .clone();
+        let mut t = json!({"fallback": {"enabled": true, "fallback_models": ["a"]}, "icon_url": "x"}).as_object().unwrap().clone();
+        let p = json!({"fallback": {"fallback_models": ["b", "c"]}, "icon_url": null}).as_object().unwrap().clone();
         merge_patch(&mut t, &p);
-        assert_eq!(
-            Value::Object(t),
-            json!({"fallback": {"enabled": true, "fallback_models": ["b", "c"]}})
-        );
+        assert_eq!(Value::Object(t), json!({"fallback": {"enabled": true, "fallback_models": ["b", "c"]}}));
     }
 
     #[test]
     fn metadata_enum_errors_name_the_path() {
-        let m = json!({"tool_discovery": {"mode": "sometimes"}})
-            .as_object()
-            .unwrap()
-            .clone();
+        let m = json!({"tool_discovery": {"mode": "sometimes"}}).as_object().unwrap().clone();
         let e = metadata(&m, "metadata").unwrap_err();
         assert_eq!(e.param.as_deref(), Some("metadata.tool_discovery.mode"));
-        let m = json!({"suggested_prompts": [{"title": "t"}]})
-            .as_object()
-            .unwrap()
-            .clone();
-        assert_eq!(
-            metadata(&m, "metadata").unwrap_err().param.as_deref(),
-            Some("metadata.suggested_prompts[0].message")
-        );
+        let m = json!({"suggested_prompts": [{"title": "t"}]}).as_object().unwrap().clone();
+        assert_eq!(metadata(&m, "metadata").unwrap_err().param.as_deref(), Some("metadata.suggested_prompts[0].message"));
         let t = vec![json!({"type": "web_fetch", "approval_mode": "never"})];
-        assert_eq!(
-            tools(&t, "tools").unwrap_err().param.as_deref(),
-            Some("tools[0].approval_mode")
-        );
+        assert_eq!(tools(&t, "tools").unwrap_err().param.as_deref(), Some("tools[0].approval_mode"));
     }
 }

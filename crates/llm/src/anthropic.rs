@@ -9,9 +9,7 @@
 
 use crate::error::{ErrorClass, LlmError};
 use crate::http::{self, EventParser, HttpOptions, Remote, RequestFactory};
-use crate::types::{
-    parse_tool_arguments, ChatEvent, ChatMessage, ChatRequest, ChatStream, ToolCall, Usage,
-};
+use crate::types::{parse_tool_arguments, ChatEvent, ChatMessage, ChatRequest, ChatStream, ToolCall, Usage};
 use crate::ChatModel;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -37,10 +35,7 @@ pub struct AnthropicClient {
 
 impl fmt::Debug for AnthropicClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AnthropicClient")
-            .field("base_url", &self.base_url)
-            .field("has_api_key", &self.remote.secret.is_some())
-            .finish()
+        f.debug_struct("AnthropicClient").field("base_url", &self.base_url).field("has_api_key", &self.remote.secret.is_some()).finish()
     }
 }
 
@@ -51,20 +46,11 @@ impl AnthropicClient {
     }
 
     /// Like [`AnthropicClient::new`] with a shared `reqwest` client.
-    pub fn with_client(
-        http: reqwest::Client,
-        base_url: &str,
-        api_key: Option<String>,
-        opts: HttpOptions,
-    ) -> Self {
+    pub fn with_client(http: reqwest::Client, base_url: &str, api_key: Option<String>, opts: HttpOptions) -> Self {
         AnthropicClient {
             http,
             base_url: base_url.trim().trim_end_matches('/').to_string(),
-            remote: Remote {
-                label: "Anthropic",
-                secret: api_key.filter(|k| !k.trim().is_empty()),
-                opts,
-            },
+            remote: Remote { label: "Anthropic", secret: api_key.filter(|k| !k.trim().is_empty()), opts },
         }
     }
 
@@ -88,12 +74,8 @@ impl ChatModel for AnthropicClient {
         let url = self.messages_url();
         let this = self.clone();
         let factory: RequestFactory = Arc::new(move || {
-            let mut rb = this
-                .http
-                .post(&url)
-                .header("anthropic-version", API_VERSION)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone());
+            let mut rb =
+                this.http.post(&url).header("anthropic-version", API_VERSION).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
             if let Some(key) = &this.remote.secret {
                 rb = rb.header("x-api-key", key);
             }
@@ -132,16 +114,10 @@ pub fn request_body(req: &ChatRequest) -> Value {
                         Value::Object(_) => c.arguments.clone(),
                         _ => json!({}),
                     };
-                    push(
-                        "assistant",
-                        json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}),
-                    );
+                    push("assistant", json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}));
                 }
             }
-            ChatMessage::Tool {
-                tool_call_id,
-                content,
-            } => {
+            ChatMessage::Tool { tool_call_id, content } => {
                 let mut block = json!({"type": "tool_result", "tool_use_id": tool_call_id});
                 if !content.is_empty() {
                     block["content"] = json!(content);
@@ -150,16 +126,10 @@ pub fn request_body(req: &ChatRequest) -> Value {
             }
         }
     }
-    let messages: Vec<Value> = messages
-        .into_iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
-        .collect();
+    let messages: Vec<Value> = messages.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect();
     let mut body = Map::new();
     body.insert("model".into(), json!(req.model));
-    body.insert(
-        "max_tokens".into(),
-        json!(req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
-    );
+    body.insert("max_tokens".into(), json!(req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)));
     if !system.is_empty() {
         body.insert("system".into(), json!(system.join("\n\n")));
     }
@@ -169,11 +139,7 @@ pub fn request_body(req: &ChatRequest) -> Value {
             .tools
             .iter()
             .map(|t| {
-                let schema = if t.parameters.is_object() {
-                    t.parameters.clone()
-                } else {
-                    json!({"type": "object", "properties": {}})
-                };
+                let schema = if t.parameters.is_object() { t.parameters.clone() } else { json!({"type": "object", "properties": {}}) };
                 json!({"name": t.name, "description": t.description, "input_schema": schema})
             })
             .collect();
@@ -203,12 +169,7 @@ fn normalize_stop(reason: Option<&str>, has_tool_calls: bool) -> String {
 }
 
 enum Block {
-    Tool {
-        id: String,
-        name: String,
-        json: String,
-        initial: Value,
-    },
+    Tool { id: String, name: String, json: String, initial: Value },
     Other,
 }
 
@@ -235,11 +196,7 @@ impl RawUsage {
         }
         let cache_read = self.cache_read.unwrap_or(0);
         Some(Usage {
-            input_tokens: self
-                .input
-                .unwrap_or(0)
-                .saturating_add(cache_read)
-                .saturating_add(self.cache_creation.unwrap_or(0)),
+            input_tokens: self.input.unwrap_or(0).saturating_add(cache_read).saturating_add(self.cache_creation.unwrap_or(0)),
             output_tokens: self.output.unwrap_or(0),
             cached_input_tokens: cache_read,
             reasoning_tokens: 0,
@@ -259,13 +216,7 @@ pub(crate) struct AnthropicParser {
 
 impl AnthropicParser {
     fn close_block(&mut self, index: u64, out: &mut VecDeque<ChatEvent>) {
-        if let Some(Block::Tool {
-            id,
-            name,
-            json,
-            initial,
-        }) = self.blocks.remove(&index)
-        {
+        if let Some(Block::Tool { id, name, json, initial }) = self.blocks.remove(&index) {
             self.open_tools.retain(|i| *i != index);
             let arguments = if json.trim().is_empty() {
                 match initial {
@@ -276,23 +227,13 @@ impl AnthropicParser {
                 parse_tool_arguments(&json)
             };
             self.tool_calls += 1;
-            out.push_back(ChatEvent::ToolCallDone(ToolCall {
-                id,
-                name,
-                arguments,
-            }));
+            out.push_back(ChatEvent::ToolCallDone(ToolCall { id, name, arguments }));
         }
     }
 
     fn start_block(&mut self, index: u64, block: &Value, out: &mut VecDeque<ChatEvent>) {
         let kind = block.get("type").and_then(Value::as_str).unwrap_or("");
-        let text = |k: &str| {
-            block
-                .get(k)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
+        let text = |k: &str| block.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
         match kind {
             "text" => {
                 if let Some(t) = text("text") {
@@ -309,20 +250,9 @@ impl AnthropicParser {
             "tool_use" | "server_tool_use" => {
                 let id = text("id").unwrap_or_else(|| format!("toolu_{index}"));
                 let name = text("name").unwrap_or_default();
-                out.push_back(ChatEvent::ToolCallStart {
-                    id: id.clone(),
-                    name: name.clone(),
-                });
+                out.push_back(ChatEvent::ToolCallStart { id: id.clone(), name: name.clone() });
                 self.open_tools.push(index);
-                self.blocks.insert(
-                    index,
-                    Block::Tool {
-                        id,
-                        name,
-                        json: String::new(),
-                        initial: block.get("input").cloned().unwrap_or(Value::Null),
-                    },
-                );
+                self.blocks.insert(index, Block::Tool { id, name, json: String::new(), initial: block.get("input").cloned().unwrap_or(Value::Null) });
             }
             _ => {
                 self.blocks.insert(index, Block::Other);
@@ -332,13 +262,7 @@ impl AnthropicParser {
 
     fn delta(&mut self, index: u64, delta: &Value, out: &mut VecDeque<ChatEvent>) {
         let kind = delta.get("type").and_then(Value::as_str).unwrap_or("");
-        let s = |k: &str| {
-            delta
-                .get(k)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
+        let s = |k: &str| delta.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
         match kind {
             "text_delta" => {
                 if let Some(t) = s("text") {
@@ -351,14 +275,9 @@ impl AnthropicParser {
                 }
             }
             "input_json_delta" => {
-                if let (Some(part), Some(Block::Tool { id, json, .. })) =
-                    (s("partial_json"), self.blocks.get_mut(&index))
-                {
+                if let (Some(part), Some(Block::Tool { id, json, .. })) = (s("partial_json"), self.blocks.get_mut(&index)) {
                     json.push_str(&part);
-                    out.push_back(ChatEvent::ToolCallArgsDelta {
-                        id: id.clone(),
-                        delta: part,
-                    });
+                    out.push_back(ChatEvent::ToolCallArgsDelta { id: id.clone(), delta: part });
                 }
             }
             _ => {}
@@ -372,41 +291,24 @@ impl AnthropicParser {
         if let Some(u) = self.usage.to_usage() {
             out.push_back(ChatEvent::Usage(u));
         }
-        out.push_back(ChatEvent::Finish {
-            reason: normalize_stop(self.stop_reason.as_deref(), self.tool_calls > 0),
-        });
+        out.push_back(ChatEvent::Finish { reason: normalize_stop(self.stop_reason.as_deref(), self.tool_calls > 0) });
     }
 
     fn stream_error(v: &Value) -> LlmError {
-        let kind = v
-            .pointer("/error/type")
-            .and_then(Value::as_str)
-            .unwrap_or("error");
+        let kind = v.pointer("/error/type").and_then(Value::as_str).unwrap_or("error");
         let msg = http::extract_error_message(&v.to_string());
-        let class = if kind == "rate_limit_error" {
-            ErrorClass::RateLimitError
-        } else {
-            ErrorClass::ProviderError
-        };
+        let class = if kind == "rate_limit_error" { ErrorClass::RateLimitError } else { ErrorClass::ProviderError };
         LlmError::new(class, format!("Anthropic stream error ({kind}): {msg}"))
     }
 }
 
 impl EventParser for AnthropicParser {
-    fn on_sse(
-        &mut self,
-        event: &str,
-        data: &str,
-        out: &mut VecDeque<ChatEvent>,
-    ) -> Result<bool, LlmError> {
+    fn on_sse(&mut self, event: &str, data: &str, out: &mut VecDeque<ChatEvent>) -> Result<bool, LlmError> {
         let v: Value = match serde_json::from_str(data.trim()) {
             Ok(v) => v,
             Err(e) => {
                 if event == "error" {
-                    return Err(LlmError::provider(format!(
-                        "Anthropic stream error: {}",
-                        data.trim()
-                    )));
+                    return Err(LlmError::provider(format!("Anthropic stream error: {}", data.trim())));
                 }
                 tracing::warn!("skipping malformed Anthropic event: {e}");
                 return Ok(false);
@@ -450,32 +352,23 @@ impl EventParser for AnthropicParser {
     }
 
     fn on_json(&mut self, body: Value, out: &mut VecDeque<ChatEvent>) -> Result<(), LlmError> {
-        if body.get("type").and_then(Value::as_str) == Some("error") || body.get("error").is_some()
-        {
+        if body.get("type").and_then(Value::as_str) == Some("error") || body.get("error").is_some() {
             return Err(Self::stream_error(&body));
         }
         let Some(content) = body.get("content").and_then(Value::as_array) else {
-            return Err(LlmError::provider(
-                "Anthropic returned an unexpected JSON response (no content)",
-            ));
+            return Err(LlmError::provider("Anthropic returned an unexpected JSON response (no content)"));
         };
         for (i, block) in content.iter().enumerate() {
             let index = i as u64;
             self.start_block(index, block, out);
             if let Some(Block::Tool { id, initial, .. }) = self.blocks.get(&index) {
                 if initial.is_object() {
-                    out.push_back(ChatEvent::ToolCallArgsDelta {
-                        id: id.clone(),
-                        delta: initial.to_string(),
-                    });
+                    out.push_back(ChatEvent::ToolCallArgsDelta { id: id.clone(), delta: initial.to_string() });
                 }
             }
             self.close_block(index, out);
         }
-        self.stop_reason = body
-            .get("stop_reason")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        self.stop_reason = body.get("stop_reason").and_then(Value::as_str).map(str::to_string);
         if let Some(u) = body.get("usage") {
             self.usage.merge(u);
         }
@@ -488,9 +381,7 @@ impl EventParser for AnthropicParser {
             self.finish(out);
             return Ok(());
         }
-        Err(LlmError::provider(
-            "stream ended unexpectedly (Anthropic): no message_stop received",
-        ))
+        Err(LlmError::provider("stream ended unexpectedly (Anthropic): no message_stop received"))
     }
 }
 
@@ -509,16 +400,8 @@ mod tests {
                 ChatMessage::Assistant {
                     text: "calling".into(),
                     tool_calls: vec![
-                        ToolCall {
-                            id: "t1".into(),
-                            name: "f".into(),
-                            arguments: json!({"x": 1}),
-                        },
-                        ToolCall {
-                            id: "t2".into(),
-                            name: "g".into(),
-                            arguments: json!("not json"),
-                        },
+                        ToolCall { id: "t1".into(), name: "f".into(), arguments: json!({"x": 1}) },
+                        ToolCall { id: "t2".into(), name: "g".into(), arguments: json!("not json") },
                     ],
                 },
                 ChatMessage::tool("t1", "r1"),
@@ -546,22 +429,10 @@ mod tests {
     fn error_event_mid_stream() {
         let mut p = AnthropicParser::default();
         let mut out = VecDeque::new();
-        let e = p
-            .on_sse(
-                "error",
-                r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#,
-                &mut out,
-            )
-            .unwrap_err();
+        let e = p.on_sse("error", r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#, &mut out).unwrap_err();
         assert_eq!(e.class, ErrorClass::RateLimitError);
         assert!(e.message.contains("slow down"));
-        let e = p
-            .on_sse(
-                "error",
-                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-                &mut out,
-            )
-            .unwrap_err();
+        let e = p.on_sse("error", r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, &mut out).unwrap_err();
         assert_eq!(e.class, ErrorClass::ProviderError);
         assert!(p.on_eof(&mut out).is_err(), "EOF without stop is an error");
     }
@@ -571,14 +442,6 @@ mod tests {
         let mut u = RawUsage::default();
         u.merge(&json!({"input_tokens": 5, "cache_read_input_tokens": 10, "cache_creation_input_tokens": 2, "output_tokens": 1}));
         u.merge(&json!({"output_tokens": 7}));
-        assert_eq!(
-            u.to_usage(),
-            Some(Usage {
-                input_tokens: 17,
-                output_tokens: 7,
-                cached_input_tokens: 10,
-                reasoning_tokens: 0
-            })
-        );
+        assert_eq!(u.to_usage(), Some(Usage { input_tokens: 17, output_tokens: 7, cached_input_tokens: 10, reasoning_tokens: 0 }));
     }
 }

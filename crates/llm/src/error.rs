@@ -54,10 +54,7 @@ impl LlmError {
     /// [`MAX_ERROR_CHARS`].
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
         let budget = MAX_ERROR_CHARS - class.as_str().len() - 2;
-        LlmError {
-            class,
-            message: truncate_chars(message.into(), budget),
-        }
+        LlmError { class, message: truncate_chars(message.into(), budget) }
     }
 
     pub fn provider(message: impl Into<String>) -> Self {

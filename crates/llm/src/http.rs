@@ -38,11 +38,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(500),
-            max_wait: Duration::from_secs(30),
-        }
+        RetryPolicy { max_attempts: 3, initial_backoff: Duration::from_millis(500), max_wait: Duration::from_secs(30) }
     }
 }
 
@@ -68,10 +64,7 @@ pub struct HttpOptions {
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        HttpOptions {
-            request_timeout: Duration::from_secs(600),
-            retry: RetryPolicy::default(),
-        }
+        HttpOptions { request_timeout: Duration::from_secs(600), retry: RetryPolicy::default() }
     }
 }
 
@@ -124,18 +117,8 @@ fn reqwest_chain(err: reqwest::Error) -> String {
 
 /// Parses `retry-after-ms` / `retry-after` (delta-seconds or HTTP date).
 pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.trim().to_string())
-    };
-    let secs_f = |s: &str, scale: f64| {
-        s.parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .map(|v| Duration::from_secs_f64((v / scale).min(1e7)))
-    };
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string());
+    let secs_f = |s: &str, scale: f64| s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).map(|v| Duration::from_secs_f64((v / scale).min(1e7)));
     if let Some(d) = get("retry-after-ms").and_then(|s| secs_f(&s, 1000.0)) {
         return Some(d);
     }
@@ -144,23 +127,14 @@ pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(d);
     }
     let at = httpdate::parse_http_date(&v).ok()?;
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
 /// Extracts a human message from a provider error body (OpenAI, Anthropic and
 /// most compatible servers), falling back to the raw text.
 pub(crate) fn extract_error_message(body: &str) -> String {
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
-        let candidates = [
-            v.pointer("/error/message"),
-            v.get("error"),
-            v.get("message"),
-            v.get("detail"),
-            v.pointer("/error/type"),
-        ];
+        let candidates = [v.pointer("/error/message"), v.get("error"), v.get("message"), v.get("detail"), v.pointer("/error/type")];
         for c in candidates.into_iter().flatten() {
             if let Some(s) = c.as_str() {
                 if !s.trim().is_empty() {
@@ -190,11 +164,7 @@ async fn read_error_body(resp: reqwest::Response, timeout: Duration) -> String {
 
 /// Sends the request, retrying `429`/`5xx`/connection errors while
 /// `*attempts < max_attempts`. Returns a `2xx` response.
-pub(crate) async fn send_with_retry(
-    factory: &RequestFactory,
-    remote: &Remote,
-    attempts: &mut u32,
-) -> Result<reqwest::Response, LlmError> {
+pub(crate) async fn send_with_retry(factory: &RequestFactory, remote: &Remote, attempts: &mut u32) -> Result<reqwest::Response, LlmError> {
     let policy = &remote.opts.retry;
     let timeout = remote.opts.request_timeout;
     loop {
@@ -202,20 +172,10 @@ pub(crate) async fn send_with_retry(
         let can_retry = *attempts < policy.max_attempts.max(1);
         let sent = tokio::time::timeout(timeout, factory().send()).await;
         let resp = match sent {
-            Err(_) => {
-                return Err(remote.err(LlmError::timeout(format!(
-                    "{} did not respond within {} s",
-                    remote.label,
-                    timeout.as_secs_f64()
-                ))))
-            }
+            Err(_) => return Err(remote.err(LlmError::timeout(format!("{} did not respond within {} s", remote.label, timeout.as_secs_f64())))),
             Ok(Err(e)) => {
                 if e.is_timeout() {
-                    return Err(remote.err(LlmError::timeout(format!(
-                        "{} request timed out: {}",
-                        remote.label,
-                        reqwest_chain(e)
-                    ))));
+                    return Err(remote.err(LlmError::timeout(format!("{} request timed out: {}", remote.label, reqwest_chain(e)))));
                 }
                 let retryable = !e.is_builder() && !e.is_redirect() && !e.is_status();
                 let msg = format!("{} request failed: {}", remote.label, reqwest_chain(e));
@@ -236,37 +196,22 @@ pub(crate) async fn send_with_retry(
         let body = read_error_body(resp, timeout).await;
         let mut detail = extract_error_message(&body);
         if detail.is_empty() {
-            detail = status
-                .canonical_reason()
-                .unwrap_or("no message")
-                .to_string();
+            detail = status.canonical_reason().unwrap_or("no message").to_string();
         }
-        let msg = format!(
-            "{} returned HTTP {}: {}",
-            remote.label,
-            status.as_u16(),
-            detail
-        );
+        let msg = format!("{} returned HTTP {}: {}", remote.label, status.as_u16(), detail);
         let retryable = status.as_u16() == 429 || status.is_server_error();
         if retryable && can_retry {
             tracing::debug!(attempt = *attempts, "retrying: {msg}");
             tokio::time::sleep(policy.backoff(*attempts, retry_after)).await;
             continue;
         }
-        let class = if status.as_u16() == 429 {
-            ErrorClass::RateLimitError
-        } else {
-            ErrorClass::ProviderError
-        };
+        let class = if status.as_u16() == 429 { ErrorClass::RateLimitError } else { ErrorClass::ProviderError };
         return Err(remote.err(LlmError::new(class, msg)));
     }
 }
 
 /// Sends a simple (non-streaming) request with retries and returns the JSON body.
-pub(crate) async fn get_json(
-    factory: RequestFactory,
-    remote: &Remote,
-) -> Result<serde_json::Value, LlmError> {
+pub(crate) async fn get_json(factory: RequestFactory, remote: &Remote) -> Result<serde_json::Value, LlmError> {
     let mut attempts = 0;
     let resp = send_with_retry(&factory, remote, &mut attempts).await?;
     let mut body = IdleTimeout::new(resp, remote);
@@ -274,14 +219,10 @@ pub(crate) async fn get_json(
     while let Some(chunk) = body.next().await {
         buf.extend_from_slice(&chunk.map_err(|e| remote.err(e))?);
         if buf.len() > MAX_JSON_BODY {
-            return Err(LlmError::provider(format!(
-                "{} response too large",
-                remote.label
-            )));
+            return Err(LlmError::provider(format!("{} response too large", remote.label)));
         }
     }
-    serde_json::from_slice(&buf)
-        .map_err(|e| LlmError::provider(format!("{} returned invalid JSON: {e}", remote.label)))
+    serde_json::from_slice(&buf).map_err(|e| LlmError::provider(format!("{} returned invalid JSON: {e}", remote.label)))
 }
 
 /// Response body as a byte stream that fails with `TimeoutError` when no chunk
@@ -298,13 +239,7 @@ pub(crate) struct IdleTimeout {
 impl IdleTimeout {
     fn new(resp: reqwest::Response, remote: &Remote) -> Self {
         let idle = remote.opts.request_timeout;
-        IdleTimeout {
-            inner: resp.bytes_stream().boxed(),
-            sleep: Box::pin(tokio::time::sleep(idle)),
-            idle,
-            label: remote.label,
-            done: false,
-        }
+        IdleTimeout { inner: resp.bytes_stream().boxed(), sleep: Box::pin(tokio::time::sleep(idle)), idle, label: remote.label, done: false }
     }
 }
 
@@ -325,16 +260,8 @@ impl Stream for IdleTimeout {
             Poll::Ready(Some(Err(e))) => {
                 this.done = true;
                 let class_timeout = e.is_timeout();
-                let msg = format!(
-                    "stream ended unexpectedly ({}): {}",
-                    this.label,
-                    reqwest_chain(e)
-                );
-                Poll::Ready(Some(Err(if class_timeout {
-                    LlmError::timeout(msg)
-                } else {
-                    LlmError::provider(msg)
-                })))
+                let msg = format!("stream ended unexpectedly ({}): {}", this.label, reqwest_chain(e));
+                Poll::Ready(Some(Err(if class_timeout { LlmError::timeout(msg) } else { LlmError::provider(msg) })))
             }
             Poll::Ready(None) => {
                 this.done = true;
@@ -343,11 +270,7 @@ impl Stream for IdleTimeout {
             Poll::Pending => match this.sleep.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     this.done = true;
-                    Poll::Ready(Some(Err(LlmError::timeout(format!(
-                        "{} sent nothing for {} s",
-                        this.label,
-                        this.idle.as_secs_f64()
-                    )))))
+                    Poll::Ready(Some(Err(LlmError::timeout(format!("{} sent nothing for {} s", this.label, this.idle.as_secs_f64())))))
                 }
                 Poll::Pending => Poll::Pending,
             },
@@ -359,18 +282,9 @@ impl Stream for IdleTimeout {
 pub(crate) trait EventParser: Default + Send + 'static {
     /// Handles one SSE event; returns `Ok(true)` once the response is complete
     /// (the final events must then have been pushed).
-    fn on_sse(
-        &mut self,
-        event: &str,
-        data: &str,
-        out: &mut VecDeque<ChatEvent>,
-    ) -> Result<bool, LlmError>;
+    fn on_sse(&mut self, event: &str, data: &str, out: &mut VecDeque<ChatEvent>) -> Result<bool, LlmError>;
     /// Handles a complete non-streaming JSON body (some servers ignore `stream`).
-    fn on_json(
-        &mut self,
-        body: serde_json::Value,
-        out: &mut VecDeque<ChatEvent>,
-    ) -> Result<(), LlmError>;
+    fn on_json(&mut self, body: serde_json::Value, out: &mut VecDeque<ChatEvent>) -> Result<(), LlmError>;
     /// Clean end of body without a completion marker.
     fn on_eof(&mut self, out: &mut VecDeque<ChatEvent>) -> Result<(), LlmError>;
 }
@@ -387,12 +301,7 @@ enum Body {
 
 impl Body {
     fn from_response(resp: reqwest::Response, remote: &Remote) -> Body {
-        let ct = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let ct = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         let body = IdleTimeout::new(resp, remote);
         if ct.contains("json") && !ct.contains("event-stream") {
             Body::Json(body, Vec::new())
@@ -405,11 +314,7 @@ impl Body {
 fn sse_from(prefix: Vec<u8>, rest: IdleTimeout) -> SseStream {
     // The trailing blank line flushes a last event whose terminator the server
     // omitted; it is only reached after a clean end of body.
-    futures::stream::iter([Ok(Bytes::from(prefix))])
-        .chain(rest)
-        .chain(futures::stream::iter([Ok(Bytes::from_static(b"\n\n"))]))
-        .boxed()
-        .eventsource()
+    futures::stream::iter([Ok(Bytes::from(prefix))]).chain(rest).chain(futures::stream::iter([Ok(Bytes::from_static(b"\n\n"))])).boxed().eventsource()
 }
 
 enum StepError {
@@ -440,23 +345,11 @@ struct Driver<P> {
 }
 
 /// Sends the request (with retries) and returns the event stream.
-pub(crate) async fn start_stream<P: EventParser>(
-    factory: RequestFactory,
-    remote: Remote,
-) -> Result<ChatStream, LlmError> {
+pub(crate) async fn start_stream<P: EventParser>(factory: RequestFactory, remote: Remote) -> Result<ChatStream, LlmError> {
     let mut attempts = 0;
     let resp = send_with_retry(&factory, &remote, &mut attempts).await?;
     let body = Body::from_response(resp, &remote);
-    let driver = Driver {
-        factory,
-        remote,
-        attempts,
-        body,
-        parser: P::default(),
-        pending: VecDeque::new(),
-        yielded: false,
-        finished: false,
-    };
+    let driver = Driver { factory, remote, attempts, body, parser: P::default(), pending: VecDeque::new(), yielded: false, finished: false };
     Ok(futures::stream::unfold(driver, |mut d| async move {
         let item = d.next_item().await?;
         Some((item, d))
@@ -484,8 +377,7 @@ impl<P: EventParser> Driver<P> {
                     } else {
                         tracing::debug!(attempt = self.attempts, "retrying: {e}");
                         tokio::time::sleep(policy.backoff(self.attempts, None)).await;
-                        match send_with_retry(&self.factory, &self.remote, &mut self.attempts).await
-                        {
+                        match send_with_retry(&self.factory, &self.remote, &mut self.attempts).await {
                             Ok(resp) => {
                                 self.body = Body::from_response(resp, &self.remote);
                                 self.parser = P::default();
@@ -513,10 +405,7 @@ impl<P: EventParser> Driver<P> {
             Body::Undecided(mut s, mut prefix) => match s.next().await {
                 None => {
                     if prefix.iter().all(u8::is_ascii_whitespace) {
-                        return Err(StepError::Fatal(LlmError::provider(format!(
-                            "{} returned an empty response",
-                            self.remote.label
-                        ))));
+                        return Err(StepError::Fatal(LlmError::provider(format!("{} returned an empty response", self.remote.label))));
                     }
                     self.body = Body::Sse(sse_from(prefix, s));
                     Ok(())
@@ -536,42 +425,25 @@ impl<P: EventParser> Driver<P> {
                 while let Some(chunk) = s.next().await {
                     buf.extend_from_slice(&chunk?);
                     if buf.len() > MAX_JSON_BODY {
-                        return Err(StepError::Fatal(LlmError::provider(format!(
-                            "{} response too large",
-                            self.remote.label
-                        ))));
+                        return Err(StepError::Fatal(LlmError::provider(format!("{} response too large", self.remote.label))));
                     }
                 }
-                let value: serde_json::Value = serde_json::from_slice(&buf).map_err(|e| {
-                    StepError::Fatal(LlmError::provider(format!(
-                        "{} returned invalid JSON: {e}",
-                        self.remote.label
-                    )))
-                })?;
-                self.parser
-                    .on_json(value, &mut self.pending)
-                    .map_err(StepError::Fatal)?;
+                let value: serde_json::Value = serde_json::from_slice(&buf)
+                    .map_err(|e| StepError::Fatal(LlmError::provider(format!("{} returned invalid JSON: {e}", self.remote.label))))?;
+                self.parser.on_json(value, &mut self.pending).map_err(StepError::Fatal)?;
                 self.finished = true;
                 Ok(())
             }
             Body::Sse(mut es) => match es.next().await {
                 None => {
-                    self.parser
-                        .on_eof(&mut self.pending)
-                        .map_err(StepError::Fatal)?;
+                    self.parser.on_eof(&mut self.pending).map_err(StepError::Fatal)?;
                     self.finished = true;
                     Ok(())
                 }
                 Some(Err(EventStreamError::Transport(e))) => Err(e.into()),
-                Some(Err(e)) => Err(StepError::Fatal(LlmError::provider(format!(
-                    "{} sent a malformed event stream: {e}",
-                    self.remote.label
-                )))),
+                Some(Err(e)) => Err(StepError::Fatal(LlmError::provider(format!("{} sent a malformed event stream: {e}", self.remote.label)))),
                 Some(Ok(ev)) => {
-                    let done = self
-                        .parser
-                        .on_sse(&ev.event, &ev.data, &mut self.pending)
-                        .map_err(StepError::Fatal)?;
+                    let done = self.parser.on_sse(&ev.event, &ev.data, &mut self.pending).map_err(StepError::Fatal)?;
                     if done {
                         self.finished = true;
                         drain(es).await;
@@ -613,10 +485,7 @@ mod tests {
         h.insert("retry-after", HeaderValue::from_str(&date).unwrap());
         let d = parse_retry_after(&h).unwrap();
         assert!(d > Duration::from_secs(95) && d <= Duration::from_secs(100));
-        h.insert(
-            "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
+        h.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
         h.insert("retry-after-ms", HeaderValue::from_static("250"));
         assert_eq!(parse_retry_after(&h), Some(Duration::from_millis(250)));
@@ -627,24 +496,13 @@ mod tests {
         let p = RetryPolicy::default();
         assert_eq!(p.backoff(1, None), Duration::from_millis(500));
         assert_eq!(p.backoff(2, None), Duration::from_millis(1000));
-        assert_eq!(
-            p.backoff(1, Some(Duration::from_secs(100))),
-            Duration::from_secs(30)
-        );
+        assert_eq!(p.backoff(1, Some(Duration::from_secs(100))), Duration::from_secs(30));
     }
 
     #[test]
     fn error_messages() {
-        assert_eq!(
-            extract_error_message(r#"{"error":{"message":"bad model","type":"x"}}"#),
-            "bad model"
-        );
-        assert_eq!(
-            extract_error_message(
-                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
-            ),
-            "Overloaded"
-        );
+        assert_eq!(extract_error_message(r#"{"error":{"message":"bad model","type":"x"}}"#), "bad model");
+        assert_eq!(extract_error_message(r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#), "Overloaded");
         assert_eq!(extract_error_message(r#"{"error":"nope"}"#), "nope");
         assert_eq!(extract_error_message("plain text"), "plain text");
     }

@@ -25,13 +25,8 @@ pub use anthropic::AnthropicClient;
 pub use error::{ErrorClass, LlmError, MAX_ERROR_CHARS};
 pub use http::{build_client, HttpOptions, RetryPolicy, CONNECT_TIMEOUT};
 pub use openai::OpenAiClient;
-pub use providers::{
-    native_model_id, provider_name, ProviderCredentials, Providers, ProvidersConfig,
-};
-pub use types::{
-    collect, parse_tool_arguments, ChatEvent, ChatMessage, ChatRequest, ChatResponse, ChatStream,
-    ToolCall, ToolSpec, Usage,
-};
+pub use providers::{native_model_id, provider_name, ProviderCredentials, Providers, ProvidersConfig};
+pub use types::{collect, parse_tool_arguments, ChatEvent, ChatMessage, ChatRequest, ChatResponse, ChatStream, ToolCall, ToolSpec, Usage};
 
 use async_trait::async_trait;
 

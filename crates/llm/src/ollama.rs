@@ -16,11 +16,7 @@ pub fn normalize_host(host: &str) -> String {
     let authority = host.split('/').next().unwrap_or(host);
     let has_port = match authority.rsplit_once(':') {
         // `[::1]` has colons but no port unless `]:port`.
-        Some((h, p)) => {
-            !p.is_empty()
-                && p.bytes().all(|b| b.is_ascii_digit())
-                && (!h.contains(':') || h.ends_with(']'))
-        }
+        Some((h, p)) => !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (!h.contains(':') || h.ends_with(']')),
         None => false,
     };
     if has_port {

@@ -9,9 +9,7 @@
 
 use crate::error::LlmError;
 use crate::http::{self, EventParser, HttpOptions, Remote, RequestFactory};
-use crate::types::{
-    parse_tool_arguments, ChatEvent, ChatMessage, ChatRequest, ChatStream, ToolCall, Usage,
-};
+use crate::types::{parse_tool_arguments, ChatEvent, ChatMessage, ChatRequest, ChatStream, ToolCall, Usage};
 use crate::ChatModel;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -51,21 +49,11 @@ impl OpenAiClient {
 
     /// Like [`OpenAiClient::new`] with a shared `reqwest` client and the label
     /// used in error messages (e.g. `"Ollama"`).
-    pub fn with_client(
-        http: reqwest::Client,
-        label: &'static str,
-        base_url: &str,
-        api_key: Option<String>,
-        opts: HttpOptions,
-    ) -> Self {
+    pub fn with_client(http: reqwest::Client, label: &'static str, base_url: &str, api_key: Option<String>, opts: HttpOptions) -> Self {
         OpenAiClient {
             http,
             base_url: base_url.trim().trim_end_matches('/').to_string(),
-            remote: Remote {
-                label,
-                secret: api_key.filter(|k| !k.trim().is_empty()),
-                opts,
-            },
+            remote: Remote { label, secret: api_key.filter(|k| !k.trim().is_empty()), opts },
         }
     }
 
@@ -91,19 +79,10 @@ impl OpenAiClient {
             .get("data")
             .or_else(|| body.get("models"))
             .and_then(Value::as_array)
-            .ok_or_else(|| {
-                LlmError::provider(format!(
-                    "{} returned an unexpected model list",
-                    self.remote.label
-                ))
-            })?;
+            .ok_or_else(|| LlmError::provider(format!("{} returned an unexpected model list", self.remote.label)))?;
         let mut out: Vec<String> = Vec::new();
         for item in items {
-            let id = item
-                .get("id")
-                .or_else(|| item.get("name"))
-                .or_else(|| item.get("model"))
-                .and_then(Value::as_str);
+            let id = item.get("id").or_else(|| item.get("name")).or_else(|| item.get("model")).and_then(Value::as_str);
             if let Some(id) = id {
                 if !out.iter().any(|x| x == id) {
                     out.push(id.to_string());
@@ -120,11 +99,8 @@ impl ChatModel for OpenAiClient {
         let body = Bytes::from(request_body(&req).to_string());
         let url = format!("{}/chat/completions", self.base_url);
         let this = self.clone();
-        let factory: RequestFactory = Arc::new(move || {
-            this.authed(this.http.post(&url))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone())
-        });
+        let factory: RequestFactory =
+            Arc::new(move || this.authed(this.http.post(&url)).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone()));
         http::start_stream::<OpenAiParser>(factory, self.remote.clone()).await
     }
 }
@@ -175,10 +151,7 @@ pub fn request_body(req: &ChatRequest) -> Value {
                 }
                 Value::Object(o)
             }
-            ChatMessage::Tool {
-                tool_call_id,
-                content,
-            } => json!({"role": "tool", "tool_call_id": tool_call_id, "content": content}),
+            ChatMessage::Tool { tool_call_id, content } => json!({"role": "tool", "tool_call_id": tool_call_id, "content": content}),
         })
         .collect();
     let mut body = Map::new();
@@ -203,11 +176,7 @@ pub fn request_body(req: &ChatRequest) -> Value {
         body.insert("temperature".into(), json!(t));
     }
     if let Some(n) = req.max_tokens {
-        let key = if uses_max_completion_tokens(&req.model) {
-            "max_completion_tokens"
-        } else {
-            "max_tokens"
-        };
+        let key = if uses_max_completion_tokens(&req.model) { "max_completion_tokens" } else { "max_tokens" };
         body.insert(key.into(), json!(n));
     }
     if let Some(e) = &req.reasoning_effort {
@@ -218,10 +187,7 @@ pub fn request_body(req: &ChatRequest) -> Value {
 
 /// Parses an OpenAI `usage` object (also accepts `input_tokens`/`output_tokens`).
 pub(crate) fn parse_usage(u: &Value) -> Option<Usage> {
-    let n = |ptrs: &[&str]| {
-        ptrs.iter()
-            .find_map(|p| u.pointer(p).and_then(Value::as_u64))
-    };
+    let n = |ptrs: &[&str]| ptrs.iter().find_map(|p| u.pointer(p).and_then(Value::as_u64));
     let input = n(&["/prompt_tokens", "/input_tokens"]);
     let output = n(&["/completion_tokens", "/output_tokens"]);
     if input.is_none() && output.is_none() {
@@ -230,16 +196,8 @@ pub(crate) fn parse_usage(u: &Value) -> Option<Usage> {
     Some(Usage {
         input_tokens: input.unwrap_or(0),
         output_tokens: output.unwrap_or(0),
-        cached_input_tokens: n(&[
-            "/prompt_tokens_details/cached_tokens",
-            "/input_tokens_details/cached_tokens",
-        ])
-        .unwrap_or(0),
-        reasoning_tokens: n(&[
-            "/completion_tokens_details/reasoning_tokens",
-            "/output_tokens_details/reasoning_tokens",
-        ])
-        .unwrap_or(0),
+        cached_input_tokens: n(&["/prompt_tokens_details/cached_tokens", "/input_tokens_details/cached_tokens"]).unwrap_or(0),
+        reasoning_tokens: n(&["/completion_tokens_details/reasoning_tokens", "/output_tokens_details/reasoning_tokens"]).unwrap_or(0),
     })
 }
 
@@ -302,9 +260,7 @@ impl OpenAiParser {
                 let n = self.calls.len();
                 self.calls.push(PartialCall {
                     index,
-                    id: id
-                        .map(str::to_string)
-                        .unwrap_or_else(|| format!("call_{n}")),
+                    id: id.map(str::to_string).unwrap_or_else(|| format!("call_{n}")),
                     id_from_server: id.is_some(),
                     name: String::new(),
                     args: String::new(),
@@ -329,22 +285,13 @@ impl OpenAiParser {
         if !call.started {
             if !call.name.is_empty() {
                 call.started = true;
-                out.push_back(ChatEvent::ToolCallStart {
-                    id: call.id.clone(),
-                    name: call.name.clone(),
-                });
+                out.push_back(ChatEvent::ToolCallStart { id: call.id.clone(), name: call.name.clone() });
                 if !call.args.is_empty() {
-                    out.push_back(ChatEvent::ToolCallArgsDelta {
-                        id: call.id.clone(),
-                        delta: call.args.clone(),
-                    });
+                    out.push_back(ChatEvent::ToolCallArgsDelta { id: call.id.clone(), delta: call.args.clone() });
                 }
             }
         } else if !args.is_empty() {
-            out.push_back(ChatEvent::ToolCallArgsDelta {
-                id: call.id.clone(),
-                delta: args,
-            });
+            out.push_back(ChatEvent::ToolCallArgsDelta { id: call.id.clone(), delta: args });
         }
     }
 
@@ -392,33 +339,19 @@ impl OpenAiParser {
         let has_calls = !self.calls.is_empty();
         for call in self.calls.drain(..) {
             if !call.started {
-                out.push_back(ChatEvent::ToolCallStart {
-                    id: call.id.clone(),
-                    name: call.name.clone(),
-                });
+                out.push_back(ChatEvent::ToolCallStart { id: call.id.clone(), name: call.name.clone() });
             }
-            out.push_back(ChatEvent::ToolCallDone(ToolCall {
-                arguments: parse_tool_arguments(&call.args),
-                id: call.id,
-                name: call.name,
-            }));
+            out.push_back(ChatEvent::ToolCallDone(ToolCall { arguments: parse_tool_arguments(&call.args), id: call.id, name: call.name }));
         }
         if let Some(u) = self.usage.take() {
             out.push_back(ChatEvent::Usage(u));
         }
-        out.push_back(ChatEvent::Finish {
-            reason: normalize_finish(self.finish_reason.as_deref(), has_calls),
-        });
+        out.push_back(ChatEvent::Finish { reason: normalize_finish(self.finish_reason.as_deref(), has_calls) });
     }
 }
 
 impl EventParser for OpenAiParser {
-    fn on_sse(
-        &mut self,
-        event: &str,
-        data: &str,
-        out: &mut VecDeque<ChatEvent>,
-    ) -> Result<bool, LlmError> {
+    fn on_sse(&mut self, event: &str, data: &str, out: &mut VecDeque<ChatEvent>) -> Result<bool, LlmError> {
         let data = data.trim();
         if data.is_empty() {
             return Ok(false);
@@ -429,9 +362,7 @@ impl EventParser for OpenAiParser {
         }
         let v: Value = match serde_json::from_str(data) {
             Ok(v) => v,
-            Err(_) if event == "error" => {
-                return Err(LlmError::provider(format!("provider stream error: {data}")))
-            }
+            Err(_) if event == "error" => return Err(LlmError::provider(format!("provider stream error: {data}"))),
             Err(e) => {
                 tracing::warn!("skipping malformed stream chunk: {e}");
                 return Ok(false);
@@ -448,10 +379,7 @@ impl EventParser for OpenAiParser {
         // delta logic treats them as distinct calls.
         if let Some(choices) = body.get_mut("choices").and_then(Value::as_array_mut) {
             for choice in choices {
-                if let Some(calls) = choice
-                    .pointer_mut("/message/tool_calls")
-                    .and_then(Value::as_array_mut)
-                {
+                if let Some(calls) = choice.pointer_mut("/message/tool_calls").and_then(Value::as_array_mut) {
                     for (i, c) in calls.iter_mut().enumerate() {
                         if let Some(o) = c.as_object_mut() {
                             o.entry("index").or_insert(json!(i));
@@ -460,9 +388,7 @@ impl EventParser for OpenAiParser {
                 }
             }
         } else if body.get("error").is_none() {
-            return Err(LlmError::provider(
-                "provider returned an unexpected JSON response (no choices)",
-            ));
+            return Err(LlmError::provider("provider returned an unexpected JSON response (no choices)"));
         }
         self.chunk(&body, out)?;
         self.finish(out);
@@ -471,9 +397,7 @@ impl EventParser for OpenAiParser {
 
     fn on_eof(&mut self, out: &mut VecDeque<ChatEvent>) -> Result<(), LlmError> {
         if !self.saw_data {
-            return Err(LlmError::provider(
-                "stream ended unexpectedly: the provider sent no data",
-            ));
+            return Err(LlmError::provider("stream ended unexpectedly: the provider sent no data"));
         }
         self.finish(out);
         Ok(())
@@ -504,21 +428,10 @@ mod tests {
             messages: vec![
                 ChatMessage::system("sys"),
                 ChatMessage::user("hi"),
-                ChatMessage::Assistant {
-                    text: String::new(),
-                    tool_calls: vec![ToolCall {
-                        id: "c1".into(),
-                        name: "f".into(),
-                        arguments: json!({"a": 1}),
-                    }],
-                },
+                ChatMessage::Assistant { text: String::new(), tool_calls: vec![ToolCall { id: "c1".into(), name: "f".into(), arguments: json!({"a": 1}) }] },
                 ChatMessage::tool("c1", "res"),
             ],
-            tools: vec![ToolSpec {
-                name: "f".into(),
-                description: "d".into(),
-                parameters: json!({"type": "object"}),
-            }],
+            tools: vec![ToolSpec { name: "f".into(), description: "d".into(), parameters: json!({"type": "object"}) }],
             temperature: Some(0.5),
             max_tokens: Some(10),
             reasoning_effort: Some("low".into()),
@@ -527,10 +440,7 @@ mod tests {
         assert_eq!(b["stream_options"]["include_usage"], true);
         assert_eq!(b["max_completion_tokens"], 10);
         assert_eq!(b["messages"][2]["content"], Value::Null);
-        assert_eq!(
-            b["messages"][2]["tool_calls"][0]["function"]["arguments"],
-            "{\"a\":1}"
-        );
+        assert_eq!(b["messages"][2]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
         assert_eq!(b["messages"][3]["tool_call_id"], "c1");
         assert_eq!(b["tools"][0]["function"]["name"], "f");
         assert_eq!(b["reasoning_effort"], "low");
@@ -558,23 +468,9 @@ mod tests {
     fn error_chunk_and_reasoning_field() {
         let mut p = OpenAiParser::default();
         let mut out = VecDeque::new();
-        p.on_sse(
-            "message",
-            r#"{"choices":[{"delta":{"reasoning":"hmm"}}]}"#,
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(
-            out.pop_front(),
-            Some(ChatEvent::ReasoningDelta("hmm".into()))
-        );
-        let e = p
-            .on_sse(
-                "message",
-                r#"{"error":{"message":"model crashed"}}"#,
-                &mut out,
-            )
-            .unwrap_err();
+        p.on_sse("message", r#"{"choices":[{"delta":{"reasoning":"hmm"}}]}"#, &mut out).unwrap();
+        assert_eq!(out.pop_front(), Some(ChatEvent::ReasoningDelta("hmm".into())));
+        let e = p.on_sse("message", r#"{"error":{"message":"model crashed"}}"#, &mut out).unwrap_err();
         assert!(e.message.contains("model crashed"));
     }
 
@@ -584,16 +480,8 @@ mod tests {
             r#"{"choices":[{"delta":{"content":"a"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
             r#"{"choices":[{"delta":{"content":"b"}}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
         ]);
-        let usages: Vec<_> = ev
-            .iter()
-            .filter(|e| matches!(e, ChatEvent::Usage(_)))
-            .collect();
+        let usages: Vec<_> = ev.iter().filter(|e| matches!(e, ChatEvent::Usage(_))).collect();
         assert_eq!(usages.len(), 1);
-        assert_eq!(
-            ev.last(),
-            Some(&ChatEvent::Finish {
-                reason: "stop".into()
-            })
-        );
+        assert_eq!(ev.last(), Some(&ChatEvent::Finish { reason: "stop".into() }));
     }
 }

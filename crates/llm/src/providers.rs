@@ -21,10 +21,7 @@ pub struct ProviderCredentials {
 
 impl fmt::Debug for ProviderCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProviderCredentials")
-            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
-            .field("base_url", &self.base_url)
-            .finish()
+        f.debug_struct("ProviderCredentials").field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]")).field("base_url", &self.base_url).finish()
     }
 }
 
@@ -86,17 +83,12 @@ pub fn native_model_id(model_name: &str) -> &str {
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
 }
 
 fn route(model_name: &str) -> (&'static str, &str) {
     let name = model_name.trim();
-    for (prefix, provider) in [
-        ("openai/", "openai"),
-        ("anthropic/", "anthropic"),
-        ("ollama/", "ollama"),
-    ] {
+    for (prefix, provider) in [("openai/", "openai"), ("anthropic/", "anthropic"), ("ollama/", "ollama")] {
         if let Some(rest) = strip_prefix_ci(name, prefix) {
             return (provider, rest);
         }
@@ -120,48 +112,17 @@ impl Providers {
     /// Builds the clients of the configured providers (sharing one connection pool).
     pub fn new(cfg: ProvidersConfig) -> Self {
         let client = http::build_client();
-        let opts = HttpOptions {
-            request_timeout: cfg.request_timeout,
-            retry: cfg.retry.clone(),
-        };
-        let openai = cfg
-            .openai
-            .filter(|c| c.configured(openai::DEFAULT_BASE_URL))
-            .map(|c| {
-                let base = c
-                    .custom_base(openai::DEFAULT_BASE_URL)
-                    .unwrap_or_else(|| openai::DEFAULT_BASE_URL.to_string());
-                Arc::new(OpenAiClient::with_client(
-                    client.clone(),
-                    "OpenAI",
-                    &base,
-                    c.key(),
-                    opts.clone(),
-                ))
-            });
-        let anthropic = cfg
-            .anthropic
-            .filter(|c| c.configured(anthropic::DEFAULT_BASE_URL))
-            .map(|c| {
-                let base = c
-                    .custom_base(anthropic::DEFAULT_BASE_URL)
-                    .unwrap_or_else(|| anthropic::DEFAULT_BASE_URL.to_string());
-                Arc::new(AnthropicClient::with_client(
-                    client.clone(),
-                    &base,
-                    c.key(),
-                    opts.clone(),
-                ))
-            });
-        let ollama = cfg
-            .ollama_host
-            .filter(|h| !h.trim().is_empty())
-            .map(|h| Arc::new(ollama::client_with(client.clone(), &h, opts.clone())));
-        Providers {
-            openai,
-            anthropic,
-            ollama,
-        }
+        let opts = HttpOptions { request_timeout: cfg.request_timeout, retry: cfg.retry.clone() };
+        let openai = cfg.openai.filter(|c| c.configured(openai::DEFAULT_BASE_URL)).map(|c| {
+            let base = c.custom_base(openai::DEFAULT_BASE_URL).unwrap_or_else(|| openai::DEFAULT_BASE_URL.to_string());
+            Arc::new(OpenAiClient::with_client(client.clone(), "OpenAI", &base, c.key(), opts.clone()))
+        });
+        let anthropic = cfg.anthropic.filter(|c| c.configured(anthropic::DEFAULT_BASE_URL)).map(|c| {
+            let base = c.custom_base(anthropic::DEFAULT_BASE_URL).unwrap_or_else(|| anthropic::DEFAULT_BASE_URL.to_string());
+            Arc::new(AnthropicClient::with_client(client.clone(), &base, c.key(), opts.clone()))
+        });
+        let ollama = cfg.ollama_host.filter(|h| !h.trim().is_empty()).map(|h| Arc::new(ollama::client_with(client.clone(), &h, opts.clone())));
+        Providers { openai, anthropic, ollama }
     }
 
     /// See [`provider_name`].
@@ -196,9 +157,7 @@ impl Providers {
     pub fn resolve(&self, model_name: &str) -> Result<(Arc<dyn ChatModel>, String), LlmError> {
         let (provider, native) = route(model_name);
         if native.trim().is_empty() {
-            return Err(LlmError::provider(format!(
-                "invalid model name {model_name:?}"
-            )));
+            return Err(LlmError::provider(format!("invalid model name {model_name:?}")));
         }
         let model: Option<Arc<dyn ChatModel>> = match provider {
             "anthropic" => self.anthropic.clone().map(|c| c as Arc<dyn ChatModel>),
@@ -212,9 +171,7 @@ impl Providers {
         };
         match model {
             Some(m) => Ok((m, native.to_string())),
-            None => Err(LlmError::not_configured(format!(
-                "model {model_name:?} needs the {hint} provider, which is not configured"
-            ))),
+            None => Err(LlmError::not_configured(format!("model {model_name:?} needs the {hint} provider, which is not configured"))),
         }
     }
 }
@@ -232,18 +189,10 @@ mod tests {
             ("o1-preview", "openai", "o1-preview"),
             ("o3", "openai", "o3"),
             ("o4-mini", "openai", "o4-mini"),
-            (
-                "anthropic/claude-3-5-sonnet",
-                "anthropic",
-                "claude-3-5-sonnet",
-            ),
+            ("anthropic/claude-3-5-sonnet", "anthropic", "claude-3-5-sonnet"),
             ("claude-sonnet-4-5", "anthropic", "claude-sonnet-4-5"),
             ("ollama/llama3.2:1b", "ollama", "llama3.2:1b"),
-            (
-                "Qwen/Qwen2.5-7B-Instruct",
-                "openai",
-                "Qwen/Qwen2.5-7B-Instruct",
-            ),
+            ("Qwen/Qwen2.5-7B-Instruct", "openai", "Qwen/Qwen2.5-7B-Instruct"),
             ("mistral-large", "openai", "mistral-large"),
             ("OpenAI/gpt-4o", "openai", "gpt-4o"),
         ];
@@ -256,14 +205,8 @@ mod tests {
     #[test]
     fn configured_rules() {
         let p = Providers::new(ProvidersConfig {
-            openai: Some(ProviderCredentials {
-                api_key: None,
-                base_url: Some("https://api.openai.com/v1/".into()),
-            }),
-            anthropic: Some(ProviderCredentials {
-                api_key: Some("k".into()),
-                base_url: None,
-            }),
+            openai: Some(ProviderCredentials { api_key: None, base_url: Some("https://api.openai.com/v1/".into()) }),
+            anthropic: Some(ProviderCredentials { api_key: Some("k".into()), base_url: None }),
             ..Default::default()
         });
         assert!(!p.is_configured("openai"));
@@ -274,13 +217,7 @@ mod tests {
         assert_eq!(err.class, ErrorClass::ProviderNotConfigured);
         let (_, native) = p.resolve("anthropic/claude-x").unwrap();
         assert_eq!(native, "claude-x");
-        let creds = format!(
-            "{:?}",
-            ProviderCredentials {
-                api_key: Some("sk-secret".into()),
-                base_url: None
-            }
-        );
+        let creds = format!("{:?}", ProviderCredentials { api_key: Some("sk-secret".into()), base_url: None });
         assert!(!creds.contains("sk-secret"));
     }
 }

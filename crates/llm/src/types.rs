@@ -54,16 +54,10 @@ impl ChatMessage {
         ChatMessage::User { text: text.into() }
     }
     pub fn assistant(text: impl Into<String>) -> Self {
-        ChatMessage::Assistant {
-            text: text.into(),
-            tool_calls: Vec::new(),
-        }
+        ChatMessage::Assistant { text: text.into(), tool_calls: Vec::new() }
     }
     pub fn tool(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatMessage::Tool {
-            tool_call_id: tool_call_id.into(),
-            content: content.into(),
-        }
+        ChatMessage::Tool { tool_call_id: tool_call_id.into(), content: content.into() }
     }
 }
 
@@ -108,9 +102,7 @@ impl Usage {
     pub fn add(&mut self, other: &Usage) {
         self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
-        self.cached_input_tokens = self
-            .cached_input_tokens
-            .saturating_add(other.cached_input_tokens);
+        self.cached_input_tokens = self.cached_input_tokens.saturating_add(other.cached_input_tokens);
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
     }
 }
@@ -196,14 +188,7 @@ mod tests {
         let msgs = vec![
             ChatMessage::system("s"),
             ChatMessage::user("u"),
-            ChatMessage::Assistant {
-                text: String::new(),
-                tool_calls: vec![ToolCall {
-                    id: "c1".into(),
-                    name: "f".into(),
-                    arguments: json!({"a": 1}),
-                }],
-            },
+            ChatMessage::Assistant { text: String::new(), tool_calls: vec![ToolCall { id: "c1".into(), name: "f".into(), arguments: json!({"a": 1}) }] },
             ChatMessage::tool("c1", "result"),
         ];
         let v = serde_json::to_value(&msgs).unwrap();
@@ -218,23 +203,11 @@ mod tests {
         let events = vec![
             ChatEvent::TextDelta("a".into()),
             ChatEvent::ReasoningDelta("r".into()),
-            ChatEvent::ToolCallStart {
-                id: "c".into(),
-                name: "f".into(),
-            },
-            ChatEvent::ToolCallArgsDelta {
-                id: "c".into(),
-                delta: "{".into(),
-            },
-            ChatEvent::ToolCallDone(ToolCall {
-                id: "c".into(),
-                name: "f".into(),
-                arguments: json!({}),
-            }),
+            ChatEvent::ToolCallStart { id: "c".into(), name: "f".into() },
+            ChatEvent::ToolCallArgsDelta { id: "c".into(), delta: "{".into() },
+            ChatEvent::ToolCallDone(ToolCall { id: "c".into(), name: "f".into(), arguments: json!({}) }),
             ChatEvent::Usage(Usage::default()),
-            ChatEvent::Finish {
-                reason: "stop".into(),
-            },
+            ChatEvent::Finish { reason: "stop".into() },
         ];
         let v = serde_json::to_value(&events).unwrap();
         assert_eq!(v[0], json!({"type": "text_delta", "data": "a"}));

@@ -12,44 +12,23 @@ async fn text_streaming_and_request_shape() {
     let fake = FakeLlm::start().await;
     fake.push(Reply::text_chunks("Bonjour tout le monde", 5));
     let mut r = req("claude-sonnet-4-5", "salut");
-    r.tools = vec![ToolSpec {
-        name: "f".into(),
-        description: "d".into(),
-        parameters: json!({"type": "object", "properties": {}}),
-    }];
+    r.tools = vec![ToolSpec { name: "f".into(), description: "d".into(), parameters: json!({"type": "object", "properties": {}}) }];
     let ev = ok_events(&anthropic(&fake), r).await;
     assert_eq!(text_of(&ev), "Bonjour tout le monde");
     assert_eq!(text_deltas(&ev), 5);
     assert_eq!(finish_reason(&ev), "stop");
-    assert_eq!(
-        usages(&ev),
-        vec![Usage {
-            input_tokens: 10,
-            output_tokens: 5,
-            cached_input_tokens: 0,
-            reasoning_tokens: 0
-        }]
-    );
+    assert_eq!(usages(&ev), vec![Usage { input_tokens: 10, output_tokens: 5, cached_input_tokens: 0, reasoning_tokens: 0 }]);
     let rec = &fake.recorded()[0];
     assert_eq!(rec.path, "/v1/messages");
-    assert_eq!(
-        rec.headers.get("x-api-key").map(String::as_str),
-        Some(ANTHROPIC_KEY)
-    );
-    assert_eq!(
-        rec.headers.get("anthropic-version").map(String::as_str),
-        Some("2023-06-01")
-    );
+    assert_eq!(rec.headers.get("x-api-key").map(String::as_str), Some(ANTHROPIC_KEY));
+    assert_eq!(rec.headers.get("anthropic-version").map(String::as_str), Some("2023-06-01"));
     assert!(!rec.headers.contains_key("authorization"));
     let body = &rec.body;
     assert_eq!(body["model"], "claude-sonnet-4-5");
     assert_eq!(body["system"], "be brief");
     assert_eq!(body["max_tokens"], 4096);
     assert_eq!(body["stream"], true);
-    assert_eq!(
-        body["messages"],
-        json!([{"role": "user", "content": [{"type": "text", "text": "salut"}]}])
-    );
+    assert_eq!(body["messages"], json!([{"role": "user", "content": [{"type": "text", "text": "salut"}]}]));
     assert_eq!(body["tools"][0]["input_schema"]["type"], "object");
 }
 
@@ -64,10 +43,7 @@ async fn tool_use_with_partial_json() {
     assert_eq!(calls[0].name, "search");
     assert_eq!(calls[0].id, "toolu_1_0");
     assert_eq!(calls[0].arguments, args);
-    let deltas = ev
-        .iter()
-        .filter(|e| matches!(e, ChatEvent::ToolCallArgsDelta { .. }))
-        .count();
+    let deltas = ev.iter().filter(|e| matches!(e, ChatEvent::ToolCallArgsDelta { .. })).count();
     assert_eq!(deltas, 7);
     check_tool_call_order(&ev);
     assert_eq!(finish_reason(&ev), "tool_calls");
@@ -76,12 +52,7 @@ async fn tool_use_with_partial_json() {
 #[tokio::test]
 async fn parallel_tools_text_and_thinking() {
     let fake = FakeLlm::start().await;
-    fake.push(
-        Reply::tool_calls([("a", json!({"x": 1})), ("b", json!({}))])
-            .with_text("Checking both.")
-            .with_reasoning("I should call a and b")
-            .chunks(3),
-    );
+    fake.push(Reply::tool_calls([("a", json!({"x": 1})), ("b", json!({}))]).with_text("Checking both.").with_reasoning("I should call a and b").chunks(3));
     let ev = ok_events(&anthropic(&fake), req("claude-x", "go")).await;
     assert_eq!(reasoning_of(&ev), "I should call a and b");
     assert_eq!(text_of(&ev), "Checking both.");
@@ -98,15 +69,7 @@ async fn usage_with_cache_reads() {
     let fake = FakeLlm::start().await;
     fake.push(Reply::text("x").usage(500, 40).usage_details(300, 0));
     let ev = ok_events(&anthropic(&fake), req("claude-x", "q")).await;
-    assert_eq!(
-        usages(&ev),
-        vec![Usage {
-            input_tokens: 500,
-            output_tokens: 40,
-            cached_input_tokens: 300,
-            reasoning_tokens: 0
-        }]
-    );
+    assert_eq!(usages(&ev), vec![Usage { input_tokens: 500, output_tokens: 40, cached_input_tokens: 300, reasoning_tokens: 0 }]);
 }
 
 #[tokio::test]
@@ -120,11 +83,7 @@ async fn malformed_partial_json_becomes_string() {
 #[tokio::test]
 async fn json_response_to_streaming_request() {
     let fake = FakeLlm::start().await;
-    fake.push(
-        Reply::text("plain")
-            .with_tool_call("f", json!({"k": 1}))
-            .json_response(),
-    );
+    fake.push(Reply::text("plain").with_tool_call("f", json!({"k": 1})).json_response());
     let ev = ok_events(&anthropic(&fake), req("claude-x", "q")).await;
     assert_eq!(text_of(&ev), "plain");
     assert_eq!(tool_calls(&ev)[0].arguments, json!({"k": 1}));
@@ -145,20 +104,14 @@ async fn missing_message_stop_after_stop_reason_is_tolerated() {
 async fn midstream_disconnect_is_an_error_item() {
     let fake = FakeLlm::start().await;
     fake.push(Reply::text_chunks("one two three", 3).disconnect_after(2));
-    let items = events(&anthropic(&fake), req("claude-x", "q"))
-        .await
-        .unwrap();
+    let items = events(&anthropic(&fake), req("claude-x", "q")).await.unwrap();
     let (ok, err): (Vec<_>, Vec<_>) = items.into_iter().partition(|i| i.is_ok());
     assert_eq!(ok.len(), 2);
     assert_eq!(err.len(), 1);
     let e = err.into_iter().next().unwrap().unwrap_err();
     assert_eq!(e.class, ErrorClass::ProviderError);
     assert!(e.message.contains("stream ended unexpectedly"), "{e}");
-    assert_eq!(
-        fake.request_count(),
-        1,
-        "no retry after events were yielded"
-    );
+    assert_eq!(fake.request_count(), 1, "no retry after events were yielded");
 }
 
 #[tokio::test]
@@ -173,9 +126,7 @@ async fn overloaded_then_success_and_rate_limit_error() {
     for _ in 0..3 {
         fake.push(Reply::rate_limited(0));
     }
-    let err = events(&anthropic(&fake), req("claude-x", "q"))
-        .await
-        .unwrap_err();
+    let err = events(&anthropic(&fake), req("claude-x", "q")).await.unwrap_err();
     assert_eq!(err.class, ErrorClass::RateLimitError);
     assert!(err.message.contains("Rate limit reached"), "{err}");
     assert_eq!(fake.request_count(), 5);
@@ -192,16 +143,8 @@ async fn transcript_with_tool_results() {
             ChatMessage::Assistant {
                 text: "calling".into(),
                 tool_calls: vec![
-                    ToolCall {
-                        id: "toolu_a".into(),
-                        name: "f".into(),
-                        arguments: json!({"a": 1}),
-                    },
-                    ToolCall {
-                        id: "toolu_b".into(),
-                        name: "g".into(),
-                        arguments: json!({}),
-                    },
+                    ToolCall { id: "toolu_a".into(), name: "f".into(), arguments: json!({"a": 1}) },
+                    ToolCall { id: "toolu_b".into(), name: "g".into(), arguments: json!({}) },
                 ],
             },
             ChatMessage::tool("toolu_a", "ra"),
@@ -220,10 +163,7 @@ async fn transcript_with_tool_results() {
     let msgs = body["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 3);
     assert_eq!(msgs[1]["role"], "assistant");
-    assert_eq!(
-        msgs[1]["content"][1],
-        json!({"type": "tool_use", "id": "toolu_a", "name": "f", "input": {"a": 1}})
-    );
+    assert_eq!(msgs[1]["content"][1], json!({"type": "tool_use", "id": "toolu_a", "name": "f", "input": {"a": 1}}));
     assert_eq!(msgs[2]["role"], "user");
     assert_eq!(
         msgs[2]["content"],

@@ -15,31 +15,17 @@ async fn text_streaming_in_chunks() {
     assert_eq!(text_of(&ev), "Hello, streaming world!");
     assert_eq!(text_deltas(&ev), 4);
     assert_eq!(finish_reason(&ev), "stop");
-    assert_eq!(
-        usages(&ev),
-        vec![Usage {
-            input_tokens: 10,
-            output_tokens: 5,
-            cached_input_tokens: 0,
-            reasoning_tokens: 0
-        }]
-    );
+    assert_eq!(usages(&ev), vec![Usage { input_tokens: 10, output_tokens: 5, cached_input_tokens: 0, reasoning_tokens: 0 }]);
 
     let rec = fake.recorded();
     assert_eq!(rec.len(), 1);
     assert_eq!(rec[0].path, "/v1/chat/completions");
-    assert_eq!(
-        rec[0].headers.get("authorization").map(String::as_str),
-        Some(format!("Bearer {OPENAI_KEY}").as_str())
-    );
+    assert_eq!(rec[0].headers.get("authorization").map(String::as_str), Some(format!("Bearer {OPENAI_KEY}").as_str()));
     let body = &rec[0].body;
     assert_eq!(body["model"], "gpt-4o");
     assert_eq!(body["stream"], true);
     assert_eq!(body["stream_options"]["include_usage"], true);
-    assert_eq!(
-        body["messages"],
-        json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
-    );
+    assert_eq!(body["messages"], json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]));
     assert!(body.get("tools").is_none());
 }
 
@@ -68,10 +54,7 @@ async fn single_tool_call() {
     assert_eq!(calls[0].arguments, json!({"city": "Paris", "days": 3}));
     assert_eq!(calls[0].id, "call_1_0");
     check_tool_call_order(&ev);
-    let deltas = ev
-        .iter()
-        .filter(|e| matches!(e, ChatEvent::ToolCallArgsDelta { .. }))
-        .count();
+    let deltas = ev.iter().filter(|e| matches!(e, ChatEvent::ToolCallArgsDelta { .. })).count();
     assert!(deltas >= 2, "arguments streamed in pieces");
     assert_eq!(finish_reason(&ev), "tool_calls");
     let body = fake.last_request().unwrap();
@@ -83,13 +66,7 @@ async fn single_tool_call() {
 async fn parallel_tool_calls_with_text() {
     let fake = FakeLlm::start().await;
     fake.push(
-        Reply::tool_calls([
-            ("search", json!({"q": "rust"})),
-            ("fetch", json!({"url": "http://x"})),
-            ("noop", json!({})),
-        ])
-        .with_text("Let me check.")
-        .chunks(3),
+        Reply::tool_calls([("search", json!({"q": "rust"})), ("fetch", json!({"url": "http://x"})), ("noop", json!({}))]).with_text("Let me check.").chunks(3),
     );
     let ev = ok_events(&openai(&fake), req("gpt-4o", "go")).await;
     assert_eq!(text_of(&ev), "Let me check.");
@@ -105,11 +82,7 @@ async fn parallel_tool_calls_with_text() {
 #[tokio::test]
 async fn parallel_tool_calls_missing_index() {
     let fake = FakeLlm::start().await;
-    fake.push(
-        Reply::tool_calls([("a", json!({"x": 1})), ("b", json!({"y": [1, 2]}))])
-            .chunks(3)
-            .omit_tool_index(),
-    );
+    fake.push(Reply::tool_calls([("a", json!({"x": 1})), ("b", json!({"y": [1, 2]}))]).chunks(3).omit_tool_index());
     let ev = ok_events(&openai(&fake), req("local-model", "go")).await;
     let calls = tool_calls(&ev);
     assert_eq!(calls.len(), 2);
@@ -137,14 +110,8 @@ async fn reasoning_deltas() {
     let ev = ok_events(&openai(&fake), req("deepseek-r1", "q")).await;
     assert_eq!(reasoning_of(&ev), "thinking hard");
     assert_eq!(text_of(&ev), "42");
-    let first_text = ev
-        .iter()
-        .position(|e| matches!(e, ChatEvent::TextDelta(_)))
-        .unwrap();
-    let last_reasoning = ev
-        .iter()
-        .rposition(|e| matches!(e, ChatEvent::ReasoningDelta(_)))
-        .unwrap();
+    let first_text = ev.iter().position(|e| matches!(e, ChatEvent::TextDelta(_))).unwrap();
+    let last_reasoning = ev.iter().rposition(|e| matches!(e, ChatEvent::ReasoningDelta(_))).unwrap();
     assert!(last_reasoning < first_text);
 }
 
@@ -153,37 +120,20 @@ async fn usage_details() {
     let fake = FakeLlm::start().await;
     fake.push(Reply::text("x").usage(120, 30).usage_details(100, 12));
     let ev = ok_events(&openai(&fake), req("m", "q")).await;
-    assert_eq!(
-        usages(&ev),
-        vec![Usage {
-            input_tokens: 120,
-            output_tokens: 30,
-            cached_input_tokens: 100,
-            reasoning_tokens: 12
-        }]
-    );
+    assert_eq!(usages(&ev), vec![Usage { input_tokens: 120, output_tokens: 30, cached_input_tokens: 100, reasoning_tokens: 12 }]);
 }
 
 #[tokio::test]
 async fn lenient_missing_done_null_finish_no_usage() {
     let fake = FakeLlm::start().await;
-    fake.push(
-        Reply::text_chunks("abc", 3)
-            .omit_done()
-            .null_finish_reason()
-            .no_usage(),
-    );
+    fake.push(Reply::text_chunks("abc", 3).omit_done().null_finish_reason().no_usage());
     let ev = ok_events(&openai(&fake), req("m", "q")).await;
     assert_eq!(text_of(&ev), "abc");
     assert!(usages(&ev).is_empty());
     assert_eq!(finish_reason(&ev), "stop");
 
     // Tool calls without finish_reason still finish as tool_calls.
-    fake.push(
-        Reply::tool_call("f", json!({"k": "v"}))
-            .omit_done()
-            .null_finish_reason(),
-    );
+    fake.push(Reply::tool_call("f", json!({"k": "v"})).omit_done().null_finish_reason());
     let ev = ok_events(&openai(&fake), req("m", "q")).await;
     assert_eq!(tool_calls(&ev)[0].arguments, json!({"k": "v"}));
     assert_eq!(finish_reason(&ev), "tool_calls");
@@ -192,13 +142,7 @@ async fn lenient_missing_done_null_finish_no_usage() {
 #[tokio::test]
 async fn json_response_to_streaming_request() {
     let fake = FakeLlm::start().await;
-    fake.push(
-        Reply::text("whole answer")
-            .with_reasoning("hmm")
-            .with_tool_call("f", json!({"a": 1}))
-            .with_tool_call("g", json!({"b": 2}))
-            .json_response(),
-    );
+    fake.push(Reply::text("whole answer").with_reasoning("hmm").with_tool_call("f", json!({"a": 1})).with_tool_call("g", json!({"b": 2})).json_response());
     let ev = ok_events(&openai(&fake), req("m", "q")).await;
     assert_eq!(text_of(&ev), "whole answer");
     assert_eq!(reasoning_of(&ev), "hmm");
@@ -218,14 +162,7 @@ async fn multi_turn_transcript_is_encoded() {
         messages: vec![
             ChatMessage::system("sys"),
             ChatMessage::user("do it"),
-            ChatMessage::Assistant {
-                text: String::new(),
-                tool_calls: vec![ToolCall {
-                    id: "call_1".into(),
-                    name: "f".into(),
-                    arguments: json!({"a": 1}),
-                }],
-            },
+            ChatMessage::Assistant { text: String::new(), tool_calls: vec![ToolCall { id: "call_1".into(), name: "f".into(), arguments: json!({"a": 1}) }] },
             ChatMessage::tool("call_1", "result text"),
         ],
         temperature: Some(0.2),
@@ -237,14 +174,8 @@ async fn multi_turn_transcript_is_encoded() {
     assert_eq!(text_of(&ev), "ok: do it");
     let body = fake.last_request().unwrap();
     assert_eq!(body["messages"][2]["tool_calls"][0]["id"], "call_1");
-    assert_eq!(
-        body["messages"][2]["tool_calls"][0]["function"]["arguments"],
-        "{\"a\":1}"
-    );
-    assert_eq!(
-        body["messages"][3],
-        json!({"role": "tool", "tool_call_id": "call_1", "content": "result text"})
-    );
+    assert_eq!(body["messages"][2]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
+    assert_eq!(body["messages"][3], json!({"role": "tool", "tool_call_id": "call_1", "content": "result text"}));
     assert_eq!(body["temperature"], 0.2);
     assert_eq!(body["max_completion_tokens"], 100);
     assert_eq!(body["reasoning_effort"], "high");
@@ -262,10 +193,7 @@ async fn list_models() {
 async fn scripts_by_user_text_under_concurrency() {
     let fake = FakeLlm::start().await;
     for i in 0..8 {
-        fake.on_user_contains(
-            format!("job-{i}:"),
-            Reply::text(format!("answer {i}")).chunks(2),
-        );
+        fake.on_user_contains(format!("job-{i}:"), Reply::text(format!("answer {i}")).chunks(2));
     }
     fake.push(Reply::text("from queue"));
     let client = openai(&fake);
@@ -293,13 +221,7 @@ async fn collect_helper() {
     let fake = FakeLlm::start().await;
     fake.push(Reply::reasoning("r", "t").with_tool_call("f", json!({"x": true})));
     let client = openai(&fake);
-    let resp = llm::collect(
-        llm::ChatModel::stream(&client, req("m", "q"))
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let resp = llm::collect(llm::ChatModel::stream(&client, req("m", "q")).await.unwrap()).await.unwrap();
     assert_eq!(resp.text, "t");
     assert_eq!(resp.reasoning, "r");
     assert_eq!(resp.tool_calls[0].arguments, json!({"x": true}));

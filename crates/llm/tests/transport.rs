@@ -4,21 +4,12 @@ mod common;
 
 use common::*;
 use futures::StreamExt;
-use llm::{
-    ChatEvent, ChatModel, ErrorClass, HttpOptions, OpenAiClient, RetryPolicy, MAX_ERROR_CHARS,
-};
+use llm::{ChatEvent, ChatModel, ErrorClass, HttpOptions, OpenAiClient, RetryPolicy, MAX_ERROR_CHARS};
 use std::time::{Duration, Instant};
 use testkit::fake_llm::{FakeLlm, Reply};
 
 fn with_timeout(fake: &FakeLlm, timeout: Duration) -> OpenAiClient {
-    OpenAiClient::new(
-        &fake.openai_base_url(),
-        Some(OPENAI_KEY.into()),
-        HttpOptions {
-            request_timeout: timeout,
-            ..opts()
-        },
-    )
+    OpenAiClient::new(&fake.openai_base_url(), Some(OPENAI_KEY.into()), HttpOptions { request_timeout: timeout, ..opts() })
 }
 
 #[tokio::test]
@@ -30,11 +21,7 @@ async fn rate_limit_with_retry_after_then_success() {
     let ev = ok_events(&openai(&fake), req("gpt-4o", "q")).await;
     assert_eq!(text_of(&ev), "made it");
     assert_eq!(fake.request_count(), 2);
-    assert!(
-        start.elapsed() >= Duration::from_millis(900),
-        "retry-after honoured: {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() >= Duration::from_millis(900), "retry-after honoured: {:?}", start.elapsed());
 }
 
 #[tokio::test]
@@ -53,14 +40,7 @@ async fn default_backoff_without_retry_after() {
     let fake = FakeLlm::start().await;
     fake.push(Reply::error(500, "hiccup"));
     fake.push(Reply::text("ok"));
-    let client = OpenAiClient::new(
-        &fake.openai_base_url(),
-        None,
-        HttpOptions {
-            request_timeout: Duration::from_secs(10),
-            retry: RetryPolicy::default(),
-        },
-    );
+    let client = OpenAiClient::new(&fake.openai_base_url(), None, HttpOptions { request_timeout: Duration::from_secs(10), retry: RetryPolicy::default() });
     let start = Instant::now();
     let ev = ok_events(&client, req("m", "q")).await;
     assert_eq!(text_of(&ev), "ok");
@@ -73,20 +53,13 @@ async fn default_backoff_without_retry_after() {
 async fn server_errors_exhaust_retries() {
     let fake = FakeLlm::start().await;
     for _ in 0..3 {
-        fake.push(Reply::error(
-            500,
-            "The server had an error while processing",
-        ));
+        fake.push(Reply::error(500, "The server had an error while processing"));
     }
     fake.push(Reply::text("never reached"));
     let err = events(&openai(&fake), req("m", "q")).await.unwrap_err();
     assert_eq!(err.class, ErrorClass::ProviderError);
     assert!(err.message.contains("HTTP 500"), "{err}");
-    assert!(
-        err.message
-            .contains("The server had an error while processing"),
-        "{err}"
-    );
+    assert!(err.message.contains("The server had an error while processing"), "{err}");
     assert!(err.to_string().starts_with("ProviderError: "));
     assert_eq!(fake.request_count(), 3);
 }
@@ -106,10 +79,7 @@ async fn rate_limit_exhausts_retries() {
 #[tokio::test]
 async fn client_errors_are_not_retried_and_never_leak_the_key() {
     let fake = FakeLlm::start().await;
-    fake.push(Reply::error(
-        401,
-        format!("Incorrect API key provided: {OPENAI_KEY}"),
-    ));
+    fake.push(Reply::error(401, format!("Incorrect API key provided: {OPENAI_KEY}")));
     let err = events(&openai(&fake), req("m", "q")).await.unwrap_err();
     assert_eq!(err.class, ErrorClass::ProviderError);
     assert!(err.message.contains("HTTP 401"), "{err}");
@@ -131,16 +101,10 @@ async fn midstream_disconnect_yields_error_item() {
     fake.push(Reply::text_chunks("abcdef", 3).disconnect_after(1));
     let items = events(&openai(&fake), req("m", "q")).await.unwrap();
     assert_eq!(items.len(), 2, "{items:?}");
-    assert_eq!(
-        items[0].as_ref().unwrap(),
-        &ChatEvent::TextDelta("ab".into())
-    );
+    assert_eq!(items[0].as_ref().unwrap(), &ChatEvent::TextDelta("ab".into()));
     let err = items[1].as_ref().unwrap_err();
     assert_eq!(err.class, ErrorClass::ProviderError);
-    assert!(
-        err.message.starts_with("stream ended unexpectedly"),
-        "{err}"
-    );
+    assert!(err.message.starts_with("stream ended unexpectedly"), "{err}");
     assert_eq!(fake.request_count(), 1);
 }
 
@@ -166,10 +130,7 @@ async fn connection_refused_is_a_provider_error() {
     };
     assert_eq!(err.class, ErrorClass::ProviderError);
     assert!(err.message.contains("request failed"), "{err}");
-    assert!(
-        !err.message.contains("127.0.0.1"),
-        "no URL in message: {err}"
-    );
+    assert!(!err.message.contains("127.0.0.1"), "no URL in message: {err}");
 }
 
 #[tokio::test]
@@ -193,10 +154,7 @@ async fn stalled_stream_times_out() {
     let items = events(&client, req("m", "q")).await.unwrap();
     assert_eq!(items.len(), 2, "{items:?}");
     assert!(items[0].is_ok());
-    assert_eq!(
-        items[1].as_ref().unwrap_err().class,
-        ErrorClass::TimeoutError
-    );
+    assert_eq!(items[1].as_ref().unwrap_err().class, ErrorClass::TimeoutError);
 }
 
 #[tokio::test]
@@ -218,10 +176,7 @@ async fn dropping_the_stream_aborts_the_request() {
     assert_eq!(first, ChatEvent::TextDelta("first ".into()));
     assert_eq!(fake.open_streams(), 1);
     drop(stream);
-    assert!(
-        fake.wait_for_disconnects(1, Duration::from_secs(3)).await,
-        "server saw the connection close"
-    );
+    assert!(fake.wait_for_disconnects(1, Duration::from_secs(3)).await, "server saw the connection close");
     assert_eq!(fake.open_streams(), 0);
 }
 

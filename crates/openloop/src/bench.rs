@@ -34,7 +34,8 @@ async fn fake_chat(Json(req): Json<Value>) -> Response {
     if !stream {
         return Json(json!({"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 10, "completion_tokens": 2}})).into_response();
     }
-    let chunk = |delta: Value, finish: Value| json!({"id": "x", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+    let chunk =
+        |delta: Value, finish: Value| json!({"id": "x", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
     let body = format!(
         "data: {}\n\ndata: {}\n\ndata: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
         chunk(json!({"role": "assistant", "content": "o"}), Value::Null),
@@ -59,13 +60,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 struct Child {
@@ -83,11 +78,7 @@ impl Drop for Child {
 const KEY: &str = "olk_BenchKey000000000000000000000000000000000000";
 const USER: &str = "usr_bench";
 
-async fn spawn_server(
-    fake_url: &str,
-    dir: &std::path::Path,
-    workers: usize,
-) -> anyhow::Result<(Child, Duration)> {
+async fn spawn_server(fake_url: &str, dir: &std::path::Path, workers: usize) -> anyhow::Result<(Child, Duration)> {
     use std::io::BufRead;
     let exe = std::env::current_exe()?;
     let started = Instant::now();
@@ -106,23 +97,16 @@ async fn spawn_server(
         .env("OPENLOOP_LOG", "error")
         .stdout(std::process::Stdio::piped())
         .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(u) = line.strip_prefix("openloop listening on ") {
                 let _ = tx.send(u.trim().to_string());
             }
         }
     });
-    let base =
-        tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30))).await??;
+    let base = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30))).await??;
     let client = reqwest::Client::new();
     loop {
         if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
@@ -146,13 +130,7 @@ async fn wait_all(client: &reqwest::Client, base: &str, ids: Vec<String>) -> any
             if Instant::now() > deadline {
                 anyhow::bail!("run {id} did not finish within 10 minutes");
             }
-            let v: Value = client
-                .get(format!("{base}/api/v1/agent_status/{id}"))
-                .bearer_auth(KEY)
-                .send()
-                .await?
-                .json()
-                .await?;
+            let v: Value = client.get(format!("{base}/api/v1/agent_status/{id}")).bearer_auth(KEY).send().await?.json().await?;
             match v["state"].as_str() {
                 Some("COMPLETED") => break,
                 Some("FAILED") => {
@@ -169,9 +147,7 @@ async fn wait_all(client: &reqwest::Client, base: &str, ids: Vec<String>) -> any
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let fake_url = format!("http://{}", listener.local_addr()?);
-    let fake = Router::new()
-        .route("/v1/chat/completions", post(fake_chat))
-        .route("/v1/models", get(fake_models));
+    let fake = Router::new().route("/v1/chat/completions", post(fake_chat)).route("/v1/models", get(fake_models));
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
@@ -185,9 +161,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_kib(server.child.id());
     let base = server.base.clone();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let agent: Value = client
         .post(format!("{base}/api/v1/agents"))
         .bearer_auth(KEY)
@@ -196,27 +170,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let agent_id = agent["agent"]["id"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("agent creation failed: {agent}"))?
-        .to_string();
+    let agent_id = agent["agent"]["id"].as_str().ok_or_else(|| anyhow::anyhow!("agent creation failed: {agent}"))?.to_string();
     let body = json!({"gummie_id": agent_id, "message": "hello", "user_id": USER});
 
     // 1. Accept latency, one request at a time.
-    eprintln!(
-        "bench: accept latency over {} sequential start_agent calls…",
-        args.latency_requests
-    );
+    eprintln!("bench: accept latency over {} sequential start_agent calls…", args.latency_requests);
     let mut lat = Vec::with_capacity(args.latency_requests);
     let mut ids = Vec::new();
     for i in 0..args.latency_requests + 50 {
         let t = Instant::now();
-        let r = client
-            .post(format!("{base}/api/v1/start_agent"))
-            .bearer_auth(KEY)
-            .json(&body)
-            .send()
-            .await?;
+        let r = client.post(format!("{base}/api/v1/start_agent")).bearer_auth(KEY).json(&body).send().await?;
         let status = r.status();
         let v: Value = r.json().await?;
         let dt = t.elapsed().as_secs_f64() * 1000.0;
@@ -235,10 +198,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     lat.sort_by(f64::total_cmp);
 
     // 2. Throughput: accepted → completed.
-    eprintln!(
-        "bench: {} runs with {} concurrent clients…",
-        args.runs, args.clients
-    );
+    eprintln!("bench: {} runs with {} concurrent clients…", args.runs, args.clients);
     let next = Arc::new(AtomicUsize::new(0));
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -248,12 +208,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             while next.fetch_add(1, Ordering::SeqCst) < total {
-                let r = client
-                    .post(format!("{base}/api/v1/start_agent"))
-                    .bearer_auth(KEY)
-                    .json(&body)
-                    .send()
-                    .await?;
+                let r = client.post(format!("{base}/api/v1/start_agent")).bearer_auth(KEY).json(&body).send().await?;
                 let v: Value = r.json().await?;
                 out.push(v["interaction_id"].as_str().unwrap_or_default().to_string());
             }
@@ -272,7 +227,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     println!("| figure | target | measured |");
     println!("| --- | --- | --- |");
-    println!("| start_agent accept latency, sequential, n={} | p50 ≤ 1 ms, p99 ≤ 5 ms | p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms |", lat.len(), percentile(&lat, 50.0), percentile(&lat, 99.0), lat.last().copied().unwrap_or(f64::NAN));
+    println!(
+        "| start_agent accept latency, sequential, n={} | p50 ≤ 1 ms, p99 ≤ 5 ms | p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms |",
+        lat.len(),
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        lat.last().copied().unwrap_or(f64::NAN)
+    );
     println!(
         "| runs accepted → completed, {} runs, {} clients, {} workers | ≥ 2,000 /s | {:.0} runs/s ({} accepted in {:.2} s, all terminal after {:.2} s, {} failed) |",
         args.runs,
@@ -284,22 +245,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         total.as_secs_f64(),
         failed
     );
-    println!(
-        "| cold start to /readyz (process spawn → 200) | ≤ 200 ms | {:.1} ms |",
-        cold_start.as_secs_f64() * 1000.0
-    );
-    println!(
-        "| idle RSS after start | ≤ 30 MiB | {} |",
-        idle_rss
-            .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
-            .unwrap_or_else(|| "n/a".into())
-    );
-    println!(
-        "| RSS after the throughput run | — | {} |",
-        busy_rss
-            .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
-            .unwrap_or_else(|| "n/a".into())
-    );
+    println!("| cold start to /readyz (process spawn → 200) | ≤ 200 ms | {:.1} ms |", cold_start.as_secs_f64() * 1000.0);
+    println!("| idle RSS after start | ≤ 30 MiB | {} |", idle_rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into()));
+    println!("| RSS after the throughput run | — | {} |", busy_rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into()));
     drop(server);
     Ok(())
 }

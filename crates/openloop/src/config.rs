@@ -68,6 +68,24 @@ pub struct ServeArgs {
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "OPENLOOP_LOG")]
     pub log: Option<String>,
+    /// Decoded upload limit in bytes (S10, F8, F9).
+    #[arg(long, env = "OPENLOOP_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<u64>,
+    /// local | s3
+    #[arg(long, env = "OPENLOOP_BLOB_STORE")]
+    pub blob_store: Option<String>,
+    #[arg(long, env = "OPENLOOP_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, env = "OPENLOOP_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    #[arg(long, env = "OPENLOOP_S3_REGION")]
+    pub s3_region: Option<String>,
+    #[arg(long, env = "OPENLOOP_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key_id: Option<String>,
+    #[arg(long, env = "OPENLOOP_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    #[arg(long, env = "OPENLOOP_S3_PATH_STYLE")]
+    pub s3_path_style: Option<bool>,
     /// Worker tasks per process.
     #[arg(long, env = "OPENLOOP_WORKERS")]
     pub workers: Option<usize>,
@@ -158,6 +176,14 @@ pub struct FileSettings {
     pub models: Option<String>,
     pub log_format: Option<String>,
     pub log: Option<String>,
+    pub max_upload_bytes: Option<u64>,
+    pub blob_store: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    pub s3_path_style: Option<bool>,
     pub workers: Option<usize>,
     pub lease_secs: Option<u64>,
     pub run_max_attempts: Option<i64>,
@@ -204,6 +230,8 @@ pub struct Settings {
     pub anthropic_base_url: Option<String>,
     pub ollama_host: Option<String>,
     pub runtime: engine::RuntimeConfig,
+    pub max_upload_bytes: u64,
+    pub blobs: blobs::BlobConfig,
 }
 
 /// A setting that failed validation: startup aborts with exit code 2.
@@ -222,8 +250,7 @@ pub fn load_file(path: Option<&Path>) -> Result<FileSettings, ConfigError> {
     let Some(path) = path else {
         return Ok(FileSettings::default());
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
 }
 
@@ -232,21 +259,11 @@ fn non_empty(s: Option<String>) -> Option<String> {
 }
 
 fn split_list(s: Option<String>) -> Vec<String> {
-    s.map(|v| {
-        v.split(',')
-            .map(|x| x.trim().to_string())
-            .filter(|x| !x.is_empty())
-            .collect()
-    })
-    .unwrap_or_default()
+    s.map(|v| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()).unwrap_or_default()
 }
 
 pub fn data_location(common: &CommonArgs, file: &FileSettings) -> (PathBuf, String) {
-    let data_dir = common
-        .data_dir
-        .clone()
-        .or_else(|| file.data_dir.clone())
-        .unwrap_or_else(|| PathBuf::from("./openloop-data"));
+    let data_dir = common.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("./openloop-data"));
     let database_url = non_empty(common.database_url.clone())
         .or_else(|| non_empty(file.database_url.clone()))
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("openloop.db").display()));
@@ -254,136 +271,88 @@ pub fn data_location(common: &CommonArgs, file: &FileSettings) -> (PathBuf, Stri
 }
 
 impl Settings {
-    pub fn resolve(
-        common: &CommonArgs,
-        a: ServeArgs,
-        f: FileSettings,
-    ) -> Result<Settings, ConfigError> {
+    pub fn resolve(common: &CommonArgs, a: ServeArgs, f: FileSettings) -> Result<Settings, ConfigError> {
         let (data_dir, database_url) = data_location(common, &f);
         let prov = f.providers.unwrap_or_default();
-        let (openai, anthropic, ollama) = (
-            prov.openai.unwrap_or_default(),
-            prov.anthropic.unwrap_or_default(),
-            prov.ollama.unwrap_or_default(),
-        );
-        let addr = non_empty(a.addr)
-            .or(non_empty(f.addr))
-            .unwrap_or_else(|| "127.0.0.1:8765".into());
+        let (openai, anthropic, ollama) = (prov.openai.unwrap_or_default(), prov.anthropic.unwrap_or_default(), prov.ollama.unwrap_or_default());
+        let addr = non_empty(a.addr).or(non_empty(f.addr)).unwrap_or_else(|| "127.0.0.1:8765".into());
         if addr.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError(format!(
-                "OPENLOOP_ADDR: {addr:?} is not host:port (e.g. 127.0.0.1:8765)"
-            )));
+            return Err(ConfigError(format!("OPENLOOP_ADDR: {addr:?} is not host:port (e.g. 127.0.0.1:8765)")));
         }
         let extra_addrs = split_list(a.extra_addrs.or(f.extra_addrs));
         for x in &extra_addrs {
             if x.parse::<std::net::SocketAddr>().is_err() {
-                return Err(ConfigError(format!(
-                    "OPENLOOP_EXTRA_ADDRS: {x:?} is not host:port"
-                )));
+                return Err(ConfigError(format!("OPENLOOP_EXTRA_ADDRS: {x:?} is not host:port")));
             }
         }
-        let public_url = non_empty(a.public_url)
-            .or(non_empty(f.public_url))
-            .map(|u| u.trim_end_matches('/').to_string());
+        let public_url = non_empty(a.public_url).or(non_empty(f.public_url)).map(|u| u.trim_end_matches('/').to_string());
         if let Some(u) = &public_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(ConfigError(format!(
-                    "OPENLOOP_PUBLIC_URL: {u:?} must start with http:// or https://"
-                )));
+                return Err(ConfigError(format!("OPENLOOP_PUBLIC_URL: {u:?} must start with http:// or https://")));
             }
         }
         let d = engine::RuntimeConfig::default();
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        let overflow = non_empty(a.concurrency_overflow)
-            .or(non_empty(f.concurrency_overflow))
-            .unwrap_or_else(|| "queue".into());
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let overflow = non_empty(a.concurrency_overflow).or(non_empty(f.concurrency_overflow)).unwrap_or_else(|| "queue".into());
         if !["queue", "reject"].contains(&overflow.as_str()) {
-            return Err(ConfigError(format!(
-                "OPENLOOP_CONCURRENCY_OVERFLOW: {overflow:?} must be queue or reject"
-            )));
+            return Err(ConfigError(format!("OPENLOOP_CONCURRENCY_OVERFLOW: {overflow:?} must be queue or reject")));
         }
-        let org_max = a
-            .org_max_concurrency
-            .or(f.org_max_concurrency)
-            .unwrap_or(d.org_max_concurrency);
+        let org_max = a.org_max_concurrency.or(f.org_max_concurrency).unwrap_or(d.org_max_concurrency);
         let runtime = engine::RuntimeConfig {
             // Runs wait on the network; at least as many workers as the organization may run.
-            workers: a
-                .workers
-                .or(f.workers)
-                .unwrap_or_else(|| (2 * cores).max(org_max.max(1) as usize)),
+            workers: a.workers.or(f.workers).unwrap_or_else(|| (2 * cores).max(org_max.max(1) as usize)),
             lease: std::time::Duration::from_secs(a.lease_secs.or(f.lease_secs).unwrap_or(30)),
-            max_attempts: a
-                .run_max_attempts
-                .or(f.run_max_attempts)
-                .unwrap_or(d.max_attempts),
-            agent_max_concurrency: a
-                .agent_max_concurrency
-                .or(f.agent_max_concurrency)
-                .unwrap_or(d.agent_max_concurrency),
+            max_attempts: a.run_max_attempts.or(f.run_max_attempts).unwrap_or(d.max_attempts),
+            agent_max_concurrency: a.agent_max_concurrency.or(f.agent_max_concurrency).unwrap_or(d.agent_max_concurrency),
             org_max_concurrency: org_max,
-            agent_max_queue: a
-                .agent_max_queue
-                .or(f.agent_max_queue)
-                .unwrap_or(d.agent_max_queue),
+            agent_max_queue: a.agent_max_queue.or(f.agent_max_queue).unwrap_or(d.agent_max_queue),
             overflow_reject: overflow == "reject",
-            max_steps_default: a
-                .max_steps_default
-                .or(f.max_steps_default)
-                .unwrap_or(d.max_steps_default),
-            max_steps_cap: a
-                .max_steps_cap
-                .or(f.max_steps_cap)
-                .unwrap_or(d.max_steps_cap),
-            run_timeout: std::time::Duration::from_secs(
-                a.run_timeout_secs.or(f.run_timeout_secs).unwrap_or(1800),
-            ),
-            credits_per_1k_tokens: a
-                .credits_per_1k_tokens
-                .or(f.credits_per_1k_tokens)
-                .unwrap_or(d.credits_per_1k_tokens),
-            pricing: f
-                .pricing
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, p)| (k, (p.input_per_1k, p.output_per_1k)))
-                .collect(),
-            ssrf_allow_private: a
-                .ssrf_allow_private
-                .or(f.ssrf_allow_private)
-                .unwrap_or(false),
+            max_steps_default: a.max_steps_default.or(f.max_steps_default).unwrap_or(d.max_steps_default),
+            max_steps_cap: a.max_steps_cap.or(f.max_steps_cap).unwrap_or(d.max_steps_cap),
+            run_timeout: std::time::Duration::from_secs(a.run_timeout_secs.or(f.run_timeout_secs).unwrap_or(1800)),
+            credits_per_1k_tokens: a.credits_per_1k_tokens.or(f.credits_per_1k_tokens).unwrap_or(d.credits_per_1k_tokens),
+            pricing: f.pricing.unwrap_or_default().into_iter().map(|(k, p)| (k, (p.input_per_1k, p.output_per_1k))).collect(),
+            ssrf_allow_private: a.ssrf_allow_private.or(f.ssrf_allow_private).unwrap_or(false),
             ssrf_allowlist: split_list(a.ssrf_allowlist.or(f.ssrf_allowlist)),
         };
         for (name, v) in [
             ("OPENLOOP_WORKERS", runtime.workers as i64),
             ("OPENLOOP_RUN_MAX_ATTEMPTS", runtime.max_attempts),
-            (
-                "OPENLOOP_AGENT_MAX_CONCURRENCY",
-                runtime.agent_max_concurrency,
-            ),
+            ("OPENLOOP_AGENT_MAX_CONCURRENCY", runtime.agent_max_concurrency),
             ("OPENLOOP_ORG_MAX_CONCURRENCY", runtime.org_max_concurrency),
-            (
-                "OPENLOOP_MAX_STEPS_DEFAULT",
-                runtime.max_steps_default as i64,
-            ),
+            ("OPENLOOP_MAX_STEPS_DEFAULT", runtime.max_steps_default as i64),
             ("OPENLOOP_MAX_STEPS_CAP", runtime.max_steps_cap as i64),
             ("OPENLOOP_LEASE_SECS", runtime.lease.as_secs() as i64),
-            (
-                "OPENLOOP_RUN_TIMEOUT_SECS",
-                runtime.run_timeout.as_secs() as i64,
-            ),
+            ("OPENLOOP_RUN_TIMEOUT_SECS", runtime.run_timeout.as_secs() as i64),
         ] {
             if v < 1 {
                 return Err(ConfigError(format!("{name} must be at least 1")));
             }
         }
         if runtime.agent_max_queue < 0 {
-            return Err(ConfigError(
-                "OPENLOOP_AGENT_MAX_QUEUE must not be negative".into(),
-            ));
+            return Err(ConfigError("OPENLOOP_AGENT_MAX_QUEUE must not be negative".into()));
         }
+        let blob_kind = non_empty(a.blob_store).or(non_empty(f.blob_store)).unwrap_or_else(|| "local".into());
+        let blobs = match blob_kind.as_str() {
+            "local" => blobs::BlobConfig::Local { root: data_dir.join("blobs") },
+            "s3" => {
+                let bucket = non_empty(a.s3_bucket)
+                    .or(non_empty(f.s3_bucket))
+                    .ok_or_else(|| ConfigError("OPENLOOP_S3_BUCKET is required when OPENLOOP_BLOB_STORE=s3".into()))?;
+                let endpoint = non_empty(a.s3_endpoint).or(non_empty(f.s3_endpoint));
+                blobs::BlobConfig::S3 {
+                    allow_http: endpoint.as_deref().is_some_and(|e| e.starts_with("http://")),
+                    endpoint,
+                    bucket,
+                    region: non_empty(a.s3_region).or(non_empty(f.s3_region)).unwrap_or_else(|| "us-east-1".into()),
+                    access_key_id: non_empty(a.s3_access_key_id).or(non_empty(f.s3_access_key_id)),
+                    secret_access_key: non_empty(a.s3_secret_access_key).or(non_empty(f.s3_secret_access_key)),
+                    path_style: a.s3_path_style.or(f.s3_path_style).unwrap_or(false),
+                }
+            }
+            other => return Err(ConfigError(format!("OPENLOOP_BLOB_STORE: {other:?} must be local or s3"))),
+        };
+        let max_upload_bytes = a.max_upload_bytes.or(f.max_upload_bytes).unwrap_or(200 * 1024 * 1024);
         let s = Settings {
             data_dir,
             database_url,
@@ -393,47 +362,26 @@ impl Settings {
             bootstrap_user_id: non_empty(a.bootstrap_user_id).or(non_empty(f.bootstrap_user_id)),
             bootstrap_api_key: non_empty(a.bootstrap_api_key).or(non_empty(f.bootstrap_api_key)),
             bootstrap_team_id: non_empty(a.bootstrap_team_id).or(non_empty(f.bootstrap_team_id)),
-            bootstrap_team_api_key: non_empty(a.bootstrap_team_api_key)
-                .or(non_empty(f.bootstrap_team_api_key)),
-            rate_limit_requests: a
-                .rate_limit_requests
-                .or(f.rate_limit_requests)
-                .unwrap_or(600),
-            rate_limit_window_secs: a
-                .rate_limit_window_secs
-                .or(f.rate_limit_window_secs)
-                .unwrap_or(60),
-            rate_limit_unauth_per_min: a
-                .rate_limit_unauth_per_min
-                .or(f.rate_limit_unauth_per_min)
-                .unwrap_or(60),
-            rate_limit_files_per_min: a
-                .rate_limit_files_per_min
-                .or(f.rate_limit_files_per_min)
-                .unwrap_or(300),
-            trust_proxy_headers: a
-                .trust_proxy_headers
-                .or(f.trust_proxy_headers)
-                .unwrap_or(false),
+            bootstrap_team_api_key: non_empty(a.bootstrap_team_api_key).or(non_empty(f.bootstrap_team_api_key)),
+            rate_limit_requests: a.rate_limit_requests.or(f.rate_limit_requests).unwrap_or(600),
+            rate_limit_window_secs: a.rate_limit_window_secs.or(f.rate_limit_window_secs).unwrap_or(60),
+            rate_limit_unauth_per_min: a.rate_limit_unauth_per_min.or(f.rate_limit_unauth_per_min).unwrap_or(60),
+            rate_limit_files_per_min: a.rate_limit_files_per_min.or(f.rate_limit_files_per_min).unwrap_or(300),
+            trust_proxy_headers: a.trust_proxy_headers.or(f.trust_proxy_headers).unwrap_or(false),
             signing_keys: non_empty(a.signing_keys).or(non_empty(f.signing_keys)),
-            max_body_bytes: a
-                .max_body_bytes
-                .or(f.max_body_bytes)
-                .unwrap_or(10 * 1024 * 1024),
+            max_body_bytes: a.max_body_bytes.or(f.max_body_bytes).unwrap_or(10 * 1024 * 1024),
             default_model: non_empty(a.default_model).or(non_empty(f.default_model)),
             models: split_list(a.models.or(f.models)),
-            log_format: non_empty(a.log_format)
-                .or(non_empty(f.log_format))
-                .unwrap_or_else(|| "json".into()),
-            log: non_empty(a.log)
-                .or(non_empty(f.log))
-                .unwrap_or_else(|| "info".into()),
+            log_format: non_empty(a.log_format).or(non_empty(f.log_format)).unwrap_or_else(|| "json".into()),
+            log: non_empty(a.log).or(non_empty(f.log)).unwrap_or_else(|| "info".into()),
             openai_api_key: non_empty(a.openai_api_key).or(non_empty(openai.api_key)),
             openai_base_url: non_empty(a.openai_base_url).or(non_empty(openai.base_url)),
             anthropic_api_key: non_empty(a.anthropic_api_key).or(non_empty(anthropic.api_key)),
             anthropic_base_url: non_empty(a.anthropic_base_url).or(non_empty(anthropic.base_url)),
             ollama_host: non_empty(a.ollama_host).or(non_empty(ollama.host)),
             runtime,
+            max_upload_bytes,
+            blobs,
         };
         s.validate()?;
         Ok(s)
@@ -441,67 +389,39 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.rate_limit_window_secs == 0 {
-            return Err(ConfigError(
-                "OPENLOOP_RATE_LIMIT_WINDOW_SECS must be at least 1".into(),
-            ));
+            return Err(ConfigError("OPENLOOP_RATE_LIMIT_WINDOW_SECS must be at least 1".into()));
         }
         if self.max_body_bytes < 1024 {
-            return Err(ConfigError(
-                "OPENLOOP_MAX_BODY_BYTES must be at least 1024".into(),
-            ));
+            return Err(ConfigError("OPENLOOP_MAX_BODY_BYTES must be at least 1024".into()));
         }
         if !["json", "text"].contains(&self.log_format.as_str()) {
-            return Err(ConfigError(format!(
-                "OPENLOOP_LOG_FORMAT: {:?} must be json or text",
-                self.log_format
-            )));
+            return Err(ConfigError(format!("OPENLOOP_LOG_FORMAT: {:?} must be json or text", self.log_format)));
         }
         if self.bootstrap_api_key.is_some() && self.bootstrap_user_id.is_none() {
-            return Err(ConfigError(
-                "OPENLOOP_BOOTSTRAP_API_KEY needs OPENLOOP_BOOTSTRAP_USER_ID".into(),
-            ));
+            return Err(ConfigError("OPENLOOP_BOOTSTRAP_API_KEY needs OPENLOOP_BOOTSTRAP_USER_ID".into()));
         }
         if self.bootstrap_team_api_key.is_some() && self.bootstrap_team_id.is_none() {
-            return Err(ConfigError(
-                "OPENLOOP_BOOTSTRAP_TEAM_API_KEY needs OPENLOOP_BOOTSTRAP_TEAM_ID".into(),
-            ));
+            return Err(ConfigError("OPENLOOP_BOOTSTRAP_TEAM_API_KEY needs OPENLOOP_BOOTSTRAP_TEAM_ID".into()));
         }
         if self.bootstrap_team_id.is_some() && self.bootstrap_user_id.is_none() {
-            return Err(ConfigError(
-                "OPENLOOP_BOOTSTRAP_TEAM_ID needs OPENLOOP_BOOTSTRAP_USER_ID (the team's admin)"
-                    .into(),
-            ));
+            return Err(ConfigError("OPENLOOP_BOOTSTRAP_TEAM_ID needs OPENLOOP_BOOTSTRAP_USER_ID (the team's admin)".into()));
         }
-        for (name, v) in [
-            ("OPENLOOP_BOOTSTRAP_API_KEY", &self.bootstrap_api_key),
-            (
-                "OPENLOOP_BOOTSTRAP_TEAM_API_KEY",
-                &self.bootstrap_team_api_key,
-            ),
-        ] {
+        for (name, v) in [("OPENLOOP_BOOTSTRAP_API_KEY", &self.bootstrap_api_key), ("OPENLOOP_BOOTSTRAP_TEAM_API_KEY", &self.bootstrap_team_api_key)] {
             if let Some(k) = v {
                 if !engine::tenancy::valid_secret(k) {
-                    return Err(ConfigError(format!(
-                        "{name} must be olk_… or at least 32 printable characters"
-                    )));
+                    return Err(ConfigError(format!("{name} must be olk_… or at least 32 printable characters")));
                 }
             }
         }
-        for (name, v) in [
-            ("OPENLOOP_BOOTSTRAP_USER_ID", &self.bootstrap_user_id),
-            ("OPENLOOP_BOOTSTRAP_TEAM_ID", &self.bootstrap_team_id),
-        ] {
+        for (name, v) in [("OPENLOOP_BOOTSTRAP_USER_ID", &self.bootstrap_user_id), ("OPENLOOP_BOOTSTRAP_TEAM_ID", &self.bootstrap_team_id)] {
             if let Some(id) = v {
                 if !wire::ids::is_valid_caller_id(id) {
-                    return Err(ConfigError(format!(
-                        "{name}: {id:?} must match ^[A-Za-z0-9_-]{{1,128}}$"
-                    )));
+                    return Err(ConfigError(format!("{name}: {id:?} must match ^[A-Za-z0-9_-]{{1,128}}$")));
                 }
             }
         }
         if let Some(spec) = &self.signing_keys {
-            engine::Signer::parse(spec)
-                .map_err(|e| ConfigError(format!("OPENLOOP_SIGNING_KEYS: {e}")))?;
+            engine::Signer::parse(spec).map_err(|e| ConfigError(format!("OPENLOOP_SIGNING_KEYS: {e}")))?;
         }
         if !self.database_url.starts_with("sqlite:") {
             return Err(ConfigError(format!(

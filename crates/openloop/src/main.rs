@@ -13,11 +13,7 @@ use engine::{Engine, EngineConfig, KeyKind, ModelCatalogue, Signer};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(
-    name = "openloop",
-    version,
-    about = "Self-hosted Gumloop-compatible agent server"
-)]
+#[command(name = "openloop", version, about = "Self-hosted Gumloop-compatible agent server")]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
@@ -112,10 +108,7 @@ enum KeysCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("openloop: cannot start the async runtime: {e}");
@@ -159,57 +152,20 @@ pub async fn open_engine(
     if !database_url.starts_with("sqlite:") {
         anyhow::bail!("only sqlite:// database URLs are supported by this build");
     }
-    let store = store::sqlite::SqliteStore::open(database_url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open the database {database_url}: {e}"))?;
-    Ok(Engine::new(
-        Arc::new(store),
-        signer,
-        catalogue,
-        EngineConfig {
-            public_url,
-            runtime: Default::default(),
-        },
-    ))
+    let store = store::sqlite::SqliteStore::open(database_url).await.map_err(|e| anyhow::anyhow!("cannot open the database {database_url}: {e}"))?;
+    Ok(Engine::new(Arc::new(store), signer, catalogue, EngineConfig { public_url, runtime: Default::default() }))
 }
 
-async fn admin(
-    common: &CommonArgs,
-    file: &config::FileSettings,
-    cmd: Command,
-) -> anyhow::Result<()> {
+async fn admin(common: &CommonArgs, file: &config::FileSettings, cmd: Command) -> anyhow::Result<()> {
     let (data_dir, database_url) = data_location(common, file);
     // Admin commands never sign anything; a throwaway key keeps the engine whole.
     let signer = Signer::parse(&Signer::generate_spec()).map_err(anyhow::Error::msg)?;
-    let engine = open_engine(
-        &data_dir,
-        &database_url,
-        signer,
-        ModelCatalogue::default(),
-        String::new(),
-    )
-    .await?;
+    let engine = open_engine(&data_dir, &database_url, signer, ModelCatalogue::default(), String::new()).await?;
     let out = match cmd {
         Command::Serve(_) | Command::Bench(_) => unreachable!("handled by run"),
         Command::Migrate => json!({"migrated": true, "database_url": database_url}),
-        Command::Users(UsersCmd::Create {
-            id,
-            email,
-            first_name,
-            last_name,
-            org,
-            org_admin,
-        }) => {
-            let u = engine
-                .create_user(engine::tenancy::NewUser {
-                    id,
-                    organization_id: org,
-                    email,
-                    first_name,
-                    last_name,
-                    org_admin,
-                })
-                .await?;
+        Command::Users(UsersCmd::Create { id, email, first_name, last_name, org, org_admin }) => {
+            let u = engine.create_user(engine::tenancy::NewUser { id, organization_id: org, email, first_name, last_name, org_admin }).await?;
             json!({"user_id": u.id, "organization_id": u.organization_id, "org_role": u.org_role})
         }
         Command::Teams(TeamsCmd::Create { name, id, org }) => {
@@ -230,21 +186,14 @@ async fn admin(
             json!({"key_id": k.key_id, "secret": k.secret, "note": "The secret is shown only now; store it safely."})
         }
         Command::Keys(KeysCmd::List { user, team }) => {
-            let keys = engine
-                .store
-                .list_api_keys(user.as_deref(), team.as_deref())
-                .await?;
+            let keys = engine.store.list_api_keys(user.as_deref(), team.as_deref()).await?;
             json!({"keys": keys.iter().map(|k| json!({
                 "key_id": k.id, "prefix": k.prefix, "name": k.name, "user_id": k.user_id, "team_id": k.team_id,
                 "created_at": wire::time::v1(k.created_at), "revoked_at": k.revoked_at.map(wire::time::v1),
             })).collect::<Vec<_>>()})
         }
         Command::Keys(KeysCmd::Revoke { key_id }) => {
-            if !engine
-                .store
-                .revoke_api_key(&key_id, wire::time::now_micros())
-                .await?
-            {
+            if !engine.store.revoke_api_key(&key_id, wire::time::now_micros()).await? {
                 anyhow::bail!("no active key with id {key_id} (see `openloop keys list`)");
             }
             json!({"key_id": key_id, "revoked": true})

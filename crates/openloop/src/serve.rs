@@ -14,8 +14,7 @@ use store::TenancyStore;
 use crate::config::{CommonArgs, FileSettings, ServeArgs, Settings};
 
 pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", dir.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -48,37 +47,19 @@ fn signing_keys(settings: &Settings) -> anyhow::Result<Signer> {
 fn init_tracing(settings: &Settings) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if settings.log_format == "json" {
-        let _ = builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init();
+        let _ = builder.json().flatten_event(true).with_current_span(false).try_init();
     } else {
         let _ = builder.try_init();
     }
 }
 
 fn providers(settings: &Settings) -> llm::Providers {
-    let cred = |key: &Option<String>, url: &Option<String>| llm::ProviderCredentials {
-        api_key: key.clone(),
-        base_url: url.clone(),
-    };
-    let openai = (settings.openai_api_key.is_some() || settings.openai_base_url.is_some())
-        .then(|| cred(&settings.openai_api_key, &settings.openai_base_url));
-    let anthropic = settings
-        .anthropic_api_key
-        .is_some()
-        .then(|| cred(&settings.anthropic_api_key, &settings.anthropic_base_url));
-    llm::Providers::new(llm::ProvidersConfig {
-        openai,
-        anthropic,
-        ollama_host: settings.ollama_host.clone(),
-        ..Default::default()
-    })
+    let cred = |key: &Option<String>, url: &Option<String>| llm::ProviderCredentials { api_key: key.clone(), base_url: url.clone() };
+    let openai = (settings.openai_api_key.is_some() || settings.openai_base_url.is_some()).then(|| cred(&settings.openai_api_key, &settings.openai_base_url));
+    let anthropic = settings.anthropic_api_key.is_some().then(|| cred(&settings.anthropic_api_key, &settings.anthropic_base_url));
+    llm::Providers::new(llm::ProvidersConfig { openai, anthropic, ollama_host: settings.ollama_host.clone(), ..Default::default() })
 }
 
 /// Models the configured servers report (an OpenAI-compatible server at a non-default
@@ -86,9 +67,7 @@ fn providers(settings: &Settings) -> llm::Providers {
 async fn discover_models(settings: &Settings, providers: &llm::Providers) -> Vec<String> {
     let mut out = Vec::new();
     let wait = Duration::from_secs(3);
-    if settings.openai_base_url.as_deref().is_some_and(|u| {
-        u.trim_end_matches('/') != llm::openai::DEFAULT_BASE_URL.trim_end_matches('/')
-    }) {
+    if settings.openai_base_url.as_deref().is_some_and(|u| u.trim_end_matches('/') != llm::openai::DEFAULT_BASE_URL.trim_end_matches('/')) {
         if let Some(c) = providers.openai() {
             match tokio::time::timeout(wait, c.list_models()).await {
                 Ok(Ok(models)) => out.extend(models.into_iter().map(|m| format!("openai/{m}"))),
@@ -140,35 +119,13 @@ async fn bootstrap(engine: &Engine, s: &Settings) -> anyhow::Result<()> {
             })
             .await?;
         if let Some(secret) = &s.bootstrap_api_key {
-            engine
-                .ensure_key(
-                    &KeyKind::Personal {
-                        user_id: user.id.clone(),
-                    },
-                    secret,
-                    Some(user.id.clone()),
-                )
-                .await?;
+            engine.ensure_key(&KeyKind::Personal { user_id: user.id.clone() }, secret, Some(user.id.clone())).await?;
         }
         if let Some(team_id) = &s.bootstrap_team_id {
-            let team = engine
-                .create_team(
-                    Some(team_id.clone()),
-                    team_id,
-                    Some(user.organization_id.clone()),
-                )
-                .await?;
+            let team = engine.create_team(Some(team_id.clone()), team_id, Some(user.organization_id.clone())).await?;
             engine.add_team_member(&team.id, &user.id, "admin").await?;
             if let Some(secret) = &s.bootstrap_team_api_key {
-                engine
-                    .ensure_key(
-                        &KeyKind::Team {
-                            team_id: team.id.clone(),
-                        },
-                        secret,
-                        Some(user.id.clone()),
-                    )
-                    .await?;
+                engine.ensure_key(&KeyKind::Team { team_id: team.id.clone() }, secret, Some(user.id.clone())).await?;
             }
         }
         return Ok(());
@@ -184,16 +141,7 @@ async fn bootstrap(engine: &Engine, s: &Settings) -> anyhow::Result<()> {
                 org_admin: true,
             })
             .await?;
-        let key = engine
-            .create_key(
-                &KeyKind::Personal {
-                    user_id: user.id.clone(),
-                },
-                Some("first-start".into()),
-                None,
-                Some(user.id.clone()),
-            )
-            .await?;
+        let key = engine.create_key(&KeyKind::Personal { user_id: user.id.clone() }, Some("first-start".into()), None, Some(user.id.clone())).await?;
         println!("openloop: created the first organization admin (shown once, store it now):");
         println!("  GUMLOOP_USER_ID={}", user.id);
         println!("  GUMLOOP_ACCESS_TOKEN={}", key.secret);
@@ -242,9 +190,8 @@ pub async fn run(common: &CommonArgs, args: ServeArgs, file: FileSettings) -> Ex
 async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     ensure_data_dir(&settings.data_dir)?;
     let signer = signing_keys(settings)?;
-    let listener = tokio::net::TcpListener::bind(&settings.addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {} (OPENLOOP_ADDR): {e}", settings.addr))?;
+    let listener =
+        tokio::net::TcpListener::bind(&settings.addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {} (OPENLOOP_ADDR): {e}", settings.addr))?;
     let local = listener.local_addr()?;
     if settings.public_url.is_empty() {
         settings.public_url = format!("http://{local}");
@@ -252,33 +199,25 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     let store = Arc::new(
         store::sqlite::SqliteStore::open(&settings.database_url)
             .await
-            .map_err(|e| {
-                anyhow::anyhow!("cannot open the database {}: {e}", settings.database_url)
-            })?,
+            .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", settings.database_url))?,
     );
+    let blob_store =
+        blobs::BlobStore::open(settings.blobs.clone()).await.map_err(|e| anyhow::anyhow!("cannot open the blob store (OPENLOOP_BLOB_STORE): {e}"))?;
     let providers = providers(settings);
     let discovered = discover_models(settings, &providers).await;
-    let policy = tools::SsrfPolicy::new(
-        settings.runtime.ssrf_allow_private,
-        &settings.runtime.ssrf_allowlist,
-    )
-    .map_err(|e| anyhow::anyhow!("OPENLOOP_SSRF_ALLOWLIST: {e}"))?;
-    let builtin: Vec<Arc<dyn tools::Tool>> = vec![
-        Arc::new(tools::CurrentTime::new()),
-        Arc::new(tools::WebFetch::new(policy)),
-    ];
+    let policy = tools::SsrfPolicy::new(settings.runtime.ssrf_allow_private, &settings.runtime.ssrf_allowlist)
+        .map_err(|e| anyhow::anyhow!("OPENLOOP_SSRF_ALLOWLIST: {e}"))?;
+    let builtin: Vec<Arc<dyn tools::Tool>> = vec![Arc::new(tools::CurrentTime::new()), Arc::new(tools::WebFetch::new(policy))];
     let engine = Arc::new(
         Engine::new(
             store.clone(),
             signer,
             catalogue(settings, &discovered),
-            engine::EngineConfig {
-                public_url: settings.public_url.clone(),
-                runtime: settings.runtime.clone(),
-            },
+            engine::EngineConfig { public_url: settings.public_url.clone(), runtime: settings.runtime.clone() },
         )
         .with_providers(providers)
-        .with_tools(builtin),
+        .with_tools(builtin)
+        .with_blobs(blob_store.clone()),
     );
     bootstrap(&engine, settings).await?;
 
@@ -294,6 +233,7 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
         engine: engine.clone(),
         config: Arc::new(ServerConfig {
             max_body_bytes: settings.max_body_bytes,
+            max_upload_bytes: settings.max_upload_bytes,
             rate_limits: RateLimitConfig {
                 requests: settings.rate_limit_requests,
                 window_secs: settings.rate_limit_window_secs,
@@ -329,15 +269,11 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     let mut servers = Vec::new();
     let mut listeners = vec![listener];
     for extra in &settings.extra_addrs {
-        listeners.push(tokio::net::TcpListener::bind(extra).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {extra} (OPENLOOP_EXTRA_ADDRS): {e}")
-        })?);
+        listeners.push(tokio::net::TcpListener::bind(extra).await.map_err(|e| anyhow::anyhow!("cannot listen on {extra} (OPENLOOP_EXTRA_ADDRS): {e}"))?);
     }
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     for l in listeners {
-        let app = app
-            .clone()
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let app = app.clone().into_make_service_with_connect_info::<std::net::SocketAddr>();
         let mut stop = stop_tx.subscribe();
         // Small responses and SSE events must leave at once, not wait for Nagle's timer.
         let l = l.tap_io(|tcp| {

@@ -16,18 +16,13 @@ async fn create(s: &Server, body: Value) -> Value {
 #[tokio::test]
 async fn g2_create_returns_201_and_g3_retrieves() {
     let s = server();
-    let a = create(
-        &s,
-        json!({"name": "  Support  ", "model_name": "gpt-4o", "system_prompt": "Be kind"}),
-    )
-    .await;
+    let a = create(&s, json!({"name": "  Support  ", "model_name": "gpt-4o", "system_prompt": "Be kind"})).await;
     assert_eq!(a["name"], "Support");
     assert_eq!(a["version"], 1);
     assert_eq!(a["incognito"], json!({"enforced": false}));
     assert_eq!(a["team_id"], Value::Null);
     assert!(a["id"].as_str().unwrap().starts_with("agt_"));
-    let (st, b, _) =
-        send(s.get(ADMIN_KEY, &format!("/agents/{}", a["id"].as_str().unwrap()))).await;
+    let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/agents/{}", a["id"].as_str().unwrap()))).await;
     assert_eq!(st, 200);
     assert_eq!(b["agent"]["system_prompt"], "Be kind");
     assert!(b["agent"].get("last_used_at").is_some());
@@ -41,31 +36,11 @@ async fn g2_validation_errors_name_the_field() {
         (json!({"name": "   "}), "invalid_name", "name"),
         (json!({"name": "x".repeat(257)}), "invalid_name", "name"),
         (json!({"name": 5}), "invalid_request", "name"),
-        (
-            json!({"name": "a", "model_name": "no-such-model"}),
-            "invalid_model",
-            "model_name",
-        ),
-        (
-            json!({"name": "a", "agent_id": "bad/id"}),
-            "invalid_id",
-            "agent_id",
-        ),
-        (
-            json!({"name": "a", "tools": [{"type": "web_fetch", "approval_mode": "sometimes"}]}),
-            "invalid_request",
-            "tools[0].approval_mode",
-        ),
-        (
-            json!({"name": "a", "metadata": {"tool_discovery": {"mode": "x"}}}),
-            "invalid_request",
-            "metadata.tool_discovery.mode",
-        ),
-        (
-            json!({"name": "a", "is_active": "yes"}),
-            "invalid_request",
-            "is_active",
-        ),
+        (json!({"name": "a", "model_name": "no-such-model"}), "invalid_model", "model_name"),
+        (json!({"name": "a", "agent_id": "bad/id"}), "invalid_id", "agent_id"),
+        (json!({"name": "a", "tools": [{"type": "web_fetch", "approval_mode": "sometimes"}]}), "invalid_request", "tools[0].approval_mode"),
+        (json!({"name": "a", "metadata": {"tool_discovery": {"mode": "x"}}}), "invalid_request", "metadata.tool_discovery.mode"),
+        (json!({"name": "a", "is_active": "yes"}), "invalid_request", "is_active"),
     ] {
         let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", body.clone())).await;
         assert_eq!(st, 400, "{body} -> {b}");
@@ -73,28 +48,15 @@ async fn g2_validation_errors_name_the_field() {
         assert_eq!(b["error"]["param"], param, "{body} -> {b}");
         assert_eq!(b["error"]["type"], "invalid_request_error");
     }
-    let (st, b, _) = send(s.post(
-        ADMIN_KEY,
-        "/agents",
-        json!({"name": "a", "skill_ids": ["sk_1"]}),
-    ))
-    .await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (501, Some("not_implemented"))
-    );
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "a", "skill_ids": ["sk_1"]}))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (501, Some("not_implemented")));
 }
 
 #[tokio::test]
 async fn g2_caller_id_conflict_is_409() {
     let s = server();
     create(&s, json!({"name": "a", "agent_id": "my-agent"})).await;
-    let (st, b, _) = send(s.post(
-        ADMIN_KEY,
-        "/agents",
-        json!({"name": "b", "agent_id": "my-agent"}),
-    ))
-    .await;
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "b", "agent_id": "my-agent"}))).await;
     assert_eq!(st, 409);
     assert_eq!(b["error"]["code"], "agent_already_exists");
 }
@@ -106,12 +68,7 @@ async fn g1_sorts_filters_and_paginates_without_duplicates() {
         create(&s, json!({"name": n})).await;
     }
     let (_, b, _) = send(s.get(ADMIN_KEY, "/agents?sort_order=name_asc")).await;
-    let names: Vec<&str> = b["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = b["agents"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["Alpha", "bravo", "charlie", "delta", "echo"]);
     assert_eq!(b["next_cursor"], Value::Null);
 
@@ -140,74 +97,47 @@ async fn g1_sorts_filters_and_paginates_without_duplicates() {
     let (_, b, _) = send(s.get(ADMIN_KEY, "/agents?page_size=2")).await;
     let c = b["next_cursor"].as_str().unwrap().to_string();
     // The cursor is bound to its filters and sort.
-    let (st, b, _) = send(s.get(
-        ADMIN_KEY,
-        &format!("/agents?page_size=2&sort_order=oldest&cursor={c}"),
-    ))
-    .await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (400, Some("invalid_cursor"))
-    );
-    let (st, b, _) = send(s.get(
-        ADMIN_KEY,
-        &format!("/agents?page_size=2&cursor={}x", &c[..c.len() - 1]),
-    ))
-    .await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (400, Some("invalid_cursor"))
-    );
+    let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/agents?page_size=2&sort_order=oldest&cursor={c}"))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_cursor")));
+    let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/agents?page_size=2&cursor={}x", &c[..c.len() - 1]))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_cursor")));
     for bad in ["0", "101", "x", "2.5"] {
         let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/agents?page_size={bad}"))).await;
-        assert_eq!(
-            (
-                st,
-                b["error"]["code"].as_str(),
-                b["error"]["param"].as_str()
-            ),
-            (400, Some("invalid_page_size"), Some("page_size"))
-        );
+        assert_eq!((st, b["error"]["code"].as_str(), b["error"]["param"].as_str()), (400, Some("invalid_page_size"), Some("page_size")));
     }
     let (st, b, _) = send(s.get(ADMIN_KEY, "/agents?sort_order=random")).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (400, Some("invalid_sort"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_sort")));
     let (st, b, _) = send(s.get(ADMIN_KEY, "/agents?summary=maybe")).await;
     assert_eq!((st, b["error"]["param"].as_str()), (400, Some("summary")));
     let (_, b, _) = send(s.get(ADMIN_KEY, "/agents?summary=true")).await;
     let first = b["agents"][0].as_object().unwrap();
-    assert!(
-        first.contains_key("model_name")
-            && !first.contains_key("tools")
-            && !first.contains_key("metadata")
-    );
+    assert!(first.contains_key("model_name") && !first.contains_key("tools") && !first.contains_key("metadata"));
 }
 
 #[tokio::test]
 async fn g4_merges_metadata_replaces_lists_and_versions() {
     let s = server();
-    let a = create(&s, json!({"name": "a", "metadata": {"fallback": {"enabled": true, "fallback_models": ["x"]}, "icon_url": "i"}, "tools": [{"type": "web_fetch"}]})).await;
+    let a = create(
+        &s,
+        json!({"name": "a", "metadata": {"fallback": {"enabled": true, "fallback_models": ["x"]}, "icon_url": "i"}, "tools": [{"type": "web_fetch"}]}),
+    )
+    .await;
     let id = a["id"].as_str().unwrap();
-    let (st, b, _) = send(s.patch(ADMIN_KEY, &format!("/agents/{id}"), json!({"metadata": {"fallback": {"fallback_models": ["y", "z"]}, "icon_url": null}, "tools": [{"type": "human_input"}], "version": 1}))).await;
+    let (st, b, _) = send(s.patch(
+        ADMIN_KEY,
+        &format!("/agents/{id}"),
+        json!({"metadata": {"fallback": {"fallback_models": ["y", "z"]}, "icon_url": null}, "tools": [{"type": "human_input"}], "version": 1}),
+    ))
+    .await;
     assert_eq!(st, 200, "{b}");
     let ag = &b["agent"];
-    assert_eq!(
-        ag["metadata"],
-        json!({"fallback": {"enabled": true, "fallback_models": ["y", "z"]}})
-    );
+    assert_eq!(ag["metadata"], json!({"fallback": {"enabled": true, "fallback_models": ["y", "z"]}}));
     assert_eq!(ag["tools"], json!([{"type": "human_input"}]));
     assert_eq!(ag["abilities"], json!({"ask_question": {"enabled": true}}));
     assert_eq!(ag["version"], 2);
 
     // Stale version → 409 with the current version; nothing changes.
-    let (st, b, _) = send(s.patch(
-        ADMIN_KEY,
-        &format!("/agents/{id}"),
-        json!({"name": "zzz", "version": 1}),
-    ))
-    .await;
+    let (st, b, _) = send(s.patch(ADMIN_KEY, &format!("/agents/{id}"), json!({"name": "zzz", "version": 1}))).await;
     assert_eq!(st, 409);
     assert_eq!(b["error"]["code"], "agent_version_conflict");
     assert_eq!(b["error"]["param"], "version");
@@ -221,64 +151,35 @@ async fn g4_merges_metadata_replaces_lists_and_versions() {
     let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/agents/{id}/versions"))).await;
     assert_eq!(st, 200);
     let versions = b["versions"].as_array().unwrap();
-    assert_eq!(
-        versions
-            .iter()
-            .map(|v| v["major_version"].as_i64().unwrap())
-            .collect::<Vec<_>>(),
-        vec![2, 1]
-    );
+    assert_eq!(versions.iter().map(|v| v["major_version"].as_i64().unwrap()).collect::<Vec<_>>(), vec![2, 1]);
     assert_eq!(versions[0]["is_deployed"], true);
     let v2 = versions[0]["id"].as_str().unwrap();
     let v1 = versions[1]["id"].as_str().unwrap();
     let (_, b, _) = send(s.get(ADMIN_KEY, &format!("/agents/{id}/versions/{v2}"))).await;
     assert_eq!(b["changes"]["base_version_id"], v1);
     assert_eq!(b["version"]["composition"]["complete"], true);
-    let tool_statuses: Vec<&str> = b["changes"]["tool_changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["status"].as_str().unwrap())
-        .collect();
+    let tool_statuses: Vec<&str> = b["changes"]["tool_changes"].as_array().unwrap().iter().map(|c| c["status"].as_str().unwrap()).collect();
     assert_eq!(tool_statuses, vec!["added", "removed"]);
     let (_, b, _) = send(s.get(ADMIN_KEY, &format!("/agents/{id}/versions/{v1}"))).await;
     assert_eq!(b["changes"], Value::Null);
     let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/agents/{id}/versions/agv_nope"))).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (404, Some("agent_version_not_found"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (404, Some("agent_version_not_found")));
 }
 
 #[tokio::test]
 async fn g7_text_fields_diff_as_hunks() {
     let s = server();
-    let a = create(
-        &s,
-        json!({"name": "a", "system_prompt": "line one\nline two\n", "model_name": "gpt-4o"}),
-    )
-    .await;
+    let a = create(&s, json!({"name": "a", "system_prompt": "line one\nline two\n", "model_name": "gpt-4o"})).await;
     let id = a["id"].as_str().unwrap();
-    send(s.patch(
-        ADMIN_KEY,
-        &format!("/agents/{id}"),
-        json!({"system_prompt": "line one\nline 2\n", "model_name": "gpt-4o-mini"}),
-    ))
-    .await;
+    send(s.patch(ADMIN_KEY, &format!("/agents/{id}"), json!({"system_prompt": "line one\nline 2\n", "model_name": "gpt-4o-mini"}))).await;
     let (_, b, _) = send(s.get(ADMIN_KEY, &format!("/agents/{id}/versions"))).await;
     let v2 = b["versions"][0]["id"].as_str().unwrap().to_string();
     let (_, b, _) = send(s.get(ADMIN_KEY, &format!("/agents/{id}/versions/{v2}"))).await;
     let fc = b["changes"]["field_changes"].as_array().unwrap();
     let sp = fc.iter().find(|c| c["field"] == "system_prompt").unwrap();
-    assert_eq!(
-        sp["text_hunks"],
-        json!([{"old_start": 1, "old_end": 2, "new_start": 1, "new_end": 2, "old_text": "line two\n", "new_text": "line 2\n"}])
-    );
+    assert_eq!(sp["text_hunks"], json!([{"old_start": 1, "old_end": 2, "new_start": 1, "new_end": 2, "old_text": "line two\n", "new_text": "line 2\n"}]));
     let m = fc.iter().find(|c| c["field"] == "model_name").unwrap();
-    assert_eq!(
-        (m["old_value"].as_str(), m["new_value"].as_str()),
-        (Some("gpt-4o"), Some("gpt-4o-mini"))
-    );
+    assert_eq!((m["old_value"].as_str(), m["new_value"].as_str()), (Some("gpt-4o"), Some("gpt-4o-mini")));
 }
 
 #[tokio::test]
@@ -286,12 +187,7 @@ async fn g4_retire_and_g5_delete_hide_the_agent() {
     let s = server();
     let a = create(&s, json!({"name": "a"})).await;
     let id = a["id"].as_str().unwrap();
-    let (st, b, _) = send(s.patch(
-        ADMIN_KEY,
-        &format!("/agents/{id}"),
-        json!({"is_active": false}),
-    ))
-    .await;
+    let (st, b, _) = send(s.patch(ADMIN_KEY, &format!("/agents/{id}"), json!({"is_active": false}))).await;
     assert_eq!((st, &b["agent"]["is_active"]), (200, &json!(false)));
     let (st, _, _) = send(s.get(ADMIN_KEY, &format!("/agents/{id}"))).await;
     assert_eq!(st, 404);
@@ -303,15 +199,9 @@ async fn g4_retire_and_g5_delete_hide_the_agent() {
     let (st, b, _) = send(s.delete(ADMIN_KEY, &format!("/agents/{id}"))).await;
     assert_eq!((st, b), (200, json!({"agent_id": id, "deleted": true})));
     let (st, b, _) = send(s.delete(ADMIN_KEY, &format!("/agents/{id}"))).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (404, Some("agent_not_found"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (404, Some("agent_not_found")));
     let (st, b, _) = send(s.delete(ADMIN_KEY, "/agents/gumball")).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (403, Some("platform_agent_not_deletable"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (403, Some("platform_agent_not_deletable")));
 }
 
 #[tokio::test]
@@ -319,37 +209,19 @@ async fn g8_abilities_and_g9_incognito_create_versions() {
     let s = server();
     let a = create(&s, json!({"name": "a"})).await;
     let id = a["id"].as_str().unwrap();
-    let (st, b, _) = send(s.patch(ADMIN_KEY, &format!("/agents/{id}/abilities"), json!({"web_fetch": {"enabled": true}, "ask_question": {"enabled": false}, "tool_discovery": {"mode": "auto"}}))).await;
-    assert_eq!(st, 200, "{b}");
-    assert_eq!(
-        b["abilities"],
-        json!({"web_fetch": {"enabled": true}, "ask_question": {"enabled": false}, "tool_discovery": {"mode": "auto"}})
-    );
-    assert_eq!(b["version"], 2);
     let (st, b, _) = send(s.patch(
         ADMIN_KEY,
         &format!("/agents/{id}/abilities"),
-        json!({"web_fetch": {"enabled": "yes"}}),
+        json!({"web_fetch": {"enabled": true}, "ask_question": {"enabled": false}, "tool_discovery": {"mode": "auto"}}),
     ))
     .await;
-    assert_eq!(
-        (st, b["error"]["param"].as_str()),
-        (400, Some("web_fetch.enabled"))
-    );
-    let (st, b, _) = send(s.patch(
-        ADMIN_KEY,
-        &format!("/agents/{id}/incognito"),
-        json!({"enforced": true}),
-    ))
-    .await;
-    assert_eq!(
-        (
-            st,
-            &b["agent"]["incognito"]["enforced"],
-            &b["agent"]["version"]
-        ),
-        (200, &json!(true), &json!(3))
-    );
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["abilities"], json!({"web_fetch": {"enabled": true}, "ask_question": {"enabled": false}, "tool_discovery": {"mode": "auto"}}));
+    assert_eq!(b["version"], 2);
+    let (st, b, _) = send(s.patch(ADMIN_KEY, &format!("/agents/{id}/abilities"), json!({"web_fetch": {"enabled": "yes"}}))).await;
+    assert_eq!((st, b["error"]["param"].as_str()), (400, Some("web_fetch.enabled")));
+    let (st, b, _) = send(s.patch(ADMIN_KEY, &format!("/agents/{id}/incognito"), json!({"enforced": true}))).await;
+    assert_eq!((st, &b["agent"]["incognito"]["enforced"], &b["agent"]["version"]), (200, &json!(true), &json!(3)));
     let (st, b, _) = send(s.patch(ADMIN_KEY, &format!("/agents/{id}/incognito"), json!({}))).await;
     assert_eq!((st, b["error"]["param"].as_str()), (400, Some("enforced")));
 }
@@ -367,24 +239,15 @@ async fn tenant_isolation_other_tenants_agent_is_404() {
         s.get(&other_key, &format!("/agents/{id}/versions")),
     ] {
         let (st, b, _) = send(req).await;
-        assert_eq!(
-            (st, b["error"]["code"].as_str()),
-            (404, Some("agent_not_found"))
-        );
+        assert_eq!((st, b["error"]["code"].as_str()), (404, Some("agent_not_found")));
     }
     let (_, b, _) = send(s.get(&other_key, "/agents")).await;
     assert_eq!(b["agents"], json!([]));
     // Later routes still check visibility first.
     let (st, b, _) = send(s.get(&other_key, &format!("/agents/{id}/triggers"))).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (404, Some("agent_not_found"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (404, Some("agent_not_found")));
     let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/agents/{id}/triggers"))).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (501, Some("not_implemented"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (501, Some("not_implemented")));
 }
 
 #[tokio::test]
@@ -403,18 +266,10 @@ async fn team_agents_are_shared_with_members_and_rights_apply() {
     s.cli(&["teams", "add-member", "--team", TEAM_ID, "--user", &member]);
     let (st, _, _) = send(s.get(&member_key, &format!("/agents/{id}"))).await;
     assert_eq!(st, 200);
-    let (st, b, _) =
-        send(s.patch(&member_key, &format!("/agents/{id}"), json!({"name": "x"}))).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (403, Some("permission_denied"))
-    );
+    let (st, b, _) = send(s.patch(&member_key, &format!("/agents/{id}"), json!({"name": "x"}))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (403, Some("permission_denied")));
     // Team key acting as the member sees team agents only.
-    let (st, b, _) = send(
-        s.get(testkit::TEAM_KEY, "/agents")
-            .header("x-auth-key", &member),
-    )
-    .await;
+    let (st, b, _) = send(s.get(testkit::TEAM_KEY, "/agents").header("x-auth-key", &member)).await;
     assert_eq!(st, 200);
     assert_eq!(b["agents"][0]["id"], id);
 }

@@ -11,66 +11,30 @@ fn bin() -> &'static std::path::Path {
 async fn auth_missing_invalid_query_key_and_identity_rules() {
     let s = Server::start(bin(), &[]);
     let (st, b, _) = send(s.client.get(s.url("/agents"))).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str(), b["error"]["type"].as_str()),
-        (401, Some("missing_api_key"), Some("authentication_error"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str(), b["error"]["type"].as_str()), (401, Some("missing_api_key"), Some("authentication_error")));
     let (st, b, _) = send(s.get("olk_nope", "/agents")).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (401, Some("invalid_api_key"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (401, Some("invalid_api_key")));
     let (st, _, _) = send(s.client.get(s.url(&format!("/agents?api_key={ADMIN_KEY}")))).await;
     assert_eq!(st, 200);
-    let (st, b, _) = send(
-        s.get(ADMIN_KEY, "/agents")
-            .header("x-auth-key", "usr_someone_else"),
-    )
-    .await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (403, Some("identity_mismatch"))
-    );
+    let (st, b, _) = send(s.get(ADMIN_KEY, "/agents").header("x-auth-key", "usr_someone_else")).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (403, Some("identity_mismatch")));
     let (st, _, _) = send(s.get(ADMIN_KEY, "/agents").header("x-auth-key", ADMIN_USER)).await;
     assert_eq!(st, 200);
     let (st, b, _) = send(s.get(TEAM_KEY, "/agents")).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (400, Some("user_id_required"))
-    );
-    let (st, b, _) = send(
-        s.get(TEAM_KEY, "/agents")
-            .header("x-auth-key", "usr_stranger"),
-    )
-    .await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (403, Some("not_team_member"))
-    );
-    let (st, b, _) = send(
-        s.get(TEAM_KEY, "/agents?team_id=team_other")
-            .header("x-auth-key", ADMIN_USER),
-    )
-    .await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (403, Some("team_mismatch"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (400, Some("user_id_required")));
+    let (st, b, _) = send(s.get(TEAM_KEY, "/agents").header("x-auth-key", "usr_stranger")).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (403, Some("not_team_member")));
+    let (st, b, _) = send(s.get(TEAM_KEY, "/agents?team_id=team_other").header("x-auth-key", ADMIN_USER)).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (403, Some("team_mismatch")));
     let (st, b, _) = send(s.get(ADMIN_KEY, "/agents?team_id=team_unknown")).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (404, Some("team_not_found"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (404, Some("team_not_found")));
     // Revocation is immediate.
     let (user, key) = s.new_user("org_default");
     let (st, _, _) = send(s.get(&key, "/agents")).await;
     assert_eq!(st, 200);
     let keys = s.cli(&["keys", "list", "--user", &user]);
     let key_id = keys["keys"][0]["key_id"].as_str().unwrap().to_string();
-    assert!(
-        keys.to_string().find(&key).is_none(),
-        "keys list must never print secrets"
-    );
+    assert!(keys.to_string().find(&key).is_none(), "keys list must never print secrets");
     s.cli(&["keys", "revoke", &key_id]);
     let (st, _, _) = send(s.get(&key, "/agents")).await;
     assert_eq!(st, 401);
@@ -79,47 +43,14 @@ async fn auth_missing_invalid_query_key_and_identity_rules() {
 #[tokio::test]
 async fn errors_bad_bodies_routes_and_methods() {
     let s = Server::start(bin(), &[("OPENLOOP_MAX_BODY_BYTES", "4096")]);
-    let (st, b, _) = send(
-        s.client
-            .post(s.url("/agents"))
-            .bearer_auth(ADMIN_KEY)
-            .header("content-type", "application/json")
-            .body("{not json"),
-    )
-    .await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (400, Some("invalid_json"))
-    );
-    let (st, b, _) = send(
-        s.client
-            .post(s.url("/agents"))
-            .bearer_auth(ADMIN_KEY)
-            .header("content-type", "application/json")
-            .body("[1,2]"),
-    )
-    .await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (400, Some("invalid_request"))
-    );
-    let (st, b, _) = send(
-        s.client
-            .post(s.url("/agents"))
-            .bearer_auth(ADMIN_KEY)
-            .header("content-type", "text/plain")
-            .body("{\"name\":\"a\"}"),
-    )
-    .await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (415, Some("unsupported_media_type"))
-    );
+    let (st, b, _) = send(s.client.post(s.url("/agents")).bearer_auth(ADMIN_KEY).header("content-type", "application/json").body("{not json")).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_json")));
+    let (st, b, _) = send(s.client.post(s.url("/agents")).bearer_auth(ADMIN_KEY).header("content-type", "application/json").body("[1,2]")).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_request")));
+    let (st, b, _) = send(s.client.post(s.url("/agents")).bearer_auth(ADMIN_KEY).header("content-type", "text/plain").body("{\"name\":\"a\"}")).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
     let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "x".repeat(5000)}))).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (413, Some("payload_too_large"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (413, Some("payload_too_large")));
     let deep = "[".repeat(70) + &"]".repeat(70);
     let (st, b, _) = send(
         s.client
@@ -129,70 +60,33 @@ async fn errors_bad_bodies_routes_and_methods() {
             .body(format!("{{\"name\":\"a\",\"resources\":{deep}}}")),
     )
     .await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (400, Some("invalid_request"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_request")));
     // Empty body with a JSON content type on GET is fine (the SDK sends it).
-    let (st, _, _) = send(
-        s.client
-            .get(s.url("/agents"))
-            .bearer_auth(ADMIN_KEY)
-            .header("content-type", "application/json"),
-    )
-    .await;
+    let (st, _, _) = send(s.client.get(s.url("/agents")).bearer_auth(ADMIN_KEY).header("content-type", "application/json")).await;
     assert_eq!(st, 200);
     let (st, b, _) = send(s.get(ADMIN_KEY, "/nope")).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (404, Some("route_not_found"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (404, Some("route_not_found")));
     let (st, b, _) = send(s.get(ADMIN_KEY, "/agents/")).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (404, Some("route_not_found"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (404, Some("route_not_found")));
     let (st, b, h) = send(s.client.put(s.url("/agents")).bearer_auth(ADMIN_KEY)).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (405, Some("method_not_allowed"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (405, Some("method_not_allowed")));
     assert_eq!(h["allow"], "GET, POST");
     let (st, b, _) = send(s.get(ADMIN_KEY, "/skills")).await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (501, Some("not_implemented"))
-    );
+    assert_eq!((st, b["error"]["code"].as_str()), (501, Some("not_implemented")));
     let (st, _, _) = send(s.client.get(s.url("/skills"))).await;
     assert_eq!(st, 401, "later routes authenticate first");
-    let (st, b, _) = send(s.client.get(s.url(&format!(
-        "/agents?api_key={ADMIN_KEY}&{}",
-        "x=y&".repeat(2100)
-    ))))
-    .await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (400, Some("invalid_request"))
-    );
+    let (st, b, _) = send(s.client.get(s.url(&format!("/agents?api_key={ADMIN_KEY}&{}", "x=y&".repeat(2100))))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_request")));
 }
 
 #[tokio::test]
 async fn rate_limit_headers_and_429() {
-    let s = Server::start(
-        bin(),
-        &[
-            ("OPENLOOP_RATE_LIMIT_REQUESTS", "3"),
-            ("OPENLOOP_RATE_LIMIT_WINDOW_SECS", "60"),
-        ],
-    );
+    let s = Server::start(bin(), &[("OPENLOOP_RATE_LIMIT_REQUESTS", "3"), ("OPENLOOP_RATE_LIMIT_WINDOW_SECS", "60")]);
     let (_, _, h) = send(s.get(ADMIN_KEY, "/agents")).await;
     assert_eq!(h["ratelimit-limit"], "3");
     assert_eq!(h["ratelimit-remaining"], "2");
     let reset: u64 = h["ratelimit-reset"].to_str().unwrap().parse().unwrap();
-    assert!(
-        (1..=60).contains(&reset),
-        "reset is a delta in seconds: {reset}"
-    );
+    assert!((1..=60).contains(&reset), "reset is a delta in seconds: {reset}");
     assert_eq!(h["ratelimit-policy"], "\"default\";q=3;w=60");
     assert_eq!(h["ratelimit"], format!("\"default\";r=2;t={reset}"));
     // Errors carry the headers too.
@@ -218,29 +112,16 @@ async fn rate_limit_headers_and_429() {
 async fn x1_teams_x2_organizations_m1_models() {
     let s = Server::start(bin(), &[]);
     let (st, b, _) = send(s.get(ADMIN_KEY, "/teams")).await;
-    assert_eq!(
-        (st, b),
-        (200, json!({"teams": [{"id": TEAM_ID, "name": TEAM_ID}]}))
-    );
+    assert_eq!((st, b), (200, json!({"teams": [{"id": TEAM_ID, "name": TEAM_ID}]})));
     let (st, b, _) = send(s.get(ADMIN_KEY, "/organizations")).await;
     assert_eq!(st, 200);
     assert_eq!(b["organizations"][0]["id"], "org_default");
-    let (st, b, _) = send(
-        s.get(TEAM_KEY, "/organizations")
-            .header("x-auth-key", ADMIN_USER),
-    )
-    .await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (403, Some("team_key_not_supported"))
-    );
+    let (st, b, _) = send(s.get(TEAM_KEY, "/organizations").header("x-auth-key", ADMIN_USER)).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (403, Some("team_key_not_supported")));
     let (st, b, _) = send(s.get(ADMIN_KEY, "/models")).await;
     assert_eq!(st, 200);
     let groups = b["model_groups"].as_array().unwrap();
-    let labels: Vec<&str> = groups
-        .iter()
-        .map(|g| g["groupLabel"].as_str().unwrap())
-        .collect();
+    let labels: Vec<&str> = groups.iter().map(|g| g["groupLabel"].as_str().unwrap()).collect();
     assert_eq!(labels, vec!["OpenAI", "Anthropic", "Ollama", "Openloop"]);
     assert_eq!(groups[3]["options"][0]["value"], "auto");
     assert_eq!(groups[0]["options"][0]["status"], "unavailable");
@@ -260,12 +141,7 @@ async fn health_openapi_docs_and_graceful_shutdown() {
     assert_eq!(doc["paths"]["/skills"]["get"]["x-openloop-status"], "later");
     assert!(doc["components"]["schemas"]["Agent"].is_object());
     assert_eq!(h["x-content-type-options"], "nosniff");
-    let resp = s
-        .client
-        .get(format!("{}/docs", s.base_url))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.client.get(format!("{}/docs", s.base_url)).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.text().await.unwrap().contains("openapi.json"));
     assert_eq!(s.terminate(), Some(0));
@@ -304,36 +180,21 @@ async fn bootstrap_is_idempotent_across_restarts_and_first_start_prints_credenti
         }
     }
     let (token, url) = (token.expect("first start prints a key"), url.unwrap());
-    let resp = reqwest::Client::new()
-        .get(format!("{url}/api/v1/organizations"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let resp = reqwest::Client::new().get(format!("{url}/api/v1/organizations")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let _ = child.kill();
     let _ = child.wait();
     // The database holds only the hash.
     let db = std::fs::read(dir.path().join("openloop.db")).unwrap();
-    assert!(
-        db.windows(token.len()).all(|w| w != token.as_bytes()),
-        "secret stored in clear"
-    );
+    assert!(db.windows(token.len()).all(|w| w != token.as_bytes()), "secret stored in clear");
 }
 
 #[tokio::test]
 async fn invalid_configuration_exits_2_naming_the_setting() {
-    let out = std::process::Command::new(bin())
-        .args(["serve", "--addr", "nonsense"])
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(bin()).args(["serve", "--addr", "nonsense"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("OPENLOOP_ADDR"));
-    let out = std::process::Command::new(bin())
-        .args(["serve"])
-        .env("OPENLOOP_DATABASE_URL", "mysql://x")
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(bin()).args(["serve"]).env("OPENLOOP_DATABASE_URL", "mysql://x").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let _: Value = Value::Null;
 }

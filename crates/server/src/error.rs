@@ -34,8 +34,7 @@ fn respond(e: &ApiError, body: serde_json::Value) -> Response {
         }
     }
     if status == StatusCode::SERVICE_UNAVAILABLE && e.retry_after.is_none() {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     }
     resp
 }

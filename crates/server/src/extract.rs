@@ -25,14 +25,9 @@ pub struct Q(pub Query);
 pub fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
     let raw = raw.unwrap_or("");
     if raw.len() > MAX_QUERY_BYTES {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "The query string is longer than 8 KiB.",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "The query string is longer than 8 KiB."));
     }
-    Ok(Query::from_pairs(
-        form_urlencoded::parse(raw.as_bytes()).into_owned(),
-    ))
+    Ok(Query::from_pairs(form_urlencoded::parse(raw.as_bytes()).into_owned()))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Q {
@@ -43,36 +38,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Q {
 }
 
 fn is_json_type(ct: &str) -> bool {
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Reads a body as JSON with the size limit; empty → `{}`. `strict_type` refuses
 /// non-JSON content types (v1); legacy routes try JSON regardless.
-pub async fn read_json(
-    headers: &HeaderMap,
-    body: axum::body::Body,
-    limit: usize,
-    strict_type: bool,
-) -> Result<Value, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("The request body is larger than {limit} bytes."),
-        )
-        .detail("limit", limit as u64)
-    };
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+pub async fn read_json(headers: &HeaderMap, body: axum::body::Body, limit: usize, strict_type: bool) -> Result<Value, ApiError> {
+    let too_large = || ApiError::new(ErrorCode::PayloadTooLarge, format!("The request body is larger than {limit} bytes.")).detail("limit", limit as u64);
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
         if len > limit as u64 {
             return Err(too_large());
         }
@@ -83,39 +57,22 @@ pub async fn read_json(
         if msg.contains("length limit") || msg.contains("too large") {
             too_large()
         } else {
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                "The request body could not be read.",
-            )
+            ApiError::new(ErrorCode::InvalidRequest, "The request body could not be read.")
         }
     })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Default::default()));
     }
     if strict_type {
-        if let Some(ct) = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-        {
+        if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
             if !is_json_type(ct) {
-                return Err(ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    format!("Content-Type {ct:?} is not supported; send application/json."),
-                ));
+                return Err(ApiError::new(ErrorCode::UnsupportedMediaType, format!("Content-Type {ct:?} is not supported; send application/json.")));
             }
         }
     }
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidJson,
-            format!("The request body is not valid JSON: {e}."),
-        )
-    })?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("The request body is not valid JSON: {e}.")))?;
     if engine::input::depth(&v) > MAX_JSON_DEPTH {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "The JSON body is nested more than 64 levels deep.",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "The JSON body is nested more than 64 levels deep."));
     }
     Ok(v)
 }
@@ -127,9 +84,7 @@ impl FromRequest<AppState> for JsonBody {
     type Rejection = Nested;
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        Ok(JsonBody(
-            read_json(&parts.headers, body, state.config.max_body_bytes, true).await?,
-        ))
+        Ok(JsonBody(read_json(&parts.headers, body, state.config.max_body_bytes, true).await?))
     }
 }
 
@@ -141,31 +96,12 @@ pub struct V1 {
 
 impl FromRequestParts<AppState> for V1 {
     type Rejection = Nested;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let key = parts
-            .extensions
-            .get::<AuthedKey>()
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::MissingApiKey,
-                    "Send Authorization: Bearer <API key>.",
-                )
-            })?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let key =
+            parts.extensions.get::<AuthedKey>().cloned().ok_or_else(|| ApiError::new(ErrorCode::MissingApiKey, "Send Authorization: Bearer <API key>."))?;
         let query = parse_query(parts.uri.query())?;
-        let acting = parts
-            .headers
-            .get("x-auth-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| query.str("user_id").map(str::to_string));
-        let caller = state
-            .engine
-            .resolve_caller(&key.0, acting.as_deref(), query.team())
-            .await?;
+        let acting = parts.headers.get("x-auth-key").and_then(|v| v.to_str().ok()).map(str::to_string).or_else(|| query.str("user_id").map(str::to_string));
+        let caller = state.engine.resolve_caller(&key.0, acting.as_deref(), query.team()).await?;
         Ok(V1 { caller, query })
     }
 }

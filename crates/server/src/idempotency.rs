@@ -33,15 +33,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Response>,
 {
-    let IdemRequest {
-        headers,
-        key_id,
-        route,
-        path_ids,
-        body,
-        raw_query,
-        legacy,
-    } = req;
+    let IdemRequest { headers, key_id, route, path_ids, body, raw_query, legacy } = req;
     let fail = |e: wire::ApiError| {
         if legacy {
             Flat(e).into_response()
@@ -55,21 +47,13 @@ where
     let idem = match idem.to_str() {
         Ok(s) => s,
         Err(_) => {
-            return fail(
-                wire::ApiError::new(
-                    wire::ErrorCode::InvalidIdempotencyKey,
-                    "Idempotency-Key must be printable ASCII.",
-                )
-                .param("Idempotency-Key"),
-            )
+            return fail(wire::ApiError::new(wire::ErrorCode::InvalidIdempotencyKey, "Idempotency-Key must be printable ASCII.").param("Idempotency-Key"))
         }
     };
     if let Err(e) = idempotency::check_key(idem) {
         return fail(e);
     }
-    let query: Vec<(String, String)> = form_urlencoded::parse(raw_query.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
+    let query: Vec<(String, String)> = form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()).into_owned().collect();
     let fp = idempotency::fingerprint(body, &query);
     let scope = idempotency::scope(key_id, route, path_ids, idem);
     match st.engine.claim_idempotency(&scope, &fp).await {
@@ -77,22 +61,14 @@ where
         Ok(Claimed::Replay { status, body }) => {
             let mut resp = Response::new(Body::from(body));
             *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            resp.headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
             resp
         }
         Ok(Claimed::New) => {
             let resp = f().await;
             let (parts, body) = resp.into_parts();
-            let is_json = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("application/json"));
+            let is_json = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
             if !is_json {
                 // Streams are never stored; the key stays claimed as "reused" for S2/S8.
                 st.engine.release_idempotency(&scope).await;
@@ -100,9 +76,7 @@ where
             }
             match axum::body::to_bytes(body, MAX_STORED_BODY).await {
                 Ok(bytes) => {
-                    st.engine
-                        .finish_idempotency(&scope, parts.status.as_u16(), &bytes)
-                        .await;
+                    st.engine.finish_idempotency(&scope, parts.status.as_u16(), &bytes).await;
                     Response::from_parts(parts, Body::from(bytes))
                 }
                 Err(_) => {

@@ -24,6 +24,8 @@ pub use ratelimit::RateLimitConfig;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub max_body_bytes: usize,
+    /// Decoded upload limit (S10, F8, F9).
+    pub max_upload_bytes: u64,
     pub rate_limits: RateLimitConfig,
     pub trust_proxy_headers: bool,
     pub public_url: String,
@@ -51,8 +53,7 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub limiter: Arc<ratelimit::Limiter>,
     pub lifecycle: Arc<Lifecycle>,
-    pub health:
-        Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>,
+    pub health: Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>,
 }
 
 /// The whole application router.

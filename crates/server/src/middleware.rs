@@ -25,10 +25,7 @@ pub enum Legacy {
 
 /// `path` may carry the `/api/v1` prefix or not (inside the nested router it does not).
 pub fn legacy_family(path: &str) -> Option<Legacy> {
-    let p = path
-        .strip_prefix("/api/v1")
-        .unwrap_or(path)
-        .strip_prefix('/')?;
+    let p = path.strip_prefix("/api/v1").unwrap_or(path).strip_prefix('/')?;
     let first = p.split('/').next().unwrap_or("");
     match first {
         "start_agent" | "agent_status" => Some(Legacy::Interactions),
@@ -50,8 +47,7 @@ pub fn legacy_family(path: &str) -> Option<Legacy> {
     }
 }
 
-const MISSING_L: &str =
-    "Authorization header with Bearer token or api_key query parameter is required";
+const MISSING_L: &str = "Authorization header with Bearer token or api_key query parameter is required";
 
 fn auth_failure(family: Option<Legacy>, missing: bool) -> Response {
     match family {
@@ -59,25 +55,11 @@ fn auth_failure(family: Option<Legacy>, missing: bool) -> Response {
             // L1 answers 403 "Unauthorized" for an invalid key; L2 401 for both.
             Flat(ApiError::flat(401, MISSING_L)).into_response()
         }
-        Some(Legacy::Other) => Flat(ApiError::flat(
-            401,
-            if missing {
-                "missing_api_key"
-            } else {
-                "invalid_api_key"
-            },
-        ))
-        .into_response(),
+        Some(Legacy::Other) => Flat(ApiError::flat(401, if missing { "missing_api_key" } else { "invalid_api_key" })).into_response(),
         None => Nested(if missing {
-            ApiError::new(
-                ErrorCode::MissingApiKey,
-                "No API key: send Authorization: Bearer <API key> (or ?api_key=).",
-            )
+            ApiError::new(ErrorCode::MissingApiKey, "No API key: send Authorization: Bearer <API key> (or ?api_key=).")
         } else {
-            ApiError::new(
-                ErrorCode::InvalidApiKey,
-                "The API key is invalid or revoked; create one with `openloop keys create`.",
-            )
+            ApiError::new(ErrorCode::InvalidApiKey, "The API key is invalid or revoked; create one with `openloop keys create`.")
         })
         .into_response(),
     }
@@ -85,45 +67,26 @@ fn auth_failure(family: Option<Legacy>, missing: bool) -> Response {
 
 fn client_ip(req: &Request, trust_proxy: bool) -> IpAddr {
     if trust_proxy {
-        if let Some(ip) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|s| s.trim().parse().ok())
+        if let Some(ip) =
+            req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).and_then(|s| s.trim().parse().ok())
         {
             return ip;
         }
     }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
 fn bearer(req: &Request) -> Option<String> {
-    let v = req
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .trim();
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string()).filter(|t| !t.is_empty())
 }
 
 /// Answers before the handler: drains a small unread body so the connection can be
 /// reused; a large one is not read and the connection is closed explicitly.
 async fn early(req: Request, mut resp: Response) -> Response {
     const DRAIN_LIMIT: usize = 64 * 1024;
-    let len = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     let chunked = req.headers().get(header::TRANSFER_ENCODING).is_some();
     match len {
         Some(0) => {}
@@ -132,8 +95,7 @@ async fn early(req: Request, mut resp: Response) -> Response {
         }
         None if !chunked => {}
         _ => {
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
     }
     resp
@@ -172,8 +134,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         // L1 checks its body before credentials (its documented error order).
         if matches!(req.uri().path(), "/api/v1/start_agent" | "/start_agent") {
             let missing = secret.is_none();
-            req.extensions_mut()
-                .insert(UnauthenticatedLegacy { missing });
+            req.extensions_mut().insert(UnauthenticatedLegacy { missing });
             return next.run(req).await;
         }
         let resp = auth_failure(family, secret.is_none());
@@ -211,12 +172,7 @@ fn request_id(req: &Request) -> String {
     req.headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 128
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        })
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
         .map(str::to_string)
         .unwrap_or_else(|| wire::ids::new_id("req"))
 }
@@ -226,24 +182,15 @@ pub async fn common_headers(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let rid = request_id(&req);
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
     let path = req.uri().path().to_string();
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&rid) {
         h.insert("x-request-id", v);
     }
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    let is_json = h
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    let is_json = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
     if is_json && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

@@ -47,8 +47,7 @@ fn quota(limit: u32, window: Duration) -> Option<Quota> {
 }
 
 fn keyed<K: std::hash::Hash + Eq + Clone>(limit: u32, window: Duration) -> Option<Keyed<K>> {
-    quota(limit, window)
-        .map(|q| RateLimiter::dashmap(q).with_middleware::<StateInformationMiddleware>())
+    quota(limit, window).map(|q| RateLimiter::dashmap(q).with_middleware::<StateInformationMiddleware>())
 }
 
 impl Limiter {
@@ -63,36 +62,18 @@ impl Limiter {
         }
     }
 
-    fn decide<K: std::hash::Hash + Eq + Clone>(
-        &self,
-        lim: &Keyed<K>,
-        key: &K,
-        limit: u32,
-        window_secs: u64,
-    ) -> Decision {
+    fn decide<K: std::hash::Hash + Eq + Clone>(&self, lim: &Keyed<K>, key: &K, limit: u32, window_secs: u64) -> Decision {
         let per_cell = window_secs as f64 / limit as f64;
         match lim.check_key(key) {
             Ok(snap) => {
                 let remaining = snap.remaining_burst_capacity().min(limit);
                 // Seconds until the bucket is full again.
                 let reset = ((limit - remaining) as f64 * per_cell).ceil() as u64;
-                Decision {
-                    allowed: true,
-                    limit,
-                    remaining,
-                    reset_secs: reset,
-                    window_secs,
-                }
+                Decision { allowed: true, limit, remaining, reset_secs: reset, window_secs }
             }
             Err(not_until) => {
                 let wait = not_until.wait_time_from(self.clock.now());
-                Decision {
-                    allowed: false,
-                    limit,
-                    remaining: 0,
-                    reset_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-                    window_secs,
-                }
+                Decision { allowed: false, limit, remaining: 0, reset_secs: wait.as_secs_f64().ceil().max(1.0) as u64, window_secs }
             }
         }
     }
@@ -100,12 +81,7 @@ impl Limiter {
     /// Charges one request to an API key; `None` when key limiting is disabled.
     pub fn check_key(&self, key_id: &str) -> Option<Decision> {
         let lim = self.keys.as_ref()?;
-        Some(self.decide(
-            lim,
-            &key_id.to_string(),
-            self.cfg.requests,
-            self.cfg.window_secs.max(1),
-        ))
+        Some(self.decide(lim, &key_id.to_string(), self.cfg.requests, self.cfg.window_secs.max(1)))
     }
 
     /// Charges a request with missing/invalid credentials to the client IP.
@@ -145,14 +121,8 @@ impl Decision {
         set("ratelimit-limit", self.limit.to_string());
         set("ratelimit-remaining", self.remaining.to_string());
         set("ratelimit-reset", self.reset_secs.to_string());
-        set(
-            "ratelimit-policy",
-            format!("\"default\";q={};w={}", self.limit, self.window_secs),
-        );
-        set(
-            "ratelimit",
-            format!("\"default\";r={};t={}", self.remaining, self.reset_secs),
-        );
+        set("ratelimit-policy", format!("\"default\";q={};w={}", self.limit, self.window_secs));
+        set("ratelimit", format!("\"default\";r={};t={}", self.remaining, self.reset_secs));
         if !self.allowed {
             set("retry-after", self.reset_secs.to_string());
         }
@@ -161,10 +131,7 @@ impl Decision {
     pub fn error(&self) -> ApiError {
         ApiError::new(
             ErrorCode::RateLimited,
-            format!(
-                "Rate limit of {} requests per {} s exceeded; retry after {} s (ratelimit-reset).",
-                self.limit, self.window_secs, self.reset_secs
-            ),
+            format!("Rate limit of {} requests per {} s exceeded; retry after {} s (ratelimit-reset).", self.limit, self.window_secs, self.reset_secs),
         )
         .detail("policy", "default")
         .detail("limit", self.limit)

@@ -51,11 +51,7 @@ pub trait TenancyStore: Send + Sync {
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
     async fn api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKey>>;
-    async fn list_api_keys(
-        &self,
-        user_id: Option<&str>,
-        team_id: Option<&str>,
-    ) -> Result<Vec<ApiKey>>;
+    async fn list_api_keys(&self, user_id: Option<&str>, team_id: Option<&str>) -> Result<Vec<ApiKey>>;
     /// Returns false when no active key has this id.
     async fn revoke_api_key(&self, key_id: &str, at: i64) -> Result<bool>;
 }
@@ -72,19 +68,10 @@ pub trait AgentStore: Send + Sync {
     async fn agents_in_tenant(&self, tenant: &Tenant) -> Result<Vec<AgentRecord>>;
     /// Writes a new state and a new version iff the stored version is `expected_version`.
     /// Returns false (and writes nothing) when the version moved.
-    async fn update_agent(
-        &self,
-        agent: &AgentRecord,
-        expected_version: i64,
-        version: &AgentVersionRecord,
-    ) -> Result<bool>;
+    async fn update_agent(&self, agent: &AgentRecord, expected_version: i64, version: &AgentVersionRecord) -> Result<bool>;
     async fn delete_agent(&self, id: &str, at: i64) -> Result<bool>;
     async fn agent_versions(&self, agent_id: &str) -> Result<Vec<AgentVersionRecord>>;
-    async fn agent_version(
-        &self,
-        agent_id: &str,
-        version_id: &str,
-    ) -> Result<Option<AgentVersionRecord>>;
+    async fn agent_version(&self, agent_id: &str, version_id: &str) -> Result<Option<AgentVersionRecord>>;
     async fn touch_agent_used(&self, id: &str, at: i64) -> Result<()>;
 }
 
@@ -106,21 +93,8 @@ pub enum IdempotencyClaim {
 pub trait IdempotencyStore: Send + Sync {
     /// Atomically claims `scope`. Rows created before `expired_before` are replaced;
     /// in-progress rows untouched since `stale_before` are taken over.
-    async fn claim_idempotency(
-        &self,
-        scope: &str,
-        fingerprint: &[u8],
-        now: i64,
-        expired_before: i64,
-        stale_before: i64,
-    ) -> Result<IdempotencyClaim>;
-    async fn complete_idempotency(
-        &self,
-        scope: &str,
-        status: u16,
-        body: &[u8],
-        now: i64,
-    ) -> Result<()>;
+    async fn claim_idempotency(&self, scope: &str, fingerprint: &[u8], now: i64, expired_before: i64, stale_before: i64) -> Result<IdempotencyClaim>;
+    async fn complete_idempotency(&self, scope: &str, status: u16, body: &[u8], now: i64) -> Result<()>;
     /// Forgets a claim whose request failed with a 5xx (never stored).
     async fn release_idempotency(&self, scope: &str) -> Result<()>;
 }
@@ -130,12 +104,7 @@ pub trait IdempotencyStore: Send + Sync {
 pub trait SessionStore: Send + Sync {
     /// Creates a session; with `turn`, also its first user message, run and queue job,
     /// all in one transaction. `Conflict` if the id is taken. Returns appended events.
-    async fn create_session(
-        &self,
-        s: &SessionRecord,
-        turn: Option<(&MessageRecord, &RunRecord)>,
-        events: Vec<Value>,
-    ) -> Result<Vec<EventRecord>>;
+    async fn create_session(&self, s: &SessionRecord, turn: Option<(&MessageRecord, &RunRecord)>, events: Vec<Value>) -> Result<Vec<EventRecord>>;
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>>;
     async fn messages(&self, session_id: &str) -> Result<Vec<MessageRecord>>;
     /// Appends a user message, a run and its job iff the session's state is one of
@@ -147,12 +116,27 @@ pub trait SessionStore: Send + Sync {
         msg: &MessageRecord,
         run: &RunRecord,
         events: Vec<Value>,
+        dequeue: Option<&str>,
     ) -> Result<Option<Vec<EventRecord>>>;
     async fn run(&self, id: &str) -> Result<Option<RunRecord>>;
     async fn active_counts(&self, agent_id: &str, organization_id: &str) -> Result<ActiveCounts>;
     /// 1-based place of a queued run among its agent's queued runs.
     async fn queue_position(&self, run: &RunRecord) -> Result<i64>;
     async fn request_cancel(&self, run_id: &str) -> Result<()>;
+    /// Sessions of an agent created by `creator`, newest first.
+    async fn sessions_of_agent(&self, agent_id: &str, creator: &str) -> Result<Vec<SessionRecord>>;
+    async fn rename_session(&self, id: &str, name: &str) -> Result<()>;
+    /// First event seq of a run (its `start`), if any.
+    async fn first_event_of_run(&self, session_id: &str, run_id: &str) -> Result<Option<i64>>;
+    /// The session's user-visible queue (S12), in send order.
+    async fn queued_messages(&self, session_id: &str) -> Result<Vec<QueuedMessageRecord>>;
+    /// Appends to the queue unless it holds `max` messages; false when full.
+    async fn enqueue_message(&self, m: &QueuedMessageRecord, max: i64) -> Result<bool>;
+    async fn edit_queued_message(&self, session_id: &str, id: &str, input: &str, now: i64) -> Result<bool>;
+    async fn delete_queued_message(&self, session_id: &str, id: &str) -> Result<bool>;
+    /// Uploaded files of a session (S10).
+    async fn insert_session_file(&self, f: &SessionFileRecord) -> Result<()>;
+    async fn session_files(&self, session_id: &str) -> Result<Vec<SessionFileRecord>>;
 }
 
 /// The durable run queue: leases, heartbeats, step commits, the event log.
@@ -160,13 +144,7 @@ pub trait SessionStore: Send + Sync {
 pub trait RunStore: Send + Sync {
     /// Claims the oldest runnable job (respecting `limits` for queued runs), leasing it
     /// to `owner` until `lease_until`; the run becomes `processing`.
-    async fn claim_run(
-        &self,
-        owner: &str,
-        now: i64,
-        lease_until: i64,
-        limits: SlotLimits,
-    ) -> Result<Option<ClaimedRun>>;
+    async fn claim_run(&self, owner: &str, now: i64, lease_until: i64, limits: SlotLimits) -> Result<Option<ClaimedRun>>;
     /// Extends a lease; false when `owner` no longer holds it.
     async fn heartbeat(&self, run_id: &str, owner: &str, lease_until: i64) -> Result<bool>;
     /// Leased jobs whose lease expired before `now`: (run id, attempts so far).
@@ -179,20 +157,9 @@ pub trait RunStore: Send + Sync {
     /// Applies `u` atomically; `None` when `u.lease_owner` no longer holds the lease.
     async fn update_run(&self, u: RunUpdate<'_>) -> Result<Option<Vec<EventRecord>>>;
     /// Events with `seq > after`, oldest first, at most `limit`.
-    async fn events_after(
-        &self,
-        session_id: &str,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<EventRecord>>;
+    async fn events_after(&self, session_id: &str, after: i64, limit: i64) -> Result<Vec<EventRecord>>;
 }
 
 /// Everything the engine needs from storage.
-pub trait Store:
-    TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + Send + Sync
-{
-}
-impl<T: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + Send + Sync> Store
-    for T
-{
-}
+pub trait Store: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + Send + Sync {}
+impl<T: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + Send + Sync> Store for T {}

@@ -234,4 +234,33 @@ pub struct RunUpdate<'a> {
     pub events: Vec<Value>,
     /// Terminal: the job is deleted and the run gets `finished_at`.
     pub terminal: bool,
+    /// Apply only if no worker holds the run (cancelling queued or paused runs).
+    pub only_if_unleased: bool,
+    /// Pause: remove the job without ending the run (approval needed).
+    pub release_job: bool,
+    /// Resume: put the run back in the queue (approvals resolved).
+    pub enqueue_job: bool,
+    /// Remove this queued message in the same transaction (drain, send-now).
+    pub dequeue: Option<&'a str>,
+}
+
+/// A message waiting in a session's queue (S12–S16).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedMessageRecord {
+    pub id: String,
+    pub session_id: String,
+    pub input: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A file uploaded to a session (S10); bytes live in the blob store under `blob_key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionFileRecord {
+    pub session_id: String,
+    pub file_name: String,
+    pub media_type: String,
+    pub size: i64,
+    pub blob_key: String,
+    pub created_at: i64,
 }

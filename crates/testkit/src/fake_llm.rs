@@ -121,12 +121,7 @@ impl Reply {
             disconnect_after: None,
             hang_after: None,
             omit_tool_index: false,
-            usage: Some(FakeUsage {
-                input: 10,
-                output: 5,
-                cached: 0,
-                reasoning: 0,
-            }),
+            usage: Some(FakeUsage { input: 10, output: 5, cached: 0, reasoning: 0 }),
             json_response: false,
             omit_done: false,
             null_finish_reason: false,
@@ -160,31 +155,20 @@ impl Reply {
 
     /// Several parallel tool calls.
     pub fn tool_calls<N: Into<String>>(calls: impl IntoIterator<Item = (N, Value)>) -> Self {
-        calls
-            .into_iter()
-            .fold(Self::base(TextSource::None), |r, (n, a)| {
-                r.with_tool_call(n, a)
-            })
+        calls.into_iter().fold(Self::base(TextSource::None), |r, (n, a)| r.with_tool_call(n, a))
     }
 
     /// One tool call whose argument text is sent verbatim (e.g. malformed JSON).
     pub fn tool_call_raw(name: impl Into<String>, raw_arguments: impl Into<String>) -> Self {
         let mut r = Self::base(TextSource::None);
-        r.tool_calls.push(FakeToolCall {
-            name: name.into(),
-            raw_arguments: raw_arguments.into(),
-        });
+        r.tool_calls.push(FakeToolCall { name: name.into(), raw_arguments: raw_arguments.into() });
         r
     }
 
     /// HTTP error `status` with a provider-shaped error body carrying `message`.
     pub fn error(status: u16, message: impl Into<String>) -> Self {
         let mut r = Self::base(TextSource::None);
-        r.error = Some(ErrorReply {
-            status,
-            message: message.into(),
-            raw_body: None,
-        });
+        r.error = Some(ErrorReply { status, message: message.into(), raw_body: None });
         r
     }
 
@@ -225,10 +209,7 @@ impl Reply {
 
     /// Adds a tool call (after any text).
     pub fn with_tool_call(mut self, name: impl Into<String>, args: Value) -> Self {
-        self.tool_calls.push(FakeToolCall {
-            name: name.into(),
-            raw_arguments: args.to_string(),
-        });
+        self.tool_calls.push(FakeToolCall { name: name.into(), raw_arguments: args.to_string() });
         self
     }
 
@@ -279,12 +260,7 @@ impl Reply {
 
     /// Reported usage (default 10 input / 5 output).
     pub fn usage(mut self, input: u64, output: u64) -> Self {
-        let u = self.usage.get_or_insert(FakeUsage {
-            input,
-            output,
-            cached: 0,
-            reasoning: 0,
-        });
+        let u = self.usage.get_or_insert(FakeUsage { input, output, cached: 0, reasoning: 0 });
         u.input = input;
         u.output = output;
         self
@@ -292,12 +268,7 @@ impl Reply {
 
     /// Cached-input and reasoning token counts (part of input / output).
     pub fn usage_details(mut self, cached: u64, reasoning: u64) -> Self {
-        let u = self.usage.get_or_insert(FakeUsage {
-            input: 10,
-            output: 5,
-            cached: 0,
-            reasoning: 0,
-        });
+        let u = self.usage.get_or_insert(FakeUsage { input: 10, output: 5, cached: 0, reasoning: 0 });
         u.cached = cached;
         u.reasoning = reasoning;
         self
@@ -367,20 +338,11 @@ impl Inner {
 
     fn select(&self, last_user: &str) -> Reply {
         let mut st = self.lock();
-        if let Some(r) = st
-            .rules
-            .iter_mut()
-            .filter(|r| !r.sticky && !r.replies.is_empty() && last_user.contains(&r.needle))
-            .find_map(|r| r.replies.pop_front())
+        if let Some(r) = st.rules.iter_mut().filter(|r| !r.sticky && !r.replies.is_empty() && last_user.contains(&r.needle)).find_map(|r| r.replies.pop_front())
         {
             return r;
         }
-        if let Some(r) = st
-            .rules
-            .iter()
-            .filter(|r| r.sticky && last_user.contains(&r.needle))
-            .find_map(|r| r.replies.front().cloned())
-        {
+        if let Some(r) = st.rules.iter().filter(|r| r.sticky && last_user.contains(&r.needle)).find_map(|r| r.replies.front().cloned()) {
             return r;
         }
         match st.queue.pop_front() {
@@ -408,9 +370,7 @@ impl FakeLlm {
     /// cannot be bound (test helper).
     pub async fn start() -> FakeLlm {
         use axum::serve::ListenerExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fake LLM server");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake LLM server");
         let addr = listener.local_addr().expect("fake LLM local addr");
         let inner = Arc::new(Inner {
             state: Mutex::new(ScriptState {
@@ -473,17 +433,9 @@ impl FakeLlm {
     pub fn on_user_contains(&self, needle: impl Into<String>, reply: Reply) {
         let needle = needle.into();
         let mut st = self.inner.lock();
-        match st
-            .rules
-            .iter_mut()
-            .find(|r| !r.sticky && r.needle == needle)
-        {
+        match st.rules.iter_mut().find(|r| !r.sticky && r.needle == needle) {
             Some(rule) => rule.replies.push_back(reply),
-            None => st.rules.push(Rule {
-                needle,
-                replies: VecDeque::from([reply]),
-                sticky: false,
-            }),
+            None => st.rules.push(Rule { needle, replies: VecDeque::from([reply]), sticky: false }),
         }
     }
 
@@ -493,22 +445,13 @@ impl FakeLlm {
         let needle = needle.into();
         let mut st = self.inner.lock();
         st.rules.retain(|r| !(r.sticky && r.needle == needle));
-        st.rules.push(Rule {
-            needle,
-            replies: VecDeque::from([reply]),
-            sticky: true,
-        });
+        st.rules.push(Rule { needle, replies: VecDeque::from([reply]), sticky: true });
     }
 
     /// Scripted replies not consumed yet (global queue + one-shot rules).
     pub fn pending(&self) -> usize {
         let st = self.inner.lock();
-        st.queue.len()
-            + st.rules
-                .iter()
-                .filter(|r| !r.sticky)
-                .map(|r| r.replies.len())
-                .sum::<usize>()
+        st.queue.len() + st.rules.iter().filter(|r| !r.sticky).map(|r| r.replies.len()).sum::<usize>()
     }
 
     /// Drops all scripts and recorded requests (counters are kept).
@@ -532,12 +475,7 @@ impl FakeLlm {
 
     /// Bodies of the recorded chat requests, in arrival order.
     pub fn requests(&self) -> Vec<Value> {
-        self.inner
-            .lock()
-            .requests
-            .iter()
-            .map(|r| r.body.clone())
-            .collect()
+        self.inner.lock().requests.iter().map(|r| r.body.clone()).collect()
     }
 
     /// Recorded chat requests with path and headers.
@@ -582,85 +520,42 @@ impl FakeLlm {
 
 async fn models_handler(State(inner): State<Arc<Inner>>) -> Response {
     let models = inner.lock().models.clone();
-    let data: Vec<Value> = models
-        .iter()
-        .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "openloop-fake"}))
-        .collect();
-    json_response(
-        StatusCode::OK,
-        json!({"object": "list", "data": data}).to_string(),
-    )
+    let data: Vec<Value> = models.iter().map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "openloop-fake"})).collect();
+    json_response(StatusCode::OK, json!({"object": "list", "data": data}).to_string())
 }
 
-async fn openai_handler(
-    State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn openai_handler(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
     handle(inner, Wire::OpenAi, "/v1/chat/completions", headers, body).await
 }
 
-async fn anthropic_handler(
-    State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn anthropic_handler(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
     handle(inner, Wire::Anthropic, "/v1/messages", headers, body).await
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap_or_default()
+    Response::builder().status(status).header("content-type", "application/json").body(Body::from(body)).unwrap_or_default()
 }
 
-async fn handle(
-    inner: Arc<Inner>,
-    wire: Wire,
-    path: &str,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(inner: Arc<Inner>, wire: Wire, path: &str, headers: HeaderMap, body: Bytes) -> Response {
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => {
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                json!({"error": {"message": format!("invalid JSON body: {e}")}}).to_string(),
-            )
-        }
+        Err(e) => return json_response(StatusCode::BAD_REQUEST, json!({"error": {"message": format!("invalid JSON body: {e}")}}).to_string()),
     };
     let seq = inner.count.fetch_add(1, Ordering::SeqCst) + 1;
     let last_user = format::last_user_text(&req);
     let reply = inner.select(&last_user);
     if inner.recording.load(Ordering::Relaxed) {
-        let headers = headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        inner.lock().requests.push(RecordedRequest {
-            path: path.to_string(),
-            headers,
-            body: req.clone(),
-        });
+        let headers = headers.iter().filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))).collect();
+        inner.lock().requests.push(RecordedRequest { path: path.to_string(), headers, body: req.clone() });
     }
     if !reply.first_byte_delay.is_zero() {
         tokio::time::sleep(reply.first_byte_delay).await;
     }
     if let Some(err) = &reply.error {
-        let body = err
-            .raw_body
-            .clone()
-            .unwrap_or_else(|| format::error_body(wire, err.status, &err.message).to_string());
+        let body = err.raw_body.clone().unwrap_or_else(|| format::error_body(wire, err.status, &err.message).to_string());
         let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = json_response(status, body);
-        if let Some(ra) = reply
-            .retry_after
-            .as_deref()
-            .and_then(|v| v.parse::<axum::http::HeaderValue>().ok())
-        {
+        if let Some(ra) = reply.retry_after.as_deref().and_then(|v| v.parse::<axum::http::HeaderValue>().ok()) {
             resp.headers_mut().insert("retry-after", ra);
         }
         return resp;
@@ -670,38 +565,23 @@ async fn handle(
         TextSource::Echo => Some(format!("ok: {last_user}")),
         TextSource::Literal(t) => Some(t.clone()),
     };
-    let model = req
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("fake-model");
+    let model = req.get("model").and_then(Value::as_str).unwrap_or("fake-model");
     let ctx = format::Ctx {
         wire,
         model,
         seq,
         text: text.as_deref(),
         reply: &reply,
-        include_usage: wire == Wire::Anthropic
-            || req.pointer("/stream_options/include_usage") == Some(&Value::Bool(true)),
+        include_usage: wire == Wire::Anthropic || req.pointer("/stream_options/include_usage") == Some(&Value::Bool(true)),
     };
     let streaming = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
     if !streaming || reply.json_response {
         return json_response(StatusCode::OK, format::json_body(&ctx).to_string());
     }
     let plan = format::sse_frames(&ctx);
-    let simple = reply.chunk_delay.is_zero()
-        && reply.disconnect_after.is_none()
-        && reply.hang_after.is_none();
-    let body = if simple {
-        Body::from(plan.frames.concat())
-    } else {
-        Body::from_stream(stream_body(inner.clone(), plan, &reply))
-    };
-    Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", "text/event-stream")
-        .header("cache-control", "no-cache")
-        .body(body)
-        .unwrap_or_default()
+    let simple = reply.chunk_delay.is_zero() && reply.disconnect_after.is_none() && reply.hang_after.is_none();
+    let body = if simple { Body::from(plan.frames.concat()) } else { Body::from_stream(stream_body(inner.clone(), plan, &reply)) };
+    Response::builder().status(StatusCode::OK).header("content-type", "text/event-stream").header("cache-control", "no-cache").body(body).unwrap_or_default()
 }
 
 /// Tracks a slow streamed body: counts it open, and as a client disconnect
@@ -714,10 +594,7 @@ struct StreamGuard {
 impl StreamGuard {
     fn new(inner: Arc<Inner>) -> Self {
         inner.open_streams.fetch_add(1, Ordering::SeqCst);
-        StreamGuard {
-            inner,
-            completed: false,
-        }
+        StreamGuard { inner, completed: false }
     }
 }
 
@@ -749,23 +626,13 @@ struct BodyState {
     guard: StreamGuard,
 }
 
-fn stream_body(
-    inner: Arc<Inner>,
-    plan: format::Plan,
-    reply: &Reply,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+fn stream_body(inner: Arc<Inner>, plan: format::Plan, reply: &Reply) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let cut = match (reply.disconnect_after, reply.hang_after) {
         (Some(k), _) => Some((plan.cut_index(k), Stop::Disconnect)),
         (None, Some(k)) => Some((plan.cut_index(k), Stop::Hang)),
         (None, None) => None,
     };
-    let state = BodyState {
-        frames: plan.frames.into(),
-        cut,
-        sent: 0,
-        delay: reply.chunk_delay,
-        guard: StreamGuard::new(inner),
-    };
+    let state = BodyState { frames: plan.frames.into(), cut, sent: 0, delay: reply.chunk_delay, guard: StreamGuard::new(inner) };
     futures::stream::unfold(state, |mut st| async move {
         if let Some((at, stop)) = &st.cut {
             if st.sent >= *at {
@@ -775,10 +642,7 @@ fn stream_body(
                         // connection discards buffered, unflushed frames.
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         st.guard.complete();
-                        let err = std::io::Error::new(
-                            std::io::ErrorKind::ConnectionAborted,
-                            "scripted disconnect",
-                        );
+                        let err = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted disconnect");
                         // Yielding an error makes hyper abort the connection
                         // without terminating the chunked body.
                         st.cut = None;

@@ -45,32 +45,19 @@ impl Server {
         for (k, v) in env {
             all.insert(k.to_string(), v.to_string());
         }
-        let mut s = Server {
-            bin: bin.to_path_buf(),
-            base_url: String::new(),
-            data_dir,
-            _tmp: Some(tmp),
-            env: all,
-            child: None,
-            client: reqwest::Client::new(),
-        };
+        let mut s =
+            Server { bin: bin.to_path_buf(), base_url: String::new(), data_dir, _tmp: Some(tmp), env: all, child: None, client: reqwest::Client::new() };
         s.spawn("127.0.0.1:0");
         s
     }
 
     fn spawn(&mut self, addr: &str) {
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("serve")
-            .arg("--addr")
-            .arg(addr)
-            .arg("--data-dir")
-            .arg(&self.data_dir);
+        cmd.arg("serve").arg("--addr").arg(addr).arg("--data-dir").arg(&self.data_dir);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.env_remove("OPENLOOP_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.env_remove("OPENLOOP_CONFIG").stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("spawn openloop");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -84,9 +71,7 @@ impl Server {
                 }
             }
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not report its address within 30 s");
+        let url = rx.recv_timeout(Duration::from_secs(30)).expect("server did not report its address within 30 s");
         self.base_url = url;
         self.child = Some(child);
     }
@@ -118,10 +103,7 @@ impl Server {
     /// Sends SIGTERM and waits for exit; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
         c.wait().ok().and_then(|s| s.code())
     }
 
@@ -131,17 +113,8 @@ impl Server {
 
     /// Runs an admin subcommand on this server's data; returns its JSON output.
     pub fn cli(&self, args: &[&str]) -> Value {
-        let out = Command::new(&self.bin)
-            .args(args)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .output()
-            .expect("run openloop cli");
-        assert!(
-            out.status.success(),
-            "openloop {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new(&self.bin).args(args).arg("--data-dir").arg(&self.data_dir).output().expect("run openloop cli");
+        assert!(out.status.success(), "openloop {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("cli prints JSON")
     }
 
@@ -157,16 +130,10 @@ impl Server {
         self.client.get(self.url(path)).bearer_auth(key)
     }
     pub fn post(&self, key: &str, path: &str, body: Value) -> reqwest::RequestBuilder {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(key)
-            .json(&body)
+        self.client.post(self.url(path)).bearer_auth(key).json(&body)
     }
     pub fn patch(&self, key: &str, path: &str, body: Value) -> reqwest::RequestBuilder {
-        self.client
-            .patch(self.url(path))
-            .bearer_auth(key)
-            .json(&body)
+        self.client.patch(self.url(path)).bearer_auth(key).json(&body)
     }
     pub fn delete(&self, key: &str, path: &str) -> reqwest::RequestBuilder {
         self.client.delete(self.url(path)).bearer_auth(key)
@@ -185,9 +152,5 @@ pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value, reqwest::header:
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-        headers,
-    )
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null), headers)
 }

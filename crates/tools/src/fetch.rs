@@ -35,11 +35,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(10),
-            total_timeout: Duration::from_secs(30),
-            max_bytes: 2 * 1024 * 1024,
-        }
+        Self { connect_timeout: Duration::from_secs(10), total_timeout: Duration::from_secs(30), max_bytes: 2 * 1024 * 1024 }
     }
 }
 
@@ -66,10 +62,7 @@ impl WebFetch {
     pub const NAME: &'static str = "web_fetch";
 
     pub fn new(policy: SsrfPolicy) -> Self {
-        Self {
-            policy: Arc::new(policy),
-            limits: Limits::default(),
-        }
+        Self { policy: Arc::new(policy), limits: Limits::default() }
     }
 
     pub fn with_limits(mut self, limits: Limits) -> Self {
@@ -87,17 +80,10 @@ impl WebFetch {
 
     /// Fetch with already-parsed arguments.
     pub async fn fetch(&self, args: WebFetchArgs) -> Result<Value, ToolError> {
-        let url = Url::parse(args.url.trim())
-            .map_err(|e| ToolError::new(format!("invalid arguments: url: {e}")))?;
+        let url = Url::parse(args.url.trim()).map_err(|e| ToolError::new(format!("invalid arguments: url: {e}")))?;
         let max_bytes = match args.max_bytes {
-            Some(0) => {
-                return Err(ToolError::new(
-                    "invalid arguments: max_bytes: must be at least 1",
-                ))
-            }
-            Some(n) => usize::try_from(n)
-                .unwrap_or(usize::MAX)
-                .min(self.limits.max_bytes),
+            Some(0) => return Err(ToolError::new("invalid arguments: max_bytes: must be at least 1")),
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(self.limits.max_bytes),
             None => self.limits.max_bytes,
         };
         let total = self.limits.total_timeout;
@@ -111,21 +97,12 @@ impl WebFetch {
         let mut current = without_credentials(url);
         let mut redirects = 0;
         loop {
-            let addrs = self
-                .policy
-                .resolve_all_checked(&current)
-                .await
-                .map_err(ToolError::new)?;
+            let addrs = self.policy.resolve_all_checked(&current).await.map_err(ToolError::new)?;
             tracing::debug!(url = %current, addrs = ?addrs, "web_fetch request");
             let client = self.client_for(&current, &addrs)?;
             let response = client
                 .get(current.clone())
-                .header(
-                    ACCEPT,
-                    HeaderValue::from_static(
-                        "text/html, text/plain;q=0.9, application/json;q=0.9, */*;q=0.1",
-                    ),
-                )
+                .header(ACCEPT, HeaderValue::from_static("text/html, text/plain;q=0.9, application/json;q=0.9, */*;q=0.1"))
                 .send()
                 .await
                 .map_err(|e| request_error(&e, self.limits.total_timeout))?;
@@ -134,16 +111,10 @@ impl WebFetch {
             if is_redirect(status) {
                 if let Some(location) = response.headers().get(LOCATION) {
                     if redirects == MAX_REDIRECTS {
-                        return Err(ToolError::new(format!(
-                            "too many redirects (more than {MAX_REDIRECTS})"
-                        )));
+                        return Err(ToolError::new(format!("too many redirects (more than {MAX_REDIRECTS})")));
                     }
-                    let location = location
-                        .to_str()
-                        .map_err(|_| ToolError::new("redirect with a non-ASCII Location header"))?;
-                    let next = current.join(location).map_err(|e| {
-                        ToolError::new(format!("redirect to an invalid URL {location:?}: {e}"))
-                    })?;
+                    let location = location.to_str().map_err(|_| ToolError::new("redirect with a non-ASCII Location header"))?;
+                    let next = current.join(location).map_err(|e| ToolError::new(format!("redirect to an invalid URL {location:?}: {e}")))?;
                     current = without_credentials(next);
                     redirects += 1;
                     continue;
@@ -166,14 +137,9 @@ impl WebFetch {
         if let Some(Host::Domain(domain)) = url.host() {
             // Only the checked addresses, for this one name; any other lookup fails instead of
             // reaching the system resolver.
-            builder = builder.dns_resolver(Arc::new(PinnedResolver {
-                name: domain.to_string(),
-                addrs: addrs.to_vec(),
-            }));
+            builder = builder.dns_resolver(Arc::new(PinnedResolver { name: domain.to_string(), addrs: addrs.to_vec() }));
         }
-        builder
-            .build()
-            .map_err(|e| ToolError::new(format!("could not build HTTP client: {e}")))
+        builder.build().map_err(|e| ToolError::new(format!("could not build HTTP client: {e}")))
     }
 }
 
@@ -185,12 +151,11 @@ struct PinnedResolver {
 
 impl reqwest::dns::Resolve for PinnedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let result: Result<reqwest::dns::Addrs, Box<dyn std::error::Error + Send + Sync>> =
-            if name.as_str() == self.name {
-                Ok(Box::new(self.addrs.clone().into_iter()))
-            } else {
-                Err(format!("lookup of {} refused: not the checked host", name.as_str()).into())
-            };
+        let result: Result<reqwest::dns::Addrs, Box<dyn std::error::Error + Send + Sync>> = if name.as_str() == self.name {
+            Ok(Box::new(self.addrs.clone().into_iter()))
+        } else {
+            Err(format!("lookup of {} refused: not the checked host", name.as_str()).into())
+        };
         Box::pin(std::future::ready(result))
     }
 }
@@ -233,12 +198,7 @@ enum Kind {
 }
 
 fn kind_of(content_type: &str) -> Kind {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match essence.as_str() {
         "" => Kind::Unknown,
         "text/html" | "application/xhtml+xml" => Kind::Html,
@@ -272,26 +232,15 @@ fn unsupported(content_type: &str) -> ToolError {
     ))
 }
 
-async fn read_response(
-    mut response: reqwest::Response,
-    url: Url,
-    max_bytes: usize,
-) -> Result<Value, ToolError> {
+async fn read_response(mut response: reqwest::Response, url: Url, max_bytes: usize) -> Result<Value, ToolError> {
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default();
+    let content_type = response.headers().get(CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default();
     let mut kind = kind_of(&content_type);
     if kind == Kind::Binary {
         return Err(unsupported(&content_type));
     }
 
-    let expected = response
-        .content_length()
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(0);
+    let expected = response.content_length().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
     let mut body = Vec::with_capacity(expected.min(max_bytes).min(256 * 1024));
     let mut truncated = false;
     while let Some(chunk) = response.chunk().await.map_err(|e| {

@@ -6,27 +6,10 @@
 //! Runs in linear time on any input, well-formed or not.
 
 /// Elements whose content is never shown as text.
-const SKIP_CONTENT: &[&str] = &[
-    "script", "style", "noscript", "template", "svg", "math", "canvas", "iframe", "object",
-];
+const SKIP_CONTENT: &[&str] = &["script", "style", "noscript", "template", "svg", "math", "canvas", "iframe", "object"];
 
 /// Elements separated from their surroundings by a blank line.
-const PARAGRAPH: &[&str] = &[
-    "p",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "ul",
-    "ol",
-    "dl",
-    "table",
-    "blockquote",
-    "pre",
-    "title",
-];
+const PARAGRAPH: &[&str] = &["p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "table", "blockquote", "pre", "title"];
 
 /// Elements that start on a new line.
 const BLOCK: &[&str] = &[
@@ -95,10 +78,7 @@ pub fn html_to_text(html: &str) -> String {
             continue;
         }
         let mut name_end = name_start;
-        while bytes
-            .get(name_end)
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b':')
-        {
+        while bytes.get(name_end).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b':') {
             name_end += 1;
         }
         out.text(&html[text_start..i], pre_depth > 0);
@@ -171,10 +151,7 @@ fn find_closing(lower: &str, from: usize, close: &str) -> usize {
 }
 
 fn find_from(haystack: &str, from: usize, needle: &str) -> Option<usize> {
-    haystack
-        .get(from..)
-        .and_then(|h| h.find(needle))
-        .map(|p| p + from)
+    haystack.get(from..).and_then(|h| h.find(needle)).map(|p| p + from)
 }
 
 /// Output with whitespace normalization: runs of whitespace become one space, lines are
@@ -187,11 +164,7 @@ struct Out {
 
 impl Out {
     fn with_capacity(n: usize) -> Self {
-        Self {
-            s: String::with_capacity(n),
-            pending_space: false,
-            pending_newlines: 0,
-        }
+        Self { s: String::with_capacity(n), pending_space: false, pending_newlines: 0 }
     }
 
     fn block(&mut self, newlines: usize) {
@@ -361,19 +334,13 @@ mod tests {
             <body><!-- hidden --><h1>Hello</h1><p>One   two
             three.</p><ul><li>a</li><li>b</li></ul><p>x &lt; y &#8212; &#x41;</p>
             <noscript>enable js</noscript><div>last<br/>line</div></body></html>"#;
-        assert_eq!(
-            html_to_text(html),
-            "T & C\n\nHello\n\nOne two three.\n\n- a\n- b\n\nx < y — A\n\nlast\nline"
-        );
+        assert_eq!(html_to_text(html), "T & C\n\nHello\n\nOne two three.\n\n- a\n- b\n\nx < y — A\n\nlast\nline");
     }
 
     #[test]
     fn keeps_pre_whitespace_and_literal_angle_brackets() {
         let html = "<p>1 < 2 and a&b</p><pre>fn main() {\n    x();\n}</pre>";
-        assert_eq!(
-            html_to_text(html),
-            "1 < 2 and a&b\n\nfn main() {\n    x();\n}"
-        );
+        assert_eq!(html_to_text(html), "1 < 2 and a&b\n\nfn main() {\n    x();\n}");
     }
 
     #[test]

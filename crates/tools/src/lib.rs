@@ -62,9 +62,7 @@ pub struct ToolError {
 
 impl ToolError {
     pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
+        Self { message: message.into() }
     }
 }
 
@@ -95,11 +93,7 @@ impl From<&str> for ToolError {
 /// `invalid arguments: url: invalid type: integer `5`, expected a string`, or
 /// `invalid arguments: missing field `url``.
 pub fn parse_args<T: DeserializeOwned>(args: Value) -> Result<T, ToolError> {
-    let args = if args.is_null() {
-        Value::Object(serde_json::Map::new())
-    } else {
-        args
-    };
+    let args = if args.is_null() { Value::Object(serde_json::Map::new()) } else { args };
     serde_path_to_error::deserialize(args).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -115,31 +109,22 @@ pub fn parse_args<T: DeserializeOwned>(args: Value) -> Result<T, ToolError> {
 /// to a model: no `$schema`/`title`/root `description` keys (the tool's own description says
 /// it), and always an object with `properties`.
 pub fn schema_of<T: JsonSchema>() -> Value {
-    let schema = schemars::generate::SchemaSettings::draft2020_12()
-        .with(|s| s.inline_subschemas = true)
-        .for_deserialize()
-        .into_generator()
-        .into_root_schema_for::<T>();
+    let schema =
+        schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true).for_deserialize().into_generator().into_root_schema_for::<T>();
     let mut value = schema.to_value();
     if let Value::Object(map) = &mut value {
         map.remove("$schema");
         map.remove("title");
         map.remove("description");
-        map.entry("type")
-            .or_insert_with(|| Value::String("object".into()));
-        map.entry("properties")
-            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        map.entry("type").or_insert_with(|| Value::String("object".into()));
+        map.entry("properties").or_insert_with(|| Value::Object(serde_json::Map::new()));
     }
     value
 }
 
 /// `(name, description, parameters)` of a tool, as offered to the model.
 pub fn spec_of(tool: &dyn Tool) -> (String, String, Value) {
-    (
-        tool.name().to_string(),
-        tool.description().to_string(),
-        tool.parameters(),
-    )
+    (tool.name().to_string(), tool.description().to_string(), tool.parameters())
 }
 
 /// The tools offered to the model for one run, in offer order, looked up by name.
@@ -207,12 +192,7 @@ impl ToolSet {
     }
 
     /// Call a tool by name; an unknown name is a [`ToolError`] for the model.
-    pub async fn call(
-        &self,
-        name: &str,
-        args: Value,
-        ctx: &ToolContext,
-    ) -> Result<Value, ToolError> {
+    pub async fn call(&self, name: &str, args: Value, ctx: &ToolContext) -> Result<Value, ToolError> {
         match self.get(name) {
             Some(tool) => tool.call(args, ctx).await,
             None => Err(ToolError::new(format!("unknown tool: {name}"))),
@@ -222,8 +202,6 @@ impl ToolSet {
 
 impl fmt::Debug for ToolSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ToolSet")
-            .field("tools", &self.names())
-            .finish()
+        f.debug_struct("ToolSet").field("tools", &self.names()).finish()
     }
 }

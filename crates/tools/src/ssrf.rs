@@ -141,10 +141,7 @@ impl AllowEntry {
             let (inner, after) = rest.split_once(']').ok_or_else(|| invalid("missing ']'"))?;
             let port = match after {
                 "" => None,
-                p => Some(
-                    p.strip_prefix(':')
-                        .ok_or_else(|| invalid("expected ':port' after ']'"))?,
-                ),
+                p => Some(p.strip_prefix(':').ok_or_else(|| invalid("expected ':port' after ']'"))?),
             };
             (inner, port)
         } else if s.parse::<IpNet>().is_ok() || s.parse::<IpAddr>().is_ok() {
@@ -190,11 +187,7 @@ impl AllowEntry {
     fn host_matches(&self, name: Option<&str>, ip: Option<IpAddr>) -> bool {
         match &self.host {
             AllowHost::Name(n) => name.is_some_and(|h| trim_dot(h) == n),
-            AllowHost::Suffix(d) => name.is_some_and(|h| {
-                trim_dot(h)
-                    .strip_suffix(d.as_str())
-                    .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
-            }),
+            AllowHost::Suffix(d) => name.is_some_and(|h| trim_dot(h).strip_suffix(d.as_str()).is_some_and(|head| head.len() > 1 && head.ends_with('.'))),
             AllowHost::Net(net) => ip.is_some_and(|ip| net.contains(&canonical(ip))),
         }
     }
@@ -221,9 +214,7 @@ impl fmt::Display for AllowEntry {
         let host = match &self.host {
             AllowHost::Name(n) => n.clone(),
             AllowHost::Suffix(d) => format!("*.{d}"),
-            AllowHost::Net(net) if net.prefix_len() == net.max_prefix_len() => {
-                net.addr().to_string()
-            }
+            AllowHost::Net(net) if net.prefix_len() == net.max_prefix_len() => net.addr().to_string(),
             AllowHost::Net(net) => net.to_string(),
         };
         match (self.port, v6) {
@@ -265,14 +256,8 @@ pub struct SsrfPolicy {
 impl SsrfPolicy {
     /// Build from configuration strings (see [`AllowEntry`] for the entry syntax).
     pub fn new<S: AsRef<str>>(allow_private: bool, allowlist: &[S]) -> Result<Self, String> {
-        let allowlist = allowlist
-            .iter()
-            .map(|e| AllowEntry::parse(e.as_ref()))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            allow_private,
-            allowlist,
-        })
+        let allowlist = allowlist.iter().map(|e| AllowEntry::parse(e.as_ref())).collect::<Result<_, _>>()?;
+        Ok(Self { allow_private, allowlist })
     }
 
     /// Checks that need no DNS: scheme, host presence, port (as far as it can be decided before
@@ -281,15 +266,9 @@ impl SsrfPolicy {
     pub fn check_url(&self, url: &Url) -> Result<(), String> {
         match url.scheme() {
             "http" | "https" => {}
-            other => {
-                return Err(blocked(format_args!(
-                    "scheme \"{other}\" is not allowed (only http and https)"
-                )))
-            }
+            other => return Err(blocked(format_args!("scheme \"{other}\" is not allowed (only http and https)"))),
         }
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| blocked("URL has no port"))?;
+        let port = url.port_or_known_default().ok_or_else(|| blocked("URL has no port"))?;
         match url.host() {
             None => Err(blocked("URL has no host")),
             Some(Host::Ipv4(ip)) => self.check_addr(None, IpAddr::V4(ip), port),
@@ -300,11 +279,7 @@ impl SsrfPolicy {
                 }
                 // Address-based entries can only be decided after resolution.
                 let maybe = STANDARD_PORTS.contains(&port)
-                    || self.allowlist.iter().any(|e| {
-                        e.port == Some(port)
-                            && (e.host_matches(Some(name), None)
-                                || matches!(e.host, AllowHost::Net(_)))
-                    });
+                    || self.allowlist.iter().any(|e| e.port == Some(port) && (e.host_matches(Some(name), None) || matches!(e.host, AllowHost::Net(_))));
                 if maybe {
                     Ok(())
                 } else {
@@ -317,25 +292,15 @@ impl SsrfPolicy {
     /// Full check of a connection to `ip:port` for host name `name` (`None` for IP-literal
     /// URLs). Errors start with [`BLOCKED_PREFIX`].
     pub fn check_addr(&self, name: Option<&str>, ip: IpAddr, port: u16) -> Result<(), String> {
-        let port_ok = STANDARD_PORTS.contains(&port)
-            || self
-                .allowlist
-                .iter()
-                .any(|e| e.port == Some(port) && e.host_matches(name, Some(ip)));
+        let port_ok = STANDARD_PORTS.contains(&port) || self.allowlist.iter().any(|e| e.port == Some(port) && e.host_matches(name, Some(ip)));
         if !port_ok {
             return Err(port_blocked(port));
         }
         if let Some(reason) = classify_ip(ip) {
-            let allowed = self.allow_private
-                || self
-                    .allowlist
-                    .iter()
-                    .any(|e| e.matches(name, Some(ip), port));
+            let allowed = self.allow_private || self.allowlist.iter().any(|e| e.matches(name, Some(ip), port));
             if !allowed {
                 return Err(match name {
-                    Some(name) => blocked(format_args!(
-                        "{name} resolves to {ip}, which is not a public address ({reason})"
-                    )),
+                    Some(name) => blocked(format_args!("{name} resolves to {ip}, which is not a public address ({reason})")),
                     None => blocked(format_args!("{ip} is not a public address ({reason})")),
                 });
             }
@@ -348,10 +313,7 @@ impl SsrfPolicy {
     /// [`BLOCKED_PREFIX`]; resolution failures start with `"could not resolve host"`.
     pub async fn resolve_checked(&self, url: &Url) -> Result<SocketAddr, String> {
         let addrs = self.resolve_all_checked(url).await?;
-        addrs
-            .first()
-            .copied()
-            .ok_or_else(|| "could not resolve host: no addresses".to_string())
+        addrs.first().copied().ok_or_else(|| "could not resolve host: no addresses".to_string())
     }
 
     /// Like [`resolve_checked`](Self::resolve_checked) but returns every resolved address (all
@@ -359,9 +321,7 @@ impl SsrfPolicy {
     /// IPv4 while still connecting only to checked addresses.
     pub async fn resolve_all_checked(&self, url: &Url) -> Result<Vec<SocketAddr>, String> {
         self.check_url(url)?;
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| blocked("URL has no port"))?;
+        let port = url.port_or_known_default().ok_or_else(|| blocked("URL has no port"))?;
         let name = match url.host() {
             Some(Host::Ipv4(ip)) => return Ok(vec![SocketAddr::new(IpAddr::V4(ip), port)]),
             Some(Host::Ipv6(ip)) => return Ok(vec![SocketAddr::new(IpAddr::V6(ip), port)]),
@@ -386,9 +346,7 @@ impl SsrfPolicy {
 }
 
 fn port_blocked(port: u16) -> String {
-    blocked(format_args!(
-        "port {port} is not allowed (only 80, 443, 8080 and 8443 unless allow-listed as host:port)"
-    ))
+    blocked(format_args!("port {port} is not allowed (only 80, 443, 8080 and 8443 unless allow-listed as host:port)"))
 }
 
 #[cfg(test)]
@@ -415,29 +373,13 @@ mod tests {
             let again = AllowEntry::parse(&e.to_string()).unwrap();
             assert_eq!(e, again, "{s}");
         }
-        assert_eq!(
-            AllowEntry::parse("EXAMPLE.com.").unwrap().host,
-            AllowHost::Name("example.com".into())
-        );
-        assert_eq!(
-            AllowEntry::parse("::1").unwrap().host,
-            AllowHost::Net("::1/128".parse().unwrap())
-        );
+        assert_eq!(AllowEntry::parse("EXAMPLE.com.").unwrap().host, AllowHost::Name("example.com".into()));
+        assert_eq!(AllowEntry::parse("::1").unwrap().host, AllowHost::Net("::1/128".parse().unwrap()));
     }
 
     #[test]
     fn bad_entries_rejected() {
-        for s in [
-            "",
-            "http://example.com",
-            "example.com:0",
-            "example.com:99999",
-            "example.com:x",
-            "::1:8080x",
-            "[::1",
-            "[::1]8080",
-            "*.1.2.3.4",
-        ] {
+        for s in ["", "http://example.com", "example.com:0", "example.com:99999", "example.com:x", "::1:8080x", "[::1", "[::1]8080", "*.1.2.3.4"] {
             assert!(AllowEntry::parse(s).is_err(), "{s:?} should be rejected");
         }
     }

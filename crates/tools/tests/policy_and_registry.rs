@@ -6,10 +6,7 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tools::{
-    classify_ip, parse_args, spec_of, CurrentTime, SsrfPolicy, Tool, ToolContext, ToolError,
-    ToolSet, WebFetch, BLOCKED_PREFIX,
-};
+use tools::{classify_ip, parse_args, spec_of, CurrentTime, SsrfPolicy, Tool, ToolContext, ToolError, ToolSet, WebFetch, BLOCKED_PREFIX};
 use url::Url;
 
 fn ip(s: &str) -> IpAddr {
@@ -73,10 +70,7 @@ fn classifier_refuses_every_non_public_range() {
     ];
     for (addr, reason) in refused {
         let got = classify_ip(ip(addr));
-        assert!(
-            got.is_some_and(|r| r.contains(reason)),
-            "{addr}: expected {reason:?}, got {got:?}"
-        );
+        assert!(got.is_some_and(|r| r.contains(reason)), "{addr}: expected {reason:?}, got {got:?}");
     }
 
     let public = [
@@ -111,10 +105,7 @@ fn check(policy: &SsrfPolicy, url: &str) -> Result<(), String> {
 
 fn assert_refused(result: Result<(), String>, contains: &str) {
     let err = result.expect_err("expected a refusal");
-    assert!(
-        err.starts_with(&format!("{BLOCKED_PREFIX}: ")) && err.contains(contains),
-        "{err:?} should contain {contains:?}"
-    );
+    assert!(err.starts_with(&format!("{BLOCKED_PREFIX}: ")) && err.contains(contains), "{err:?} should contain {contains:?}");
 }
 
 #[test]
@@ -148,21 +139,10 @@ fn check_url_without_dns() {
     assert_refused(check(&strict, "ftp://example.com/"), "scheme \"ftp\"");
     assert_refused(check(&strict, "ws://example.com/"), "scheme \"ws\"");
     // Ports.
-    for url in [
-        "http://8.8.8.8/",
-        "https://8.8.8.8/",
-        "http://8.8.8.8:8080/",
-        "https://8.8.8.8:8443/",
-        "http://example.com/",
-        "https://example.com:443/",
-    ] {
+    for url in ["http://8.8.8.8/", "https://8.8.8.8/", "http://8.8.8.8:8080/", "https://8.8.8.8:8443/", "http://example.com/", "https://example.com:443/"] {
         assert_eq!(check(&strict, url), Ok(()), "{url}");
     }
-    for url in [
-        "http://8.8.8.8:22/",
-        "http://example.com:6379/",
-        "https://example.com:8000/",
-    ] {
+    for url in ["http://8.8.8.8:22/", "http://example.com:6379/", "https://example.com:8000/"] {
         assert_refused(check(&strict, url), "port");
     }
 }
@@ -174,18 +154,7 @@ fn allow_private_and_allowlist() {
     assert_eq!(check(&private, "http://[::1]:8080/"), Ok(()));
     assert_refused(check(&private, "http://10.0.0.1:6379/"), "port 6379");
 
-    let list = SsrfPolicy::new(
-        false,
-        &[
-            "10.0.0.0/8",
-            "127.0.0.1:9000",
-            "[::1]:8081",
-            "internal.example",
-            "cache.example:6379",
-            "*.corp.example",
-        ],
-    )
-    .unwrap();
+    let list = SsrfPolicy::new(false, &["10.0.0.0/8", "127.0.0.1:9000", "[::1]:8081", "internal.example", "cache.example:6379", "*.corp.example"]).unwrap();
     assert_eq!(check(&list, "http://10.1.2.3/"), Ok(()));
     assert_refused(check(&list, "http://10.1.2.3:9000/"), "port 9000");
     assert_refused(check(&list, "http://192.168.0.1/"), "RFC 1918");
@@ -199,26 +168,11 @@ fn allow_private_and_allowlist() {
     assert_refused(check(&list, "http://other.example:6379/"), "port");
 
     // Host-name entries lift the private rule for addresses that name resolves to.
-    assert_eq!(
-        list.check_addr(Some("internal.example"), ip("10.9.9.9"), 80),
-        Ok(())
-    );
-    assert_eq!(
-        list.check_addr(Some("internal.example."), ip("127.0.0.1"), 80),
-        Ok(())
-    );
-    assert_eq!(
-        list.check_addr(Some("a.corp.example"), ip("192.168.1.1"), 443),
-        Ok(())
-    );
-    assert_refused(
-        list.check_addr(Some("corp.example"), ip("192.168.1.1"), 443),
-        "corp.example resolves to 192.168.1.1",
-    );
-    assert_refused(
-        list.check_addr(Some("other.example"), ip("169.254.169.254"), 80),
-        "link-local",
-    );
+    assert_eq!(list.check_addr(Some("internal.example"), ip("10.9.9.9"), 80), Ok(()));
+    assert_eq!(list.check_addr(Some("internal.example."), ip("127.0.0.1"), 80), Ok(()));
+    assert_eq!(list.check_addr(Some("a.corp.example"), ip("192.168.1.1"), 443), Ok(()));
+    assert_refused(list.check_addr(Some("corp.example"), ip("192.168.1.1"), 443), "corp.example resolves to 192.168.1.1");
+    assert_refused(list.check_addr(Some("other.example"), ip("169.254.169.254"), 80), "link-local");
     // Address entries also match IPv4-mapped forms.
     assert_eq!(list.check_addr(None, ip("::ffff:10.0.0.1"), 80), Ok(()));
 
@@ -232,47 +186,28 @@ fn allow_private_and_allowlist() {
 #[tokio::test]
 async fn resolve_checked_checks_resolved_addresses() {
     let strict = SsrfPolicy::default();
-    let err = strict
-        .resolve_checked(&Url::parse("http://localhost/").unwrap())
-        .await
-        .unwrap_err();
-    assert!(
-        err.starts_with("blocked by SSRF policy: localhost resolves to"),
-        "{err}"
-    );
+    let err = strict.resolve_checked(&Url::parse("http://localhost/").unwrap()).await.unwrap_err();
+    assert!(err.starts_with("blocked by SSRF policy: localhost resolves to"), "{err}");
 
     let private = SsrfPolicy::new::<&str>(true, &[]).unwrap();
-    let addr = private
-        .resolve_checked(&Url::parse("http://localhost:8080/").unwrap())
-        .await
-        .unwrap();
+    let addr = private.resolve_checked(&Url::parse("http://localhost:8080/").unwrap()).await.unwrap();
     assert!(addr.ip().is_loopback());
     assert_eq!(addr.port(), 8080);
 
-    let literal = private
-        .resolve_checked(&Url::parse("https://10.0.0.1/").unwrap())
-        .await
-        .unwrap();
+    let literal = private.resolve_checked(&Url::parse("https://10.0.0.1/").unwrap()).await.unwrap();
     assert_eq!(literal, "10.0.0.1:443".parse::<SocketAddr>().unwrap());
 
-    let err = strict
-        .resolve_checked(&Url::parse("http://no-such-host.invalid/").unwrap())
-        .await
-        .unwrap_err();
+    let err = strict.resolve_checked(&Url::parse("http://no-such-host.invalid/").unwrap()).await.unwrap_err();
     assert!(err.starts_with("could not resolve host"), "{err}");
 }
 
 #[tokio::test]
 async fn current_time_uses_the_injected_clock() {
-    let fixed = Utc.with_ymd_and_hms(2026, 5, 15, 14, 32, 0).unwrap()
-        + chrono::Duration::microseconds(123_456);
+    let fixed = Utc.with_ymd_and_hms(2026, 5, 15, 14, 32, 0).unwrap() + chrono::Duration::microseconds(123_456);
     let tool = CurrentTime::with_clock(Arc::new(move || fixed));
     assert_eq!(tool.name(), "current_time");
     assert!(tool.read_only());
-    assert_eq!(
-        tool.parameters(),
-        json!({ "type": "object", "properties": {} })
-    );
+    assert_eq!(tool.parameters(), json!({ "type": "object", "properties": {} }));
     let ctx = ToolContext::default();
     let expected = json!({ "utc": "2026-05-15T14:32:00.123456Z", "unix": 1_778_855_520 });
     assert_eq!(tool.call(json!({}), &ctx).await.unwrap(), expected);
@@ -326,11 +261,7 @@ async fn tool_set_lookup_specs_and_calls() {
     assert_eq!(specs[1].0, "web_fetch");
     assert_eq!(specs[1], spec_of(set.get("web_fetch").unwrap().as_ref()));
 
-    let ctx = ToolContext {
-        session_id: "sess".into(),
-        run_id: "run".into(),
-        user_id: "user".into(),
-    };
+    let ctx = ToolContext { session_id: "sess".into(), run_id: "run".into(), user_id: "user".into() };
     let out = set.call("echo", json!({ "x": 1 }), &ctx).await.unwrap();
     assert_eq!(out, json!({ "args": { "x": 1 }, "session": "sess" }));
     let err = set.call("nope", json!({}), &ctx).await.unwrap_err();
@@ -351,12 +282,7 @@ fn parse_args_names_the_bad_field() {
         count: u32,
     }
     let err = parse_args::<Args>(json!({ "name": "x", "inner": { "count": "many" } })).unwrap_err();
-    assert!(
-        err.message
-            .starts_with("invalid arguments: inner.count: invalid type"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.starts_with("invalid arguments: inner.count: invalid type"), "{}", err.message);
     let err = parse_args::<Args>(json!({ "inner": { "count": 1 } })).unwrap_err();
     assert_eq!(err.message, "invalid arguments: missing field `name`");
     assert!(parse_args::<Args>(json!({ "name": "x", "inner": { "count": 1 } })).is_ok());

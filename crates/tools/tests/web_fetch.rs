@@ -24,11 +24,7 @@ const PAGE: &str = r#"<!doctype html>
 </body></html>"#;
 
 fn ctx() -> ToolContext {
-    ToolContext {
-        session_id: "s".into(),
-        run_id: "r".into(),
-        user_id: "u".into(),
-    }
+    ToolContext { session_id: "s".into(), run_id: "r".into(), user_id: "u".into() }
 }
 
 /// Accepts connections, counts them, never answers.
@@ -51,23 +47,9 @@ async fn silent_listener() -> (SocketAddr, Arc<AtomicUsize>) {
 async fn site(other: SocketAddr) -> SocketAddr {
     let big = "a".repeat(3 * 1024 * 1024);
     let router = Router::new()
-        .route(
-            "/html",
-            get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE) }),
-        )
-        .route(
-            "/text",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/plain")],
-                    "plain <b>text</b>\n  kept   as is",
-                )
-            }),
-        )
-        .route(
-            "/json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], r#"{"a":1}"#) }),
-        )
+        .route("/html", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE) }))
+        .route("/text", get(|| async { ([(header::CONTENT_TYPE, "text/plain")], "plain <b>text</b>\n  kept   as is") }))
+        .route("/json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], r#"{"a":1}"#) }))
         .route(
             "/big",
             get(move || {
@@ -75,58 +57,16 @@ async fn site(other: SocketAddr) -> SocketAddr {
                 async move { ([(header::CONTENT_TYPE, "text/plain")], big) }
             }),
         )
-        .route(
-            "/png",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "image/png")],
-                    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(),
-                )
-            }),
-        )
-        .route(
-            "/missing",
-            get(|| async {
-                (
-                    StatusCode::NOT_FOUND,
-                    [(header::CONTENT_TYPE, "text/plain")],
-                    "nope",
-                )
-            }),
-        )
+        .route("/png", get(|| async { ([(header::CONTENT_TYPE, "image/png")], b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec()) }))
+        .route("/missing", get(|| async { (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain")], "nope") }))
         .route("/headers", get(echo_headers))
-        .route(
-            "/set-cookie",
-            get(|| async {
-                (
-                    [(header::SET_COOKIE, "session=secret; Path=/")],
-                    Redirect::to("/headers"),
-                )
-            }),
-        )
+        .route("/set-cookie", get(|| async { ([(header::SET_COOKIE, "session=secret; Path=/")], Redirect::to("/headers")) }))
         .route("/to-text", get(|| async { Redirect::to("/text") }))
-        .route(
-            "/to-metadata",
-            get(|| async { Redirect::temporary("http://169.254.169.254/latest/meta-data/") }),
-        )
-        .route(
-            "/to-private",
-            get(|| async { Redirect::permanent("http://10.0.0.1/") }),
-        )
-        .route(
-            "/to-mapped",
-            get(|| async { Redirect::to("http://[::ffff:127.0.0.1]:8080/") }),
-        )
-        .route(
-            "/to-other",
-            get(
-                move || async move { Redirect::to(&format!("http://127.0.0.1:{}/", other.port())) },
-            ),
-        )
-        .route(
-            "/to-file",
-            get(|| async { Redirect::to("file:///etc/passwd") }),
-        )
+        .route("/to-metadata", get(|| async { Redirect::temporary("http://169.254.169.254/latest/meta-data/") }))
+        .route("/to-private", get(|| async { Redirect::permanent("http://10.0.0.1/") }))
+        .route("/to-mapped", get(|| async { Redirect::to("http://[::ffff:127.0.0.1]:8080/") }))
+        .route("/to-other", get(move || async move { Redirect::to(&format!("http://127.0.0.1:{}/", other.port())) }))
+        .route("/to-file", get(|| async { Redirect::to("file:///etc/passwd") }))
         .route("/loop", get(|| async { Redirect::to("/loop") }));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -137,10 +77,7 @@ async fn site(other: SocketAddr) -> SocketAddr {
 }
 
 async fn echo_headers(headers: HeaderMap) -> Response {
-    let mut lines: Vec<String> = headers
-        .iter()
-        .map(|(k, v)| format!("{}: {}", k.as_str(), v.to_str().unwrap_or("?")))
-        .collect();
+    let mut lines: Vec<String> = headers.iter().map(|(k, v)| format!("{}: {}", k.as_str(), v.to_str().unwrap_or("?"))).collect();
     lines.sort();
     ([(header::CONTENT_TYPE, "text/plain")], lines.join("\n")).into_response()
 }
@@ -156,16 +93,8 @@ async fn fetch(tool: &WebFetch, url: &str) -> Result<Value, ToolError> {
 
 fn assert_blocked(result: Result<Value, ToolError>, contains: &str) {
     let err = result.expect_err("expected an SSRF refusal");
-    assert!(
-        err.message.starts_with(&format!("{BLOCKED_PREFIX}: ")),
-        "unexpected message: {}",
-        err.message
-    );
-    assert!(
-        err.message.contains(contains),
-        "{:?} should contain {contains:?}",
-        err.message
-    );
+    assert!(err.message.starts_with(&format!("{BLOCKED_PREFIX}: ")), "unexpected message: {}", err.message);
+    assert!(err.message.contains(contains), "{:?} should contain {contains:?}", err.message);
 }
 
 #[tokio::test]
@@ -173,17 +102,12 @@ async fn html_is_converted_to_text() {
     let (other, _) = silent_listener().await;
     let addr = site(other).await;
     let tool = allowed(addr);
-    let out = fetch(&tool, &format!("http://127.0.0.1:{}/html", addr.port()))
-        .await
-        .unwrap();
+    let out = fetch(&tool, &format!("http://127.0.0.1:{}/html", addr.port())).await.unwrap();
     assert_eq!(out["status"], 200);
     assert_eq!(out["content_type"], "text/html; charset=utf-8");
     assert_eq!(out["truncated"], false);
     assert_eq!(out["url"], format!("http://127.0.0.1:{}/html", addr.port()));
-    assert_eq!(
-        out["text"],
-        "Test page\n\nHeading\n\nFirst & only paragraph.\n\n- one\n- two"
-    );
+    assert_eq!(out["text"], "Test page\n\nHeading\n\nFirst & only paragraph.\n\n- one\n- two");
 }
 
 #[tokio::test]
@@ -191,14 +115,10 @@ async fn plain_text_and_json_are_returned_as_is() {
     let (other, _) = silent_listener().await;
     let addr = site(other).await;
     let tool = allowed(addr);
-    let out = fetch(&tool, &format!("http://127.0.0.1:{}/text", addr.port()))
-        .await
-        .unwrap();
+    let out = fetch(&tool, &format!("http://127.0.0.1:{}/text", addr.port())).await.unwrap();
     assert_eq!(out["text"], "plain <b>text</b>\n  kept   as is");
     assert_eq!(out["content_type"], "text/plain");
-    let out = fetch(&tool, &format!("http://127.0.0.1:{}/json", addr.port()))
-        .await
-        .unwrap();
+    let out = fetch(&tool, &format!("http://127.0.0.1:{}/json", addr.port())).await.unwrap();
     assert_eq!(out["text"], r#"{"a":1}"#);
 }
 
@@ -206,12 +126,7 @@ async fn plain_text_and_json_are_returned_as_is() {
 async fn error_statuses_are_results_not_errors() {
     let (other, _) = silent_listener().await;
     let addr = site(other).await;
-    let out = fetch(
-        &allowed(addr),
-        &format!("http://127.0.0.1:{}/missing", addr.port()),
-    )
-    .await
-    .unwrap();
+    let out = fetch(&allowed(addr), &format!("http://127.0.0.1:{}/missing", addr.port())).await.unwrap();
     assert_eq!(out["status"], 404);
     assert_eq!(out["text"], "nope");
 }
@@ -228,26 +143,14 @@ async fn body_is_capped_at_2_mib() {
     assert_eq!(out["text"].as_str().unwrap().len(), 2 * 1024 * 1024);
 
     // A smaller per-call cap, and a larger one clamped to the limit.
-    let out = tool
-        .call(json!({ "url": url, "max_bytes": 10 }), &ctx())
-        .await
-        .unwrap();
+    let out = tool.call(json!({ "url": url, "max_bytes": 10 }), &ctx()).await.unwrap();
     assert_eq!(out["text"], "aaaaaaaaaa");
     assert_eq!(out["truncated"], true);
-    let out = tool
-        .call(json!({ "url": url, "max_bytes": 100_000_000u64 }), &ctx())
-        .await
-        .unwrap();
+    let out = tool.call(json!({ "url": url, "max_bytes": 100_000_000u64 }), &ctx()).await.unwrap();
     assert_eq!(out["text"].as_str().unwrap().len(), 2 * 1024 * 1024);
 
     // Not truncated when the body fits.
-    let out = tool
-        .call(
-            json!({ "url": format!("http://127.0.0.1:{}/json", addr.port()), "max_bytes": 7 }),
-            &ctx(),
-        )
-        .await
-        .unwrap();
+    let out = tool.call(json!({ "url": format!("http://127.0.0.1:{}/json", addr.port()), "max_bytes": 7 }), &ctx()).await.unwrap();
     assert_eq!(out["truncated"], false);
 }
 
@@ -255,43 +158,21 @@ async fn body_is_capped_at_2_mib() {
 async fn binary_content_is_refused() {
     let (other, _) = silent_listener().await;
     let addr = site(other).await;
-    let err = fetch(
-        &allowed(addr),
-        &format!("http://127.0.0.1:{}/png", addr.port()),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        err.message
-            .starts_with("unsupported content type image/png"),
-        "{}",
-        err.message
-    );
+    let err = fetch(&allowed(addr), &format!("http://127.0.0.1:{}/png", addr.port())).await.unwrap_err();
+    assert!(err.message.starts_with("unsupported content type image/png"), "{}", err.message);
 }
 
 #[tokio::test]
 async fn loopback_is_refused_by_default_without_connecting() {
     let (addr, count) = silent_listener().await;
     let strict = WebFetch::new(SsrfPolicy::default());
-    assert_blocked(
-        fetch(&strict, &format!("http://127.0.0.1:{}/", addr.port())).await,
-        "",
-    );
+    assert_blocked(fetch(&strict, &format!("http://127.0.0.1:{}/", addr.port())).await, "");
     // Standard ports: refused for the address itself.
-    assert_blocked(
-        fetch(&strict, "http://127.0.0.1/").await,
-        "127.0.0.1 is not a public address (loopback)",
-    );
+    assert_blocked(fetch(&strict, "http://127.0.0.1/").await, "127.0.0.1 is not a public address (loopback)");
     assert_blocked(fetch(&strict, "http://[::1]:8080/").await, "loopback");
-    assert_blocked(
-        fetch(&strict, "http://[::ffff:127.0.0.1]/").await,
-        "loopback",
-    );
+    assert_blocked(fetch(&strict, "http://[::ffff:127.0.0.1]/").await, "loopback");
     assert_blocked(fetch(&strict, "http://localhost:8080/").await, "loopback");
-    assert_blocked(
-        fetch(&strict, "http://169.254.169.254/latest/meta-data/").await,
-        "link-local",
-    );
+    assert_blocked(fetch(&strict, "http://169.254.169.254/latest/meta-data/").await, "link-local");
     assert_eq!(count.load(Ordering::SeqCst), 0);
 }
 
@@ -299,20 +180,12 @@ async fn loopback_is_refused_by_default_without_connecting() {
 async fn allowlisted_host_port_is_reachable() {
     let (other, _) = silent_listener().await;
     let addr = site(other).await;
-    let out = fetch(
-        &allowed(addr),
-        &format!("http://127.0.0.1:{}/text", addr.port()),
-    )
-    .await
-    .unwrap();
+    let out = fetch(&allowed(addr), &format!("http://127.0.0.1:{}/text", addr.port())).await.unwrap();
     assert_eq!(out["status"], 200);
 
     // By host name: resolved once, pinned, checked.
-    let by_name =
-        WebFetch::new(SsrfPolicy::new(false, &[format!("localhost:{}", addr.port())]).unwrap());
-    let out = fetch(&by_name, &format!("http://localhost:{}/text", addr.port()))
-        .await
-        .unwrap();
+    let by_name = WebFetch::new(SsrfPolicy::new(false, &[format!("localhost:{}", addr.port())]).unwrap());
+    let out = fetch(&by_name, &format!("http://localhost:{}/text", addr.port())).await.unwrap();
     assert_eq!(out["status"], 200);
     assert_eq!(out["url"], format!("http://localhost:{}/text", addr.port()));
 }
@@ -322,29 +195,13 @@ async fn port_rule_is_not_lifted_by_allow_private() {
     let (other, _) = silent_listener().await;
     let addr = site(other).await;
     let private_ok = WebFetch::new(SsrfPolicy::new::<&str>(true, &[]).unwrap());
-    assert_blocked(
-        fetch(
-            &private_ok,
-            &format!("http://127.0.0.1:{}/text", addr.port()),
-        )
-        .await,
-        &format!("port {} is not allowed", addr.port()),
-    );
+    assert_blocked(fetch(&private_ok, &format!("http://127.0.0.1:{}/text", addr.port())).await, &format!("port {} is not allowed", addr.port()));
     // An allowlist entry for the address without a port does not lift the port rule either.
     let no_port = WebFetch::new(SsrfPolicy::new(false, &["127.0.0.1"]).unwrap());
-    assert_blocked(
-        fetch(&no_port, &format!("http://127.0.0.1:{}/text", addr.port())).await,
-        "port",
-    );
+    assert_blocked(fetch(&no_port, &format!("http://127.0.0.1:{}/text", addr.port())).await, "port");
     // allow_private + a CIDR entry with the port.
-    let cidr =
-        WebFetch::new(SsrfPolicy::new(false, &[format!("127.0.0.0/8:{}", addr.port())]).unwrap());
-    assert_eq!(
-        fetch(&cidr, &format!("http://127.0.0.1:{}/text", addr.port()))
-            .await
-            .unwrap()["status"],
-        200
-    );
+    let cidr = WebFetch::new(SsrfPolicy::new(false, &[format!("127.0.0.0/8:{}", addr.port())]).unwrap());
+    assert_eq!(fetch(&cidr, &format!("http://127.0.0.1:{}/text", addr.port())).await.unwrap()["status"], 200);
 }
 
 #[tokio::test]
@@ -358,19 +215,10 @@ async fn redirects_are_followed_and_rechecked() {
     assert_eq!(out["url"], format!("{base}/text"));
     assert_eq!(out["text"], "plain <b>text</b>\n  kept   as is");
 
-    assert_blocked(
-        fetch(&tool, &format!("{base}/to-metadata")).await,
-        "169.254.169.254 is not a public address (link-local)",
-    );
-    assert_blocked(
-        fetch(&tool, &format!("{base}/to-private")).await,
-        "10.0.0.1 is not a public address (private (RFC 1918))",
-    );
+    assert_blocked(fetch(&tool, &format!("{base}/to-metadata")).await, "169.254.169.254 is not a public address (link-local)");
+    assert_blocked(fetch(&tool, &format!("{base}/to-private")).await, "10.0.0.1 is not a public address (private (RFC 1918))");
     assert_blocked(fetch(&tool, &format!("{base}/to-mapped")).await, "loopback");
-    assert_blocked(
-        fetch(&tool, &format!("{base}/to-file")).await,
-        "scheme \"file\"",
-    );
+    assert_blocked(fetch(&tool, &format!("{base}/to-file")).await, "scheme \"file\"");
     // Same loopback address, other port: the entry names one port only.
     assert_blocked(fetch(&tool, &format!("{base}/to-other")).await, "port");
     assert_eq!(other_count.load(Ordering::SeqCst), 0, "must not connect");
@@ -384,29 +232,13 @@ async fn credentials_and_cookies_are_never_sent() {
     let (other, _) = silent_listener().await;
     let addr = site(other).await;
     let tool = allowed(addr);
-    let out = fetch(
-        &tool,
-        &format!("http://user:secret@127.0.0.1:{}/headers", addr.port()),
-    )
-    .await
-    .unwrap();
+    let out = fetch(&tool, &format!("http://user:secret@127.0.0.1:{}/headers", addr.port())).await.unwrap();
     let headers = out["text"].as_str().unwrap();
-    assert!(
-        headers.contains("user-agent: Openloop-WebFetch/0.1"),
-        "{headers}"
-    );
+    assert!(headers.contains("user-agent: Openloop-WebFetch/0.1"), "{headers}");
     assert!(!headers.contains("authorization"), "{headers}");
-    assert_eq!(
-        out["url"],
-        format!("http://127.0.0.1:{}/headers", addr.port())
-    );
+    assert_eq!(out["url"], format!("http://127.0.0.1:{}/headers", addr.port()));
 
-    let out = fetch(
-        &tool,
-        &format!("http://127.0.0.1:{}/set-cookie", addr.port()),
-    )
-    .await
-    .unwrap();
+    let out = fetch(&tool, &format!("http://127.0.0.1:{}/set-cookie", addr.port())).await.unwrap();
     let headers = out["text"].as_str().unwrap();
     assert!(!headers.contains("cookie"), "{headers}");
     assert!(!headers.contains("referer"), "{headers}");
@@ -415,16 +247,8 @@ async fn credentials_and_cookies_are_never_sent() {
 #[tokio::test]
 async fn non_http_schemes_are_refused() {
     let tool = WebFetch::new(SsrfPolicy::default());
-    for url in [
-        "file:///etc/passwd",
-        "ftp://example.com/",
-        "gopher://example.com/",
-        "data:text/plain,hi",
-    ] {
-        assert_blocked(
-            fetch(&tool, url).await,
-            "is not allowed (only http and https)",
-        );
+    for url in ["file:///etc/passwd", "ftp://example.com/", "gopher://example.com/", "data:text/plain,hi"] {
+        assert_blocked(fetch(&tool, url).await, "is not allowed (only http and https)");
     }
 }
 
@@ -434,46 +258,24 @@ async fn invalid_arguments_name_the_field() {
     let cases = [
         (json!({}), "missing field `url`"),
         (json!({ "url": 5 }), "invalid arguments: url: invalid type"),
-        (
-            json!({ "url": "http://example.com/", "max_bytes": "lots" }),
-            "invalid arguments: max_bytes: invalid type",
-        ),
-        (
-            json!({ "url": "http://example.com/", "max_bytes": -1 }),
-            "invalid arguments: max_bytes:",
-        ),
-        (
-            json!({ "url": "http://example.com/", "max_bytes": 0 }),
-            "invalid arguments: max_bytes: must be at least 1",
-        ),
+        (json!({ "url": "http://example.com/", "max_bytes": "lots" }), "invalid arguments: max_bytes: invalid type"),
+        (json!({ "url": "http://example.com/", "max_bytes": -1 }), "invalid arguments: max_bytes:"),
+        (json!({ "url": "http://example.com/", "max_bytes": 0 }), "invalid arguments: max_bytes: must be at least 1"),
         (json!({ "url": "not a url" }), "invalid arguments: url:"),
-        (
-            json!("http://example.com/"),
-            "invalid arguments: invalid type",
-        ),
+        (json!("http://example.com/"), "invalid arguments: invalid type"),
     ];
     for (args, expected) in cases {
         let err = tool.call(args.clone(), &ctx()).await.unwrap_err();
-        assert!(
-            err.message.contains(expected),
-            "{args}: {:?} should contain {expected:?}",
-            err.message
-        );
+        assert!(err.message.contains(expected), "{args}: {:?} should contain {expected:?}", err.message);
     }
 }
 
 #[tokio::test]
 async fn total_timeout_applies_to_a_silent_server() {
     let (addr, count) = silent_listener().await;
-    let tool = allowed(addr).with_limits(Limits {
-        connect_timeout: Duration::from_secs(1),
-        total_timeout: Duration::from_millis(300),
-        max_bytes: 1024,
-    });
+    let tool = allowed(addr).with_limits(Limits { connect_timeout: Duration::from_secs(1), total_timeout: Duration::from_millis(300), max_bytes: 1024 });
     let started = Instant::now();
-    let err = fetch(&tool, &format!("http://127.0.0.1:{}/", addr.port()))
-        .await
-        .unwrap_err();
+    let err = fetch(&tool, &format!("http://127.0.0.1:{}/", addr.port())).await.unwrap_err();
     assert!(err.message.contains("timed out"), "{}", err.message);
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(count.load(Ordering::SeqCst), 1);

@@ -183,27 +183,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status: code.status(),
-            code: code.name(),
-            message: message.into(),
-            param: None,
-            details: Map::new(),
-            retry_after: None,
-        }
+        ApiError { status: code.status(), code: code.name(), message: message.into(), param: None, details: Map::new(), retry_after: None }
     }
 
     /// A legacy flat error with an exact string (§3.2).
     pub fn flat(status: u16, error: impl Into<String>) -> Self {
         let error = error.into();
-        ApiError {
-            status,
-            message: error.clone(),
-            code: error,
-            param: None,
-            details: Map::new(),
-            retry_after: None,
-        }
+        ApiError { status, message: error.clone(), code: error, param: None, details: Map::new(), retry_after: None }
     }
 
     pub fn param(mut self, param: impl Into<String>) -> Self {
@@ -226,17 +212,11 @@ impl ApiError {
     }
 
     pub fn internal() -> Self {
-        Self::new(
-            ErrorCode::InternalError,
-            "Internal error; the request was not completed. Retry later.",
-        )
+        Self::new(ErrorCode::InternalError, "Internal error; the request was not completed. Retry later.")
     }
 
     pub fn not_implemented(what: &str) -> Self {
-        Self::new(
-            ErrorCode::NotImplemented,
-            format!("{what} is not implemented by this Openloop server yet."),
-        )
+        Self::new(ErrorCode::NotImplemented, format!("{what} is not implemented by this Openloop server yet."))
     }
 
     /// The nested v1 envelope.
@@ -305,10 +285,7 @@ mod tests {
 
     #[test]
     fn codes_serialize_snake_case_and_map_status() {
-        assert_eq!(
-            ErrorCode::AgentVersionConflict.name(),
-            "agent_version_conflict"
-        );
+        assert_eq!(ErrorCode::AgentVersionConflict.name(), "agent_version_conflict");
         assert_eq!(ErrorCode::AgentVersionConflict.status(), 409);
         let e = ApiError::new(ErrorCode::InvalidPageSize, "bad").param("page_size");
         let body = e.nested_body();

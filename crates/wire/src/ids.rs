@@ -19,18 +19,12 @@ pub fn new_id(prefix: &str) -> String {
 /// Random base62 string of `len` characters (API key secrets).
 pub fn random_base62(len: usize) -> String {
     let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| BASE62[rng.gen_range(0..62)] as char)
-        .collect()
+    (0..len).map(|_| BASE62[rng.gen_range(0..62)] as char).collect()
 }
 
 /// Caller-supplied ids (S1 `session_id`, G2 `agent_id`): `^[A-Za-z0-9_-]{1,128}$`.
 pub fn is_valid_caller_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]

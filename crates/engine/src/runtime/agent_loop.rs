@@ -17,8 +17,20 @@ use crate::sessions::state::{transition, SessionEvent, SessionState};
 use crate::Engine;
 
 const MAX_ERROR_CHARS: usize = 4096;
-const INTERRUPTED_WRITE: &str =
-    "interrupted before completion; it may or may not have taken effect";
+/// The built-in ability that asks the user questions (§7.6).
+pub const HUMAN_INPUT: &str = "human_input";
+
+/// PendingApproval as clients see it (internal keys removed).
+pub fn public_approval(a: &Value) -> Value {
+    let mut a = a.clone();
+    if let Some(o) = a.as_object_mut() {
+        o.remove("toolCallId");
+        o.retain(|_, v| !v.is_null());
+    }
+    a
+}
+
+const INTERRUPTED_WRITE: &str = "interrupted before completion; it may or may not have taken effect";
 
 /// How a run ended, for the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,10 +50,7 @@ pub struct RunError {
 
 impl RunError {
     pub fn new(class: &'static str, message: impl Into<String>) -> Self {
-        RunError {
-            class,
-            message: message.into(),
-        }
+        RunError { class, message: message.into() }
     }
 
     pub fn text(&self) -> String {
@@ -68,10 +77,7 @@ impl RunError {
 
 impl From<LlmError> for RunError {
     fn from(e: LlmError) -> Self {
-        RunError {
-            class: e.class.as_str(),
-            message: e.message,
-        }
+        RunError { class: e.class.as_str(), message: e.message }
     }
 }
 
@@ -88,6 +94,8 @@ fn call_index(ids: &mut Vec<String>, id: &str) -> usize {
 
 enum Flow {
     Continue,
+    /// The call waits for a human decision (its PendingApproval).
+    Pause(Value),
     Stop(Stop),
     Fail(RunError),
 }
@@ -121,6 +129,8 @@ struct Ctx<'a> {
     tools: Vec<Arc<dyn Tool>>,
     usage: Value,
     started: Instant,
+    /// The user who created the session (default recipient of asks).
+    session_creator: String,
 }
 
 impl<'a> Ctx<'a> {
@@ -132,14 +142,11 @@ impl<'a> Ctx<'a> {
     }
 
     fn step(&self, step: i64, call: &str) -> Option<&StepRecord> {
-        self.steps
-            .iter()
-            .find(|s| s.step == step && s.call_id == call)
+        self.steps.iter().find(|s| s.step == step && s.call_id == call)
     }
 
     fn record_step(&mut self, rec: StepRecord) {
-        self.steps
-            .retain(|s| !(s.step == rec.step && s.call_id == rec.call_id));
+        self.steps.retain(|s| !(s.step == rec.step && s.call_id == rec.call_id));
         self.steps.push(rec);
         self.msg.parts = Value::Array(build_parts(&self.run.id, &self.steps, None));
     }
@@ -154,10 +161,7 @@ impl<'a> Ctx<'a> {
             Ok(None) => Ok(false),
             Err(e) => {
                 tracing::error!(error = %e, run_id = %self.run.id, "store error while committing a step");
-                Err(RunError::new(
-                    "RuntimeError",
-                    "the run's progress could not be saved",
-                ))
+                Err(RunError::new("RuntimeError", "the run's progress could not be saved"))
             }
         }
     }
@@ -175,6 +179,10 @@ impl<'a> Ctx<'a> {
             usage_delta: None,
             events: vec![],
             terminal: false,
+            only_if_unleased: false,
+            release_job: false,
+            enqueue_job: false,
+            dequeue: None,
         }
     }
 
@@ -182,28 +190,15 @@ impl<'a> Ctx<'a> {
         if events.is_empty() {
             return Ok(true);
         }
-        self.write(RunUpdate {
-            events,
-            ..self.update()
-        })
-        .await
+        self.write(RunUpdate { events, ..self.update() }).await
     }
 
     fn context(&self, include_tools: bool) -> (Vec<ChatMessage>, Vec<ToolSpec>) {
-        let mut msgs = vec![ChatMessage::System {
-            text: self.engine.system_prompt(&self.agent, &self.tools),
-        }];
+        let mut msgs = vec![ChatMessage::System { text: self.engine.system_prompt(&self.agent, &self.tools) }];
         msgs.extend(history(&self.prior, None));
         assistant_turns(&self.msg.parts, &mut msgs);
         let specs = if include_tools {
-            self.tools
-                .iter()
-                .map(|t| ToolSpec {
-                    name: t.name().to_string(),
-                    description: t.description().to_string(),
-                    parameters: t.parameters(),
-                })
-                .collect()
+            self.tools.iter().map(|t| ToolSpec { name: t.name().to_string(), description: t.description().to_string(), parameters: t.parameters() }).collect()
         } else {
             vec![]
         };
@@ -213,14 +208,8 @@ impl<'a> Ctx<'a> {
     fn model_settings(&self) -> (Option<f64>, Option<u32>, Option<String>) {
         let s = self.agent.config.metadata.get("model_settings");
         let temperature = s.and_then(|m| m.get("temperature")).and_then(Value::as_f64);
-        let max_tokens = s
-            .and_then(|m| m.get("max_tokens"))
-            .and_then(Value::as_u64)
-            .map(|v| v.min(u32::MAX as u64) as u32);
-        let effort = s
-            .and_then(|m| m.get("reasoning_effort"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let max_tokens = s.and_then(|m| m.get("max_tokens")).and_then(Value::as_u64).map(|v| v.min(u32::MAX as u64) as u32);
+        let effort = s.and_then(|m| m.get("reasoning_effort")).and_then(Value::as_str).map(str::to_string);
         (temperature, max_tokens, effort)
     }
 
@@ -233,22 +222,12 @@ impl<'a> Ctx<'a> {
         native: &str,
         with_tools: bool,
     ) -> Result<(Flow, ModelOutput), RunError> {
-        if !self
-            .emit(vec![json!({"type": "start-step", "step": step})])
-            .await?
-        {
+        if !self.emit(vec![json!({"type": "start-step", "step": step})]).await? {
             return Ok((Flow::Stop(Stop::LeaseLost), ModelOutput::default()));
         }
         let (messages, tools) = self.context(with_tools);
         let (temperature, max_tokens, reasoning_effort) = self.model_settings();
-        let req = ChatRequest {
-            model: native.to_string(),
-            messages,
-            tools,
-            temperature,
-            max_tokens,
-            reasoning_effort,
-        };
+        let req = ChatRequest { model: native.to_string(), messages, tools, temperature, max_tokens, reasoning_effort };
         let mut stop = self.stop.clone();
         let stream = tokio::select! {
             r = model.stream(req) => r,
@@ -297,9 +276,7 @@ impl<'a> Ctx<'a> {
                             events.push(json!({"type": "reasoning-start", "id": reasoning_id}));
                         }
                         out.reasoning.push_str(&d);
-                        events.push(
-                            json!({"type": "reasoning-delta", "id": reasoning_id, "delta": d}),
-                        );
+                        events.push(json!({"type": "reasoning-delta", "id": reasoning_id, "delta": d}));
                     }
                     Ok(ChatEvent::ToolCallStart { id, name }) => {
                         let idx = call_index(&mut provider_ids, &id);
@@ -357,15 +334,7 @@ impl<'a> Ctx<'a> {
             output: serde_json::to_value(&out).unwrap_or(Value::Null),
         });
         let step_rec = self.step(step, "").cloned();
-        let ok = self
-            .write(RunUpdate {
-                message: Some(&self.msg),
-                step: step_rec.as_ref(),
-                usage_delta: Some(&delta),
-                events,
-                ..self.update()
-            })
-            .await?;
+        let ok = self.write(RunUpdate { message: Some(&self.msg), step: step_rec.as_ref(), usage_delta: Some(&delta), events, ..self.update() }).await?;
         if !ok {
             return Ok((Flow::Stop(Stop::LeaseLost), out));
         }
@@ -378,41 +347,46 @@ impl<'a> Ctx<'a> {
         let call_id = idx.to_string();
         let tool = self.tools.iter().find(|t| t.name() == tc.name).cloned();
         let read_only = tool.as_ref().is_none_or(|t| t.read_only());
-        let (state, result) = if self.step(step, &call_id).is_some() && !read_only {
+        let existing = self.step(step, &call_id).cloned();
+        let is_human_input = tc.name == HUMAN_INPUT;
+        match existing.as_ref().map(|s| s.state.as_str()) {
+            None if is_human_input || self.approval_needed(&tc.name, read_only) => {
+                return self.ask(step, idx, tc, is_human_input).await;
+            }
+            Some("awaiting") => return Ok(Flow::Pause(existing.map(|s| s.output["approval"].clone()).unwrap_or(Value::Null))),
+            _ => {}
+        }
+        let decision = existing
+            .as_ref()
+            .filter(|s| s.state == "approved" || s.state == "rejected")
+            .map(|s| (s.state.clone(), s.output.get("decision").cloned().unwrap_or(Value::Null)));
+        let (state, result) = if let Some((verdict, d)) = decision.clone().filter(|(v, _)| v == "rejected" || is_human_input) {
+            if verdict == "rejected" {
+                let reason = d.get("reason").and_then(Value::as_str).filter(|r| !r.is_empty());
+                let text = if is_human_input {
+                    "The user declined to answer.".to_string()
+                } else {
+                    format!("Rejected by user{}", reason.map(|r| format!(": {r}")).unwrap_or_default())
+                };
+                ("rejected".to_string(), Value::String(text))
+            } else {
+                ("completed".to_string(), json!({"values": d.get("values").cloned().unwrap_or(json!({}))}))
+            }
+        } else if existing.as_ref().is_some_and(|s| s.state == "started") && !read_only {
             ("error".to_string(), Value::String(INTERRUPTED_WRITE.into()))
         } else {
             if !read_only {
-                let marker = StepRecord {
-                    run_id: self.run.id.clone(),
-                    step,
-                    call_id: call_id.clone(),
-                    state: "started".into(),
-                    output: Value::Null,
-                };
+                let marker = StepRecord { run_id: self.run.id.clone(), step, call_id: call_id.clone(), state: "started".into(), output: Value::Null };
                 self.record_step(marker);
                 let rec = self.step(step, &call_id).cloned();
-                if !self
-                    .write(RunUpdate {
-                        message: Some(&self.msg),
-                        step: rec.as_ref(),
-                        ..self.update()
-                    })
-                    .await?
-                {
+                if !self.write(RunUpdate { message: Some(&self.msg), step: rec.as_ref(), ..self.update() }).await? {
                     return Ok(Flow::Stop(Stop::LeaseLost));
                 }
             }
             match tool {
-                None => (
-                    "error".to_string(),
-                    Value::String(format!("unknown tool {:?}", tc.name)),
-                ),
+                None => ("error".to_string(), Value::String(format!("unknown tool {:?}", tc.name))),
                 Some(t) => {
-                    let ctx = ToolContext {
-                        session_id: self.run.session_id.clone(),
-                        run_id: self.run.id.clone(),
-                        user_id: self.agent.creator_user_id.clone(),
-                    };
+                    let ctx = ToolContext { session_id: self.run.session_id.clone(), run_id: self.run.id.clone(), user_id: self.agent.creator_user_id.clone() };
                     let mut stop = self.stop.clone();
                     let res = tokio::select! {
                         r = t.call(tc.arguments.clone(), &ctx) => Some(r),
@@ -447,21 +421,125 @@ impl<'a> Ctx<'a> {
             output: serde_json::to_value(&out).unwrap_or(Value::Null),
         });
         let rec = self.step(step, &call_id).cloned();
-        if !self
-            .write(RunUpdate {
-                message: Some(&self.msg),
-                step: rec.as_ref(),
-                events: vec![event],
-                ..self.update()
-            })
-            .await?
-        {
+        if !self.write(RunUpdate { message: Some(&self.msg), step: rec.as_ref(), events: vec![event], ..self.update() }).await? {
             return Ok(Flow::Stop(Stop::LeaseLost));
         }
         if cancelled {
             return Ok(Flow::Stop(self.stop_now().unwrap_or(Stop::Cancelled)));
         }
         Ok(Flow::Continue)
+    }
+
+    /// Effective approval mode of a tool (§7.5).
+    fn approval_needed(&self, tool_name: &str, read_only: bool) -> bool {
+        let entry = self
+            .agent
+            .config
+            .tools
+            .iter()
+            .find(|t| t.get("type").and_then(Value::as_str) == Some(tool_name) || t.get("name").and_then(Value::as_str) == Some(tool_name));
+        let entry_mode = entry.and_then(|t| t.get("approval_mode")).and_then(Value::as_str).filter(|m| *m != "inherit");
+        let default_mode =
+            self.agent.config.metadata.get("tool_approval").and_then(|t| t.get("default_mode")).and_then(Value::as_str).filter(|m| *m != "inherit");
+        match entry_mode.or(default_mode).unwrap_or("off") {
+            "all" => true,
+            "write" => !read_only,
+            "custom" => {
+                let custom = entry.and_then(|t| t.get("tool_approval_modes")).and_then(|m| m.get(tool_name)).and_then(Value::as_str).or_else(|| {
+                    self.agent
+                        .config
+                        .metadata
+                        .get("tool_approval")
+                        .and_then(|t| t.get("tool_approval_modes"))
+                        .and_then(|m| m.get(tool_name))
+                        .and_then(Value::as_str)
+                });
+                match custom {
+                    Some("always") => true,
+                    Some("off") => false,
+                    _ => !read_only,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// Records a pending ask for a call; the run pauses after the step's other calls.
+    async fn ask(&mut self, step: i64, idx: usize, tc: &ToolCall, human_input: bool) -> Result<Flow, RunError> {
+        let call_id = idx.to_string();
+        let ta = self.agent.config.metadata.get("tool_approval");
+        let recipient = ta.and_then(|t| t.get("approver_user_id")).and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| self.session_creator.clone());
+        let areq = super::parts::derived_id("areq", &format!("{}/{step}/{idx}", self.run.id));
+        let approval = if human_input {
+            json!({
+                "action_request_id": areq,
+                "type": "human_input",
+                "title": tc.arguments.get("title").and_then(Value::as_str).unwrap_or("The agent has questions"),
+                "recipient_user_id": recipient,
+                "tool_name": tc.name,
+                "questions": tc.arguments.get("questions").cloned().filter(Value::is_array).unwrap_or(json!([])),
+            })
+        } else {
+            let fields: Vec<Value> = tc
+                .arguments
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| {
+                            let preview = match v {
+                                Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            };
+                            json!([k, preview.chars().take(200).collect::<String>()])
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({
+                "action_request_id": areq,
+                "type": "tool_approval",
+                "title": format!("Allow {} to run?", tc.name),
+                "reason": ta.and_then(|t| t.get("reason")).cloned().unwrap_or(Value::Null),
+                "recipient_user_id": recipient,
+                "tool_name": tc.name,
+                "server_label": "openloop",
+                "display_fields": fields,
+                "toolCallId": tool_call_id(&self.run.id, step, idx),
+            })
+        };
+        self.record_step(StepRecord {
+            run_id: self.run.id.clone(),
+            step,
+            call_id: call_id.clone(),
+            state: "awaiting".into(),
+            output: json!({"approval": approval}),
+        });
+        let rec = self.step(step, &call_id).cloned();
+        if !self.write(RunUpdate { message: Some(&self.msg), step: rec.as_ref(), ..self.update() }).await? {
+            return Ok(Flow::Stop(Stop::LeaseLost));
+        }
+        Ok(Flow::Pause(approval))
+    }
+
+    /// Pauses the run on its open asks: `approval-required` + `finish`, job released.
+    async fn pause(&mut self, asks: Vec<Value>) -> Outcome {
+        let state = transition(SessionState::Processing, SessionEvent::ApprovalNeeded).unwrap_or(SessionState::ApprovalRequired);
+        let pending: Vec<Value> = asks.iter().map(public_approval).collect();
+        let tool_call = asks.iter().find_map(|a| a.get("toolCallId").cloned()).unwrap_or(Value::Null);
+        let events =
+            vec![json!({"type": "approval-required", "pending_approvals": pending, "toolCallId": tool_call}), self.finish_event("approval_required", state)];
+        let u = RunUpdate {
+            run_state: Some("approval_required"),
+            session_state: Some(state.as_str()),
+            message: Some(&self.msg),
+            events,
+            release_job: true,
+            ..self.update()
+        };
+        match self.write(u).await {
+            Ok(true) => Outcome::Finished,
+            _ => Outcome::Abandoned,
+        }
     }
 
     fn finish_event(&self, reason: &str, state: SessionState) -> Value {
@@ -480,11 +558,7 @@ impl<'a> Ctx<'a> {
             events.push(json!({"type": "error", "error": {"code": e.code(), "message": e.text()}, "errorMessage": e.text()}));
         }
         events.push(self.finish_event(reason, state));
-        self.msg.parts = Value::Array(build_parts(
-            &self.run.id,
-            &self.steps,
-            error_text.as_deref(),
-        ));
+        self.msg.parts = Value::Array(build_parts(&self.run.id, &self.steps, error_text.as_deref()));
         let u = RunUpdate {
             run_state: Some(run_state),
             session_state: Some(state.as_str()),
@@ -529,12 +603,7 @@ impl<'a> Ctx<'a> {
 }
 
 /// Executes (or resumes) a claimed run to a terminal state.
-pub async fn execute(
-    engine: &Arc<Engine>,
-    run: RunRecord,
-    owner: &str,
-    stop: watch::Receiver<Stop>,
-) -> Outcome {
+pub async fn execute(engine: &Arc<Engine>, run: RunRecord, owner: &str, stop: watch::Receiver<Stop>) -> Outcome {
     let loaded = async {
         let agent = engine.store.agent(&run.agent_id).await.ok().flatten();
         let messages = engine.store.messages(&run.session_id).await.ok()?;
@@ -545,60 +614,28 @@ pub async fn execute(
     let Some((agent, messages, steps)) = loaded else {
         return Outcome::Abandoned;
     };
-    let msg_id = run
-        .assistant_message_id
-        .clone()
-        .unwrap_or_else(|| super::parts::derived_id("msg", &format!("{}/assistant", run.id)));
+    let msg_id = run.assistant_message_id.clone().unwrap_or_else(|| super::parts::derived_id("msg", &format!("{}/assistant", run.id)));
     // The transcript before this run: everything up to and including its user message.
-    let user_ord = messages
-        .iter()
-        .find(|m| m.id == run.user_message_id)
-        .map(|m| m.ord)
-        .unwrap_or(i64::MAX);
-    let prior: Vec<MessageRecord> = messages
-        .iter()
-        .filter(|m| m.ord <= user_ord && m.id != msg_id)
-        .cloned()
-        .collect();
-    let msg = messages
-        .iter()
-        .find(|m| m.id == msg_id)
-        .cloned()
-        .unwrap_or_else(|| MessageRecord {
-            id: msg_id.clone(),
-            session_id: run.session_id.clone(),
-            ord: 0,
-            run_id: Some(run.id.clone()),
-            role: "assistant".into(),
-            content: None,
-            parts: json!([]),
-            creator_id: None,
-            created_at: wire::time::now_micros(),
-        });
+    let user_ord = messages.iter().find(|m| m.id == run.user_message_id).map(|m| m.ord).unwrap_or(i64::MAX);
+    let prior: Vec<MessageRecord> = messages.iter().filter(|m| m.ord <= user_ord && m.id != msg_id).cloned().collect();
+    let msg = messages.iter().find(|m| m.id == msg_id).cloned().unwrap_or_else(|| MessageRecord {
+        id: msg_id.clone(),
+        session_id: run.session_id.clone(),
+        ord: 0,
+        run_id: Some(run.id.clone()),
+        role: "assistant".into(),
+        content: None,
+        parts: json!([]),
+        creator_id: None,
+        created_at: wire::time::now_micros(),
+    });
     let usage = run.usage.clone();
     let Some(agent) = agent else {
-        return fail_run(
-            engine,
-            &run,
-            Some(owner),
-            RunError::new("RuntimeError", "the agent no longer exists"),
-        )
-        .await;
+        return fail_run(engine, &run, Some(owner), RunError::new("RuntimeError", "the agent no longer exists")).await;
     };
     let tools = engine.tools_for(&agent);
-    let mut ctx = Ctx {
-        engine,
-        run,
-        agent,
-        owner: owner.to_string(),
-        stop,
-        steps,
-        msg,
-        prior,
-        tools,
-        usage,
-        started: Instant::now(),
-    };
+    let session_creator = prior.iter().rev().find(|m| m.role == "user").and_then(|m| m.creator_id.clone()).unwrap_or_default();
+    let mut ctx = Ctx { session_creator, engine, run, agent, owner: owner.to_string(), stop, steps, msg, prior, tools, usage, started: Instant::now() };
     ctx.msg.parts = Value::Array(build_parts(&ctx.run.id, &ctx.steps, None));
 
     let model_name = engine.resolve_model_name(&ctx.agent.config.model_name);
@@ -607,7 +644,8 @@ pub async fn execute(
         Err(e) => return ctx.finish(Err(e.into())).await,
     };
     if ctx.steps.is_empty() {
-        let start = json!({"type": "start", "interaction_id": ctx.run.session_id, "session_id": ctx.run.session_id, "message_id": ctx.msg.id, "state": "processing"});
+        let start =
+            json!({"type": "start", "interaction_id": ctx.run.session_id, "session_id": ctx.run.session_id, "message_id": ctx.msg.id, "state": "processing"});
         match ctx.emit(vec![start]).await {
             Ok(true) => {}
             _ => return Outcome::Abandoned,
@@ -629,57 +667,40 @@ pub async fn execute(
             return ctx.finish_stopped(s).await;
         }
         if ctx.started.elapsed() > timeout {
-            return ctx
-                .finish(Err(RunError::new(
-                    "TimeoutError",
-                    format!("the run exceeded {} s", timeout.as_secs()),
-                )))
-                .await;
+            return ctx.finish(Err(RunError::new("TimeoutError", format!("the run exceeded {} s", timeout.as_secs())))).await;
         }
         let last = step >= max_steps;
         let out = match ctx.step(step, "").filter(|s| s.state == "done") {
-            Some(done) => {
-                serde_json::from_value::<ModelOutput>(done.output.clone()).unwrap_or_default()
-            }
+            Some(done) => serde_json::from_value::<ModelOutput>(done.output.clone()).unwrap_or_default(),
             None => {
-                let res = tokio::time::timeout(
-                    timeout.saturating_sub(ctx.started.elapsed()),
-                    ctx.model_step(step, &model, &model_name, &native, !last),
-                )
-                .await;
+                let res = tokio::time::timeout(timeout.saturating_sub(ctx.started.elapsed()), ctx.model_step(step, &model, &model_name, &native, !last)).await;
                 match res {
-                    Err(_) => {
-                        return ctx
-                            .finish(Err(RunError::new(
-                                "TimeoutError",
-                                format!("the run exceeded {} s", timeout.as_secs()),
-                            )))
-                            .await
-                    }
+                    Err(_) => return ctx.finish(Err(RunError::new("TimeoutError", format!("the run exceeded {} s", timeout.as_secs())))).await,
                     Ok(Err(e)) => return ctx.finish(Err(e)).await,
                     Ok(Ok((Flow::Fail(e), _))) => return ctx.finish(Err(e)).await,
+                    Ok(Ok((Flow::Pause(_), out))) => out,
                     Ok(Ok((Flow::Stop(s), _))) => return ctx.finish_stopped(s).await,
                     Ok(Ok((Flow::Continue, out))) => out,
                 }
             }
         };
         if out.tool_calls.is_empty() || last {
-            return ctx
-                .finish(Ok(if last { "max_steps" } else { "stop" }))
-                .await;
+            return ctx.finish(Ok(if last { "max_steps" } else { "stop" })).await;
         }
+        let mut asks: Vec<Value> = Vec::new();
         for (i, tc) in out.tool_calls.iter().enumerate() {
-            if ctx
-                .step(step, &i.to_string())
-                .is_some_and(|s| s.state == "done")
-            {
+            if ctx.step(step, &i.to_string()).is_some_and(|s| s.state == "done") {
                 continue;
             }
             match ctx.tool_step(step, i, tc).await {
                 Ok(Flow::Continue) => {}
+                Ok(Flow::Pause(p)) => asks.push(p),
                 Ok(Flow::Stop(s)) => return ctx.finish_stopped(s).await,
                 Ok(Flow::Fail(e)) | Err(e) => return ctx.finish(Err(e)).await,
             }
+        }
+        if !asks.is_empty() {
+            return ctx.pause(asks).await;
         }
         step += 1;
     }
@@ -687,18 +708,10 @@ pub async fn execute(
 
 /// Fails a run that cannot execute (attempts exhausted, agent gone): terminal `error` +
 /// `finish` events so stream readers end.
-pub async fn fail_run(
-    engine: &Arc<Engine>,
-    run: &RunRecord,
-    owner: Option<&str>,
-    error: RunError,
-) -> Outcome {
+pub async fn fail_run(engine: &Arc<Engine>, run: &RunRecord, owner: Option<&str>, error: RunError) -> Outcome {
     let text = error.text();
     let steps = engine.store.run_steps(&run.id).await.unwrap_or_default();
-    let msg_id = run
-        .assistant_message_id
-        .clone()
-        .unwrap_or_else(|| super::parts::derived_id("msg", &format!("{}/assistant", run.id)));
+    let msg_id = run.assistant_message_id.clone().unwrap_or_else(|| super::parts::derived_id("msg", &format!("{}/assistant", run.id)));
     let msg = MessageRecord {
         id: msg_id,
         session_id: run.session_id.clone(),
@@ -726,6 +739,10 @@ pub async fn fail_run(
         usage_delta: None,
         events,
         terminal: true,
+        only_if_unleased: false,
+        release_job: false,
+        enqueue_job: false,
+        dequeue: None,
     };
     match engine.store.update_run(u).await {
         Ok(Some(ev)) => {

@@ -57,10 +57,7 @@ pub struct ToolOutput {
 /// Rebuilds the assistant message parts of one run from its steps.
 pub fn build_parts(run_id: &str, steps: &[StepRecord], error: Option<&str>) -> Vec<Value> {
     let mut parts = Vec::new();
-    let mut model_steps: Vec<&StepRecord> = steps
-        .iter()
-        .filter(|s| s.call_id.is_empty() && s.state == "done")
-        .collect();
+    let mut model_steps: Vec<&StepRecord> = steps.iter().filter(|s| s.call_id.is_empty() && s.state == "done").collect();
     model_steps.sort_by_key(|s| s.step);
     for ms in model_steps {
         let Ok(out) = serde_json::from_value::<ModelOutput>(ms.output.clone()) else {
@@ -73,22 +70,20 @@ pub fn build_parts(run_id: &str, steps: &[StepRecord], error: Option<&str>) -> V
             parts.push(json!({"id": part_id(run_id, ms.step, "t", 0), "type": "text", "text": out.text, "_step": ms.step}));
         }
         for (i, tc) in out.tool_calls.iter().enumerate() {
-            let step = steps
-                .iter()
-                .find(|s| s.step == ms.step && s.call_id == i.to_string());
+            let step = steps.iter().find(|s| s.step == ms.step && s.call_id == i.to_string());
             let mut result = Map::new();
             result.insert("args".into(), tc.arguments.clone());
             let state = match step {
-                Some(s) if s.state == "done" => {
-                    match serde_json::from_value::<ToolOutput>(s.output.clone()) {
-                        Ok(o) => {
-                            result.insert("result".into(), o.result);
-                            o.state
-                        }
-                        Err(_) => "error".into(),
+                Some(s) if s.state == "done" => match serde_json::from_value::<ToolOutput>(s.output.clone()) {
+                    Ok(o) => {
+                        result.insert("result".into(), o.result);
+                        o.state
                     }
-                }
-                Some(_) => "running".into(),
+                    Err(_) => "error".into(),
+                },
+                Some(s) if s.state == "awaiting" => "awaiting_approval".into(),
+                Some(s) if s.state == "started" => "running".into(),
+                Some(_) => "pending".into(),
                 None => "pending".into(),
             };
             parts.push(json!({
@@ -124,10 +119,7 @@ pub fn text_of(parts: &Value) -> String {
 }
 
 fn tool_result_text(part: &Value) -> String {
-    let state = part
-        .get("toolCallState")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let state = part.get("toolCallState").and_then(Value::as_str).unwrap_or("");
     match part.get("result").and_then(|r| r.get("result")) {
         Some(Value::String(s)) if state != "completed" => format!("Error: {s}"),
         Some(Value::String(s)) => s.clone(),
@@ -137,11 +129,7 @@ fn tool_result_text(part: &Value) -> String {
 }
 
 fn provider_call_id(part: &Value) -> String {
-    part.get("_callId")
-        .or_else(|| part.get("toolCallId"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+    part.get("_callId").or_else(|| part.get("toolCallId")).and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 /// Converts assistant parts into model turns: one assistant turn per step, followed by
@@ -150,46 +138,25 @@ pub fn assistant_turns(parts: &Value, out: &mut Vec<ChatMessage>) {
     let Some(parts) = parts.as_array() else {
         return;
     };
-    let mut steps: Vec<i64> = parts
-        .iter()
-        .filter_map(|p| p.get("_step").and_then(Value::as_i64))
-        .collect();
+    let mut steps: Vec<i64> = parts.iter().filter_map(|p| p.get("_step").and_then(Value::as_i64)).collect();
     steps.dedup();
     if steps.is_empty() {
         let text = text_of(&Value::Array(parts.clone()));
         if !text.is_empty() {
-            out.push(ChatMessage::Assistant {
-                text,
-                tool_calls: vec![],
-            });
+            out.push(ChatMessage::Assistant { text, tool_calls: vec![] });
         }
         return;
     }
     for s in steps {
-        let of_step: Vec<&Value> = parts
-            .iter()
-            .filter(|p| p.get("_step").and_then(Value::as_i64) == Some(s))
-            .collect();
-        let text = of_step
-            .iter()
-            .filter(|p| p["type"] == "text")
-            .filter_map(|p| p["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n");
-        let calls: Vec<&&Value> = of_step
-            .iter()
-            .filter(|p| p["type"] == "tool_invocation")
-            .collect();
+        let of_step: Vec<&Value> = parts.iter().filter(|p| p.get("_step").and_then(Value::as_i64) == Some(s)).collect();
+        let text = of_step.iter().filter(|p| p["type"] == "text").filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n");
+        let calls: Vec<&&Value> = of_step.iter().filter(|p| p["type"] == "tool_invocation").collect();
         let tool_calls: Vec<ToolCall> = calls
             .iter()
             .map(|p| ToolCall {
                 id: provider_call_id(p),
                 name: p["toolName"].as_str().unwrap_or_default().to_string(),
-                arguments: p
-                    .get("result")
-                    .and_then(|r| r.get("args"))
-                    .cloned()
-                    .unwrap_or(json!({})),
+                arguments: p.get("result").and_then(|r| r.get("args")).cloned().unwrap_or(json!({})),
             })
             .collect();
         if text.is_empty() && tool_calls.is_empty() {
@@ -197,12 +164,28 @@ pub fn assistant_turns(parts: &Value, out: &mut Vec<ChatMessage>) {
         }
         out.push(ChatMessage::Assistant { text, tool_calls });
         for p in calls {
-            out.push(ChatMessage::Tool {
-                tool_call_id: provider_call_id(p),
-                content: tool_result_text(p),
-            });
+            out.push(ChatMessage::Tool { tool_call_id: provider_call_id(p), content: tool_result_text(p) });
         }
     }
+}
+
+/// A user message as the model sees it: its text, then its attachments (text files
+/// inlined, others described).
+fn user_text(m: &MessageRecord) -> String {
+    let mut text = m.content.clone().unwrap_or_default();
+    for p in m.parts.as_array().into_iter().flatten().filter(|p| p["type"] == "file") {
+        let f = &p["file"];
+        let name = f["file_name"].as_str().unwrap_or("file");
+        match p.get("_text").and_then(Value::as_str) {
+            Some(t) => text.push_str(&format!("\n\n[Attached file: {name}]\n{t}")),
+            None => text.push_str(&format!(
+                "\n\n[Attached file: {name} ({}, {} bytes), not shown as text]",
+                f["media_type"].as_str().unwrap_or("application/octet-stream"),
+                f["size"].as_i64().unwrap_or(0)
+            )),
+        }
+    }
+    text
 }
 
 /// The model context of earlier turns (every message except `skip_message_id`).
@@ -213,9 +196,7 @@ pub fn history(messages: &[MessageRecord], skip_message_id: Option<&str>) -> Vec
             continue;
         }
         match m.role.as_str() {
-            "user" => out.push(ChatMessage::User {
-                text: m.content.clone().unwrap_or_default(),
-            }),
+            "user" => out.push(ChatMessage::User { text: user_text(m) }),
             _ => assistant_turns(&m.parts, &mut out),
         }
     }
@@ -234,29 +215,14 @@ pub fn add_usage(base: &mut Value, delta: &Value) {
         let Some(y) = v.as_f64() else { continue };
         let x = b.get(k).and_then(Value::as_f64).unwrap_or(0.0);
         let int = (v.is_i64() || v.is_u64()) && b.get(k).is_none_or(|x| x.is_i64() || x.is_u64());
-        let sum = if int {
-            json!((x + y) as i64)
-        } else {
-            json!(((x + y) * 10000.0).round() / 10000.0)
-        };
+        let sum = if int { json!((x + y) as i64) } else { json!(((x + y) * 10000.0).round() / 10000.0) };
         b.insert(k.clone(), sum);
     }
 }
 
 /// Parts as clients see them (§8.1.2 allow-list; absent values omitted).
 pub fn sanitize_parts(parts: &Value) -> Vec<Value> {
-    const PART_FIELDS: &[&str] = &[
-        "id",
-        "type",
-        "text",
-        "reasoning",
-        "toolCallId",
-        "toolName",
-        "toolCallState",
-        "result",
-        "error",
-        "file",
-    ];
+    const PART_FIELDS: &[&str] = &["id", "type", "text", "reasoning", "toolCallId", "toolName", "toolCallState", "result", "error", "file"];
     parts
         .as_array()
         .map(|a| {
@@ -297,21 +263,11 @@ mod tests {
         let run = "run_x";
         let out = ModelOutput {
             text: "Looking".into(),
-            tool_calls: vec![ToolCall {
-                id: "c1".into(),
-                name: "current_time".into(),
-                arguments: json!({}),
-            }],
+            tool_calls: vec![ToolCall { id: "c1".into(), name: "current_time".into(), arguments: json!({}) }],
             ..Default::default()
         };
         let steps = vec![
-            StepRecord {
-                run_id: run.into(),
-                step: 0,
-                call_id: "".into(),
-                state: "done".into(),
-                output: serde_json::to_value(&out).unwrap(),
-            },
+            StepRecord { run_id: run.into(), step: 0, call_id: "".into(), state: "done".into(), output: serde_json::to_value(&out).unwrap() },
             StepRecord {
                 run_id: run.into(),
                 step: 0,
@@ -319,22 +275,14 @@ mod tests {
                 state: "done".into(),
                 output: json!({"state": "completed", "result": {"utc": "now"}}),
             },
-            StepRecord {
-                run_id: run.into(),
-                step: 1,
-                call_id: "".into(),
-                state: "done".into(),
-                output: json!({"text": "It is now."}),
-            },
+            StepRecord { run_id: run.into(), step: 1, call_id: "".into(), state: "done".into(), output: json!({"text": "It is now."}) },
         ];
         let parts = Value::Array(build_parts(run, &steps, None));
         assert_eq!(text_of(&parts), "Looking\nIt is now.");
         let mut turns = Vec::new();
         assistant_turns(&parts, &mut turns);
         assert_eq!(turns.len(), 3);
-        assert!(
-            matches!(&turns[1], ChatMessage::Tool { tool_call_id, .. } if tool_call_id == "c1")
-        );
+        assert!(matches!(&turns[1], ChatMessage::Tool { tool_call_id, .. } if tool_call_id == "c1"));
         let clean = sanitize_parts(&parts);
         assert!(clean.iter().all(|p| p.get("_step").is_none()));
         assert_eq!(clean[1]["toolCallState"], "completed");

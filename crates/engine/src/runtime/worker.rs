@@ -16,23 +16,14 @@ fn micros(d: Duration) -> i64 {
 
 impl Engine {
     fn slot_limits(&self) -> SlotLimits {
-        SlotLimits {
-            agent: self.config.runtime.agent_max_concurrency,
-            org: self.config.runtime.org_max_concurrency,
-        }
+        SlotLimits { agent: self.config.runtime.agent_max_concurrency, org: self.config.runtime.org_max_concurrency }
     }
 
     /// Starts the workers and the reaper. Leases held by a previous process of this
     /// (single-writer) database are released first, so interrupted runs resume at once.
-    pub async fn start_workers(
-        self: &Arc<Self>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
+    pub async fn start_workers(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
         match self.store.release_all_leases().await {
-            Ok(n) if n > 0 => tracing::warn!(
-                runs = n,
-                "resuming runs interrupted by the previous shutdown or crash"
-            ),
+            Ok(n) if n > 0 => tracing::warn!(runs = n, "resuming runs interrupted by the previous shutdown or crash"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "could not release stale leases"),
         }
@@ -43,9 +34,7 @@ impl Engine {
             handles.push(tokio::spawn(async move { engine.worker_loop(i, sd).await }));
         }
         let engine = self.clone();
-        handles.push(tokio::spawn(
-            async move { engine.reaper_loop(shutdown).await },
-        ));
+        handles.push(tokio::spawn(async move { engine.reaper_loop(shutdown).await }));
         handles
     }
 
@@ -59,11 +48,7 @@ impl Engine {
             // Register interest before looking, so a wake-up between the two is not lost.
             let notified = self.wake.notified();
             let now = wire::time::now_micros();
-            let claimed = match self
-                .store
-                .claim_run(&owner, now, now + micros(lease), self.slot_limits())
-                .await
-            {
+            let claimed = match self.store.claim_run(&owner, now, now + micros(lease), self.slot_limits()).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "claiming a run failed");
@@ -79,36 +64,25 @@ impl Engine {
                 }
                 continue;
             };
-            self.process(claimed.run, claimed.attempts, &owner, &mut shutdown)
-                .await;
+            self.process(claimed.run, claimed.attempts, &owner, &mut shutdown).await;
             // A slot freed: queued runs of this agent may start.
             self.wake.notify_waiters();
         }
     }
 
-    async fn process(
-        self: &Arc<Self>,
-        run: store::RunRecord,
-        attempts: i64,
-        owner: &str,
-        shutdown: &mut watch::Receiver<bool>,
-    ) {
+    async fn process(self: &Arc<Self>, run: store::RunRecord, attempts: i64, owner: &str, shutdown: &mut watch::Receiver<bool>) {
         let run_id = run.id.clone();
         if attempts > self.config.runtime.max_attempts {
-            let err = RunError::new("InterruptedError", format!("the run was interrupted {} times (worker crash or restart) and was not retried again", attempts - 1));
+            let err = RunError::new(
+                "InterruptedError",
+                format!("the run was interrupted {} times (worker crash or restart) and was not retried again", attempts - 1),
+            );
             fail_run(self, &run, Some(owner), err).await;
             return;
         }
-        let (stop_tx, stop_rx) = watch::channel(if run.cancel_requested {
-            Stop::Cancelled
-        } else {
-            Stop::Running
-        });
+        let (stop_tx, stop_rx) = watch::channel(if run.cancel_requested { Stop::Cancelled } else { Stop::Running });
         let stop_tx = Arc::new(stop_tx);
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(run_id.clone(), stop_tx.clone());
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.clone(), stop_tx.clone());
 
         // Heartbeat: renew the lease every third of it; losing it stops the run unwritten.
         let hb_engine = self.clone();
@@ -139,24 +113,25 @@ impl Engine {
             let _ = sd_stop.send(Stop::Shutdown);
         });
 
+        let session_id = run.session_id.clone();
         let outcome = execute(self, run, owner, stop_rx).await;
         heartbeat.abort();
         shutdown_watch.abort();
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&run_id);
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
         tracing::debug!(run_id = %run_id, ?outcome, "run ended");
+        // A run that ended completed or failed hands the session to its queue (§6.1).
+        if outcome == super::agent_loop::Outcome::Finished {
+            if let Ok(Some(r)) = self.store.run(&run_id).await {
+                if r.state == "completed" || r.state == "failed" {
+                    self.drain_queue(&session_id).await;
+                }
+            }
+        }
     }
 
     /// Signals a run executing in this process (S9, S16). Returns false if not here.
     pub fn signal_run(&self, run_id: &str, stop: Stop) -> bool {
-        match self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(run_id)
-        {
+        match self.running.lock().unwrap_or_else(|p| p.into_inner()).get(run_id) {
             Some(tx) => {
                 let _ = tx.send(stop);
                 true

@@ -1,7 +1,10 @@
 //! Sessions (= legacy interactions): accepting turns under the concurrency limits,
 //! visibility, and the shared views.
 
+pub mod api;
+pub mod human_input;
 pub mod state;
+pub mod stream;
 
 use serde_json::{json, Value};
 use store::{AgentRecord, MessageRecord, RunRecord, SessionRecord, StoreError, User};
@@ -13,14 +16,21 @@ use state::{transition, SessionEvent, SessionState};
 /// Where a new turn goes.
 pub enum TurnTarget<'a> {
     /// A new session with this id, type and name.
-    New {
-        id: String,
-        kind: &'a str,
-        name: Option<String>,
-        metadata: Value,
-    },
+    New { id: String, kind: &'a str, name: Option<String>, metadata: Value },
     /// An existing session.
     Existing(&'a SessionRecord),
+}
+
+/// The user message of a turn.
+#[derive(Debug, Clone, Default)]
+pub struct TurnInput {
+    pub text: String,
+    /// Message id to use (a queued message keeps its `qm_` id).
+    pub message_id: Option<String>,
+    /// Queued message removed in the same transaction.
+    pub dequeue: Option<String>,
+    /// Attachment parts (§8.1.2 `file`).
+    pub parts: Vec<Value>,
 }
 
 /// An accepted turn.
@@ -67,45 +77,31 @@ impl Engine {
 
     /// Appends a user message and starts (or queues) a run, creating the session if
     /// asked. Enforces §6.1's transitions and the concurrency limits.
-    pub async fn accept_turn(
-        &self,
-        user: &User,
-        agent: &AgentRecord,
-        target: TurnTarget<'_>,
-        text: String,
-    ) -> Result<Accepted, TurnRefused> {
+    pub async fn accept_turn(&self, user: &User, agent: &AgentRecord, target: TurnTarget<'_>, input: TurnInput) -> Result<Accepted, TurnRefused> {
         let rt = &self.config.runtime;
-        let counts = self
-            .store
-            .active_counts(&agent.id, &user.organization_id)
-            .await
-            .map_err(|e| TurnRefused::Internal(db(e)))?;
-        let slot_free = counts.agent_processing < rt.agent_max_concurrency
-            && counts.org_processing < rt.org_max_concurrency;
+        let counts = self.store.active_counts(&agent.id, &user.organization_id).await.map_err(|e| TurnRefused::Internal(db(e)))?;
+        let slot_free = counts.agent_processing < rt.agent_max_concurrency && counts.org_processing < rt.org_max_concurrency;
         if !slot_free && (rt.overflow_reject || counts.agent_queued >= rt.agent_max_queue) {
             return Err(TurnRefused::ConcurrencyLimit);
         }
         let from = match &target {
             TurnTarget::New { .. } => SessionState::Idle,
-            TurnTarget::Existing(s) => {
-                SessionState::parse(&s.state).unwrap_or(SessionState::Failed)
-            }
+            TurnTarget::Existing(s) => SessionState::parse(&s.state).unwrap_or(SessionState::Failed),
         };
-        let to = transition(from, SessionEvent::MessageAccepted { slot_free })
-            .map_err(TurnRefused::NotAccepting)?;
+        let to = transition(from, SessionEvent::MessageAccepted { slot_free }).map_err(TurnRefused::NotAccepting)?;
         let now = wire::time::now_micros();
         let session_id = match &target {
             TurnTarget::New { id, .. } => id.clone(),
             TurnTarget::Existing(s) => s.id.clone(),
         };
         let msg = MessageRecord {
-            id: wire::ids::new_id("msg"),
+            id: input.message_id.clone().unwrap_or_else(|| wire::ids::new_id("msg")),
             session_id: session_id.clone(),
             ord: 0,
             run_id: None,
             role: "user".into(),
-            content: Some(text),
-            parts: json!([]),
+            content: Some(input.text.clone()),
+            parts: Value::Array(input.parts.clone()),
             creator_id: Some(user.id.clone()),
             created_at: now,
         };
@@ -128,18 +124,9 @@ impl Engine {
         };
         let mut msg = msg;
         msg.run_id = Some(run.id.clone());
-        let events = if to == SessionState::Queued {
-            vec![json!({"type": "data-state", "data": {"state": "queued"}})]
-        } else {
-            vec![]
-        };
+        let events = if to == SessionState::Queued { vec![json!({"type": "data-state", "data": {"state": "queued"}})] } else { vec![] };
         let written = match target {
-            TurnTarget::New {
-                id,
-                kind,
-                name,
-                metadata,
-            } => {
+            TurnTarget::New { id, kind, name, metadata } => {
                 let s = SessionRecord {
                     id,
                     agent_id: agent.id.clone(),
@@ -157,27 +144,15 @@ impl Engine {
                     created_at: now,
                     updated_at: now,
                 };
-                match self
-                    .store
-                    .create_session(&s, Some((&msg, &run)), events)
-                    .await
-                {
+                match self.store.create_session(&s, Some((&msg, &run)), events).await {
                     Ok(ev) => Some(ev),
                     Err(StoreError::Conflict(_)) => return Err(TurnRefused::SessionExists),
                     Err(e) => return Err(TurnRefused::Internal(db(e))),
                 }
             }
             TurnTarget::Existing(s) => {
-                let accepting: Vec<&str> = SessionState::ALL
-                    .iter()
-                    .filter(|x| x.accepts_messages())
-                    .map(|x| x.as_str())
-                    .collect();
-                match self
-                    .store
-                    .start_turn(&s.id, &accepting, &msg, &run, events)
-                    .await
-                {
+                let accepting: Vec<&str> = SessionState::ALL.iter().filter(|x| x.accepts_messages()).map(|x| x.as_str()).collect();
+                match self.store.start_turn(&s.id, &accepting, &msg, &run, events, input.dequeue.as_deref()).await {
                     Ok(ev) => ev,
                     Err(e) => return Err(TurnRefused::Internal(db(e))),
                 }
@@ -185,14 +160,8 @@ impl Engine {
         };
         let Some(events) = written else {
             // The state changed under us: report the current one.
-            let now_state = self
-                .store
-                .session(&session_id)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|s| SessionState::parse(&s.state))
-                .unwrap_or(SessionState::Processing);
+            let now_state =
+                self.store.session(&session_id).await.ok().flatten().and_then(|s| SessionState::parse(&s.state)).unwrap_or(SessionState::Processing);
             return Err(TurnRefused::NotAccepting(now_state));
         };
         self.bus.publish(events);
@@ -204,30 +173,12 @@ impl Engine {
         }
         // One idle worker is enough for one new run.
         self.wake.notify_one();
-        let queue_position = if to == SessionState::Queued {
-            Some(
-                self.store
-                    .queue_position(&run)
-                    .await
-                    .map_err(|e| TurnRefused::Internal(db(e)))?,
-            )
-        } else {
-            None
-        };
-        Ok(Accepted {
-            session_id,
-            run,
-            user_message: msg,
-            state: to,
-            queue_position,
-        })
+        let queue_position =
+            if to == SessionState::Queued { Some(self.store.queue_position(&run).await.map_err(|e| TurnRefused::Internal(db(e)))?) } else { None };
+        Ok(Accepted { session_id, run, user_message: msg, state: to, queue_position })
     }
 
     pub fn concurrency_error(&self) -> ApiError {
-        ApiError::new(
-            ErrorCode::AgentConcurrencyLimit,
-            "The agent is running as many runs as allowed and its queue is full; retry later.",
-        )
-        .retry_after(5)
+        ApiError::new(ErrorCode::AgentConcurrencyLimit, "The agent is running as many runs as allowed and its queue is full; retry later.").retry_after(5)
     }
 }

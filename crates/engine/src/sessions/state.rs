@@ -34,15 +34,7 @@ pub enum SessionEvent {
 }
 
 impl SessionState {
-    pub const ALL: [SessionState; 7] = [
-        Self::Idle,
-        Self::Queued,
-        Self::Processing,
-        Self::ApprovalRequired,
-        Self::Completed,
-        Self::Failed,
-        Self::Cancelled,
-    ];
+    pub const ALL: [SessionState; 7] = [Self::Idle, Self::Queued, Self::Processing, Self::ApprovalRequired, Self::Completed, Self::Failed, Self::Cancelled];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -63,26 +55,17 @@ impl SessionState {
     /// States in which a new user message may start a run immediately (S7, L1 uses
     /// `accepts_legacy_continuation`).
     pub fn accepts_messages(self) -> bool {
-        matches!(
-            self,
-            Self::Idle | Self::Completed | Self::Failed | Self::Cancelled | Self::ApprovalRequired
-        )
+        matches!(self, Self::Idle | Self::Completed | Self::Failed | Self::Cancelled | Self::ApprovalRequired)
     }
 
     /// L1 continuation needs a legacy-terminal interaction.
     pub fn accepts_legacy_continuation(self) -> bool {
-        matches!(
-            self,
-            Self::Idle | Self::Completed | Self::Failed | Self::Cancelled
-        )
+        matches!(self, Self::Idle | Self::Completed | Self::Failed | Self::Cancelled)
     }
 
     /// A run is active (holds or waits for a slot, or is paused).
     pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            Self::Queued | Self::Processing | Self::ApprovalRequired
-        )
+        matches!(self, Self::Queued | Self::Processing | Self::ApprovalRequired)
     }
 
     /// Legacy L2 `state`.
@@ -135,32 +118,14 @@ mod tests {
 
     #[test]
     fn table_of_section_6_1() {
-        assert_eq!(
-            transition(S::Idle, E::MessageAccepted { slot_free: true }),
-            Ok(S::Processing)
-        );
-        assert_eq!(
-            transition(S::Completed, E::MessageAccepted { slot_free: false }),
-            Ok(S::Queued)
-        );
-        assert_eq!(
-            transition(S::Processing, E::MessageAccepted { slot_free: true }),
-            Err(S::Processing)
-        );
-        assert_eq!(
-            transition(S::Queued, E::MessageAccepted { slot_free: true }),
-            Err(S::Queued)
-        );
+        assert_eq!(transition(S::Idle, E::MessageAccepted { slot_free: true }), Ok(S::Processing));
+        assert_eq!(transition(S::Completed, E::MessageAccepted { slot_free: false }), Ok(S::Queued));
+        assert_eq!(transition(S::Processing, E::MessageAccepted { slot_free: true }), Err(S::Processing));
+        assert_eq!(transition(S::Queued, E::MessageAccepted { slot_free: true }), Err(S::Queued));
         assert_eq!(transition(S::Queued, E::SlotFreed), Ok(S::Processing));
         assert_eq!(transition(S::Processing, E::RunCompleted), Ok(S::Completed));
-        assert_eq!(
-            transition(S::Processing, E::ApprovalNeeded),
-            Ok(S::ApprovalRequired)
-        );
-        assert_eq!(
-            transition(S::ApprovalRequired, E::ApprovalsResolved),
-            Ok(S::Processing)
-        );
+        assert_eq!(transition(S::Processing, E::ApprovalNeeded), Ok(S::ApprovalRequired));
+        assert_eq!(transition(S::ApprovalRequired, E::ApprovalsResolved), Ok(S::Processing));
         assert_eq!(transition(S::ApprovalRequired, E::Cancel), Ok(S::Cancelled));
         assert_eq!(transition(S::Completed, E::Cancel), Ok(S::Completed));
         assert_eq!(transition(S::Completed, E::RunCompleted), Err(S::Completed));

@@ -15,10 +15,7 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/agents", get(list).post(create))
-        .route(
-            "/agents/{agent_id}",
-            get(retrieve).patch(update).delete(delete),
-        )
+        .route("/agents/{agent_id}", get(retrieve).patch(update).delete(delete))
         .route("/agents/{agent_id}/versions", get(list_versions))
         .route("/agents/{agent_id}/versions/{version_id}", get(get_version))
         .route("/agents/{agent_id}/abilities", patch(update_abilities))
@@ -29,25 +26,11 @@ async fn list(State(st): State<AppState>, v1: V1) -> V1Result<Json<Value>> {
     Ok(Json(st.engine.list_agents(&v1.caller, &v1.query).await?))
 }
 
-async fn create(
-    State(st): State<AppState>,
-    v1: V1,
-    headers: HeaderMap,
-    uri: Uri,
-    JsonBody(body): JsonBody,
-) -> Response {
+async fn create(State(st): State<AppState>, v1: V1, headers: HeaderMap, uri: Uri, JsonBody(body): JsonBody) -> Response {
     let key_id = v1.caller.key.id.clone();
     let engine = st.engine.clone();
     let fingerprint_body = body.clone();
-    let req = IdemRequest {
-        headers: &headers,
-        key_id: &key_id,
-        route: "G2",
-        path_ids: "",
-        body: &fingerprint_body,
-        raw_query: uri.query(),
-        legacy: false,
-    };
+    let req = IdemRequest { headers: &headers, key_id: &key_id, route: "G2", path_ids: "", body: &fingerprint_body, raw_query: uri.query(), legacy: false };
     crate::idempotency::run(&st, req, || async move {
         match engine.create_agent(&v1.caller, body).await {
             Ok(agent) => (StatusCode::CREATED, Json(json!({ "agent": agent }))).into_response(),
@@ -57,75 +40,30 @@ async fn create(
     .await
 }
 
-async fn retrieve(
-    State(st): State<AppState>,
-    v1: V1,
-    Path(id): Path<String>,
-) -> V1Result<Json<Value>> {
-    Ok(Json(
-        json!({ "agent": st.engine.get_agent(&v1.caller, &id).await? }),
-    ))
+async fn retrieve(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+    Ok(Json(json!({ "agent": st.engine.get_agent(&v1.caller, &id).await? })))
 }
 
-async fn update(
-    State(st): State<AppState>,
-    v1: V1,
-    Path(id): Path<String>,
-    JsonBody(body): JsonBody,
-) -> V1Result<Json<Value>> {
-    Ok(Json(
-        json!({ "agent": st.engine.update_agent(&v1.caller, &id, body).await? }),
-    ))
+async fn update(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+    Ok(Json(json!({ "agent": st.engine.update_agent(&v1.caller, &id, body).await? })))
 }
 
-async fn delete(
-    State(st): State<AppState>,
-    v1: V1,
-    Path(id): Path<String>,
-) -> V1Result<Json<Value>> {
+async fn delete(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
     Ok(Json(st.engine.delete_agent(&v1.caller, &id).await?))
 }
 
-async fn list_versions(
-    State(st): State<AppState>,
-    v1: V1,
-    Path(id): Path<String>,
-) -> V1Result<Json<Value>> {
-    Ok(Json(json!(
-        st.engine
-            .list_agent_versions(&v1.caller, &id, &v1.query)
-            .await?
-    )))
+async fn list_versions(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+    Ok(Json(json!(st.engine.list_agent_versions(&v1.caller, &id, &v1.query).await?)))
 }
 
-async fn get_version(
-    State(st): State<AppState>,
-    v1: V1,
-    Path((id, vid)): Path<(String, String)>,
-) -> V1Result<Json<Value>> {
-    Ok(Json(json!(
-        st.engine.get_agent_version(&v1.caller, &id, &vid).await?
-    )))
+async fn get_version(State(st): State<AppState>, v1: V1, Path((id, vid)): Path<(String, String)>) -> V1Result<Json<Value>> {
+    Ok(Json(json!(st.engine.get_agent_version(&v1.caller, &id, &vid).await?)))
 }
 
-async fn update_abilities(
-    State(st): State<AppState>,
-    v1: V1,
-    Path(id): Path<String>,
-    JsonBody(body): JsonBody,
-) -> V1Result<Json<Value>> {
-    Ok(Json(json!(
-        st.engine.update_abilities(&v1.caller, &id, body).await?
-    )))
+async fn update_abilities(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+    Ok(Json(json!(st.engine.update_abilities(&v1.caller, &id, body).await?)))
 }
 
-async fn set_incognito(
-    State(st): State<AppState>,
-    v1: V1,
-    Path(id): Path<String>,
-    JsonBody(body): JsonBody,
-) -> V1Result<Json<Value>> {
-    Ok(Json(
-        json!({ "agent": st.engine.set_agent_incognito(&v1.caller, &id, body).await? }),
-    ))
+async fn set_incognito(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+    Ok(Json(json!({ "agent": st.engine.set_agent_incognito(&v1.caller, &id, body).await? })))
 }

@@ -10,10 +10,7 @@ use serde_json::json;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/docs", get(docs))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/docs", get(docs))
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -22,13 +19,8 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(st): State<AppState>) -> Response {
     if st.lifecycle.is_draining() {
-        let mut r = (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "draining"})),
-        )
-            .into_response();
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        let mut r = (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "draining"}))).into_response();
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return r;
     }
     let database = match (st.health)().await {
@@ -38,19 +30,14 @@ async fn readyz(State(st): State<AppState>) -> Response {
             "error"
         }
     };
-    let data_dir = if st.config.data_dir.is_dir() {
-        "ok"
-    } else {
-        "error"
-    };
+    let data_dir = if st.config.data_dir.is_dir() { "ok" } else { "error" };
     let ok = database == "ok" && data_dir == "ok";
     let body = json!({"status": if ok { "ready" } else { "not_ready" }, "checks": {"database": database, "data_dir": data_dir, "migrations": database}});
     if ok {
         Json(body).into_response()
     } else {
         let mut r = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         r
     }
 }

@@ -14,17 +14,12 @@ use crate::middleware::UnauthenticatedLegacy;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/start_agent", post(start_agent))
-        .route("/agent_status/{interaction_id}", get(agent_status))
+    Router::new().route("/start_agent", post(start_agent)).route("/agent_status/{interaction_id}", get(agent_status))
 }
 
 async fn start_agent(State(st): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let auth = match (
-        parts.extensions.get::<AuthedKey>(),
-        parts.extensions.get::<UnauthenticatedLegacy>(),
-    ) {
+    let auth = match (parts.extensions.get::<AuthedKey>(), parts.extensions.get::<UnauthenticatedLegacy>()) {
         (Some(k), _) => LegacyAuth::Key(k.0.clone()),
         (None, Some(u)) if !u.missing => LegacyAuth::Invalid,
         _ => LegacyAuth::Missing,
@@ -32,9 +27,7 @@ async fn start_agent(State(st): State<AppState>, req: Request) -> Response {
     // Legacy routes try JSON regardless of Content-Type; an unreadable body reads as {}.
     let body = match read_json(&parts.headers, body, st.config.max_body_bytes, false).await {
         Ok(v) => v,
-        Err(e) if e.status == 413 => {
-            return Flat(wire::ApiError::flat(413, "payload_too_large")).into_response()
-        }
+        Err(e) if e.status == 413 => return Flat(wire::ApiError::flat(413, "payload_too_large")).into_response(),
         Err(_) => serde_json::json!({}),
     };
     let key_id = match &auth {
@@ -66,24 +59,12 @@ async fn start_agent(State(st): State<AppState>, req: Request) -> Response {
     crate::idempotency::run(&st, req, || run(auth, body)).await
 }
 
-async fn agent_status(
-    State(st): State<AppState>,
-    Path(interaction_id): Path<String>,
-    req: Request,
-) -> Response {
+async fn agent_status(State(st): State<AppState>, Path(interaction_id): Path<String>, req: Request) -> Response {
     let Some(AuthedKey(key)) = req.extensions().get::<AuthedKey>().cloned() else {
-        return Flat(wire::ApiError::flat(
-            401,
-            engine::interactions::MISSING_CREDENTIAL,
-        ))
-        .into_response();
+        return Flat(wire::ApiError::flat(401, engine::interactions::MISSING_CREDENTIAL)).into_response();
     };
     let q = parse_query(req.uri().query()).unwrap_or_default();
-    match st
-        .engine
-        .agent_status(&key, &interaction_id, q.str("user_id"), q.str("project_id"))
-        .await
-    {
+    match st.engine.agent_status(&key, &interaction_id, q.str("user_id"), q.str("project_id")).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => Flat(e).into_response(),
     }

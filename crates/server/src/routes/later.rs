@@ -15,20 +15,13 @@ use crate::AppState;
 
 pub fn handler(
     spec: &'static RouteSpec,
-) -> impl Fn(State<AppState>, Request) -> Pin<Box<dyn Future<Output = Response> + Send>>
-       + Clone
-       + Send
-       + Sync
-       + 'static {
+) -> impl Fn(State<AppState>, Request) -> Pin<Box<dyn Future<Output = Response> + Send>> + Clone + Send + Sync + 'static {
     move |State(st): State<AppState>, req: Request| Box::pin(respond(st, spec, req))
 }
 
 async fn respond(st: AppState, spec: &'static RouteSpec, req: Request) -> Response {
     let what = match spec.status {
-        Status::Later => format!(
-            "{} ({}) is reserved for a later Openloop release",
-            spec.summary, spec.id
-        ),
+        Status::Later => format!("{} ({}) is reserved for a later Openloop release", spec.summary, spec.id),
         _ => format!("{} ({})", spec.summary, spec.id),
     };
     let err = wire::ApiError::not_implemented(&what).detail("spec_id", spec.id);
@@ -44,9 +37,7 @@ async fn respond(st: AppState, spec: &'static RouteSpec, req: Request) -> Respon
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    if let Ok(Path(params)) =
-        Path::<HashMap<String, String>>::from_request_parts(&mut parts, &st).await
-    {
+    if let Ok(Path(params)) = Path::<HashMap<String, String>>::from_request_parts(&mut parts, &st).await {
         if let Some(agent_id) = params.get("agent_id") {
             if let Err(e) = st.engine.visible_agent(&v1.caller, agent_id).await {
                 return Nested(e).into_response();

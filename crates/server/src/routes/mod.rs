@@ -4,6 +4,7 @@ pub mod agents;
 pub mod health;
 pub mod interactions;
 pub mod later;
+pub mod sessions;
 pub mod table;
 pub mod tenancy;
 
@@ -30,14 +31,7 @@ fn method_filter(m: &str) -> MethodFilter {
 }
 
 async fn route_not_found(uri: axum::http::Uri) -> Response {
-    Nested(ApiError::new(
-        ErrorCode::RouteNotFound,
-        format!(
-            "No route {}; the API lives under /api/v1 (see /docs).",
-            uri.path()
-        ),
-    ))
-    .into_response()
+    Nested(ApiError::new(ErrorCode::RouteNotFound, format!("No route {}; the API lives under /api/v1 (see /docs).", uri.path()))).into_response()
 }
 
 /// Allowed methods for a path, from the route table.
@@ -59,23 +53,13 @@ fn allowed_methods(path: &str) -> Vec<&'static str> {
 fn template_matches(template: &str, path: &str) -> bool {
     let t: Vec<&str> = template.split('/').collect();
     let p: Vec<&str> = path.split('/').collect();
-    t.len() == p.len()
-        && t.iter()
-            .zip(&p)
-            .all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b)
+    t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b)
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
     let allow = allowed_methods(uri.path());
-    let mut resp = Nested(ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        format!(
-            "{method} is not allowed on {}; allowed: {}.",
-            uri.path(),
-            allow.join(", ")
-        ),
-    ))
-    .into_response();
+    let mut resp = Nested(ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}; allowed: {}.", uri.path(), allow.join(", "))))
+        .into_response();
     *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
         resp.headers_mut().insert(header::ALLOW, v);
@@ -84,10 +68,7 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
 }
 
 pub fn router(state: AppState) -> Router {
-    let mut api: Router<AppState> = Router::new()
-        .merge(agents::routes())
-        .merge(tenancy::routes())
-        .merge(interactions::routes());
+    let mut api: Router<AppState> = Router::new().merge(agents::routes()).merge(tenancy::routes()).merge(interactions::routes()).merge(sessions::routes());
     let mut root: Router<AppState> = Router::new();
     for spec in ROUTES.iter().filter(|r| r.status != Status::Now) {
         let handler = on(method_filter(spec.method), later::handler(spec));
@@ -97,10 +78,7 @@ pub fn router(state: AppState) -> Router {
             api = api.route(spec.path, handler);
         }
     }
-    let api = api.route_layer(from_fn_with_state(
-        state.clone(),
-        crate::middleware::authenticate,
-    ));
+    let api = api.route_layer(from_fn_with_state(state.clone(), crate::middleware::authenticate));
 
     Router::new()
         .nest("/api/v1", api)

@@ -40,74 +40,19 @@ const fn r(
     request: Option<&'static str>,
     response: Option<&'static str>,
 ) -> RouteSpec {
-    RouteSpec {
-        id,
-        method,
-        path,
-        summary,
-        status,
-        ok,
-        request,
-        response,
-        root: false,
-    }
+    RouteSpec { id, method, path, summary, status, ok, request, response, root: false }
 }
 
-const fn later(
-    id: &'static str,
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-) -> RouteSpec {
-    RouteSpec {
-        id,
-        method,
-        path,
-        summary,
-        status: Status::Later,
-        ok: 200,
-        request: None,
-        response: None,
-        root: false,
-    }
+const fn later(id: &'static str, method: &'static str, path: &'static str, summary: &'static str) -> RouteSpec {
+    RouteSpec { id, method, path, summary, status: Status::Later, ok: 200, request: None, response: None, root: false }
 }
 
-const fn pending(
-    id: &'static str,
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-) -> RouteSpec {
-    RouteSpec {
-        id,
-        method,
-        path,
-        summary,
-        status: Status::Pending,
-        ok: 200,
-        request: None,
-        response: None,
-        root: false,
-    }
+const fn pending(id: &'static str, method: &'static str, path: &'static str, summary: &'static str) -> RouteSpec {
+    RouteSpec { id, method, path, summary, status: Status::Pending, ok: 200, request: None, response: None, root: false }
 }
 
-const fn root_later(
-    id: &'static str,
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-) -> RouteSpec {
-    RouteSpec {
-        id,
-        method,
-        path,
-        summary,
-        status: Status::Later,
-        ok: 200,
-        request: None,
-        response: None,
-        root: true,
-    }
+const fn root_later(id: &'static str, method: &'static str, path: &'static str, summary: &'static str) -> RouteSpec {
+    RouteSpec { id, method, path, summary, status: Status::Later, ok: 200, request: None, response: None, root: true }
 }
 
 use Status::Now;
@@ -151,19 +96,19 @@ pub const ROUTES: &[RouteSpec] = &[
     later("EV6", "POST", "/agents/{agent_id}/evaluations/run", "Run agent evaluations"),
     later("EV7", "GET", "/agents/{agent_id}/evaluations/{evaluation_id}", "Retrieve an agent evaluation"),
     // Sessions
-    pending("S1", "POST", "/agents/{agent_id}/sessions", "Create a session (stream: true → S2)"),
-    pending("S3", "GET", "/agents/{agent_id}/sessions", "List sessions"),
-    pending("S4", "GET", "/sessions/{session_id}", "Retrieve a session (stream=true → S5)"),
-    pending("S6", "PATCH", "/sessions/{session_id}", "Rename a session"),
-    pending("S7", "POST", "/sessions/{session_id}/messages", "Send a message (stream: true → S8)"),
-    pending("S9", "POST", "/sessions/{session_id}/cancel", "Cancel a session's run"),
-    pending("S10", "POST", "/sessions/{session_id}/files", "Upload a file to a session"),
-    pending("S11", "POST", "/sessions/{session_id}/approvals", "Resolve pending approvals"),
-    pending("S12", "GET", "/sessions/{session_id}/queue", "List queued messages"),
-    pending("S13", "POST", "/sessions/{session_id}/queue", "Queue a message"),
-    pending("S14", "PATCH", "/sessions/{session_id}/queue/{queued_message_id}", "Edit a queued message"),
-    pending("S15", "DELETE", "/sessions/{session_id}/queue/{queued_message_id}", "Delete a queued message"),
-    pending("S16", "POST", "/sessions/{session_id}/queue/{queued_message_id}/send", "Send a queued message now"),
+    r("S1", "POST", "/agents/{agent_id}/sessions", "Create a session (stream: true → S2)", Now, 200, None, None),
+    r("S3", "GET", "/agents/{agent_id}/sessions", "List sessions", Now, 200, None, None),
+    r("S4", "GET", "/sessions/{session_id}", "Retrieve a session (stream=true → S5)", Now, 200, None, None),
+    r("S6", "PATCH", "/sessions/{session_id}", "Rename a session", Now, 200, None, None),
+    r("S7", "POST", "/sessions/{session_id}/messages", "Send a message (stream: true → S8)", Now, 200, None, None),
+    r("S9", "POST", "/sessions/{session_id}/cancel", "Cancel a session's run", Now, 200, None, None),
+    r("S10", "POST", "/sessions/{session_id}/files", "Upload a file to a session", Now, 200, None, None),
+    r("S11", "POST", "/sessions/{session_id}/approvals", "Resolve pending approvals", Now, 200, None, None),
+    r("S12", "GET", "/sessions/{session_id}/queue", "List queued messages", Now, 200, None, None),
+    r("S13", "POST", "/sessions/{session_id}/queue", "Queue a message", Now, 200, None, None),
+    r("S14", "PATCH", "/sessions/{session_id}/queue/{queued_message_id}", "Edit a queued message", Now, 200, None, None),
+    r("S15", "DELETE", "/sessions/{session_id}/queue/{queued_message_id}", "Delete a queued message", Now, 200, None, None),
+    r("S16", "POST", "/sessions/{session_id}/queue/{queued_message_id}/send", "Send a queued message now", Now, 200, None, None),
     pending("S17", "GET", "/sessions/{session_id}/access", "Session access"),
     pending("S18", "PUT", "/sessions/{session_id}/access", "Change session access"),
     // Artifacts

@@ -11,10 +11,7 @@ use crate::extract::V1;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/teams", get(teams))
-        .route("/organizations", get(organizations))
-        .route("/models", get(models))
+    Router::new().route("/teams", get(teams)).route("/organizations", get(organizations)).route("/models", get(models))
 }
 
 async fn teams(State(st): State<AppState>, v1: V1) -> V1Result<Json<Value>> {
@@ -26,7 +23,5 @@ async fn organizations(State(st): State<AppState>, v1: V1) -> V1Result<Json<Valu
 }
 
 async fn models(State(st): State<AppState>, _v1: V1) -> V1Result<Json<ModelListResponse>> {
-    Ok(Json(ModelListResponse {
-        model_groups: st.engine.catalogue.groups(),
-    }))
+    Ok(Json(ModelListResponse { model_groups: st.engine.catalogue.groups() }))
 }

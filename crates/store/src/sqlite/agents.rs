@@ -12,8 +12,7 @@ fn agent_from(r: &SqliteRow) -> Result<AgentRecord> {
         owner_user_id: r.get("owner_user_id"),
         team_id: r.get("team_id"),
         creator_user_id: r.get("creator_user_id"),
-        config: serde_json::from_str(&config)
-            .map_err(|e| StoreError::Corrupt(format!("agent config: {e}")))?,
+        config: serde_json::from_str(&config).map_err(|e| StoreError::Corrupt(format!("agent config: {e}")))?,
         version: r.get("version"),
         is_active: r.get::<i64, _>("is_active") != 0,
         deleted_at: r.get("deleted_at"),
@@ -29,8 +28,7 @@ fn version_from(r: &SqliteRow) -> Result<AgentVersionRecord> {
         id: r.get("id"),
         agent_id: r.get("agent_id"),
         major_version: r.get("major_version"),
-        snapshot: serde_json::from_str(&snapshot)
-            .map_err(|e| StoreError::Corrupt(format!("agent version: {e}")))?,
+        snapshot: serde_json::from_str(&snapshot).map_err(|e| StoreError::Corrupt(format!("agent version: {e}")))?,
         creator_user_id: r.get("creator_user_id"),
         created_at: r.get("created_at"),
     })
@@ -82,10 +80,7 @@ impl AgentStore for SqliteStore {
     }
 
     async fn agent(&self, id: &str) -> Result<Option<AgentRecord>> {
-        let row = sqlx::query("SELECT * FROM agents WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query("SELECT * FROM agents WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
         row.as_ref().map(agent_from).transpose()
     }
 
@@ -98,21 +93,13 @@ impl AgentStore for SqliteStore {
                     .await?
             }
             Tenant::Team(team) => {
-                sqlx::query("SELECT * FROM agents WHERE team_id = ? AND deleted_at IS NULL AND is_active = 1")
-                    .bind(team)
-                    .fetch_all(&self.reader)
-                    .await?
+                sqlx::query("SELECT * FROM agents WHERE team_id = ? AND deleted_at IS NULL AND is_active = 1").bind(team).fetch_all(&self.reader).await?
             }
         };
         rows.iter().map(agent_from).collect()
     }
 
-    async fn update_agent(
-        &self,
-        a: &AgentRecord,
-        expected_version: i64,
-        v: &AgentVersionRecord,
-    ) -> Result<bool> {
+    async fn update_agent(&self, a: &AgentRecord, expected_version: i64, v: &AgentVersionRecord) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let res = sqlx::query(
             "UPDATE agents SET team_id = ?, name = ?, config = ?, version = ?, is_active = ?, last_updated_at = ? WHERE id = ? AND version = ? AND deleted_at IS NULL",
@@ -137,46 +124,25 @@ impl AgentStore for SqliteStore {
 
     async fn delete_agent(&self, id: &str, at: i64) -> Result<bool> {
         let mut tx = self.write_tx().await?;
-        let res =
-            sqlx::query("UPDATE agents SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        let res = sqlx::query("UPDATE agents SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL").bind(at).bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(res.rows_affected() == 1)
     }
 
     async fn agent_versions(&self, agent_id: &str) -> Result<Vec<AgentVersionRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM agent_versions WHERE agent_id = ? ORDER BY major_version DESC",
-        )
-        .bind(agent_id)
-        .fetch_all(&self.reader)
-        .await?;
+        let rows = sqlx::query("SELECT * FROM agent_versions WHERE agent_id = ? ORDER BY major_version DESC").bind(agent_id).fetch_all(&self.reader).await?;
         rows.iter().map(version_from).collect()
     }
 
-    async fn agent_version(
-        &self,
-        agent_id: &str,
-        version_id: &str,
-    ) -> Result<Option<AgentVersionRecord>> {
-        let row = sqlx::query("SELECT * FROM agent_versions WHERE agent_id = ? AND id = ?")
-            .bind(agent_id)
-            .bind(version_id)
-            .fetch_optional(&self.reader)
-            .await?;
+    async fn agent_version(&self, agent_id: &str, version_id: &str) -> Result<Option<AgentVersionRecord>> {
+        let row =
+            sqlx::query("SELECT * FROM agent_versions WHERE agent_id = ? AND id = ?").bind(agent_id).bind(version_id).fetch_optional(&self.reader).await?;
         row.as_ref().map(version_from).transpose()
     }
 
     async fn touch_agent_used(&self, id: &str, at: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE agents SET last_used_at = ? WHERE id = ?")
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("UPDATE agents SET last_used_at = ? WHERE id = ?").bind(at).bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -7,11 +7,8 @@ use crate::Result;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "tenancy and agents", include_str!("0001_init.sql")),
     (2, "idempotency keys", include_str!("0002_idempotency.sql")),
-    (
-        3,
-        "sessions, runs, jobs, events",
-        include_str!("0003_sessions.sql"),
-    ),
+    (3, "sessions, runs, jobs, events", include_str!("0003_sessions.sql")),
+    (4, "session queue and files", include_str!("0004_queue_files.sql")),
 ];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<()> {
@@ -20,11 +17,7 @@ pub(crate) async fn run(pool: &SqlitePool) -> Result<()> {
         .await?;
     for (version, description, sql) in MIGRATIONS {
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let done: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM _migrations WHERE version = ?")
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let done: Option<i64> = sqlx::query_scalar("SELECT version FROM _migrations WHERE version = ?").bind(version).fetch_optional(&mut *tx).await?;
         if done.is_some() {
             continue;
         }

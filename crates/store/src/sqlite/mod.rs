@@ -35,21 +35,10 @@ impl SqliteStore {
             .foreign_keys(true)
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-16000");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(opts.clone())
-            .await?;
+        let writer = SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None).connect_with(opts.clone()).await?;
         migrations::run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(opts.read_only(true))
-            .await?;
+        let reader =
+            SqlitePoolOptions::new().max_connections(4).min_connections(1).idle_timeout(None).max_lifetime(None).connect_with(opts.read_only(true)).await?;
         Ok(SqliteStore { writer, reader })
     }
 

@@ -5,8 +5,8 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{map_unique, SqliteStore};
 use crate::{
-    ActiveCounts, ClaimedRun, EventRecord, MessageRecord, Result, RunRecord, RunStore, RunUpdate,
-    SessionRecord, SessionStore, SlotLimits, StepRecord, StoreError,
+    ActiveCounts, ClaimedRun, EventRecord, MessageRecord, QueuedMessageRecord, Result, RunRecord, RunStore, RunUpdate, SessionFileRecord, SessionRecord,
+    SessionStore, SlotLimits, StepRecord, StoreError,
 };
 
 fn parse(s: &str, what: &str) -> Result<Value> {
@@ -90,22 +90,12 @@ pub(crate) fn add_usage(base: &mut Value, delta: &Value) {
             _ => continue,
         };
         let is_int = v.is_i64() || v.is_u64();
-        let val = if is_int && b.get(k).is_none_or(|x| x.is_i64() || x.is_u64()) {
-            json!(sum as i64)
-        } else {
-            json!((sum * 10000.0).round() / 10000.0)
-        };
+        let val = if is_int && b.get(k).is_none_or(|x| x.is_i64() || x.is_u64()) { json!(sum as i64) } else { json!((sum * 10000.0).round() / 10000.0) };
         b.insert(k.clone(), val);
     }
 }
 
-async fn append_events(
-    c: &mut SqliteConnection,
-    session_id: &str,
-    run_id: Option<&str>,
-    events: Vec<Value>,
-    now: i64,
-) -> Result<Vec<EventRecord>> {
+async fn append_events(c: &mut SqliteConnection, session_id: &str, run_id: Option<&str>, events: Vec<Value>, now: i64) -> Result<Vec<EventRecord>> {
     if events.is_empty() {
         return Ok(vec![]);
     }
@@ -119,11 +109,7 @@ async fn append_events(
     let mut out = Vec::with_capacity(events.len());
     for (i, data) in events.into_iter().enumerate() {
         let seq = last - n + 1 + i as i64;
-        let kind = data
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("data")
-            .to_string();
+        let kind = data.get("type").and_then(Value::as_str).unwrap_or("data").to_string();
         sqlx::query("INSERT INTO events (session_id, seq, run_id, type, data, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(session_id)
             .bind(seq)
@@ -133,14 +119,7 @@ async fn append_events(
             .bind(now)
             .execute(&mut *c)
             .await?;
-        out.push(EventRecord {
-            session_id: session_id.to_string(),
-            seq,
-            run_id: run_id.map(str::to_string),
-            kind,
-            data,
-            created_at: now,
-        });
+        out.push(EventRecord { session_id: session_id.to_string(), seq, run_id: run_id.map(str::to_string), kind, data, created_at: now });
     }
     Ok(out)
 }
@@ -189,12 +168,7 @@ async fn insert_run_and_job(c: &mut SqliteConnection, r: &RunRecord, now: i64) -
 
 #[async_trait]
 impl SessionStore for SqliteStore {
-    async fn create_session(
-        &self,
-        s: &SessionRecord,
-        turn: Option<(&MessageRecord, &RunRecord)>,
-        events: Vec<Value>,
-    ) -> Result<Vec<EventRecord>> {
+    async fn create_session(&self, s: &SessionRecord, turn: Option<(&MessageRecord, &RunRecord)>, events: Vec<Value>) -> Result<Vec<EventRecord>> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO sessions (id, agent_id, creator_user_id, team_id, organization_id, type, name, state, metadata, agent_snapshot, usage, last_seq, current_run_id, created_at, updated_at) \
@@ -229,18 +203,12 @@ impl SessionStore for SqliteStore {
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
         row.as_ref().map(session_from).transpose()
     }
 
     async fn messages(&self, session_id: &str) -> Result<Vec<MessageRecord>> {
-        let rows = sqlx::query("SELECT * FROM messages WHERE session_id = ? ORDER BY ord")
-            .bind(session_id)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query("SELECT * FROM messages WHERE session_id = ? ORDER BY ord").bind(session_id).fetch_all(&self.reader).await?;
         rows.iter().map(message_from).collect()
     }
 
@@ -251,12 +219,10 @@ impl SessionStore for SqliteStore {
         msg: &MessageRecord,
         run: &RunRecord,
         events: Vec<Value>,
+        dequeue: Option<&str>,
     ) -> Result<Option<Vec<EventRecord>>> {
         let mut tx = self.write_tx().await?;
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM sessions WHERE id = ?")
-            .bind(session_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM sessions WHERE id = ?").bind(session_id).fetch_optional(&mut *tx).await?;
         match state {
             Some(st) if from_states.contains(&st.as_str()) => {}
             _ => {
@@ -265,27 +231,30 @@ impl SessionStore for SqliteStore {
             }
         }
         let now = msg.created_at;
+        if let Some(qid) = dequeue {
+            let removed = sqlx::query("DELETE FROM session_queue WHERE id = ? AND session_id = ?").bind(qid).bind(session_id).execute(&mut *tx).await?;
+            if removed.rows_affected() == 0 {
+                // Already delivered (or deleted) by someone else.
+                tx.rollback().await?;
+                return Ok(None);
+            }
+        }
         upsert_message(&mut tx, msg).await?;
         insert_run_and_job(&mut tx, run, now).await?;
-        sqlx::query(
-            "UPDATE sessions SET state = ?, current_run_id = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&run.state)
-        .bind(&run.id)
-        .bind(now)
-        .bind(session_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE sessions SET state = ?, current_run_id = ?, updated_at = ? WHERE id = ?")
+            .bind(&run.state)
+            .bind(&run.id)
+            .bind(now)
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
         let ev = append_events(&mut tx, session_id, Some(&run.id), events, now).await?;
         tx.commit().await?;
         Ok(Some(ev))
     }
 
     async fn run(&self, id: &str) -> Result<Option<RunRecord>> {
-        let row = sqlx::query("SELECT * FROM runs WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query("SELECT * FROM runs WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
         row.as_ref().map(run_from).transpose()
     }
 
@@ -299,51 +268,141 @@ impl SessionStore for SqliteStore {
         .bind(organization_id)
         .fetch_one(&self.reader)
         .await?;
-        Ok(ActiveCounts {
-            agent_processing: row.get("ap"),
-            org_processing: row.get("op"),
-            agent_queued: row.get("aq"),
-        })
+        Ok(ActiveCounts { agent_processing: row.get("ap"), org_processing: row.get("op"), agent_queued: row.get("aq") })
     }
 
     async fn queue_position(&self, run: &RunRecord) -> Result<i64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs WHERE agent_id = ? AND state = 'queued' AND (created_at < ? OR (created_at = ? AND id <= ?))")
-            .bind(&run.agent_id)
-            .bind(run.created_at)
-            .bind(run.created_at)
-            .bind(&run.id)
-            .fetch_one(&self.reader)
-            .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM runs WHERE agent_id = ? AND state = 'queued' AND (created_at < ? OR (created_at = ? AND id <= ?))")
+                .bind(&run.agent_id)
+                .bind(run.created_at)
+                .bind(run.created_at)
+                .bind(&run.id)
+                .fetch_one(&self.reader)
+                .await?;
         Ok(n.max(1))
     }
 
     async fn request_cancel(&self, run_id: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = ?")
-            .bind(run_id)
+        sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = ?").bind(run_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sessions_of_agent(&self, agent_id: &str, creator: &str) -> Result<Vec<SessionRecord>> {
+        let rows = sqlx::query("SELECT * FROM sessions WHERE agent_id = ? AND creator_user_id = ? ORDER BY created_at DESC, id DESC")
+            .bind(agent_id)
+            .bind(creator)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(session_from).collect()
+    }
+
+    async fn rename_session(&self, id: &str, name: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE sessions SET name = ?, updated_at = ? WHERE id = ?").bind(name).bind(wire::time::now_micros()).bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn first_event_of_run(&self, session_id: &str, run_id: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MIN(seq) FROM events WHERE session_id = ? AND run_id = ?").bind(session_id).bind(run_id).fetch_one(&self.reader).await?)
+    }
+
+    async fn queued_messages(&self, session_id: &str) -> Result<Vec<QueuedMessageRecord>> {
+        let rows = sqlx::query("SELECT * FROM session_queue WHERE session_id = ? ORDER BY created_at, id").bind(session_id).fetch_all(&self.reader).await?;
+        Ok(rows
+            .iter()
+            .map(|r| QueuedMessageRecord {
+                id: r.get("id"),
+                session_id: r.get("session_id"),
+                input: r.get("input"),
+                created_at: r.get("created_at"),
+                updated_at: r.get("updated_at"),
+            })
+            .collect())
+    }
+
+    async fn enqueue_message(&self, m: &QueuedMessageRecord, max: i64) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM session_queue WHERE session_id = ?").bind(&m.session_id).fetch_one(&mut *tx).await?;
+        if n >= max {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO session_queue (id, session_id, input, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&m.id)
+            .bind(&m.session_id)
+            .bind(&m.input)
+            .bind(m.created_at)
+            .bind(m.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_unique(e, "queued message"))?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn edit_queued_message(&self, session_id: &str, id: &str, input: &str, now: i64) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let res = sqlx::query("UPDATE session_queue SET input = ?, updated_at = ? WHERE session_id = ? AND id = ?")
+            .bind(input)
+            .bind(now)
+            .bind(session_id)
+            .bind(id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn delete_queued_message(&self, session_id: &str, id: &str) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let res = sqlx::query("DELETE FROM session_queue WHERE session_id = ? AND id = ?").bind(session_id).bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn insert_session_file(&self, f: &SessionFileRecord) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT INTO session_files (session_id, file_name, media_type, size, blob_key, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&f.session_id)
+            .bind(&f.file_name)
+            .bind(&f.media_type)
+            .bind(f.size)
+            .bind(&f.blob_key)
+            .bind(f.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_unique(e, "session file"))?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn session_files(&self, session_id: &str) -> Result<Vec<SessionFileRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM session_files WHERE session_id = ? ORDER BY created_at, file_name").bind(session_id).fetch_all(&self.reader).await?;
+        Ok(rows
+            .iter()
+            .map(|r| SessionFileRecord {
+                session_id: r.get("session_id"),
+                file_name: r.get("file_name"),
+                media_type: r.get("media_type"),
+                size: r.get("size"),
+                blob_key: r.get("blob_key"),
+                created_at: r.get("created_at"),
+            })
+            .collect())
     }
 }
 
 #[async_trait]
 impl RunStore for SqliteStore {
-    async fn claim_run(
-        &self,
-        owner: &str,
-        now: i64,
-        lease_until: i64,
-        limits: SlotLimits,
-    ) -> Result<Option<ClaimedRun>> {
+    async fn claim_run(&self, owner: &str, now: i64, lease_until: i64, limits: SlotLimits) -> Result<Option<ClaimedRun>> {
         // Look on a reader first: an idle poll must not take the write lock.
-        let any: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE state = 'ready' AND available_at <= ? LIMIT 1",
-        )
-        .bind(now)
-        .fetch_optional(&self.reader)
-        .await?;
+        let any: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM jobs WHERE state = 'ready' AND available_at <= ? LIMIT 1").bind(now).fetch_optional(&self.reader).await?;
         if any.is_none() {
             return Ok(None);
         }
@@ -364,12 +423,14 @@ impl RunStore for SqliteStore {
             tx.rollback().await?;
             return Ok(None);
         };
-        let attempts: i64 = sqlx::query_scalar("UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 WHERE id = ? RETURNING attempts")
-            .bind(owner)
-            .bind(lease_until)
-            .bind(job_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let attempts: i64 = sqlx::query_scalar(
+            "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 WHERE id = ? RETURNING attempts",
+        )
+        .bind(owner)
+        .bind(lease_until)
+        .bind(job_id)
+        .fetch_one(&mut *tx)
+        .await?;
         let row = sqlx::query("UPDATE runs SET state = 'processing', attempts = ?, started_at = COALESCE(started_at, ?) WHERE id = ? RETURNING *")
             .bind(attempts)
             .bind(now)
@@ -425,12 +486,7 @@ impl RunStore for SqliteStore {
     }
 
     async fn run_steps(&self, run_id: &str) -> Result<Vec<StepRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM run_steps WHERE run_id = ? ORDER BY step, created_at, call_id",
-        )
-        .bind(run_id)
-        .fetch_all(&self.reader)
-        .await?;
+        let rows = sqlx::query("SELECT * FROM run_steps WHERE run_id = ? ORDER BY step, created_at, call_id").bind(run_id).fetch_all(&self.reader).await?;
         rows.iter()
             .map(|r| {
                 let out: Option<String> = r.get("output");
@@ -451,22 +507,26 @@ impl RunStore for SqliteStore {
     async fn update_run(&self, u: RunUpdate<'_>) -> Result<Option<Vec<EventRecord>>> {
         let now = wire::time::now_micros();
         let mut tx = self.write_tx().await?;
-        let run_row = sqlx::query("SELECT session_id, usage FROM runs WHERE id = ?")
-            .bind(u.run_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let run_row = sqlx::query("SELECT session_id, usage FROM runs WHERE id = ?").bind(u.run_id).fetch_optional(&mut *tx).await?;
         let Some(run_row) = run_row else {
             tx.rollback().await?;
             return Err(StoreError::NotFound);
         };
         let session_id: String = run_row.get("session_id");
+        if u.only_if_unleased {
+            let leased: Option<String> =
+                sqlx::query_scalar("SELECT state FROM jobs WHERE run_id = ? AND state = 'leased'").bind(u.run_id).fetch_optional(&mut *tx).await?;
+            if leased.is_some() {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+        }
+        if let Some(qid) = u.dequeue {
+            sqlx::query("DELETE FROM session_queue WHERE id = ?").bind(qid).execute(&mut *tx).await?;
+        }
         if let Some(owner) = u.lease_owner {
-            let holder: Option<Option<String>> = sqlx::query_scalar(
-                "SELECT lease_owner FROM jobs WHERE run_id = ? AND state = 'leased'",
-            )
-            .bind(u.run_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let holder: Option<Option<String>> =
+                sqlx::query_scalar("SELECT lease_owner FROM jobs WHERE run_id = ? AND state = 'leased'").bind(u.run_id).fetch_optional(&mut *tx).await?;
             if holder.flatten().as_deref() != Some(owner) {
                 tx.rollback().await?;
                 return Ok(None);
@@ -474,7 +534,11 @@ impl RunStore for SqliteStore {
         }
         if let Some(m) = u.message {
             upsert_message(&mut tx, m).await?;
-            sqlx::query("UPDATE runs SET assistant_message_id = COALESCE(assistant_message_id, ?) WHERE id = ?").bind(&m.id).bind(u.run_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE runs SET assistant_message_id = COALESCE(assistant_message_id, ?) WHERE id = ?")
+                .bind(&m.id)
+                .bind(u.run_id)
+                .execute(&mut *tx)
+                .await?;
         }
         if let Some(s) = u.step {
             sqlx::query(
@@ -493,28 +557,13 @@ impl RunStore for SqliteStore {
         if let Some(delta) = u.usage_delta {
             let mut run_usage = parse(run_row.get("usage"), "run usage")?;
             add_usage(&mut run_usage, delta);
-            sqlx::query("UPDATE runs SET usage = ? WHERE id = ?")
-                .bind(run_usage.to_string())
-                .bind(u.run_id)
-                .execute(&mut *tx)
-                .await?;
-            let sess_usage: String = sqlx::query_scalar("SELECT usage FROM sessions WHERE id = ?")
-                .bind(&session_id)
-                .fetch_one(&mut *tx)
-                .await?;
+            sqlx::query("UPDATE runs SET usage = ? WHERE id = ?").bind(run_usage.to_string()).bind(u.run_id).execute(&mut *tx).await?;
+            let sess_usage: String = sqlx::query_scalar("SELECT usage FROM sessions WHERE id = ?").bind(&session_id).fetch_one(&mut *tx).await?;
             let mut sess_usage = parse(&sess_usage, "session usage")?;
             add_usage(&mut sess_usage, delta);
-            sqlx::query("UPDATE sessions SET usage = ? WHERE id = ?")
-                .bind(sess_usage.to_string())
-                .bind(&session_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("UPDATE sessions SET usage = ? WHERE id = ?").bind(sess_usage.to_string()).bind(&session_id).execute(&mut *tx).await?;
         }
-        if u.run_state.is_some()
-            || u.finish_reason.is_some()
-            || u.error_message.is_some()
-            || u.terminal
-        {
+        if u.run_state.is_some() || u.finish_reason.is_some() || u.error_message.is_some() || u.terminal {
             sqlx::query(
                 "UPDATE runs SET state = COALESCE(?, state), finish_reason = COALESCE(?, finish_reason), error_message = COALESCE(?, error_message), \
                  finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
@@ -529,41 +578,29 @@ impl RunStore for SqliteStore {
             .await?;
         }
         if let Some(st) = u.session_state {
-            sqlx::query(
-                "UPDATE sessions SET state = ?, updated_at = ? WHERE id = ? AND current_run_id = ?",
-            )
-            .bind(st)
-            .bind(now)
-            .bind(&session_id)
-            .bind(u.run_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if u.terminal {
-            sqlx::query("DELETE FROM jobs WHERE run_id = ?")
+            sqlx::query("UPDATE sessions SET state = ?, updated_at = ? WHERE id = ? AND current_run_id = ?")
+                .bind(st)
+                .bind(now)
+                .bind(&session_id)
                 .bind(u.run_id)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if u.terminal {
+            sqlx::query("DELETE FROM jobs WHERE run_id = ?").bind(u.run_id).execute(&mut *tx).await?;
         }
         let ev = append_events(&mut tx, &session_id, Some(u.run_id), u.events, now).await?;
         tx.commit().await?;
         Ok(Some(ev))
     }
 
-    async fn events_after(
-        &self,
-        session_id: &str,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<EventRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(session_id)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
+    async fn events_after(&self, session_id: &str, after: i64, limit: i64) -> Result<Vec<EventRecord>> {
+        let rows = sqlx::query("SELECT * FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?")
+            .bind(session_id)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
         rows.iter().map(event_from).collect()
     }
 }

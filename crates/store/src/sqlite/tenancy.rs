@@ -18,12 +18,7 @@ fn user_from(r: &SqliteRow) -> User {
 }
 
 fn team_from(r: &SqliteRow) -> Team {
-    Team {
-        id: r.get("id"),
-        organization_id: r.get("organization_id"),
-        name: r.get("name"),
-        created_at: r.get("created_at"),
-    }
+    Team { id: r.get("id"), organization_id: r.get("organization_id"), name: r.get("name"), created_at: r.get("created_at") }
 }
 
 fn key_from(r: &SqliteRow) -> ApiKey {
@@ -73,10 +68,7 @@ impl TenancyStore for SqliteStore {
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query("SELECT * FROM users WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
         Ok(row.as_ref().map(user_from))
     }
 
@@ -91,32 +83,17 @@ impl TenancyStore for SqliteStore {
     }
 
     async fn organizations_of_user(&self, user_id: &str) -> Result<Vec<Organization>> {
-        let rows = sqlx::query(
-            "SELECT o.id, o.name, o.created_at FROM organizations o JOIN users u ON u.organization_id = o.id WHERE u.id = ? ORDER BY o.name, o.id",
-        )
-        .bind(user_id)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Organization {
-                id: r.get("id"),
-                name: r.get("name"),
-                created_at: r.get("created_at"),
-            })
-            .collect())
+        let rows =
+            sqlx::query("SELECT o.id, o.name, o.created_at FROM organizations o JOIN users u ON u.organization_id = o.id WHERE u.id = ? ORDER BY o.name, o.id")
+                .bind(user_id)
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.iter().map(|r| Organization { id: r.get("id"), name: r.get("name"), created_at: r.get("created_at") }).collect())
     }
 
     async fn organization(&self, id: &str) -> Result<Option<Organization>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(row.map(|r| Organization {
-            id: r.get("id"),
-            name: r.get("name"),
-            created_at: r.get("created_at"),
-        }))
+        let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
+        Ok(row.map(|r| Organization { id: r.get("id"), name: r.get("name"), created_at: r.get("created_at") }))
     }
 
     async fn ensure_team(&self, t: &Team) -> Result<bool> {
@@ -133,10 +110,7 @@ impl TenancyStore for SqliteStore {
     }
 
     async fn team(&self, id: &str) -> Result<Option<Team>> {
-        let row = sqlx::query("SELECT * FROM teams WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query("SELECT * FROM teams WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
         Ok(row.as_ref().map(team_from))
     }
 
@@ -156,32 +130,24 @@ impl TenancyStore for SqliteStore {
     }
 
     async fn membership(&self, team_id: &str, user_id: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT role FROM team_members WHERE team_id = ? AND user_id = ?")
-                .bind(team_id)
-                .bind(user_id)
-                .fetch_optional(&self.reader)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT role FROM team_members WHERE team_id = ? AND user_id = ?")
+            .bind(team_id)
+            .bind(user_id)
+            .fetch_optional(&self.reader)
+            .await?)
     }
 
     async fn teams_of_user(&self, user_id: &str) -> Result<Vec<(Team, String)>> {
-        let rows = sqlx::query(
-            "SELECT t.*, m.role AS member_role FROM teams t JOIN team_members m ON m.team_id = t.id WHERE m.user_id = ? ORDER BY t.name, t.id",
-        )
-        .bind(user_id)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (team_from(r), r.get("member_role")))
-            .collect())
+        let rows =
+            sqlx::query("SELECT t.*, m.role AS member_role FROM teams t JOIN team_members m ON m.team_id = t.id WHERE m.user_id = ? ORDER BY t.name, t.id")
+                .bind(user_id)
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.iter().map(|r| (team_from(r), r.get("member_role"))).collect())
     }
 
     async fn count_users(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.reader)
-            .await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.reader).await?)
     }
 
     async fn ping(&self) -> Result<()> {
@@ -211,36 +177,22 @@ impl TenancyStore for SqliteStore {
     }
 
     async fn api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKey>> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE secret_hash = ?")
-            .bind(hash)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query("SELECT * FROM api_keys WHERE secret_hash = ?").bind(hash).fetch_optional(&self.reader).await?;
         Ok(row.as_ref().map(key_from))
     }
 
-    async fn list_api_keys(
-        &self,
-        user_id: Option<&str>,
-        team_id: Option<&str>,
-    ) -> Result<Vec<ApiKey>> {
-        let rows = sqlx::query(
-            "SELECT * FROM api_keys WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR team_id = ?2) ORDER BY created_at, id",
-        )
-        .bind(user_id)
-        .bind(team_id)
-        .fetch_all(&self.reader)
-        .await?;
+    async fn list_api_keys(&self, user_id: Option<&str>, team_id: Option<&str>) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query("SELECT * FROM api_keys WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR team_id = ?2) ORDER BY created_at, id")
+            .bind(user_id)
+            .bind(team_id)
+            .fetch_all(&self.reader)
+            .await?;
         Ok(rows.iter().map(key_from).collect())
     }
 
     async fn revoke_api_key(&self, key_id: &str, at: i64) -> Result<bool> {
         let mut tx = self.write_tx().await?;
-        let res =
-            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(at)
-                .bind(key_id)
-                .execute(&mut *tx)
-                .await?;
+        let res = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").bind(at).bind(key_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(res.rows_affected() == 1)
     }

@@ -52,12 +52,7 @@ pub(crate) fn last_user_text(req: &Value) -> String {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Array(parts)) => parts
                 .iter()
-                .filter(|p| {
-                    matches!(
-                        p.get("type").and_then(Value::as_str),
-                        Some("text") | Some("input_text")
-                    )
-                })
+                .filter(|p| matches!(p.get("type").and_then(Value::as_str), Some("text") | Some("input_text")))
                 .filter_map(|p| p.get("text").and_then(Value::as_str))
                 .collect::<Vec<_>>()
                 .join("\n"),
@@ -177,19 +172,14 @@ pub(crate) fn json_body(ctx: &Ctx<'_>) -> Value {
         Wire::Anthropic => {
             let mut content = Vec::new();
             if let Some(reasoning) = &r.reasoning {
-                content.push(
-                    json!({"type": "thinking", "thinking": reasoning, "signature": "fake-signature"}),
-                );
+                content.push(json!({"type": "thinking", "thinking": reasoning, "signature": "fake-signature"}));
             }
             if let Some(t) = ctx.text {
                 content.push(json!({"type": "text", "text": t}));
             }
             for (i, c) in r.tool_calls.iter().enumerate() {
-                let input: Value =
-                    serde_json::from_str(&c.raw_arguments).unwrap_or_else(|_| json!({}));
-                content.push(
-                    json!({"type": "tool_use", "id": tool_id(ctx, i), "name": c.name, "input": input}),
-                );
+                let input: Value = serde_json::from_str(&c.raw_arguments).unwrap_or_else(|_| json!({}));
+                content.push(json!({"type": "tool_use", "id": tool_id(ctx, i), "name": c.name, "input": input}));
             }
             let mut body = json!({
                 "id": format!("msg_fake_{}", ctx.seq),
@@ -243,11 +233,7 @@ pub(crate) fn sse_frames(ctx: &Ctx<'_>) -> Plan {
         Wire::OpenAi => openai_frames(ctx, &mut f),
         Wire::Anthropic => anthropic_frames(ctx, &mut f),
     };
-    Plan {
-        frames: f.frames,
-        content: f.content,
-        trailer_start,
-    }
+    Plan { frames: f.frames, content: f.content, trailer_start }
 }
 
 fn openai_frames(ctx: &Ctx<'_>, f: &mut Frames) -> usize {
@@ -323,80 +309,31 @@ fn anthropic_frames(ctx: &Ctx<'_>, f: &mut Frames) -> usize {
     if let Some(u) = &r.usage {
         message["usage"] = anthropic_usage(u, 1);
     }
-    f.push(
-        ev(
-            "message_start",
-            json!({"type": "message_start", "message": message}),
-        ),
-        false,
-    );
+    f.push(ev("message_start", json!({"type": "message_start", "message": message})), false);
     f.push(ev("ping", json!({"type": "ping"})), false);
     let mut index = 0usize;
     let mut block = |f: &mut Frames, start: Value, deltas: Vec<Value>, extra: Option<Value>| {
-        f.push(
-            ev(
-                "content_block_start",
-                json!({"type": "content_block_start", "index": index, "content_block": start}),
-            ),
-            false,
-        );
+        f.push(ev("content_block_start", json!({"type": "content_block_start", "index": index, "content_block": start})), false);
         for d in deltas {
-            f.push(
-                ev(
-                    "content_block_delta",
-                    json!({"type": "content_block_delta", "index": index, "delta": d}),
-                ),
-                true,
-            );
+            f.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": d})), true);
         }
         if let Some(d) = extra {
-            f.push(
-                ev(
-                    "content_block_delta",
-                    json!({"type": "content_block_delta", "index": index, "delta": d}),
-                ),
-                false,
-            );
+            f.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": d})), false);
         }
-        f.push(
-            ev(
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": index}),
-            ),
-            false,
-        );
+        f.push(ev("content_block_stop", json!({"type": "content_block_stop", "index": index})), false);
         index += 1;
     };
     if let Some(reasoning) = &r.reasoning {
-        let deltas = split_chunks(reasoning, r.chunks)
-            .into_iter()
-            .map(|p| json!({"type": "thinking_delta", "thinking": p}))
-            .collect();
-        block(
-            f,
-            json!({"type": "thinking", "thinking": ""}),
-            deltas,
-            Some(json!({"type": "signature_delta", "signature": "fake-signature"})),
-        );
+        let deltas = split_chunks(reasoning, r.chunks).into_iter().map(|p| json!({"type": "thinking_delta", "thinking": p})).collect();
+        block(f, json!({"type": "thinking", "thinking": ""}), deltas, Some(json!({"type": "signature_delta", "signature": "fake-signature"})));
     }
     if let Some(text) = ctx.text {
-        let deltas = split_chunks(text, r.chunks)
-            .into_iter()
-            .map(|p| json!({"type": "text_delta", "text": p}))
-            .collect();
+        let deltas = split_chunks(text, r.chunks).into_iter().map(|p| json!({"type": "text_delta", "text": p})).collect();
         block(f, json!({"type": "text", "text": ""}), deltas, None);
     }
     for (i, c) in r.tool_calls.iter().enumerate() {
-        let deltas = split_chunks(&c.raw_arguments, r.chunks)
-            .into_iter()
-            .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
-            .collect();
-        block(
-            f,
-            json!({"type": "tool_use", "id": tool_id(ctx, i), "name": c.name, "input": {}}),
-            deltas,
-            None,
-        );
+        let deltas = split_chunks(&c.raw_arguments, r.chunks).into_iter().map(|p| json!({"type": "input_json_delta", "partial_json": p})).collect();
+        block(f, json!({"type": "tool_use", "id": tool_id(ctx, i), "name": c.name, "input": {}}), deltas, None);
     }
     let trailer = f.trailer();
     let mut delta = json!({

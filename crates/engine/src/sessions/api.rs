@@ -1,0 +1,802 @@
+//! The v1 sessions API (§8.2): views, create, list, rename, send, cancel, the message
+//! queue and approvals. Streaming readers use `stream::follow`.
+
+use serde_json::{json, Map, Value};
+use store::{QueuedMessageRecord, RunUpdate, SessionRecord, StepRecord};
+use wire::{ApiError, ErrorCode};
+
+use super::state::{transition, SessionEvent, SessionState};
+use super::{Accepted, TurnInput, TurnRefused, TurnTarget};
+use crate::input::{self, Query};
+use crate::pagination::{PageRequest, SortVal};
+use crate::runtime::agent_loop::public_approval;
+use crate::runtime::parts::{sanitize_parts, text_of};
+use crate::{db, Caller, Engine};
+
+pub const MAX_QUEUE: i64 = 20;
+
+pub fn session_not_found(id: &str) -> ApiError {
+    ApiError::new(ErrorCode::SessionNotFound, format!("Session {id} was not found.")).param("session_id")
+}
+
+/// Message content (`input`, alias `message`): a string, or strings and text items.
+pub fn parse_content(m: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    let (key, v) = match (m.get("input").filter(|v| !v.is_null()), m.get("message").filter(|v| !v.is_null())) {
+        (Some(v), _) => ("input", v),
+        (None, Some(v)) => ("message", v),
+        (None, None) => return Ok(None),
+    };
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let mut parts = Vec::new();
+            for (i, it) in items.iter().enumerate() {
+                match it {
+                    Value::String(s) => parts.push(s.clone()),
+                    Value::Object(o) if matches!(o.get("type").and_then(Value::as_str), Some("text" | "input_text")) => match o
+                        .get("text")
+                        .and_then(Value::as_str)
+                    {
+                        Some(t) => parts.push(t.to_string()),
+                        None => {
+                            return Err(ApiError::new(ErrorCode::InvalidInput, format!("{key}[{i}].text must be a string.")).param(format!("{key}[{i}].text")))
+                        }
+                    },
+                    _ => {
+                        return Err(ApiError::new(
+                            ErrorCode::InvalidInput,
+                            format!("{key}[{i}] is not supported: send strings or {{\"type\": \"text\", \"text\": …}} items."),
+                        )
+                        .param(format!("{key}[{i}]")))
+                    }
+                }
+            }
+            parts.join("\n")
+        }
+        other => {
+            return Err(
+                ApiError::new(ErrorCode::InvalidInput, format!("{key} must be a string or an array of text items, not {}.", input::kind(other))).param(key)
+            )
+        }
+    };
+    if text.trim().is_empty() {
+        return Err(ApiError::new(ErrorCode::InvalidInput, format!("{key} is empty.")).param(key));
+    }
+    Ok(Some(text))
+}
+
+fn require_content(m: &Map<String, Value>) -> Result<String, ApiError> {
+    parse_content(m)?.ok_or_else(|| ApiError::new(ErrorCode::InvalidInput, "input (or message) is required.").param("input"))
+}
+
+fn check_name(raw: &str) -> Result<String, ApiError> {
+    let n = raw.trim();
+    if n.is_empty() || n.chars().count() > 256 {
+        return Err(ApiError::new(ErrorCode::InvalidName, "name must be 1 to 256 characters after trimming.").param("name"));
+    }
+    Ok(n.to_string())
+}
+
+fn refused(e: TurnRefused, engine: &Engine) -> ApiError {
+    match e {
+        TurnRefused::NotAccepting(st) => ApiError::new(
+            ErrorCode::InteractionNotInTerminalState,
+            format!("The session is {st}; wait for it to finish, queue the message (delivery: \"queued\") or cancel the run."),
+        )
+        .detail("state", st.as_str()),
+        TurnRefused::ConcurrencyLimit => engine.concurrency_error(),
+        TurnRefused::SessionExists => ApiError::new(ErrorCode::SessionAlreadyExists, "A session with this session_id already exists.").param("session_id"),
+        TurnRefused::Internal(e) => e,
+    }
+}
+
+fn queued_json(q: &QueuedMessageRecord, position: usize) -> Value {
+    json!({"id": q.id, "input": q.input, "state": "queued", "position": position, "created_at": wire::time::v1(q.created_at), "updated_at": wire::time::v1(q.updated_at)})
+}
+
+/// What S1/S2 did.
+pub struct Created {
+    pub status: u16,
+    pub body: Value,
+    pub session_id: String,
+    pub accepted: Option<Accepted>,
+}
+
+impl Engine {
+    /// The session if the caller may read it: invisible → 404, visible without the
+    /// right → 403 (§2.5).
+    pub async fn session_for(&self, caller: &Caller, id: &str) -> Result<SessionRecord, ApiError> {
+        let s = self.store.session(id).await.map_err(db)?.filter(|s| self.session_visible(caller, s)).ok_or_else(|| session_not_found(id))?;
+        if !self.can_read_session(caller, &s) {
+            return Err(ApiError::new(ErrorCode::PermissionDenied, "Only the session's creator (or a grantee) may use this session."));
+        }
+        Ok(s)
+    }
+
+    pub fn message_json(m: &store::MessageRecord) -> Value {
+        let content = if m.role == "user" {
+            Value::String(m.content.clone().unwrap_or_default())
+        } else {
+            let t = text_of(&m.parts);
+            if t.is_empty() {
+                Value::Null
+            } else {
+                Value::String(t)
+            }
+        };
+        json!({"id": m.id, "role": m.role, "content": content, "created_at": wire::time::v1(m.created_at), "creator_id": m.creator_id, "parts": sanitize_parts(&m.parts)})
+    }
+
+    /// Open asks of the session's current run.
+    pub async fn pending_approvals(&self, s: &SessionRecord) -> Result<Vec<Value>, ApiError> {
+        if s.state != "approval_required" {
+            return Ok(vec![]);
+        }
+        let Some(run) = &s.current_run_id else { return Ok(vec![]) };
+        let steps = self.store.run_steps(run).await.map_err(db)?;
+        Ok(steps.iter().filter(|st| st.state == "awaiting").map(|st| public_approval(&st.output["approval"])).collect())
+    }
+
+    /// The Session object (§8.0).
+    pub async fn session_view(&self, s: &SessionRecord, with_messages: bool) -> Result<Value, ApiError> {
+        let messages = if with_messages { self.store.messages(&s.id).await.map_err(db)? } else { vec![] };
+        let mut people: Vec<String> = vec![s.creator_user_id.clone()];
+        for m in &messages {
+            if let Some(c) = &m.creator_id {
+                if !people.contains(c) {
+                    people.push(c.clone());
+                }
+            }
+        }
+        let users = self.store.users_by_ids(&people).await.map_err(db)?;
+        let participants: Map<String, Value> =
+            users.iter().map(|u| (u.id.clone(), json!({"first_name": u.first_name, "last_name": u.last_name, "email": u.email}))).collect();
+        let creator = users.iter().find(|u| u.id == s.creator_user_id).map(crate::agents::creator_payload);
+        let agent = self.store.agent(&s.agent_id).await.map_err(db)?;
+        let agent_tools: Vec<Value> = agent
+            .as_ref()
+            .map(|a| {
+                a.config
+                    .tools
+                    .iter()
+                    .map(|t| {
+                        let mut t = t.clone();
+                        if let Some(o) = t.as_object_mut() {
+                            o.remove("secret_id");
+                        }
+                        t
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let u = &s.usage;
+        let num = |k: &str| u.get(k).cloned().unwrap_or(json!(0));
+        let snap = &s.agent_snapshot;
+        Ok(json!({
+            "id": s.id,
+            "agent_id": s.agent_id,
+            "name": s.name.clone().or_else(|| snap.get("name").and_then(Value::as_str).map(str::to_string)),
+            "type": s.kind,
+            "state": s.state,
+            "messages": messages.iter().map(Self::message_json).collect::<Vec<_>>(),
+            "created_at": wire::time::v1(s.created_at),
+            "agent_name": agent.as_ref().map(|a| a.config.name.clone()).or_else(|| snap.get("name").and_then(Value::as_str).map(str::to_string)),
+            "agent_team_id": snap.get("team_id").cloned().unwrap_or(Value::Null),
+            "agent_creator_user_id": snap.get("creator_user_id").cloned().unwrap_or(Value::Null),
+            "agent_icon_url": snap.get("icon_url").cloned().unwrap_or(Value::Null),
+            "agent_tools": agent_tools,
+            "participants": participants,
+            "creator": creator,
+            "usage": {"credit_cost": num("credit_cost"), "tool_credit_cost": 0, "flow_credit_cost": 0, "input_tokens": num("input_tokens"), "output_tokens": num("output_tokens")},
+            "provenance": null,
+            "incognito": false,
+            "pending_approvals": self.pending_approvals(s).await?,
+        }))
+    }
+
+    /// `{"session": …, "queue_position": …}`.
+    pub async fn session_response(&self, s: &SessionRecord, with_messages: bool) -> Result<Value, ApiError> {
+        let session = self.session_view(s, with_messages).await?;
+        let queue_position = match (&s.state[..], &s.current_run_id) {
+            ("queued", Some(r)) => match self.store.run(r).await.map_err(db)? {
+                Some(run) => json!(self.store.queue_position(&run).await.map_err(db)?),
+                None => Value::Null,
+            },
+            _ => Value::Null,
+        };
+        Ok(json!({"session": session, "queue_position": queue_position}))
+    }
+
+    async fn reload(&self, id: &str) -> Result<SessionRecord, ApiError> {
+        self.store.session(id).await.map_err(db)?.ok_or_else(|| session_not_found(id))
+    }
+
+    /// S1 (and S2 when `require_input`).
+    pub async fn create_session(&self, caller: &Caller, agent_id: &str, body: Value, kind: &str, require_input: bool) -> Result<Created, ApiError> {
+        let m = input::object(body)?;
+        let agent = self.visible_agent(caller, agent_id).await?;
+        let text = parse_content(&m)?;
+        if require_input && text.is_none() {
+            return Err(ApiError::new(ErrorCode::InvalidInput, "Streaming a new session needs input.").param("input"));
+        }
+        let id = match input::opt_str(&m, "session_id", "session_id")? {
+            Some(id) if !wire::ids::is_valid_caller_id(&id) => {
+                return Err(ApiError::new(ErrorCode::InvalidId, "session_id must match ^[A-Za-z0-9_-]{1,128}$.").param("session_id"))
+            }
+            Some(id) => id,
+            None => wire::ids::new_id("sess"),
+        };
+        let name = input::opt_str(&m, "name", "name")?.map(|n| check_name(&n)).transpose()?;
+        let metadata = input::opt_object(&m, "metadata", "metadata")?.cloned().unwrap_or_default();
+        if input::opt_bool(&m, "incognito", "incognito")? == Some(true) || agent.config.incognito {
+            return Err(ApiError::not_implemented("Incognito sessions").param("incognito"));
+        }
+        let stored_meta = json!({"client": metadata});
+        match text {
+            None => {
+                let now = wire::time::now_micros();
+                let s = SessionRecord {
+                    id: id.clone(),
+                    agent_id: agent.id.clone(),
+                    creator_user_id: caller.user.id.clone(),
+                    team_id: agent.team_id.clone(),
+                    organization_id: caller.user.organization_id.clone(),
+                    kind: kind.into(),
+                    name,
+                    state: SessionState::Idle.as_str().into(),
+                    metadata: stored_meta,
+                    agent_snapshot: super::agent_snapshot(&agent),
+                    usage: json!({}),
+                    last_seq: 0,
+                    current_run_id: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                match self.store.create_session(&s, None, vec![]).await {
+                    Ok(_) => {}
+                    Err(store::StoreError::Conflict(_)) => return Err(refused(TurnRefused::SessionExists, self)),
+                    Err(e) => return Err(db(e)),
+                }
+                let body = self.session_response(&s, true).await?;
+                Ok(Created { status: 201, body, session_id: id, accepted: None })
+            }
+            Some(text) => {
+                let target = TurnTarget::New { id: id.clone(), kind, name, metadata: stored_meta };
+                let acc = self.accept_turn(&caller.user, &agent, target, TurnInput { text, ..Default::default() }).await.map_err(|e| refused(e, self))?;
+                let s = self.reload(&id).await?;
+                let body = self.session_response(&s, true).await?;
+                Ok(Created { status: 202, body, session_id: id, accepted: Some(acc) })
+            }
+        }
+    }
+
+    /// S3.
+    pub async fn list_sessions(&self, caller: &Caller, agent_id: &str, q: &Query) -> Result<Value, ApiError> {
+        let page_size = q.page_size()?;
+        let sort = q.str("sort_order").unwrap_or("newest");
+        if !["newest", "oldest", "name_asc", "name_desc", "credits_desc", "credits_asc"].contains(&sort) {
+            return Err(ApiError::new(ErrorCode::InvalidSort, "sort_order must be newest, oldest, name_asc, name_desc, credits_desc or credits_asc.")
+                .param("sort_order"));
+        }
+        let states: Option<Vec<String>> = match q.str("state") {
+            None => None,
+            Some(v) => {
+                let list: Vec<String> = v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect();
+                if let Some(bad) = list.iter().find(|x| SessionState::parse(x).is_none()) {
+                    return Err(ApiError::invalid_request(
+                        "state",
+                        format!("Unknown state {bad:?}; use idle, queued, processing, approval_required, completed, failed or cancelled."),
+                    ));
+                }
+                Some(list)
+            }
+        };
+        let kind = q.str("type");
+        if let Some(k) = kind {
+            if !["api", "tool", "flow"].contains(&k) {
+                return Err(ApiError::invalid_request("type", "type must be api, tool or flow."));
+            }
+        }
+        let agent = self.visible_agent(caller, agent_id).await?;
+        let search = q.str("search").or_else(|| q.str("search_query")).map(str::to_lowercase);
+        let creator = q.str("creator_user_id");
+        let trigger = q.str("trigger_id");
+        let mut sessions = self.store.sessions_of_agent(&agent.id, &caller.user.id).await.map_err(db)?;
+        sessions.retain(|s| {
+            states.as_ref().is_none_or(|l| l.contains(&s.state))
+                && kind.is_none_or(|k| s.kind == k)
+                && creator.is_none_or(|c| s.creator_user_id == c)
+                && trigger.is_none()
+                && self.session_visible(caller, s)
+        });
+        if let Some(needle) = &search {
+            let mut keep = Vec::new();
+            for s in sessions {
+                let name_hit = s.name.as_deref().unwrap_or("").to_lowercase().contains(needle);
+                let hit = name_hit || {
+                    let msgs = self.store.messages(&s.id).await.map_err(db)?;
+                    msgs.iter().any(|m| m.content.as_deref().unwrap_or("").to_lowercase().contains(needle) || text_of(&m.parts).to_lowercase().contains(needle))
+                };
+                if hit {
+                    keep.push(s);
+                }
+            }
+            sessions = keep;
+        }
+        let binding =
+            format!("{agent_id}|{}|{:?}|{}|{}|{}|{sort}", caller.user.id, states, kind.unwrap_or(""), creator.unwrap_or(""), search.as_deref().unwrap_or(""));
+        let desc = matches!(sort, "newest" | "name_desc" | "credits_desc");
+        let credits = |s: &SessionRecord| (s.usage.get("credit_cost").and_then(Value::as_f64).unwrap_or(0.0) * 10000.0).round() as i64;
+        let (page, next) = self.paginate(
+            PageRequest { route: "S3", binding, page_size, cursor: q.str("cursor"), default_page_size: Some(20) },
+            sessions,
+            |s| {
+                let primary = match sort {
+                    "name_asc" | "name_desc" => SortVal::Str(s.name.clone().unwrap_or_default().to_lowercase()),
+                    "credits_desc" | "credits_asc" => SortVal::Int(credits(s)),
+                    _ => SortVal::Int(s.created_at),
+                };
+                (primary, s.id.clone())
+            },
+            desc,
+        )?;
+        let mut items = Vec::with_capacity(page.len());
+        for s in &page {
+            items.push(self.session_view(s, false).await?);
+        }
+        Ok(json!({"sessions": items, "next_cursor": next}))
+    }
+
+    /// S6: closed body `{"name"}`.
+    pub async fn rename_session(&self, caller: &Caller, id: &str, body: Value) -> Result<Value, ApiError> {
+        let m = input::object(body)?;
+        if let Some(k) = m.keys().find(|k| k.as_str() != "name") {
+            return Err(ApiError::invalid_request(k, format!("Unknown field {k:?}: only name can be changed.")));
+        }
+        let name = match m.get("name") {
+            Some(Value::String(n)) => check_name(n)?,
+            None | Some(Value::Null) => return Err(ApiError::new(ErrorCode::InvalidName, "name is required.").param("name")),
+            Some(v) => return Err(ApiError::invalid_request("name", format!("name must be a string, not {}.", input::kind(v)))),
+        };
+        let s = self.session_for(caller, id).await?;
+        self.store.rename_session(&s.id, &name).await.map_err(db)?;
+        let s = self.reload(id).await?;
+        self.session_response(&s, true).await
+    }
+
+    /// Ends a paused run whose asks are dismissed by a new message (§6.1).
+    async fn dismiss_paused(&self, s: &SessionRecord) -> Result<(), ApiError> {
+        let Some(run_id) = &s.current_run_id else { return Ok(()) };
+        let u = RunUpdate {
+            run_id,
+            lease_owner: None,
+            run_state: Some("cancelled"),
+            session_state: Some(SessionState::Cancelled.as_str()),
+            finish_reason: Some("cancelled"),
+            error_message: None,
+            message: None,
+            step: None,
+            usage_delta: None,
+            events: vec![],
+            terminal: true,
+            only_if_unleased: true,
+            release_job: false,
+            enqueue_job: false,
+            dequeue: None,
+        };
+        if let Some(ev) = self.store.update_run(u).await.map_err(db)? {
+            self.bus.publish(ev);
+        }
+        Ok(())
+    }
+
+    /// Validates S7 attachments against the session's uploads; returns file parts.
+    async fn attachment_parts(&self, s: &SessionRecord, m: &Map<String, Value>) -> Result<Vec<Value>, ApiError> {
+        let Some(list) = input::opt_array(m, "attachments", "attachments")? else { return Ok(vec![]) };
+        if list.len() > 10 {
+            return Err(ApiError::new(ErrorCode::InvalidAttachment, "At most 10 attachments per message.").param("attachments"));
+        }
+        let files = self.store.session_files(&s.id).await.map_err(db)?;
+        let mut parts = Vec::new();
+        for (i, a) in list.iter().enumerate() {
+            let param = format!("attachments[{i}].file_name");
+            let name = a
+                .get("file_name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::new(ErrorCode::InvalidAttachment, format!("{param} is required.")).param(&param))?;
+            let f = files.iter().find(|f| f.file_name == name).ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidAttachment, format!("{name:?} is not a file uploaded to this session (POST /sessions/{}/files).", s.id))
+                    .param(&param)
+            })?;
+            let mut part =
+                json!({"id": wire::ids::new_id("part"), "type": "file", "file": {"file_name": f.file_name, "media_type": f.media_type, "size": f.size}});
+            if let Some(text) = self.attachment_text(f).await {
+                part["_text"] = json!(text);
+            }
+            parts.push(part);
+        }
+        Ok(parts)
+    }
+
+    /// S7 with `delivery: immediate` (default).
+    pub async fn send_message(&self, caller: &Caller, id: &str, body: &Map<String, Value>) -> Result<(Value, Accepted), ApiError> {
+        let text = require_content(body)?;
+        let s = self.session_for(caller, id).await?;
+        let parts = self.attachment_parts(&s, body).await?;
+        let agent = self.visible_agent(caller, &s.agent_id).await?;
+        if s.state == SessionState::ApprovalRequired.as_str() {
+            self.dismiss_paused(&s).await?;
+        }
+        let s = self.reload(id).await?;
+        let acc = self
+            .accept_turn(&caller.user, &agent, TurnTarget::Existing(&s), TurnInput { text, parts, ..Default::default() })
+            .await
+            .map_err(|e| refused(e, self))?;
+        let s = self.reload(id).await?;
+        Ok((self.session_response(&s, true).await?, acc))
+    }
+
+    /// Validates the common S7 fields; returns (delivery, stream).
+    pub fn send_options(body: &Map<String, Value>) -> Result<(String, bool), ApiError> {
+        let delivery = input::opt_str(body, "delivery", "delivery")?.unwrap_or_else(|| "immediate".into());
+        if !["immediate", "queued"].contains(&delivery.as_str()) {
+            return Err(ApiError::invalid_request("delivery", "delivery must be immediate or queued."));
+        }
+        let stream = input::opt_bool(body, "stream", "stream")?.unwrap_or(false);
+        Ok((delivery, stream))
+    }
+
+    /// S7 `delivery: queued` and S13: append to the session queue, drain if idle.
+    pub async fn queue_message(
+        &self,
+        caller: &Caller,
+        id: &str,
+        body: &Map<String, Value>,
+    ) -> Result<(QueuedMessageRecord, Vec<QueuedMessageRecord>), ApiError> {
+        let text = require_content(body)?;
+        if input::opt_array(body, "attachments", "attachments")?.is_some_and(|a| !a.is_empty()) {
+            return Err(ApiError::invalid_request("attachments", "Queued messages carry text only; send attachments with delivery: immediate."));
+        }
+        let s = self.session_for(caller, id).await?;
+        let now = wire::time::now_micros();
+        let q = QueuedMessageRecord { id: wire::ids::new_id("qm"), session_id: s.id.clone(), input: text, created_at: now, updated_at: now };
+        if !self.store.enqueue_message(&q, MAX_QUEUE).await.map_err(db)? {
+            return Err(ApiError::new(
+                ErrorCode::QueueFull,
+                format!("The session already has {MAX_QUEUE} queued messages; wait for some to be sent or delete one."),
+            ));
+        }
+        let queue = self.store.queued_messages(&s.id).await.map_err(db)?;
+        self.drain_queue(&s.id).await;
+        Ok((q, queue))
+    }
+
+    pub fn queue_json(queue: &[QueuedMessageRecord]) -> Vec<Value> {
+        queue.iter().enumerate().map(|(i, q)| queued_json(q, i + 1)).collect()
+    }
+
+    /// S13 response.
+    pub async fn queue_message_response(&self, caller: &Caller, id: &str, body: Value) -> Result<Value, ApiError> {
+        let m = input::object(body)?;
+        let (q, queue) = self.queue_message(caller, id, &m).await?;
+        let pos = queue.iter().position(|x| x.id == q.id).map(|p| p + 1).unwrap_or(1);
+        Ok(json!({"queue": Self::queue_json(&queue), "queued_message": queued_json(&q, pos)}))
+    }
+
+    /// S12.
+    pub async fn list_queue(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+        let s = self.session_for(caller, id).await?;
+        let queue = self.store.queued_messages(&s.id).await.map_err(db)?;
+        Ok(json!({"queue": Self::queue_json(&queue)}))
+    }
+
+    fn qm_not_found(qid: &str) -> ApiError {
+        ApiError::new(ErrorCode::QueuedMessageNotFound, format!("Queued message {qid} was not found (it may have been sent already)."))
+            .param("queued_message_id")
+    }
+
+    /// S14.
+    pub async fn edit_queued(&self, caller: &Caller, id: &str, qid: &str, body: Value) -> Result<Value, ApiError> {
+        let m = input::object(body)?;
+        let text = require_content(&m)?;
+        let s = self.session_for(caller, id).await?;
+        if !self.store.edit_queued_message(&s.id, qid, &text, wire::time::now_micros()).await.map_err(db)? {
+            return Err(Self::qm_not_found(qid));
+        }
+        let queue = self.store.queued_messages(&s.id).await.map_err(db)?;
+        let (pos, q) = queue.iter().enumerate().find(|(_, q)| q.id == qid).ok_or_else(|| Self::qm_not_found(qid))?;
+        Ok(json!({"queue": Self::queue_json(&queue), "queued_message": queued_json(q, pos + 1)}))
+    }
+
+    /// S15.
+    pub async fn delete_queued(&self, caller: &Caller, id: &str, qid: &str) -> Result<Value, ApiError> {
+        let s = self.session_for(caller, id).await?;
+        if !self.store.delete_queued_message(&s.id, qid).await.map_err(db)? {
+            return Err(Self::qm_not_found(qid));
+        }
+        let queue = self.store.queued_messages(&s.id).await.map_err(db)?;
+        Ok(json!({"queue": Self::queue_json(&queue)}))
+    }
+
+    /// Waits (bounded) until the session leaves `processing`/`queued`.
+    async fn wait_settled(&self, id: &str, within: std::time::Duration) -> Result<SessionRecord, ApiError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let s = self.reload(id).await?;
+            if !matches!(s.state.as_str(), "processing" | "queued") || tokio::time::Instant::now() >= deadline {
+                return Ok(s);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the session's active run: queued/paused runs end at once; a running one is
+    /// signalled and given up to 3 s to stop.
+    async fn stop_active(&self, s: &SessionRecord, stop: crate::Stop) -> Result<SessionRecord, ApiError> {
+        let Some(run_id) = s.current_run_id.clone() else { return Ok(s.clone()) };
+        let reason = if stop == crate::Stop::Interrupted { "interrupted" } else { "cancelled" };
+        if matches!(s.state.as_str(), "queued" | "approval_required" | "processing") {
+            let u = RunUpdate {
+                run_id: &run_id,
+                lease_owner: None,
+                run_state: Some("cancelled"),
+                session_state: Some(SessionState::Cancelled.as_str()),
+                finish_reason: Some(reason),
+                error_message: None,
+                message: None,
+                step: None,
+                usage_delta: None,
+                events: vec![
+                    json!({"type": "finish", "final": true, "finishReason": reason, "state": "cancelled", "interaction_id": s.id, "usage": {"input_tokens": s.usage.get("input_tokens").cloned().unwrap_or(json!(0)), "output_tokens": s.usage.get("output_tokens").cloned().unwrap_or(json!(0))}}),
+                ],
+                terminal: true,
+                only_if_unleased: true,
+                release_job: false,
+                enqueue_job: false,
+                dequeue: None,
+            };
+            if let Some(ev) = self.store.update_run(u).await.map_err(db)? {
+                self.bus.publish(ev);
+                return self.reload(&s.id).await;
+            }
+        }
+        // A worker holds it.
+        self.store.request_cancel(&run_id).await.map_err(db)?;
+        self.signal_run(&run_id, stop);
+        self.wait_settled(&s.id, std::time::Duration::from_secs(3)).await
+    }
+
+    /// S9.
+    pub async fn cancel_session(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+        let s = self.session_for(caller, id).await?;
+        let state = SessionState::parse(&s.state).unwrap_or(SessionState::Failed);
+        let s = match transition(state, SessionEvent::Cancel) {
+            Ok(to) if to != state => self.stop_active(&s, crate::Stop::Cancelled).await?,
+            _ => s,
+        };
+        let mut view = self.session_view(&s, false).await?;
+        if state.is_active() {
+            // The run is stopping or stopped; report the state the caller asked for.
+            view["state"] = json!(SessionState::Cancelled.as_str());
+        }
+        Ok(json!({"session": view, "queue_position": null}))
+    }
+
+    /// S16: interrupt the active run and send this queued message now.
+    pub async fn send_queued_now(&self, caller: &Caller, id: &str, qid: &str) -> Result<(Value, Accepted), ApiError> {
+        let s = self.session_for(caller, id).await?;
+        let queue = self.store.queued_messages(&s.id).await.map_err(db)?;
+        let q = queue.into_iter().find(|q| q.id == qid).ok_or_else(|| Self::qm_not_found(qid))?;
+        let agent = self.visible_agent(caller, &s.agent_id).await?;
+        let s = if SessionState::parse(&s.state).is_some_and(SessionState::is_active) { self.stop_active(&s, crate::Stop::Interrupted).await? } else { s };
+        let input = TurnInput { text: q.input.clone(), message_id: Some(q.id.clone()), dequeue: Some(q.id.clone()), parts: vec![] };
+        let acc = self.accept_turn(&caller.user, &agent, TurnTarget::Existing(&s), input).await.map_err(|e| match e {
+            TurnRefused::NotAccepting(_) => Self::qm_not_found(qid),
+            other => refused(other, self),
+        })?;
+        let s = self.reload(id).await?;
+        Ok((self.session_response(&s, true).await?, acc))
+    }
+
+    /// Starts the oldest queued message if the session accepts messages (§6.1 drain).
+    pub async fn drain_queue(&self, session_id: &str) {
+        let Ok(Some(s)) = self.store.session(session_id).await else { return };
+        if !matches!(s.state.as_str(), "idle" | "completed" | "failed" | "cancelled") {
+            return;
+        }
+        let Ok(queue) = self.store.queued_messages(session_id).await else { return };
+        let Some(q) = queue.into_iter().next() else { return };
+        let Ok(Some(agent)) = self.store.agent(&s.agent_id).await else { return };
+        if agent.deleted_at.is_some() || !agent.is_active {
+            return;
+        }
+        let Ok(Some(user)) = self.store.user(&s.creator_user_id).await else { return };
+        let input = TurnInput { text: q.input.clone(), message_id: Some(q.id.clone()), dequeue: Some(q.id.clone()), parts: vec![] };
+        match self.accept_turn(&user, &agent, TurnTarget::Existing(&s), input).await {
+            Ok(_) | Err(TurnRefused::NotAccepting(_)) => {}
+            Err(e) => tracing::warn!(session_id, error = ?e, "could not deliver a queued message; it stays queued"),
+        }
+    }
+
+    /// S11 (and S8 with only `approval_responses`): returns the response and the cursor
+    /// of the last event before resumption.
+    pub async fn resolve_approvals(&self, caller: &Caller, id: &str, body: &Map<String, Value>) -> Result<(Value, i64), ApiError> {
+        let items = match body.get("approval_responses") {
+            Some(Value::Array(a)) if !a.is_empty() && a.len() <= 20 => a.clone(),
+            Some(Value::Array(_)) => {
+                return Err(ApiError::new(ErrorCode::InvalidApprovalResponse, "approval_responses needs 1 to 20 items.").param("approval_responses"))
+            }
+            None | Some(Value::Null) => return Err(ApiError::invalid_request("approval_responses", "approval_responses is required.")),
+            Some(v) => return Err(ApiError::invalid_request("approval_responses", format!("approval_responses must be an array, not {}.", input::kind(v)))),
+        };
+        let mut parsed: Vec<(String, String, Option<String>, Value)> = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            let p = format!("approval_responses[{i}]");
+            let o = it.as_object().ok_or_else(|| ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p} must be an object.")).param(&p))?;
+            let areq = o.get("action_request_id").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.action_request_id is required.")).param(format!("{p}.action_request_id"))
+            })?;
+            let action = o.get("action").and_then(Value::as_str).filter(|a| *a == "accept" || *a == "reject").ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.action must be accept or reject.")).param(format!("{p}.action"))
+            })?;
+            let reason = match o.get("reason") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(r)) if r.chars().count() <= 1000 => Some(r.clone()),
+                _ => {
+                    return Err(ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.reason must be a string of at most 1000 characters."))
+                        .param(format!("{p}.reason")))
+                }
+            };
+            let values = o.get("response").and_then(|r| r.get("values")).cloned().unwrap_or(json!({}));
+            if !values.is_object() {
+                return Err(
+                    ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.response.values must be an object.")).param(format!("{p}.response.values"))
+                );
+            }
+            if parsed.iter().any(|(a, ..)| a == areq) {
+                return Err(ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.action_request_id repeats an earlier item."))
+                    .param(format!("{p}.action_request_id")));
+            }
+            parsed.push((areq.to_string(), action.to_string(), reason, values));
+        }
+        let s = self.session_for(caller, id).await?;
+        if s.state != SessionState::ApprovalRequired.as_str() {
+            return Err(ApiError::new(ErrorCode::NoPendingApprovals, format!("The session is {}; nothing waits for approval.", s.state)));
+        }
+        let run_id = s.current_run_id.clone().ok_or_else(|| ApiError::new(ErrorCode::NoPendingApprovals, "Nothing waits for approval."))?;
+        let mut steps: Vec<StepRecord> = self.store.run_steps(&run_id).await.map_err(db)?;
+        let by_areq = |steps: &[StepRecord], areq: &str| {
+            steps.iter().position(|st| st.output.get("approval").and_then(|a| a.get("action_request_id")).and_then(Value::as_str) == Some(areq))
+        };
+        // Validate human-input answers before writing anything.
+        for (i, (areq, action, _, values)) in parsed.iter().enumerate() {
+            if let Some(ix) = by_areq(&steps, areq) {
+                let ap = &steps[ix].output["approval"];
+                if steps[ix].state == "awaiting" && action == "accept" && ap.get("type").and_then(Value::as_str) == Some("human_input") {
+                    let empty = vec![];
+                    for qn in ap.get("questions").and_then(Value::as_array).unwrap_or(&empty) {
+                        let name = qn.get("name").and_then(Value::as_str).unwrap_or("");
+                        if qn.get("required").and_then(Value::as_bool).unwrap_or(false) && values.get(name).is_none_or(Value::is_null) {
+                            return Err(ApiError::new(ErrorCode::InvalidApprovalResponse, format!("Question {name:?} is required."))
+                                .param(format!("approval_responses[{i}].response.values.{name}")));
+                        }
+                    }
+                }
+            }
+        }
+        let mut results = Vec::new();
+        for (areq, action, reason, values) in &parsed {
+            let outcome = match by_areq(&steps, areq) {
+                None => "not_found".to_string(),
+                Some(ix) if steps[ix].state == "awaiting" => {
+                    let verdict = if action == "accept" { "approved" } else { "rejected" };
+                    let mut st = steps[ix].clone();
+                    st.state = verdict.into();
+                    st.output["decision"] = json!({"action": action, "reason": reason, "values": values, "by": caller.user.id});
+                    let u = RunUpdate {
+                        run_id: &run_id,
+                        lease_owner: None,
+                        run_state: None,
+                        session_state: None,
+                        finish_reason: None,
+                        error_message: None,
+                        message: None,
+                        step: Some(&st),
+                        usage_delta: None,
+                        events: vec![],
+                        terminal: false,
+                        only_if_unleased: true,
+                        release_job: false,
+                        enqueue_job: false,
+                        dequeue: None,
+                    };
+                    self.store.update_run(u).await.map_err(db)?;
+                    steps[ix] = st;
+                    if action == "accept" {
+                        "accepted".into()
+                    } else {
+                        "rejected".into()
+                    }
+                }
+                Some(ix) => {
+                    let earlier = steps[ix].output.get("decision").and_then(|d| d.get("action")).and_then(Value::as_str).unwrap_or("accept");
+                    if earlier == "accept" {
+                        "already_accepted".into()
+                    } else {
+                        "already_rejected".into()
+                    }
+                }
+            };
+            results.push(json!({"action_request_id": areq, "action": action, "outcome": outcome}));
+        }
+        let s = self.reload(id).await?;
+        let cursor = s.last_seq;
+        if !steps.iter().any(|st| st.state == "awaiting") {
+            let to = transition(SessionState::ApprovalRequired, SessionEvent::ApprovalsResolved).unwrap_or(SessionState::Processing);
+            let start = json!({"type": "start", "interaction_id": s.id, "session_id": s.id, "message_id": null, "state": to.as_str()});
+            let u = RunUpdate {
+                run_id: &run_id,
+                lease_owner: None,
+                run_state: Some("processing"),
+                session_state: Some(to.as_str()),
+                finish_reason: None,
+                error_message: None,
+                message: None,
+                step: None,
+                usage_delta: None,
+                events: vec![start],
+                terminal: false,
+                only_if_unleased: true,
+                release_job: false,
+                enqueue_job: true,
+                dequeue: None,
+            };
+            if let Some(ev) = self.store.update_run(u).await.map_err(db)? {
+                self.bus.publish(ev);
+            }
+            self.wake.notify_one();
+        }
+        let s = self.reload(id).await?;
+        let view = self.session_view(&s, true).await?;
+        Ok((json!({"session": view, "results": results, "stream_cursor": format!("{}:{cursor}", s.id)}), cursor))
+    }
+
+    /// Where S5 starts and whether it can: `Ok(Some(after))`, or a synthetic final
+    /// event (`Err`) for not-resumable cursors, finished runs and never-run sessions.
+    pub async fn resume_point(&self, s: &SessionRecord, last_cursor: Option<&str>) -> Result<Result<i64, Value>, ApiError> {
+        let synthetic = |reason: &str, state: &str, seq: i64| json!({"type": "finish", "final": true, "finishReason": reason, "state": state, "interaction_id": s.id, "stream_cursor": format!("{}:{seq}", s.id)});
+        let active = SessionState::parse(&s.state).is_some_and(SessionState::is_active);
+        let after = match last_cursor {
+            Some(c) => {
+                let parsed = c.rsplit_once(':').and_then(|(sid, n)| (sid == s.id).then(|| n.parse::<i64>().ok()).flatten());
+                match parsed {
+                    Some(n) if n >= 0 && n <= s.last_seq => n,
+                    _ => return Ok(Err(synthetic("not_resumable", &s.state, s.last_seq))),
+                }
+            }
+            None => match &s.current_run_id {
+                None => return Ok(Err(synthetic("idle", &s.state, s.last_seq))),
+                Some(r) => self.store.first_event_of_run(&s.id, r).await.map_err(db)?.map(|f| f - 1).unwrap_or(s.last_seq),
+            },
+        };
+        if !active && after >= s.last_seq {
+            let reason = match &s.current_run_id {
+                Some(r) => self.store.run(r).await.map_err(db)?.and_then(|r| r.finish_reason).unwrap_or_else(|| "stop".into()),
+                None => "idle".into(),
+            };
+            return Ok(Err(synthetic(&reason, &s.state, s.last_seq)));
+        }
+        Ok(Ok(after))
+    }
+
+    /// Text of an uploaded text file (≤ 1 MiB) for the model context.
+    async fn attachment_text(&self, f: &store::SessionFileRecord) -> Option<String> {
+        let is_text = f.media_type.starts_with("text/")
+            || matches!(f.media_type.as_str(), "application/json" | "application/xml" | "application/x-yaml" | "application/csv");
+        if !is_text || f.size > 1024 * 1024 {
+            return None;
+        }
+        let bytes = self.read_blob(&f.blob_key, 1024 * 1024).await?;
+        String::from_utf8(bytes).ok()
+    }
+}

@@ -1,0 +1,233 @@
+//! S1–S16: sessions, their messages, queue, files and approvals; S2/S5/S8 answer
+//! Server-Sent Events from the session's event log (§12).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use engine::input;
+use futures::StreamExt;
+use serde_json::Value;
+use store::EventRecord;
+use wire::ApiError;
+
+use crate::error::{Nested, V1Result};
+use crate::extract::{read_json, JsonBody, V1};
+use crate::idempotency::IdemRequest;
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/agents/{agent_id}/sessions", get(list).post(create))
+        .route("/sessions/{session_id}", get(retrieve).patch(rename))
+        .route("/sessions/{session_id}/messages", post(send))
+        .route("/sessions/{session_id}/cancel", post(cancel))
+        .route("/sessions/{session_id}/files", post(upload))
+        .route("/sessions/{session_id}/approvals", post(approvals))
+        .route("/sessions/{session_id}/queue", get(list_queue).post(queue_message))
+        .route("/sessions/{session_id}/queue/{queued_message_id}", patch(edit_queued).delete(delete_queued))
+        .route("/sessions/{session_id}/queue/{queued_message_id}/send", post(send_queued))
+}
+
+fn sse_event(e: &EventRecord) -> Event {
+    let mut d = e.data.clone();
+    if let Some(o) = d.as_object_mut() {
+        o.insert("stream_cursor".into(), Value::String(format!("{}:{}", e.session_id, e.seq)));
+    }
+    Event::default().event(e.kind.clone()).data(d.to_string())
+}
+
+fn sse_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+fn keep_alive() -> KeepAlive {
+    KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive")
+}
+
+/// Streams the session's events after `after` until the first final event.
+fn follow(st: &AppState, session_id: &str, after: i64, rx: tokio::sync::broadcast::Receiver<std::sync::Arc<EventRecord>>) -> Response {
+    let (tx, out) = futures::channel::mpsc::channel::<EventRecord>(256);
+    tokio::spawn(engine::sessions::stream::follow(st.engine.clone(), session_id.to_string(), after, rx, tx));
+    let stream = out.map(|e| Ok::<_, Infallible>(sse_event(&e)));
+    sse_headers(Sse::new(stream).keep_alive(keep_alive()).into_response())
+}
+
+/// A stream of one synthetic event (not persisted).
+fn single(event: Value) -> Response {
+    let kind = event.get("type").and_then(Value::as_str).unwrap_or("finish").to_string();
+    let ev = Event::default().event(kind).data(event.to_string());
+    sse_headers(Sse::new(futures::stream::once(async move { Ok::<_, Infallible>(ev) })).into_response())
+}
+
+async fn list(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>) -> V1Result<Json<Value>> {
+    Ok(Json(st.engine.list_sessions(&v1.caller, &agent_id, &v1.query).await?))
+}
+
+async fn create(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>, headers: HeaderMap, uri: Uri, JsonBody(body): JsonBody) -> Response {
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    if stream {
+        let rx = st.engine.bus.subscribe();
+        if headers.contains_key("idempotency-key") {
+            // Streams are not replayable; a retried S2 must resume with S5 instead.
+            let scope_ok = engine::idempotency::check_key(headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or(""));
+            if let Err(e) = scope_ok {
+                return Nested(e).into_response();
+            }
+        }
+        return match st.engine.create_session(&v1.caller, &agent_id, body, "api", true).await {
+            Ok(c) => follow(&st, &c.session_id, 0, rx),
+            Err(e) => Nested(e).into_response(),
+        };
+    }
+    let key_id = v1.caller.key.id.clone();
+    let engine = st.engine.clone();
+    let fingerprint_body = body.clone();
+    let path_ids = agent_id.clone();
+    let req =
+        IdemRequest { headers: &headers, key_id: &key_id, route: "S1", path_ids: &path_ids, body: &fingerprint_body, raw_query: uri.query(), legacy: false };
+    crate::idempotency::run(&st, req, || async move {
+        match engine.create_session(&v1.caller, &agent_id, body, "api", false).await {
+            Ok(c) => (StatusCode::from_u16(c.status).unwrap_or(StatusCode::OK), Json(c.body)).into_response(),
+            Err(e) => Nested(e).into_response(),
+        }
+    })
+    .await
+}
+
+async fn retrieve(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> Response {
+    let stream = match v1.query.bool("stream") {
+        Ok(s) => s.unwrap_or(false),
+        Err(e) => return Nested(e).into_response(),
+    };
+    let rx = st.engine.bus.subscribe();
+    let s = match st.engine.session_for(&v1.caller, &id).await {
+        Ok(s) => s,
+        Err(e) => return Nested(e).into_response(),
+    };
+    if !stream {
+        return match st.engine.session_response(&s, true).await {
+            Ok(v) => Json(v).into_response(),
+            Err(e) => Nested(e).into_response(),
+        };
+    }
+    match st.engine.resume_point(&s, v1.query.raw("last_cursor")).await {
+        Ok(Ok(after)) => follow(&st, &s.id, after, rx),
+        Ok(Err(synthetic)) => single(synthetic),
+        Err(e) => Nested(e).into_response(),
+    }
+}
+
+async fn rename(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+    Ok(Json(st.engine.rename_session(&v1.caller, &id, body).await?))
+}
+
+async fn send(State(st): State<AppState>, v1: V1, Path(id): Path<String>, headers: HeaderMap, uri: Uri, JsonBody(body): JsonBody) -> Response {
+    let m = match input::object(body.clone()) {
+        Ok(m) => m,
+        Err(e) => return Nested(e).into_response(),
+    };
+    let (delivery, stream) = match engine::Engine::send_options(&m) {
+        Ok(x) => x,
+        Err(e) => return Nested(e).into_response(),
+    };
+    let has_approvals = m.get("approval_responses").is_some_and(|v| !v.is_null());
+    if stream {
+        if delivery == "queued" {
+            return Nested(ApiError::invalid_request("stream", "Queued delivery cannot stream; resume the session's stream (S5) instead.")).into_response();
+        }
+        let rx = st.engine.bus.subscribe();
+        if has_approvals && engine::sessions::api::parse_content(&m).ok().flatten().is_none() {
+            return match st.engine.resolve_approvals(&v1.caller, &id, &m).await {
+                Ok((_, cursor)) => follow(&st, &id, cursor, rx),
+                Err(e) => Nested(e).into_response(),
+            };
+        }
+        let before = match st.engine.session_for(&v1.caller, &id).await {
+            Ok(s) => s.last_seq,
+            Err(e) => return Nested(e).into_response(),
+        };
+        return match st.engine.send_message(&v1.caller, &id, &m).await {
+            Ok(_) => follow(&st, &id, before, rx),
+            Err(e) => Nested(e).into_response(),
+        };
+    }
+    if has_approvals {
+        return Nested(
+            ApiError::new(wire::ErrorCode::ApprovalResponsesNotSupported, "approval_responses need stream: true here; use POST /sessions/{id}/approvals.")
+                .param("approval_responses"),
+        )
+        .into_response();
+    }
+    if delivery == "queued" {
+        let key_id = v1.caller.key.id.clone();
+        let engine = st.engine.clone();
+        let req = IdemRequest { headers: &headers, key_id: &key_id, route: "S7", path_ids: &id, body: &body, raw_query: uri.query(), legacy: false };
+        let caller = v1.caller.clone();
+        let sid = id.clone();
+        return crate::idempotency::run(&st, req, || async move {
+            match engine.queue_message(&caller, &sid, &m).await {
+                Ok((q, _)) => (StatusCode::ACCEPTED, Json(serde_json::json!({"message_id": q.id, "status": "accepted"}))).into_response(),
+                Err(e) => Nested(e).into_response(),
+            }
+        })
+        .await;
+    }
+    match st.engine.send_message(&v1.caller, &id, &m).await {
+        Ok((v, _)) => (StatusCode::ACCEPTED, Json(v)).into_response(),
+        Err(e) => Nested(e).into_response(),
+    }
+}
+
+async fn cancel(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+    Ok(Json(st.engine.cancel_session(&v1.caller, &id).await?))
+}
+
+async fn upload(State(st): State<AppState>, v1: V1, Path(id): Path<String>, req: Request) -> Response {
+    let max = st.config.max_upload_bytes;
+    let body_limit = (max as usize).saturating_mul(4) / 3 + 64 * 1024;
+    let (parts, body) = req.into_parts();
+    let body = match read_json(&parts.headers, body, body_limit, true).await {
+        Ok(b) => b,
+        Err(e) => return Nested(e).into_response(),
+    };
+    match st.engine.upload_session_file(&v1.caller, &id, body, max).await {
+        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+        Err(e) => Nested(e).into_response(),
+    }
+}
+
+async fn approvals(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+    let m = input::object(body)?;
+    Ok(Json(st.engine.resolve_approvals(&v1.caller, &id, &m).await?.0))
+}
+
+async fn list_queue(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+    Ok(Json(st.engine.list_queue(&v1.caller, &id).await?))
+}
+
+async fn queue_message(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<impl IntoResponse> {
+    Ok((StatusCode::CREATED, Json(st.engine.queue_message_response(&v1.caller, &id, body).await?)))
+}
+
+async fn edit_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path<(String, String)>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+    Ok(Json(st.engine.edit_queued(&v1.caller, &id, &qid, body).await?))
+}
+
+async fn delete_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path<(String, String)>) -> V1Result<Json<Value>> {
+    Ok(Json(st.engine.delete_queued(&v1.caller, &id, &qid).await?))
+}
+
+async fn send_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path<(String, String)>) -> V1Result<impl IntoResponse> {
+    let (v, _) = st.engine.send_queued_now(&v1.caller, &id, &qid).await?;
+    Ok((StatusCode::ACCEPTED, Json(v)))
+}
