@@ -584,8 +584,9 @@ impl<'a> Ctx<'a> {
         };
         let state = SessionState::Cancelled;
         self.msg.parts = Value::Array(build_parts(&self.run.id, &self.steps, None));
-        // S16 hands the session to the new run, so only S9 sets the session state.
-        let session_state = (stop == Stop::Cancelled).then_some(state.as_str());
+        // Interrupted (S16) also leaves the session `cancelled` for the moment: the new
+        // run's turn moves it on.
+        let session_state = Some(state.as_str());
         let u = RunUpdate {
             run_state: Some("cancelled"),
             session_state,

@@ -586,8 +586,19 @@ impl RunStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        if u.terminal {
+        if u.terminal || u.release_job {
             sqlx::query("DELETE FROM jobs WHERE run_id = ?").bind(u.run_id).execute(&mut *tx).await?;
+        }
+        if u.enqueue_job {
+            sqlx::query(
+                "INSERT INTO jobs (run_id, state, attempts, available_at, created_at) VALUES (?, 'ready', 0, ?, ?) \
+                 ON CONFLICT(run_id) DO UPDATE SET state = 'ready', lease_owner = NULL, lease_expires_at = NULL",
+            )
+            .bind(u.run_id)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         let ev = append_events(&mut tx, &session_id, Some(u.run_id), u.events, now).await?;
         tx.commit().await?;
