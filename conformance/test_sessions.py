@@ -376,6 +376,77 @@ def test_s1_unknown_or_foreign_agent_is_404(llm_admin: Gumloop, other_agent_id: 
         expect_api_error(llm_admin.sessions.create, aid, input=f"hi {token()}", status=404, code="agent_not_found")
 
 
+def test_5_2_s1_idempotency_key_replays(llm_raw: httpx.Client, llm_admin: Gumloop, fake_openai: FakeOpenAI) -> None:
+    aid = new_session_agent(llm_admin)
+    tok = token()
+    key = f"s1-{tok}"
+    body = {"input": f"exactly once {tok}"}
+    first = llm_raw.post(f"/agents/{aid}/sessions", json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == 202, fmt(first)
+    assert first.headers.get("idempotent-replayed") is None, dict(first.headers)
+    second = llm_raw.post(f"/agents/{aid}/sessions", json=body, headers={"Idempotency-Key": key})
+    assert second.status_code == 202, fmt(second)
+    assert second.headers.get("idempotent-replayed") == "true", dict(second.headers)
+    assert second.json() == first.json(), "a replay returns the original body"
+    sid = first.json()["session"]["id"]
+    wait_session(llm_admin, sid)
+    assert [s.id for s in llm_admin.sessions.list(aid).sessions] == [sid], "no second session"
+    assert len(fake_openai.requests(match=tok)) == 1, "no new work"
+    other = llm_raw.post(f"/agents/{aid}/sessions", json={"input": f"other {tok}"}, headers={"Idempotency-Key": key})
+    assert_http_error(other, 409, "idempotency_key_reused")
+    # Through the SDK's extra_headers.
+    via_sdk = llm_admin.sessions.create(aid, input=f"exactly once {tok}", extra_headers={"Idempotency-Key": key})
+    assert via_sdk.session.id == sid
+
+
+@pytest.fixture(scope="module")
+def limited_server(start_server: Any, fake_openai: FakeOpenAI) -> OpenloopServer:
+    """One running run per agent (§6.1 queued state)."""
+    return start_server(
+        rate_limit=100_000,
+        rate_window=60,
+        extra_env={
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "OPENAI_API_KEY": fo.FAKE_OPENAI_KEY,
+            "OPENLOOP_AGENT_MAX_CONCURRENCY": "1",
+        },
+    )
+
+
+def test_s1_over_the_agent_limit_is_202_queued(limited_server: OpenloopServer, fake_openai: FakeOpenAI) -> None:
+    srv = limited_server
+    client = srv.sdk(srv.admin_key, user_id=srv.admin_user_id)
+    try:
+        aid = new_session_agent(client)
+        tok = token()
+        fake_openai.enqueue(fo.text("first done", delay=1.5), match=f"first {tok}")
+        first = client.sessions.create(aid, input=f"first {tok}")
+        assert first.session.state == "processing" and first.queue_position is None, first
+        with srv.http(srv.admin_key, srv.admin_user_id) as raw:
+            resp = raw.post(f"/agents/{aid}/sessions", json={"input": f"second {tok}"})
+            body = assert_ok(resp, 202)
+        assert body["session"]["state"] == "queued" and body.get("queue_position") == 1, body
+        second = body["session"]["id"]
+        third = client.sessions.create(aid, input=f"third {tok}")
+        assert third.session.state == "queued" and third.queue_position == 2, third
+        polled = client.sessions.retrieve(second)
+        assert polled.session.state == "queued" and polled.queue_position == 1, polled
+        # A queued session does not accept immediate messages (§6.1).
+        expect_api_error(client.sessions.send, second, input="hurry", status=409, code="interaction_not_in_terminal_state")
+        # Cancelling a queued run: cancelled, never reaches the model; the next one moves up.
+        assert client.sessions.cancel(second).session.state == "cancelled"
+        moved = client.sessions.retrieve(third.session.id)
+        assert moved.session.state == "queued" and moved.queue_position == 1, moved
+        done1 = wait_session(client, first.session.id)
+        done3 = wait_session(client, third.session.id)
+        assert done1.state == done3.state == "completed", (done1, done3)
+        assert assistant_texts(done3) == [f"ok: third {tok}"]
+        assert client.sessions.retrieve(second).session.state == "cancelled"
+        assert not fake_openai.requests(match=f"second {tok}"), "a cancelled queued run never runs"
+    finally:
+        client.close()
+
+
 # ---------------------------------------------------------------------------
 # S3 list
 # ---------------------------------------------------------------------------

@@ -244,6 +244,18 @@ def test_s2_errors_before_the_stream_are_json(llm_admin: Gumloop, agent_id: str,
         expect_api_error(lambda: collect(llm_admin.sessions.stream(aid, input="x")), status=404, code="agent_not_found")
 
 
+def test_5_2_repeated_idempotency_key_on_a_stream_is_409(llm_admin: Gumloop, agent_id: str) -> None:
+    """§5.2: SSE responses are not stored; a repeated S2 key → 409 idempotency_key_reused."""
+    key = f"stream-{token()}"
+    body = {"input": f"keyed stream {token()}"}
+    first = collect(llm_admin.sessions.create(agent_id, body, stream=True, extra_headers={"Idempotency-Key": key}))
+    check_run_stream(first)
+    expect_api_error(
+        lambda: collect(llm_admin.sessions.create(agent_id, body, stream=True, extra_headers={"Idempotency-Key": key})),
+        status=409, code="idempotency_key_reused",
+    )
+
+
 # ---------------------------------------------------------------------------
 # S8 stream a message
 # ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 //! rules live here once, for every API surface (v1, legacy, tools, MCP).
 
 pub mod agents;
+pub mod artifacts;
 pub mod auth;
 pub mod catalogue;
 pub mod diff;
@@ -34,10 +35,14 @@ use tools::Tool;
 use wire::ApiError;
 
 /// Engine-wide settings (everything else is wiring done by the binary).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub public_url: String,
     pub runtime: RuntimeConfig,
+    /// Lifetime of signed download URLs.
+    pub signed_url_ttl_secs: u64,
+    /// Decoded size limit of uploads and artifacts.
+    pub max_upload_bytes: u64,
 }
 
 pub struct Engine {
@@ -67,7 +72,7 @@ impl Engine {
             catalogue,
             config,
             providers: Arc::new(llm::Providers::new(llm::ProvidersConfig::default())),
-            builtin_tools: vec![Arc::new(tools::CurrentTime::new()), Arc::new(sessions::human_input::HumanInput)],
+            builtin_tools: vec![Arc::new(tools::CurrentTime::new()), Arc::new(sessions::human_input::HumanInput), Arc::new(artifacts::WriteArtifact)],
             bus: EventBus::default(),
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
@@ -104,6 +109,7 @@ impl Engine {
     /// Built-in tools (the engine's own abilities are added).
     pub fn with_tools(mut self, mut tools: Vec<Arc<dyn Tool>>) -> Self {
         tools.push(Arc::new(sessions::human_input::HumanInput));
+        tools.push(Arc::new(artifacts::WriteArtifact));
         self.builtin_tools = tools;
         self
     }
@@ -151,6 +157,12 @@ impl Engine {
             Some(p) => format!("{pre}\n\n{p}"),
             None => pre,
         }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { public_url: String::new(), runtime: RuntimeConfig::default(), signed_url_ttl_secs: 900, max_upload_bytes: 200 * 1024 * 1024 }
     }
 }
 

@@ -68,6 +68,9 @@ pub struct ServeArgs {
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "OPENLOOP_LOG")]
     pub log: Option<String>,
+    /// Lifetime of signed download URLs (60..86400).
+    #[arg(long, env = "OPENLOOP_SIGNED_URL_TTL_SECS")]
+    pub signed_url_ttl_secs: Option<u64>,
     /// Decoded upload limit in bytes (S10, F8, F9).
     #[arg(long, env = "OPENLOOP_MAX_UPLOAD_BYTES")]
     pub max_upload_bytes: Option<u64>,
@@ -177,6 +180,7 @@ pub struct FileSettings {
     pub log_format: Option<String>,
     pub log: Option<String>,
     pub max_upload_bytes: Option<u64>,
+    pub signed_url_ttl_secs: Option<u64>,
     pub blob_store: Option<String>,
     pub s3_endpoint: Option<String>,
     pub s3_bucket: Option<String>,
@@ -231,6 +235,7 @@ pub struct Settings {
     pub ollama_host: Option<String>,
     pub runtime: engine::RuntimeConfig,
     pub max_upload_bytes: u64,
+    pub signed_url_ttl_secs: u64,
     pub blobs: blobs::BlobConfig,
 }
 
@@ -353,6 +358,10 @@ impl Settings {
             other => return Err(ConfigError(format!("OPENLOOP_BLOB_STORE: {other:?} must be local or s3"))),
         };
         let max_upload_bytes = a.max_upload_bytes.or(f.max_upload_bytes).unwrap_or(200 * 1024 * 1024);
+        let signed_url_ttl_secs = a.signed_url_ttl_secs.or(f.signed_url_ttl_secs).unwrap_or(900);
+        if !(60..=86400).contains(&signed_url_ttl_secs) {
+            return Err(ConfigError("OPENLOOP_SIGNED_URL_TTL_SECS must be between 60 and 86400".into()));
+        }
         let s = Settings {
             data_dir,
             database_url,
@@ -381,6 +390,7 @@ impl Settings {
             ollama_host: non_empty(a.ollama_host).or(non_empty(ollama.host)),
             runtime,
             max_upload_bytes,
+            signed_url_ttl_secs,
             blobs,
         };
         s.validate()?;

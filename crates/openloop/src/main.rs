@@ -153,7 +153,7 @@ pub async fn open_engine(
         anyhow::bail!("only sqlite:// database URLs are supported by this build");
     }
     let store = store::sqlite::SqliteStore::open(database_url).await.map_err(|e| anyhow::anyhow!("cannot open the database {database_url}: {e}"))?;
-    Ok(Engine::new(Arc::new(store), signer, catalogue, EngineConfig { public_url, runtime: Default::default() }))
+    Ok(Engine::new(Arc::new(store), signer, catalogue, EngineConfig { public_url, ..Default::default() }))
 }
 
 async fn admin(common: &CommonArgs, file: &config::FileSettings, cmd: Command) -> anyhow::Result<()> {

@@ -213,7 +213,12 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
             store.clone(),
             signer,
             catalogue(settings, &discovered),
-            engine::EngineConfig { public_url: settings.public_url.clone(), runtime: settings.runtime.clone() },
+            engine::EngineConfig {
+                public_url: settings.public_url.clone(),
+                runtime: settings.runtime.clone(),
+                signed_url_ttl_secs: settings.signed_url_ttl_secs,
+                max_upload_bytes: settings.max_upload_bytes,
+            },
         )
         .with_providers(providers)
         .with_tools(builtin)

@@ -160,6 +160,21 @@ pub trait RunStore: Send + Sync {
     async fn events_after(&self, session_id: &str, after: i64, limit: i64) -> Result<Vec<EventRecord>>;
 }
 
+/// Artifacts and their versions.
+#[async_trait]
+pub trait ArtifactStore: Send + Sync {
+    /// Adds a version to the live artifact named `stored_filename` in the session, or
+    /// creates the artifact (version 1), atomically. `new_artifact_id` is used when new.
+    async fn add_artifact_version(&self, new_artifact: &ArtifactRecord, version: &ArtifactVersionRecord) -> Result<(ArtifactRecord, ArtifactVersionRecord)>;
+    async fn artifact(&self, id: &str) -> Result<Option<ArtifactRecord>>;
+    async fn artifact_versions(&self, artifact_id: &str) -> Result<Vec<ArtifactVersionRecord>>;
+    /// Live artifacts of an agent's sessions created by `creator`.
+    async fn artifacts_of_agent(&self, agent_id: &str, creator: &str) -> Result<Vec<(ArtifactRecord, ArtifactVersionRecord)>>;
+    async fn delete_artifact(&self, id: &str, at: i64) -> Result<bool>;
+    async fn rename_artifact(&self, id: &str, name: Option<&str>) -> Result<()>;
+    async fn set_artifact_password(&self, id: &str, hash: &str) -> Result<()>;
+}
+
 /// Everything the engine needs from storage.
-pub trait Store: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + Send + Sync {}
-impl<T: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + Send + Sync> Store for T {}
+pub trait Store: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + Send + Sync {}
+impl<T: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + Send + Sync> Store for T {}

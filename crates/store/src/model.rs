@@ -264,3 +264,31 @@ pub struct SessionFileRecord {
     pub blob_key: String,
     pub created_at: i64,
 }
+
+/// A file an agent produced (versions below).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactRecord {
+    pub id: String,
+    pub session_id: String,
+    pub agent_id: String,
+    pub creator_user_id: String,
+    pub stored_filename: String,
+    pub custom_name: Option<String>,
+    pub current_version_id: String,
+    pub password_hash: Option<String>,
+    pub deleted_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactVersionRecord {
+    pub id: String,
+    pub artifact_id: String,
+    pub major_version: i64,
+    pub filename: String,
+    pub media_type: String,
+    pub size: i64,
+    pub blob_key: String,
+    pub etag: String,
+    pub created_at: i64,
+}

@@ -389,7 +389,13 @@ impl<'a> Ctx<'a> {
                     let ctx = ToolContext { session_id: self.run.session_id.clone(), run_id: self.run.id.clone(), user_id: self.agent.creator_user_id.clone() };
                     let mut stop = self.stop.clone();
                     let res = tokio::select! {
-                        r = t.call(tc.arguments.clone(), &ctx) => Some(r),
+                        r = async {
+                            if tc.name == crate::artifacts::WRITE_ARTIFACT {
+                                self.engine.write_artifact(&ctx, &self.agent.id, &tc.arguments).await.map_err(tools::ToolError::new)
+                            } else {
+                                t.call(tc.arguments.clone(), &ctx).await
+                            }
+                        } => Some(r),
                         _ = stop.wait_for(|s| *s != Stop::Running) => None,
                     };
                     match res {
@@ -406,11 +412,15 @@ impl<'a> Ctx<'a> {
                 }
             }
         };
-        let event = if state == "completed" {
+        let mut events = vec![if state == "completed" {
             json!({"type": "tool-output-available", "toolCallId": tool_call_id(&self.run.id, step, idx), "output": result})
         } else {
             json!({"type": "tool-output-error", "toolCallId": tool_call_id(&self.run.id, step, idx), "errorText": result.as_str().unwrap_or("tool failed")})
-        };
+        }];
+        if state == "completed" && tc.name == crate::artifacts::WRITE_ARTIFACT {
+            let f = &result;
+            events.push(json!({"type": "data-artifact", "data": {"artifact_id": f["artifact_id"], "version_id": f["version_id"], "filename": f["filename"], "media_type": f["media_type"], "size": f["size"]}}));
+        }
         let cancelled = state == "cancelled";
         let out = ToolOutput { state, result };
         self.record_step(StepRecord {
@@ -421,7 +431,7 @@ impl<'a> Ctx<'a> {
             output: serde_json::to_value(&out).unwrap_or(Value::Null),
         });
         let rec = self.step(step, &call_id).cloned();
-        if !self.write(RunUpdate { message: Some(&self.msg), step: rec.as_ref(), events: vec![event], ..self.update() }).await? {
+        if !self.write(RunUpdate { message: Some(&self.msg), step: rec.as_ref(), events, ..self.update() }).await? {
             return Ok(Flow::Stop(Stop::LeaseLost));
         }
         if cancelled {

@@ -86,6 +86,7 @@ pub fn build_parts(run_id: &str, steps: &[StepRecord], error: Option<&str>) -> V
                 Some(_) => "pending".into(),
                 None => "pending".into(),
             };
+            let artifact = (tc.name == "write_artifact" && state == "completed").then(|| result.get("result").cloned()).flatten();
             parts.push(json!({
                 "id": part_id(run_id, ms.step, "c", i),
                 "type": "tool_invocation",
@@ -96,6 +97,10 @@ pub fn build_parts(run_id: &str, steps: &[StepRecord], error: Option<&str>) -> V
                 "result": Value::Object(result),
                 "_step": ms.step,
             }));
+            if let Some(f) = artifact {
+                let file = json!({"artifact_id": f["artifact_id"], "version_id": f["version_id"], "filename": f["filename"], "media_type": f["media_type"], "size": f["size"]});
+                parts.push(json!({"id": part_id(run_id, ms.step, "f", i), "type": "file", "file": file, "_step": ms.step}));
+            }
         }
     }
     if let Some(e) = error {

@@ -1,6 +1,7 @@
 //! The router: implemented resources, the 501 routes from the table, fallbacks.
 
 pub mod agents;
+pub mod artifacts;
 pub mod health;
 pub mod interactions;
 pub mod later;
@@ -68,7 +69,8 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
 }
 
 pub fn router(state: AppState) -> Router {
-    let mut api: Router<AppState> = Router::new().merge(agents::routes()).merge(tenancy::routes()).merge(interactions::routes()).merge(sessions::routes());
+    let mut api: Router<AppState> =
+        Router::new().merge(agents::routes()).merge(tenancy::routes()).merge(interactions::routes()).merge(sessions::routes()).merge(artifacts::routes());
     let mut root: Router<AppState> = Router::new();
     for spec in ROUTES.iter().filter(|r| r.status != Status::Now) {
         let handler = on(method_filter(spec.method), later::handler(spec));
@@ -85,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(crate::openapi::document))
         .merge(root)
         .merge(health::routes())
+        .merge(artifacts::file_routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::disable())

@@ -2,6 +2,7 @@
 //! a small pool of reader connections.
 
 mod agents;
+mod artifacts;
 mod idempotency;
 mod migrations;
 mod sessions;

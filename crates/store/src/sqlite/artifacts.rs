@@ -1,0 +1,154 @@
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::SqliteStore;
+use crate::{ArtifactRecord, ArtifactStore, ArtifactVersionRecord, Result};
+
+fn artifact_from(r: &SqliteRow) -> ArtifactRecord {
+    ArtifactRecord {
+        id: r.get("id"),
+        session_id: r.get("session_id"),
+        agent_id: r.get("agent_id"),
+        creator_user_id: r.get("creator_user_id"),
+        stored_filename: r.get("stored_filename"),
+        custom_name: r.get("custom_name"),
+        current_version_id: r.get("current_version_id"),
+        password_hash: r.get("password_hash"),
+        deleted_at: r.get("deleted_at"),
+        created_at: r.get("created_at"),
+    }
+}
+
+fn version_from(r: &SqliteRow) -> ArtifactVersionRecord {
+    ArtifactVersionRecord {
+        id: r.get("id"),
+        artifact_id: r.get("artifact_id"),
+        major_version: r.get("major_version"),
+        filename: r.get("filename"),
+        media_type: r.get("media_type"),
+        size: r.get("size"),
+        blob_key: r.get("blob_key"),
+        etag: r.get("etag"),
+        created_at: r.get("created_at"),
+    }
+}
+
+#[async_trait]
+impl ArtifactStore for SqliteStore {
+    async fn add_artifact_version(&self, new_artifact: &ArtifactRecord, v: &ArtifactVersionRecord) -> Result<(ArtifactRecord, ArtifactVersionRecord)> {
+        let mut tx = self.write_tx().await?;
+        let existing = sqlx::query("SELECT * FROM artifacts WHERE session_id = ? AND stored_filename = ? AND deleted_at IS NULL")
+            .bind(&new_artifact.session_id)
+            .bind(&new_artifact.stored_filename)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| artifact_from(&r));
+        let (mut art, major) = match existing {
+            Some(a) => {
+                let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(major_version), 0) FROM artifact_versions WHERE artifact_id = ?")
+                    .bind(&a.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                (a, max + 1)
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO artifacts (id, session_id, agent_id, creator_user_id, stored_filename, custom_name, current_version_id, password_hash, deleted_at, created_at) VALUES (?, ?, ?, ?, ?, NULL, ?, NULL, NULL, ?)",
+                )
+                .bind(&new_artifact.id)
+                .bind(&new_artifact.session_id)
+                .bind(&new_artifact.agent_id)
+                .bind(&new_artifact.creator_user_id)
+                .bind(&new_artifact.stored_filename)
+                .bind(&v.id)
+                .bind(new_artifact.created_at)
+                .execute(&mut *tx)
+                .await?;
+                (new_artifact.clone(), 1)
+            }
+        };
+        let mut v = v.clone();
+        v.artifact_id = art.id.clone();
+        v.major_version = major;
+        sqlx::query("INSERT INTO artifact_versions (id, artifact_id, major_version, filename, media_type, size, blob_key, etag, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(&v.id)
+            .bind(&v.artifact_id)
+            .bind(v.major_version)
+            .bind(&v.filename)
+            .bind(&v.media_type)
+            .bind(v.size)
+            .bind(&v.blob_key)
+            .bind(&v.etag)
+            .bind(v.created_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE artifacts SET current_version_id = ? WHERE id = ?").bind(&v.id).bind(&art.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        art.current_version_id = v.id.clone();
+        Ok((art, v))
+    }
+
+    async fn artifact(&self, id: &str) -> Result<Option<ArtifactRecord>> {
+        Ok(sqlx::query("SELECT * FROM artifacts WHERE id = ?").bind(id).fetch_optional(&self.reader).await?.map(|r| artifact_from(&r)))
+    }
+
+    async fn artifact_versions(&self, artifact_id: &str) -> Result<Vec<ArtifactVersionRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM artifact_versions WHERE artifact_id = ? ORDER BY major_version DESC").bind(artifact_id).fetch_all(&self.reader).await?;
+        Ok(rows.iter().map(version_from).collect())
+    }
+
+    async fn artifacts_of_agent(&self, agent_id: &str, creator: &str) -> Result<Vec<(ArtifactRecord, ArtifactVersionRecord)>> {
+        let rows = sqlx::query(
+            "SELECT a.*, v.id AS v_id, v.artifact_id AS v_artifact_id, v.major_version AS v_major_version, v.filename AS v_filename, v.media_type AS v_media_type, \
+             v.size AS v_size, v.blob_key AS v_blob_key, v.etag AS v_etag, v.created_at AS v_created_at \
+             FROM artifacts a JOIN sessions s ON s.id = a.session_id JOIN artifact_versions v ON v.id = a.current_version_id \
+             WHERE a.agent_id = ? AND s.creator_user_id = ? AND a.deleted_at IS NULL",
+        )
+        .bind(agent_id)
+        .bind(creator)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    artifact_from(r),
+                    ArtifactVersionRecord {
+                        id: r.get("v_id"),
+                        artifact_id: r.get("v_artifact_id"),
+                        major_version: r.get("v_major_version"),
+                        filename: r.get("v_filename"),
+                        media_type: r.get("v_media_type"),
+                        size: r.get("v_size"),
+                        blob_key: r.get("v_blob_key"),
+                        etag: r.get("v_etag"),
+                        created_at: r.get("v_created_at"),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn delete_artifact(&self, id: &str, at: i64) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let res = sqlx::query("UPDATE artifacts SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL").bind(at).bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn rename_artifact(&self, id: &str, name: Option<&str>) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE artifacts SET custom_name = ? WHERE id = ?").bind(name).bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_artifact_password(&self, id: &str, hash: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE artifacts SET password_hash = ? WHERE id = ?").bind(hash).bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
