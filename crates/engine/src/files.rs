@@ -96,7 +96,7 @@ impl Engine {
         let content = input::opt_str(&m, "file_content", "file_content")?
             .ok_or_else(|| ApiError::new(ErrorCode::InvalidFileContent, "file_content (base64) is required.").param("file_content"))?;
         let media_type = input::opt_str(&m, "media_type", "media_type")?.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| media_type_for(&name).to_string());
-        let s = self.session_for(caller, id).await?;
+        let s = self.session_for_use(caller, id).await?;
         let bytes =
             decode_base64(&content).ok_or_else(|| ApiError::new(ErrorCode::InvalidFileContent, "file_content is not valid base64.").param("file_content"))?;
         if bytes.len() as u64 > max_bytes {

@@ -372,3 +372,45 @@ async fn s3_s6_list_filters_pagination_and_closed_rename() {
     let (st, b, _) = send(s.post(ADMIN_KEY, &format!("/sessions/{sid}/messages"), json!({"input": "x", "approval_responses": []}))).await;
     assert_eq!((st, b["error"]["code"].as_str()), (400, Some("approval_responses_not_supported")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s17_s18_sharing_grants_read_and_editor_use() {
+    let fake = FakeLlm::start().await;
+    let s = start(&fake, &[]).await;
+    let a = agent(&s, json!({"name": "x", "model_name": "gpt-4o-mini"})).await;
+    let (_, b, _) = send(s.post(ADMIN_KEY, &format!("/agents/{a}/sessions"), json!({}))).await;
+    let sid = b["session"]["id"].as_str().unwrap().to_string();
+    let u = s.cli(&["users", "create", "--email", "pat@example.com", "--first-name", "Pat"]);
+    let pat = u["user_id"].as_str().unwrap().to_string();
+    let pat_key = s.cli(&["keys", "create", "--user", &pat])["secret"].as_str().unwrap().to_string();
+    let (st, b, _) = send(s.get(&pat_key, &format!("/sessions/{sid}"))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (404, Some("session_not_found")));
+    let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/sessions/{sid}/access"))).await;
+    assert_eq!((st, b["access"]["grants_visibility"].as_str(), b["access"]["link"].as_str()), (200, Some("private"), Some("none")));
+    let put = |body: Value| s.client.put(s.url(&format!("/sessions/{sid}/access"))).bearer_auth(ADMIN_KEY).json(&body);
+    let (st, b, _) = send(put(json!({}))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_request")));
+    let (st, b, _) = send(put(json!({"share": [{"type": "person", "email": "nobody@example.com", "role": "viewer"}]}))).await;
+    assert_eq!((st, b["error"]["param"].as_str()), (400, Some("share[0].email")));
+    let (st, b, _) = send(put(json!({"link": {"mode": "anyone"}}))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (501, Some("not_implemented")));
+    let (st, b, _) = send(put(json!({"share": [{"type": "person", "email": "PAT@example.com", "role": "viewer"}]}))).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(
+        (b["access"]["grants_visibility"].as_str(), b["access"]["people"][0]["role"].as_str(), &b["notified"]),
+        (Some("shared"), Some("viewer"), &json!([]))
+    );
+    let (st, _, _) = send(s.get(&pat_key, &format!("/sessions/{sid}"))).await;
+    assert_eq!(st, 200);
+    let (st, b, _) = send(s.post(&pat_key, &format!("/sessions/{sid}/messages"), json!({"input": "hi"}))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (403, Some("permission_denied")));
+    let (st, b, _) = send(s.get(&pat_key, &format!("/sessions/{sid}/access"))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (403, Some("permission_denied")));
+    send(put(json!({"share": [{"type": "person", "email": "pat@example.com", "role": "editor"}]}))).await;
+    let (st, _, _) = send(s.post(&pat_key, &format!("/sessions/{sid}/messages"), json!({"input": "hi"}))).await;
+    assert_eq!(st, 202);
+    wait_state(&s, &sid, &["completed"]).await;
+    send(put(json!({"remove": [{"type": "person", "email": "pat@example.com"}]}))).await;
+    let (st, _, _) = send(s.get(&pat_key, &format!("/sessions/{sid}"))).await;
+    assert_eq!(st, 404);
+}

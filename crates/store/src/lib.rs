@@ -36,6 +36,7 @@ pub trait TenancyStore: Send + Sync {
     async fn ensure_user(&self, user: &User) -> Result<bool>;
     async fn user(&self, id: &str) -> Result<Option<User>>;
     async fn users_by_ids(&self, ids: &[String]) -> Result<Vec<User>>;
+    async fn user_by_email(&self, organization_id: &str, email: &str) -> Result<Option<User>>;
     async fn organizations_of_user(&self, user_id: &str) -> Result<Vec<Organization>>;
     async fn organization(&self, id: &str) -> Result<Option<Organization>>;
     /// Insert the team if absent (idempotent); returns whether it was created.
@@ -137,6 +138,10 @@ pub trait SessionStore: Send + Sync {
     /// Uploaded files of a session (S10).
     async fn insert_session_file(&self, f: &SessionFileRecord) -> Result<()>;
     async fn session_files(&self, session_id: &str) -> Result<Vec<SessionFileRecord>>;
+    /// Sharing grants (S18): (kind, principal, role), kind = person|team|organization.
+    async fn session_grants(&self, session_id: &str) -> Result<Vec<(String, String, String)>>;
+    /// Applies upserts then removals atomically.
+    async fn change_session_grants(&self, session_id: &str, upsert: &[(String, String, String)], remove: &[(String, String)]) -> Result<()>;
 }
 
 /// The durable run queue: leases, heartbeats, step commits, the event log.

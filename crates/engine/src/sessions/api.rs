@@ -106,11 +106,23 @@ impl Engine {
     /// The session if the caller may read it: invisible → 404, visible without the
     /// right → 403 (§2.5).
     pub async fn session_for(&self, caller: &Caller, id: &str) -> Result<SessionRecord, ApiError> {
-        let s = self.store.session(id).await.map_err(db)?.filter(|s| self.session_visible(caller, s)).ok_or_else(|| session_not_found(id))?;
-        if !self.can_read_session(caller, &s) {
-            return Err(ApiError::new(ErrorCode::PermissionDenied, "Only the session's creator (or a grantee) may use this session."));
-        }
-        Ok(s)
+        self.session_with_right(caller, id, false).await
+    }
+
+    /// The session's agent, for turns on a session the caller may use (the session
+    /// grant authorizes; the agent itself need not be visible). Deleted → 404.
+    async fn session_agent(&self, s: &SessionRecord) -> Result<store::AgentRecord, ApiError> {
+        self.store
+            .agent(&s.agent_id)
+            .await
+            .map_err(db)?
+            .filter(|a| a.deleted_at.is_none() && a.is_active)
+            .ok_or_else(|| crate::agents::agent_not_found(&s.agent_id))
+    }
+
+    /// The session for sending, queueing, cancelling and approvals (creator, editors).
+    pub async fn session_for_use(&self, caller: &Caller, id: &str) -> Result<SessionRecord, ApiError> {
+        self.session_with_right(caller, id, true).await
     }
 
     pub fn message_json(m: &store::MessageRecord) -> Value {
@@ -358,7 +370,7 @@ impl Engine {
             None | Some(Value::Null) => return Err(ApiError::new(ErrorCode::InvalidName, "name is required.").param("name")),
             Some(v) => return Err(ApiError::invalid_request("name", format!("name must be a string, not {}.", input::kind(v)))),
         };
-        let s = self.session_for(caller, id).await?;
+        let s = self.session_for_use(caller, id).await?;
         self.store.rename_session(&s.id, &name).await.map_err(db)?;
         let s = self.reload(id).await?;
         self.session_response(&s, true).await
@@ -421,9 +433,9 @@ impl Engine {
     /// S7 with `delivery: immediate` (default).
     pub async fn send_message(&self, caller: &Caller, id: &str, body: &Map<String, Value>) -> Result<(Value, Accepted), ApiError> {
         let text = require_content(body)?;
-        let s = self.session_for(caller, id).await?;
+        let s = self.session_for_use(caller, id).await?;
         let parts = self.attachment_parts(&s, body).await?;
-        let agent = self.visible_agent(caller, &s.agent_id).await?;
+        let agent = self.session_agent(&s).await?;
         if s.state == SessionState::ApprovalRequired.as_str() {
             self.dismiss_paused(&s).await?;
         }
@@ -457,7 +469,7 @@ impl Engine {
         if input::opt_array(body, "attachments", "attachments")?.is_some_and(|a| !a.is_empty()) {
             return Err(ApiError::invalid_request("attachments", "Queued messages carry text only; send attachments with delivery: immediate."));
         }
-        let s = self.session_for(caller, id).await?;
+        let s = self.session_for_use(caller, id).await?;
         let now = wire::time::now_micros();
         let q = QueuedMessageRecord { id: wire::ids::new_id("qm"), session_id: s.id.clone(), input: text, created_at: now, updated_at: now };
         if !self.store.enqueue_message(&q, MAX_QUEUE).await.map_err(db)? {
@@ -499,7 +511,7 @@ impl Engine {
     pub async fn edit_queued(&self, caller: &Caller, id: &str, qid: &str, body: Value) -> Result<Value, ApiError> {
         let m = input::object(body)?;
         let text = require_content(&m)?;
-        let s = self.session_for(caller, id).await?;
+        let s = self.session_for_use(caller, id).await?;
         if !self.store.edit_queued_message(&s.id, qid, &text, wire::time::now_micros()).await.map_err(db)? {
             return Err(Self::qm_not_found(qid));
         }
@@ -510,7 +522,7 @@ impl Engine {
 
     /// S15.
     pub async fn delete_queued(&self, caller: &Caller, id: &str, qid: &str) -> Result<Value, ApiError> {
-        let s = self.session_for(caller, id).await?;
+        let s = self.session_for_use(caller, id).await?;
         if !self.store.delete_queued_message(&s.id, qid).await.map_err(db)? {
             return Err(Self::qm_not_found(qid));
         }
@@ -568,7 +580,7 @@ impl Engine {
 
     /// S9.
     pub async fn cancel_session(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
-        let s = self.session_for(caller, id).await?;
+        let s = self.session_for_use(caller, id).await?;
         let state = SessionState::parse(&s.state).unwrap_or(SessionState::Failed);
         let s = match transition(state, SessionEvent::Cancel) {
             Ok(to) if to != state => self.stop_active(&s, crate::Stop::Cancelled).await?,
@@ -584,10 +596,10 @@ impl Engine {
 
     /// S16: interrupt the active run and send this queued message now.
     pub async fn send_queued_now(&self, caller: &Caller, id: &str, qid: &str) -> Result<(Value, Accepted), ApiError> {
-        let s = self.session_for(caller, id).await?;
+        let s = self.session_for_use(caller, id).await?;
         let queue = self.store.queued_messages(&s.id).await.map_err(db)?;
         let q = queue.into_iter().find(|q| q.id == qid).ok_or_else(|| Self::qm_not_found(qid))?;
-        let agent = self.visible_agent(caller, &s.agent_id).await?;
+        let agent = self.session_agent(&s).await?;
         let s = if SessionState::parse(&s.state).is_some_and(SessionState::is_active) { self.stop_active(&s, crate::Stop::Interrupted).await? } else { s };
         let input = TurnInput { text: q.input.clone(), message_id: Some(q.id.clone()), dequeue: Some(q.id.clone()), parts: vec![] };
         let acc = self.accept_turn(&caller.user, &agent, TurnTarget::Existing(&s), input).await.map_err(|e| match e {
@@ -659,7 +671,7 @@ impl Engine {
             }
             parsed.push((areq.to_string(), action.to_string(), reason, values));
         }
-        let s = self.session_for(caller, id).await?;
+        let s = self.session_for_use(caller, id).await?;
         if s.state != SessionState::ApprovalRequired.as_str() {
             return Err(ApiError::new(ErrorCode::NoPendingApprovals, format!("The session is {}; nothing waits for approval.", s.state)));
         }

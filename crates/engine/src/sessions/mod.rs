@@ -1,6 +1,7 @@
 //! Sessions (= legacy interactions): accepting turns under the concurrency limits,
 //! visibility, and the shared views.
 
+pub mod access;
 pub mod api;
 pub mod human_input;
 pub mod state;

@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sessions/{session_id}/queue", get(list_queue).post(queue_message))
         .route("/sessions/{session_id}/queue/{queued_message_id}", patch(edit_queued).delete(delete_queued))
         .route("/sessions/{session_id}/queue/{queued_message_id}/send", post(send_queued))
+        .route("/sessions/{session_id}/access", get(get_access).put(put_access))
 }
 
 fn sse_event(e: &EventRecord) -> Event {
@@ -230,4 +231,12 @@ async fn delete_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path
 async fn send_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path<(String, String)>) -> V1Result<impl IntoResponse> {
     let (v, _) = st.engine.send_queued_now(&v1.caller, &id, &qid).await?;
     Ok((StatusCode::ACCEPTED, Json(v)))
+}
+
+async fn get_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+    Ok(Json(st.engine.session_access(&v1.caller, &id).await?))
+}
+
+async fn put_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+    Ok(Json(st.engine.change_session_access(&v1.caller, &id, body).await?))
 }

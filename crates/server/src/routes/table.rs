@@ -109,8 +109,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r("S14", "PATCH", "/sessions/{session_id}/queue/{queued_message_id}", "Edit a queued message", Now, 200, None, None),
     r("S15", "DELETE", "/sessions/{session_id}/queue/{queued_message_id}", "Delete a queued message", Now, 200, None, None),
     r("S16", "POST", "/sessions/{session_id}/queue/{queued_message_id}/send", "Send a queued message now", Now, 200, None, None),
-    pending("S17", "GET", "/sessions/{session_id}/access", "Session access"),
-    pending("S18", "PUT", "/sessions/{session_id}/access", "Change session access"),
+    r("S17", "GET", "/sessions/{session_id}/access", "Session access", Now, 200, None, None),
+    r("S18", "PUT", "/sessions/{session_id}/access", "Change session access", Now, 200, None, None),
     // Artifacts
     r("A1", "GET", "/agents/{agent_id}/artifacts", "List artifacts", Now, 200, None, None),
     r("A2", "GET", "/artifacts/{artifact_id}/download", "Signed download URL for an artifact", Now, 200, None, None),

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "sessions, runs, jobs, events", include_str!("0003_sessions.sql")),
     (4, "session queue and files", include_str!("0004_queue_files.sql")),
     (5, "artifacts", include_str!("0005_artifacts.sql")),
+    (6, "session grants", include_str!("0006_grants.sql")),
 ];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<()> {

@@ -395,6 +395,38 @@ impl SessionStore for SqliteStore {
             })
             .collect())
     }
+
+    async fn session_grants(&self, session_id: &str) -> Result<Vec<(String, String, String)>> {
+        Ok(sqlx::query_as("SELECT kind, principal, role FROM session_grants WHERE session_id = ? ORDER BY created_at, kind, principal")
+            .bind(session_id)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn change_session_grants(&self, session_id: &str, upsert: &[(String, String, String)], remove: &[(String, String)]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let now = wire::time::now_micros();
+        for (kind, principal, role) in upsert {
+            sqlx::query("INSERT INTO session_grants (session_id, kind, principal, role, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(session_id, kind, principal) DO UPDATE SET role = excluded.role")
+                .bind(session_id)
+                .bind(kind)
+                .bind(principal)
+                .bind(role)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (kind, principal) in remove {
+            sqlx::query("DELETE FROM session_grants WHERE session_id = ? AND kind = ? AND principal = ?")
+                .bind(session_id)
+                .bind(kind)
+                .bind(principal)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -82,6 +82,15 @@ impl TenancyStore for SqliteStore {
         Ok(out)
     }
 
+    async fn user_by_email(&self, organization_id: &str, email: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE organization_id = ? AND lower(email) = lower(?) LIMIT 1")
+            .bind(organization_id)
+            .bind(email)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.as_ref().map(user_from))
+    }
+
     async fn organizations_of_user(&self, user_id: &str) -> Result<Vec<Organization>> {
         let rows =
             sqlx::query("SELECT o.id, o.name, o.created_at FROM organizations o JOIN users u ON u.organization_id = o.id WHERE u.id = ? ORDER BY o.name, o.id")

@@ -1,0 +1,170 @@
+//! Session sharing (S17, S18) and the rights it grants (§2.5): grantees read; `editor`
+//! grantees also use the session; only the creator changes access.
+
+use serde_json::{json, Value};
+use store::SessionRecord;
+use wire::{ApiError, ErrorCode};
+
+use super::api::session_not_found;
+use crate::{db, input, Caller, Engine};
+
+/// What a caller may do with one session.
+#[derive(Debug, Clone, Copy)]
+pub struct Rights {
+    pub visible: bool,
+    pub read: bool,
+    pub edit: bool,
+}
+
+fn role_ok(r: &str) -> bool {
+    r == "viewer" || r == "editor"
+}
+
+impl Engine {
+    pub async fn session_rights(&self, caller: &Caller, s: &SessionRecord) -> Result<Rights, ApiError> {
+        if s.creator_user_id == caller.user.id {
+            let visible = self.session_visible(caller, s);
+            return Ok(Rights { visible, read: visible, edit: visible });
+        }
+        let grants = self.store.session_grants(&s.id).await.map_err(db)?;
+        let mut role: Option<&str> = None;
+        for (kind, principal, r) in &grants {
+            let applies = match kind.as_str() {
+                "person" => *principal == caller.user.id,
+                "team" => caller.team_role(principal).is_some(),
+                "organization" => *principal == caller.user.organization_id,
+                _ => false,
+            };
+            if applies && role != Some("editor") {
+                role = Some(r.as_str());
+            }
+        }
+        let visible = role.is_some() || self.session_visible(caller, s);
+        Ok(Rights { visible, read: role.is_some(), edit: role == Some("editor") })
+    }
+
+    /// The session for an action needing `edit` (use) or only read.
+    pub async fn session_with_right(&self, caller: &Caller, id: &str, edit: bool) -> Result<SessionRecord, ApiError> {
+        let s = self.store.session(id).await.map_err(db)?.ok_or_else(|| session_not_found(id))?;
+        let r = self.session_rights(caller, &s).await?;
+        if !r.visible {
+            return Err(session_not_found(id));
+        }
+        if !(if edit { r.edit } else { r.read }) {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                if edit {
+                    "You may read this session but not send to it (viewer access)."
+                } else {
+                    "You have no access to this session; ask its creator to share it."
+                },
+            ));
+        }
+        Ok(s)
+    }
+
+    async fn creator_session(&self, caller: &Caller, id: &str) -> Result<SessionRecord, ApiError> {
+        let s = self.session_with_right(caller, id, false).await?;
+        if s.creator_user_id != caller.user.id {
+            return Err(ApiError::new(ErrorCode::PermissionDenied, "Only the session's creator may view or change its access."));
+        }
+        Ok(s)
+    }
+
+    async fn access_json(&self, s: &SessionRecord) -> Result<Value, ApiError> {
+        let grants = self.store.session_grants(&s.id).await.map_err(db)?;
+        let mut people = Vec::new();
+        let mut teams = Vec::new();
+        let mut org = Value::Null;
+        for (kind, principal, role) in &grants {
+            match kind.as_str() {
+                "person" => {
+                    if let Some(u) = self.store.user(principal).await.map_err(db)? {
+                        let name = [u.first_name.clone(), u.last_name.clone()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+                        people.push(json!({"email": u.email.clone().unwrap_or_default(), "name": if name.is_empty() { Value::Null } else { json!(name) }, "role": role}));
+                    }
+                }
+                "team" => teams.push(json!({"team_id": principal, "role": role})),
+                "organization" => org = json!({"role": role}),
+                _ => {}
+            }
+        }
+        let visibility = if !org.is_null() {
+            "organization"
+        } else if !teams.is_empty() {
+            "team"
+        } else if !people.is_empty() {
+            "shared"
+        } else {
+            "private"
+        };
+        Ok(
+            json!({"grants_visibility": visibility, "people": people, "teams": teams, "organization_access": org, "link": "none", "link_role": null, "password_protected": false}),
+        )
+    }
+
+    /// S17.
+    pub async fn session_access(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+        let s = self.creator_session(caller, id).await?;
+        Ok(json!({"access": self.access_json(&s).await?}))
+    }
+
+    /// S18.
+    pub async fn change_session_access(&self, caller: &Caller, id: &str, body: Value) -> Result<Value, ApiError> {
+        let m = input::object(body)?;
+        if !["share", "remove", "link"].iter().any(|k| m.get(*k).is_some_and(|v| !v.is_null())) {
+            return Err(ApiError::invalid_request("share", "Send at least one of share, remove or link."));
+        }
+        let s = self.creator_session(caller, id).await?;
+        let mut upsert = Vec::new();
+        let mut remove = Vec::new();
+        for (field, list) in [("share", input::opt_array(&m, "share", "share")?), ("remove", input::opt_array(&m, "remove", "remove")?)] {
+            for (i, item) in list.into_iter().flatten().enumerate() {
+                let p = format!("{field}[{i}]");
+                let kind = item.get("type").and_then(Value::as_str).unwrap_or("");
+                let role = item.get("role").and_then(Value::as_str);
+                if field == "share" && !role.is_some_and(role_ok) {
+                    return Err(ApiError::invalid_request(&format!("{p}.role"), "role must be viewer or editor."));
+                }
+                let principal = match kind {
+                    "person" => {
+                        let email =
+                            item.get("email").and_then(Value::as_str).ok_or_else(|| ApiError::invalid_request(&format!("{p}.email"), "email is required."))?;
+                        match self.store.user_by_email(&caller.user.organization_id, email).await.map_err(db)? {
+                            Some(u) => u.id,
+                            None if field == "remove" => continue,
+                            None => return Err(ApiError::invalid_request(&format!("{p}.email"), format!("{email} is not a user of your organization."))),
+                        }
+                    }
+                    "team" => {
+                        let t = item
+                            .get("team_id")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| ApiError::invalid_request(&format!("{p}.team_id"), "team_id is required."))?;
+                        if caller.team_role(t).is_none() {
+                            return Err(ApiError::new(ErrorCode::TeamNotFound, format!("Team {t} does not exist or you are not a member."))
+                                .param(format!("{p}.team_id")));
+                        }
+                        t.to_string()
+                    }
+                    "organization" => caller.user.organization_id.clone(),
+                    _ => return Err(ApiError::invalid_request(&format!("{p}.type"), "type must be person, team or organization.")),
+                };
+                if field == "share" {
+                    upsert.push((kind.to_string(), principal, role.unwrap_or("viewer").to_string()));
+                } else {
+                    remove.push((kind.to_string(), principal));
+                }
+            }
+        }
+        if let Some(link) = input::opt_object(&m, "link", "link")? {
+            match link.get("mode").and_then(Value::as_str) {
+                Some("none") => {}
+                Some("anyone" | "password") => return Err(ApiError::not_implemented("Public links").param("link.mode")),
+                _ => return Err(ApiError::invalid_request("link.mode", "link.mode must be none, anyone or password.")),
+            }
+        }
+        self.store.change_session_grants(&s.id, &upsert, &remove).await.map_err(db)?;
+        Ok(json!({"access": self.access_json(&s).await?, "notified": []}))
+    }
+}
