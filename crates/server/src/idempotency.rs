@@ -87,3 +87,34 @@ where
         }
     }
 }
+
+/// Streams are never replayed: the first use of a key claims it for good, any later
+/// use is `409 idempotency_key_reused` (resume with S5 instead).
+pub async fn claim_for_stream(st: &AppState, req: IdemRequest<'_>) -> Result<(), wire::ApiError> {
+    let Some(idem) = req.headers.get("idempotency-key") else { return Ok(()) };
+    let idem = idem
+        .to_str()
+        .map_err(|_| wire::ApiError::new(wire::ErrorCode::InvalidIdempotencyKey, "Idempotency-Key must be printable ASCII.").param("Idempotency-Key"))?;
+    idempotency::check_key(idem)?;
+    let query: Vec<(String, String)> = form_urlencoded::parse(req.raw_query.unwrap_or("").as_bytes()).into_owned().collect();
+    let fp = idempotency::fingerprint(req.body, &query);
+    let scope = idempotency::scope(req.key_id, req.route, req.path_ids, idem);
+    let reused = || {
+        wire::ApiError::new(
+            wire::ErrorCode::IdempotencyKeyReused,
+            "This Idempotency-Key was already used for a stream; resume it with GET /sessions/{id}?stream=true&last_cursor=… instead.",
+        )
+    };
+    match st.engine.claim_idempotency(&scope, &fp).await {
+        Ok(Claimed::New) => {
+            st.engine.finish_idempotency(&scope, STREAM_MARKER, b"").await;
+            Ok(())
+        }
+        Ok(Claimed::Replay { .. }) => Err(reused()),
+        Err(e) if e.code == "idempotency_key_reused" || e.code == "idempotency_key_in_use" => Err(reused()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Status recorded for keys consumed by streams (never sent).
+const STREAM_MARKER: u16 = 299;

@@ -78,12 +78,10 @@ async fn create(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     if stream {
         let rx = st.engine.bus.subscribe();
-        if headers.contains_key("idempotency-key") {
-            // Streams are not replayable; a retried S2 must resume with S5 instead.
-            let scope_ok = engine::idempotency::check_key(headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or(""));
-            if let Err(e) = scope_ok {
-                return Nested(e).into_response();
-            }
+        let key_id = v1.caller.key.id.clone();
+        let req = IdemRequest { headers: &headers, key_id: &key_id, route: "S2", path_ids: &agent_id, body: &body, raw_query: uri.query(), legacy: false };
+        if let Err(e) = crate::idempotency::claim_for_stream(&st, req).await {
+            return Nested(e).into_response();
         }
         return match st.engine.create_session(&v1.caller, &agent_id, body, "api", true).await {
             Ok(c) => follow(&st, &c.session_id, 0, rx),
@@ -147,6 +145,11 @@ async fn send(State(st): State<AppState>, v1: V1, Path(id): Path<String>, header
             return Nested(ApiError::invalid_request("stream", "Queued delivery cannot stream; resume the session's stream (S5) instead.")).into_response();
         }
         let rx = st.engine.bus.subscribe();
+        let key_id = v1.caller.key.id.clone();
+        let req = IdemRequest { headers: &headers, key_id: &key_id, route: "S8", path_ids: &id, body: &body, raw_query: uri.query(), legacy: false };
+        if let Err(e) = crate::idempotency::claim_for_stream(&st, req).await {
+            return Nested(e).into_response();
+        }
         if has_approvals && engine::sessions::api::parse_content(&m).ok().flatten().is_none() {
             return match st.engine.resolve_approvals(&v1.caller, &id, &m).await {
                 Ok((_, cursor)) => follow(&st, &id, cursor, rx),
