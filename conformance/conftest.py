@@ -267,7 +267,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> None:  # noqa: D4
     """Attach the server's stderr tail to failing tests' reports."""
     if call.when == "call" and call.excinfo is not None:
         funcargs = getattr(item, "funcargs", {}) or {}
-        for name in ("server", "llm_server"):
+        for name in ("server", "llm_server", "artifact_server"):
             srv = funcargs.get(name)
             if isinstance(srv, OpenloopServer):
                 item.add_report_section("call", f"openloop ({name})", srv.diagnostics())

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod diff;
 pub mod files;
+pub mod flowfiles;
 pub mod idempotency;
 pub mod input;
 pub mod interactions;

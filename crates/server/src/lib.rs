@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
+pub mod zip;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

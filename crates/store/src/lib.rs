@@ -178,6 +178,10 @@ pub trait ArtifactStore: Send + Sync {
     async fn delete_artifact(&self, id: &str, at: i64) -> Result<bool>;
     async fn rename_artifact(&self, id: &str, name: Option<&str>) -> Result<()>;
     async fn set_artifact_password(&self, id: &str, hash: &str) -> Result<()>;
+    /// Legacy flow files (F8–F11): replaces a same-named file; returns the replaced
+    /// file's blob key.
+    async fn upsert_flow_file(&self, namespace: &str, f: &SessionFileRecord) -> Result<Option<String>>;
+    async fn flow_file(&self, namespace: &str, file_name: &str) -> Result<Option<SessionFileRecord>>;
 }
 
 /// Everything the engine needs from storage.

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod artifacts;
+pub mod flowfiles;
 pub mod health;
 pub mod interactions;
 pub mod later;
@@ -69,8 +70,13 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
 }
 
 pub fn router(state: AppState) -> Router {
-    let mut api: Router<AppState> =
-        Router::new().merge(agents::routes()).merge(tenancy::routes()).merge(interactions::routes()).merge(sessions::routes()).merge(artifacts::routes());
+    let mut api: Router<AppState> = Router::new()
+        .merge(agents::routes())
+        .merge(tenancy::routes())
+        .merge(interactions::routes())
+        .merge(sessions::routes())
+        .merge(artifacts::routes())
+        .merge(flowfiles::routes());
     let mut root: Router<AppState> = Router::new();
     for spec in ROUTES.iter().filter(|r| r.status != Status::Now) {
         let handler = on(method_filter(spec.method), later::handler(spec));

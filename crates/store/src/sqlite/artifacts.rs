@@ -3,7 +3,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::SqliteStore;
-use crate::{ArtifactRecord, ArtifactStore, ArtifactVersionRecord, Result};
+use crate::{ArtifactRecord, ArtifactStore, ArtifactVersionRecord, Result, SessionFileRecord};
 
 fn artifact_from(r: &SqliteRow) -> ArtifactRecord {
     ArtifactRecord {
@@ -150,5 +150,41 @@ impl ArtifactStore for SqliteStore {
         sqlx::query("UPDATE artifacts SET password_hash = ? WHERE id = ?").bind(hash).bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn upsert_flow_file(&self, namespace: &str, f: &SessionFileRecord) -> Result<Option<String>> {
+        let mut tx = self.write_tx().await?;
+        let old: Option<String> = sqlx::query_scalar("SELECT blob_key FROM flow_files WHERE namespace = ? AND file_name = ?")
+            .bind(namespace)
+            .bind(&f.file_name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO flow_files (namespace, file_name, media_type, size, blob_key, created_at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT(namespace, file_name) DO UPDATE SET media_type = excluded.media_type, size = excluded.size, blob_key = excluded.blob_key, created_at = excluded.created_at",
+        )
+        .bind(namespace)
+        .bind(&f.file_name)
+        .bind(&f.media_type)
+        .bind(f.size)
+        .bind(&f.blob_key)
+        .bind(f.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(old)
+    }
+
+    async fn flow_file(&self, namespace: &str, file_name: &str) -> Result<Option<SessionFileRecord>> {
+        let row =
+            sqlx::query("SELECT * FROM flow_files WHERE namespace = ? AND file_name = ?").bind(namespace).bind(file_name).fetch_optional(&self.reader).await?;
+        Ok(row.map(|r| SessionFileRecord {
+            session_id: namespace.to_string(),
+            file_name: r.get("file_name"),
+            media_type: r.get("media_type"),
+            size: r.get("size"),
+            blob_key: r.get("blob_key"),
+            created_at: r.get("created_at"),
+        }))
     }
 }

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "session queue and files", include_str!("0004_queue_files.sql")),
     (5, "artifacts", include_str!("0005_artifacts.sql")),
     (6, "session grants", include_str!("0006_grants.sql")),
+    (7, "flow files", include_str!("0007_flow_files.sql")),
 ];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<()> {
