@@ -437,6 +437,8 @@ def test_a1_items(client: Gumloop, raw: httpx.Client, artifact_server: OpenloopS
         assert a["url"].startswith(f"{artifact_server.url}/files/v1/artifacts/{a['id']}/versions/{a['version_id']}/"), (
             f"url = signed URL of the current version (§9.2 item 5): {a['url']}"
         )
+        _, _, q = split_signed(a["url"])
+        assert abs(int(q["exp"]) - (int(time.time()) + DEFAULT_TTL)) <= 30, f"each url is freshly signed: {a['url']}"
         creator = a.get("creator") or {}
         assert creator.get("id") == artifact_server.admin_user_id, f"creator = the session's user: {a}"
     # Through the SDK.
@@ -544,7 +546,9 @@ def test_a1_search_query(client: Gumloop, pager: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("bad", [0, 101, -1, "abc", "1.5"], ids=str)
 def test_a1_invalid_page_size(client: Gumloop, pager: dict[str, Any], bad: Any) -> None:
-    expect_api_error(client.artifacts.list, pager["agent"], page_size=bad, status=400, code="invalid_page_size", param="page_size")
+    expect_api_error(
+        client.artifacts.list, pager["agent"], page_size=bad, status=400, code="invalid_page_size", param="page_size"
+    )
 
 
 @pytest.mark.parametrize("bad", ["bogus", "credits_desc", "name", "created_at"])
@@ -578,12 +582,21 @@ def test_a1_invalid_cursor(client: Gumloop, pager: dict[str, Any], corpus: dict[
             raise AssertionError(f"{what}: {exc}") from None
     # Another agent (path id) with the same filters.
     expect_api_error(
-        client.artifacts.list, corpus["agent"], cursor=cursor, page_size=5, sort_order="name_asc", status=400, code="invalid_cursor"
+        client.artifacts.list,
+        corpus["agent"],
+        cursor=cursor,
+        page_size=5,
+        sort_order="name_asc",
+        status=400,
+        code="invalid_cursor",
     )
 
 
 def test_a1_unknown_or_foreign_agent_is_404(client: Gumloop, other: Principal, corpus: dict[str, Any]) -> None:
     expect_api_error(client.artifacts.list, UNKNOWN_AGENT, status=404, code="agent_not_found")
+    gone = new_session_agent(client, name=f"deleted {token()}")
+    client.agents.delete(gone)
+    expect_api_error(client.artifacts.list, gone, status=404, code="agent_not_found")
     expect_api_error(other.client.artifacts.list, corpus["agent"], status=404, code="agent_not_found")
     expect_api_error(
         other.client.artifacts.list, corpus["agent"], session_id=corpus["sid"], status=404, code="agent_not_found"
@@ -690,17 +703,29 @@ def test_signed_url_range(client: Gumloop, corpus: dict[str, Any]) -> None:
     url = client.artifacts.download(item(corpus, "data.bin").id).download_url
     n = len(BINARY)
     full_etag = fetch(url).headers.get("etag")
-    for header, lo, hi in (("bytes=0-4", 0, 4), ("bytes=250-300", 250, 300), (f"bytes={n - 10}-", n - 10, n - 1), ("bytes=-3", n - 3, n - 1), (f"bytes=5-{n + 100}", 5, n - 1)):
+    ranges = [
+        ("bytes=0-4", 0, 4),
+        ("bytes=250-300", 250, 300),
+        (f"bytes={n - 10}-", n - 10, n - 1),
+        ("bytes=-3", n - 3, n - 1),
+        (f"bytes=5-{n + 100}", 5, n - 1),  # the last position is clamped to the size
+    ]
+    for header, lo, hi in ranges:
         resp = fetch(url, headers={"Range": header})
         assert resp.status_code == 206, f"Range {header}: {fmt(resp)}"
         assert resp.content == BINARY[lo : hi + 1], f"Range {header}: {len(resp.content)} bytes"
         assert resp.headers.get("content-range") == f"bytes {lo}-{hi}/{n}", f"Range {header}: {dict(resp.headers)}"
         assert resp.headers.get("content-length") == str(hi - lo + 1), dict(resp.headers)
         assert resp.headers.get("etag") == full_etag, dict(resp.headers)
+    # RFC 9110 §14.2: a Range with a unit the server does not understand MUST be ignored.
+    resp = fetch(url, headers={"Range": "items=0-4"})
+    assert resp.status_code == 200 and resp.content == BINARY, fmt(resp)
     for header in (f"bytes={n}-", f"bytes={n + 10}-{n + 20}"):
         resp = fetch(url, headers={"Range": header})
         assert resp.status_code == 416, f"unsatisfiable {header}: {fmt(resp)}"
-        assert resp.headers.get("content-range") == f"bytes */{n}", f"416 carries Content-Range: bytes */<size>: {dict(resp.headers)}"
+        assert resp.headers.get("content-range") == f"bytes */{n}", (
+            f"416 carries Content-Range: bytes */<size> (RFC 9110 §15.5.17): {dict(resp.headers)}"
+        )
 
 
 def test_signed_url_head(client: Gumloop, corpus: dict[str, Any]) -> None:
@@ -713,6 +738,54 @@ def test_signed_url_head(client: Gumloop, corpus: dict[str, Any]) -> None:
     origin, path, q = split_signed(url)
     bad = fetch(f"{origin}{path}?exp={q['exp']}&kid={q['kid']}&sig=AAAA", method="HEAD")
     assert bad.status_code == 403, f"HEAD verifies as GET: {fmt(bad)}"
+
+
+TRICKY_NAME = "50% off #1 (a+b) [x]; y & z,\u00e9.txt"
+LARGE = secrets.token_bytes(1536 * 1024 + 7)
+
+
+def test_signed_url_tricky_name_empty_and_large(client: Gumloop, fake_openai: FakeOpenAI, scratch_agent: str) -> None:
+    """Reserved URL characters in the filename, a 0-byte artifact, and a 1.5 MiB one (ranges across chunks)."""
+    arts = scratch(
+        client,
+        fake_openai,
+        scratch_agent,
+        [
+            [
+                write_call(TRICKY_NAME, "tricky", media_type="text/plain"),
+                write_call("empty.txt", "", media_type="text/plain"),
+                write_call("large.bin", b64(LARGE), media_type="application/octet-stream", encoding="base64"),
+            ]
+        ],
+    )
+    assert sorted(arts) == sorted([TRICKY_NAME, "empty.txt", "large.bin"]), sorted(arts)
+    tricky = client.artifacts.download(arts[TRICKY_NAME].id)
+    assert tricky.filename == TRICKY_NAME, tricky
+    _, path, _ = split_signed(tricky.download_url)
+    segment = path.rsplit("/", 1)[1]
+    assert segment.isascii() and not any(c in segment for c in " #?[]") and re.fullmatch(r"(?:[^%]|%[0-9A-Fa-f]{2})*", segment), (
+        f"the filename segment is percent-encoded (space, #, ?, %, non-ASCII): {segment!r}"
+    )
+    assert unquote(segment) == TRICKY_NAME, segment
+    assert_bytes_response(fetch(tricky.download_url), b"tricky", "text/plain", TRICKY_NAME)
+
+    empty = client.artifacts.download(arts["empty.txt"].id)
+    assert empty.size == 0, empty
+    assert_bytes_response(fetch(empty.download_url), b"", "text/plain", "empty.txt")
+    resp = fetch(empty.download_url, headers={"Range": "bytes=0-0"})
+    assert resp.status_code == 416, f"no byte of an empty artifact is satisfiable: {fmt(resp)}"
+
+    large = client.artifacts.download(arts["large.bin"].id)
+    assert large.size == len(LARGE), large
+    resp = fetch(large.download_url)
+    assert resp.status_code == 200 and resp.content == LARGE, f"{len(resp.content)} bytes of {len(LARGE)}"
+    n = len(LARGE)
+    for lo, hi in ((1_000_000, 1_000_099), (65_530, 131_080), (n - 70_000, n - 1), (0, n - 1)):
+        r = fetch(large.download_url, headers={"Range": f"bytes={lo}-{hi}"})
+        assert r.status_code == 206 and r.content == LARGE[lo : hi + 1], (
+            f"Range {lo}-{hi}: {r.status_code}, {len(r.content)} bytes"
+        )
+        assert r.headers.get("content-range") == f"bytes {lo}-{hi}/{n}", dict(r.headers)
 
 
 # ---------------------------------------------------------------------------
@@ -791,6 +864,10 @@ def test_signed_url_tampering_is_403_signature_invalid(client: Gumloop, corpus: 
     # A path the file route does not match at all could be a 404; every case here keeps the route shape.
     assert_http_error(resp, 403, "signature_invalid")
     assert resp.content.find(b"notes v") < 0, "no bytes leak on a failed signature"
+    assert resp.headers.get("cache-control") == "no-store", (
+        f"JSON responses send Cache-Control: no-store (§9.2 item 3): {dict(resp.headers)}"
+    )
+    assert resp.headers.get("x-content-type-options") == "nosniff", dict(resp.headers)
 
 
 def test_signed_url_expired(client: Gumloop, artifact_server: OpenloopServer, corpus: dict[str, Any]) -> None:
@@ -975,7 +1052,8 @@ def test_a3_delete(client: Gumloop, raw: httpx.Client, fake_openai: FakeOpenAI, 
     expect_api_error(client.artifacts.list_versions, a.id, status=404, code="artifact_not_found")
     expect_api_error(client.artifacts.rename, a.id, "x.txt", status=404, code="artifact_not_found")
     expect_api_error(client.artifacts.set_password, a.id, "long enough pw", status=404, code="artifact_not_found")
-    assert [x.id for x in list_all(client, scratch_agent, session_id=a.session_id)] == [keep.id], "deleted artifacts are not listed"
+    listed = [x.id for x in list_all(client, scratch_agent, session_id=a.session_id)]
+    assert listed == [keep.id], "deleted artifacts are not listed"
     # Issued URLs (every version) stop working: valid signature, deleted artifact → 404.
     for url in (old_url, cur_url, list_url):
         assert_http_error(fetch(url), 404, "artifact_not_found")
@@ -1018,7 +1096,6 @@ def test_a7_link_modes_are_501(client: Gumloop, corpus: dict[str, Any]) -> None:
     expect_api_error(client.artifacts.update_access, a.id, link={"mode": "anyone"}, status=501, code="not_implemented")
 
 
-@pytest.mark.xfail(strict=True, reason="server answers 501 for A6; API.md §8.3 says A6 behaves as S17 (200 ItemAccessResponse)")
 def test_a6_get_access_as_s17(client: Gumloop, fake_openai: FakeOpenAI, scratch_agent: str) -> None:
     a = scratch(client, fake_openai, scratch_agent, [[write_call("access.txt", "a")]])["access.txt"]
     access = client.artifacts.get_access(a.id).access
@@ -1027,7 +1104,6 @@ def test_a6_get_access_as_s17(client: Gumloop, fake_openai: FakeOpenAI, scratch_
     assert client.artifacts.get_access(a.id).access.password_protected is True, "password_protected reflects A8"
 
 
-@pytest.mark.xfail(strict=True, reason="server answers 501 for all of A7; API.md §8.3: link.mode password without a stored password is 400 invalid_request, checked before the 501")
 def test_a7_password_link_without_password_is_400(client: Gumloop, fake_openai: FakeOpenAI, scratch_agent: str) -> None:
     a = scratch(client, fake_openai, scratch_agent, [[write_call("nopw.txt", "a")]])["nopw.txt"]
     expect_api_error(client.artifacts.update_access, a.id, link={"mode": "password"}, status=400, code="invalid_request")
@@ -1079,6 +1155,56 @@ def test_team_member_cannot_read_another_users_session_artifacts(
     expect_api_error(mc.artifacts.delete, mine.id, status=403, code="permission_denied")
     expect_api_error(mc.artifacts.rename, mine.id, "x.txt", status=403, code="permission_denied")
     assert fetch(mine.url).content == b"admin's", "the admin's artifact is intact"
+
+
+def test_team_scope(
+    client: Gumloop, artifact_server: OpenloopServer, fake_openai: FakeOpenAI, corpus: dict[str, Any]
+) -> None:
+    """§2.4: a team_id scope restricts lookups to that team; unknown teams are 404 team_not_found;
+    a team key reaches only the team's objects. A2–A5 accept team_id (§8.3)."""
+    srv = artifact_server
+    taid = new_session_agent(client, team_id=srv.team_id)
+    tsid, _ = run_writes(client, fake_openai, [[write_call("team.txt", "team bytes")]], agent_id=taid)
+    [team_art] = list_all(client, taid, session_id=tsid)
+    personal = item(corpus, "report.md")
+    scoped = srv.sdk(srv.admin_key, user_id=srv.admin_user_id, team_id=srv.team_id)
+    team_key = srv.sdk(srv.team_key, user_id=srv.admin_user_id)
+    try:
+        for c in (scoped, team_key):
+            assert fetch(c.artifacts.download(team_art.id).download_url).content == b"team bytes"
+            assert [v.version_id for v in c.artifacts.list_versions(team_art.id).versions] == [team_art.version_id]
+            assert [a.id for a in c.artifacts.list(taid, page_size=100).artifacts] == [team_art.id]
+            expect_api_error(c.artifacts.download, personal.id, status=404, code="artifact_not_found")
+            expect_api_error(c.artifacts.list_versions, personal.id, status=404, code="artifact_not_found")
+            expect_api_error(c.artifacts.rename, personal.id, "x.md", status=404, code="artifact_not_found")
+            expect_api_error(c.artifacts.delete, personal.id, status=404, code="artifact_not_found")
+            expect_api_error(c.artifacts.list, corpus["agent"], status=404, code="agent_not_found")
+        # Explicit team_id through the SDK methods' own parameter / **kwargs.
+        assert client.artifacts.download(team_art.id, team_id=srv.team_id).filename == "team.txt"
+        expect_api_error(client.artifacts.download, personal.id, team_id=srv.team_id, status=404, code="artifact_not_found")
+        expect_api_error(client.artifacts.list_versions, personal.id, team_id=srv.team_id, status=404, code="artifact_not_found")
+        for fn, args in (
+            (client.artifacts.download, (personal.id,)),
+            (client.artifacts.list_versions, (personal.id,)),
+            (client.artifacts.delete, (personal.id,)),
+            (client.artifacts.rename, (personal.id, "x.md")),
+        ):
+            expect_api_error(fn, *args, team_id="team_no_such_team", status=404, code="team_not_found")
+        # Untouched by all of the above.
+        assert client.artifacts.download(personal.id).filename == "report.md"
+    finally:
+        scoped.close()
+        team_key.close()
+
+
+def test_signed_url_wrong_method_is_405(client: Gumloop, corpus: dict[str, Any]) -> None:
+    url = client.artifacts.download(item(corpus, "data.bin").id).download_url
+    for method in ("POST", "PUT", "DELETE"):
+        resp = fetch(url, method=method)
+        assert_http_error(resp, 405, "method_not_allowed")
+        allow = {m.strip().upper() for m in resp.headers.get("allow", "").split(",")}
+        assert "GET" in allow, f"405 carries Allow: {dict(resp.headers)}"
+    assert fetch(url).content == BINARY, "still served after the refused methods"
 
 
 # ---------------------------------------------------------------------------

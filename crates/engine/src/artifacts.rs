@@ -292,6 +292,42 @@ impl Engine {
         Ok(json!({"versions": out}))
     }
 
+    /// A6: artifacts are shared through their session (S18); a password is kept for
+    /// password-mode public links (later).
+    pub async fn artifact_access(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+        let art = self.writable_artifact(caller, id).await?;
+        let mut access = self.session_access(caller, &art.session_id).await?;
+        access["access"]["password_protected"] = json!(art.password_hash.is_some());
+        Ok(access)
+    }
+
+    /// A7: validated like S18; public links and per-artifact grants are not available
+    /// yet (share the session instead).
+    pub async fn change_artifact_access(&self, caller: &Caller, id: &str, body: Value) -> Result<Value, ApiError> {
+        let m = input::object(body)?;
+        if !["share", "remove", "link"].iter().any(|k| m.get(*k).is_some_and(|v| !v.is_null())) {
+            return Err(ApiError::invalid_request("share", "Send at least one of share, remove or link."));
+        }
+        let art = self.writable_artifact(caller, id).await?;
+        if let Some(link) = input::opt_object(&m, "link", "link")? {
+            match link.get("mode").and_then(Value::as_str) {
+                Some("none") => {}
+                Some("password") if art.password_hash.is_none() => {
+                    return Err(ApiError::invalid_request("link.mode", "Set a password first (PUT /artifacts/{id}/password)."));
+                }
+                Some("anyone" | "password") => return Err(ApiError::not_implemented("Public artifact links").param("link.mode")),
+                _ => return Err(ApiError::invalid_request("link.mode", "link.mode must be none, anyone or password.")),
+            }
+        }
+        if m.get("share").is_some_and(|v| !v.is_null()) || m.get("remove").is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::not_implemented("Per-artifact grants (share the artifact's session with PUT /sessions/{id}/access)").param("share"));
+        }
+        let mut access = self.session_access(caller, &art.session_id).await?;
+        access["access"]["password_protected"] = json!(art.password_hash.is_some());
+        access["notified"] = json!([]);
+        Ok(access)
+    }
+
     /// A8: Argon2id hash for password-mode public links (later); signed URLs unaffected.
     pub async fn set_artifact_password(&self, caller: &Caller, id: &str, body: Value) -> Result<Value, ApiError> {
         use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Args;
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Args)]
@@ -26,10 +27,58 @@ pub struct BenchArgs {
     /// OPENLOOP_WORKERS for the benchmarked server.
     #[arg(long, default_value_t = 64)]
     pub workers: usize,
+    /// Size of the artifact downloaded for the throughput figure (MiB; 0 skips).
+    #[arg(long, default_value_t = 1024)]
+    pub download_mib: u64,
 }
 
-/// Zero-latency fake: a fixed two-chunk streamed reply with usage.
+/// Send instants of paced chunks, by (stream id, chunk index).
+static SENT: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<(String, usize), Instant>>> = std::sync::OnceLock::new();
+
+fn sent() -> &'static std::sync::Mutex<std::collections::HashMap<(String, usize), Instant>> {
+    SENT.get_or_init(Default::default)
+}
+
+const PACED_CHUNKS: usize = 200;
+const PACE: Duration = Duration::from_millis(2);
+
+/// A paced stream: chunk `i` is the text `<i>;`, sent every `PACE`, its send instant
+/// recorded so readers can compute per-event latency on the same clock.
+fn paced(id: String) -> Response {
+    let body = futures::stream::unfold(0usize, move |i| {
+        let id = id.clone();
+        async move {
+            if i > PACED_CHUNKS {
+                return None;
+            }
+            if i == PACED_CHUNKS {
+                let tail = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n".to_string();
+                return Some((Ok::<_, std::io::Error>(tail), i + 1));
+            }
+            tokio::time::sleep(PACE).await;
+            let chunk = json!({"choices": [{"index": 0, "delta": {"content": format!("{i};")}, "finish_reason": null}]});
+            if let Ok(mut m) = sent().lock() {
+                m.insert((id.clone(), i), Instant::now());
+            }
+            Some((Ok(format!("data: {chunk}\n\n")), i + 1))
+        }
+    });
+    ([("content-type", "text/event-stream")], axum::body::Body::from_stream(body)).into_response()
+}
+
+/// Zero-latency fake: a fixed two-chunk streamed reply with usage; a user message
+/// `paced:<id>` gets the paced stream instead.
 async fn fake_chat(Json(req): Json<Value>) -> Response {
+    let last_user = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.iter().rev().find(|x| x["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string();
+    if let Some(id) = last_user.strip_prefix("paced:") {
+        return paced(id.to_string());
+    }
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
     if !stream {
         return Json(json!({"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 10, "completion_tokens": 2}})).into_response();
@@ -225,6 +274,37 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let rate = args.runs as f64 / total.as_secs_f64();
     let busy_rss = rss_kib(server.child.id());
 
+    // 3. Session create accept latency (S1 with input, 202).
+    eprintln!("bench: session create accept latency…");
+    let mut slat = Vec::new();
+    for i in 0..args.latency_requests.min(500) + 20 {
+        let t = Instant::now();
+        let r = client.post(format!("{base}/api/v1/agents/{agent_id}/sessions")).bearer_auth(KEY).json(&json!({"input": "hello"})).send().await?;
+        let ok = r.status().as_u16() == 202;
+        let _ = r.bytes().await?;
+        if !ok {
+            anyhow::bail!("session create did not answer 202");
+        }
+        if i >= 20 {
+            slat.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    slat.sort_by(f64::total_cmp);
+
+    // 4. Added latency per streamed event: paced provider chunks read directly vs
+    // through Openloop's SSE, both against the fake's recorded send instants.
+    eprintln!("bench: streaming latency ({PACED_CHUNKS} paced events, direct vs through Openloop)…");
+    let direct = stream_direct(&client, &fake_url).await?;
+    let via = stream_via_openloop(&client, &base, &agent_id).await?;
+
+    // 5. Artifact download vs cat.
+    let download = if args.download_mib > 0 {
+        eprintln!("bench: {} MiB artifact download vs cat…", args.download_mib);
+        Some(download_bench(&client, &base, &agent_id, dir.path(), server.child.id(), args.download_mib).await?)
+    } else {
+        None
+    };
+
     println!("| figure | target | measured |");
     println!("| --- | --- | --- |");
     println!(
@@ -245,9 +325,204 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         total.as_secs_f64(),
         failed
     );
+    println!(
+        "| session create (S1 with input) accept latency, n={} | p50 ≤ 1 ms, p99 ≤ 5 ms | p50 {:.3} ms, p99 {:.3} ms |",
+        slat.len(),
+        percentile(&slat, 50.0),
+        percentile(&slat, 99.0)
+    );
+    println!(
+        "| latency per streamed event, {} events paced {} ms | added p99 ≤ 1 ms | provider direct p50 {:.3} / p99 {:.3} ms; through Openloop p50 {:.3} / p99 {:.3} ms; added p50 {:.3} / p99 {:.3} ms |",
+        PACED_CHUNKS,
+        PACE.as_millis(),
+        percentile(&direct, 50.0),
+        percentile(&direct, 99.0),
+        percentile(&via, 50.0),
+        percentile(&via, 99.0),
+        percentile(&via, 50.0) - percentile(&direct, 50.0),
+        percentile(&via, 99.0) - percentile(&direct, 99.0)
+    );
+    if let Some(d) = &download {
+        println!(
+            "| artifact download, {} MiB over loopback | ≥ 0.9× cat; RSS flat | {:.0} MiB/s vs cat {:.0} MiB/s = {:.2}×; server RSS before {:.1} MiB, peak during {:.1} MiB |",
+            d.mib, d.http_mib_s, d.cat_mib_s, d.http_mib_s / d.cat_mib_s, d.rss_before_mib, d.rss_peak_mib
+        );
+    }
     println!("| cold start to /readyz (process spawn → 200) | ≤ 200 ms | {:.1} ms |", cold_start.as_secs_f64() * 1000.0);
     println!("| idle RSS after start | ≤ 30 MiB | {} |", idle_rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into()));
     println!("| RSS after the throughput run | — | {} |", busy_rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into()));
     drop(server);
     Ok(())
+}
+
+fn parse_delta_index(delta: &str) -> Vec<usize> {
+    delta.split(';').filter_map(|x| x.trim().parse().ok()).collect()
+}
+
+fn latencies(id: &str, recv: Vec<(usize, Instant)>) -> Vec<f64> {
+    let m = sent().lock().map(|m| m.clone()).unwrap_or_default();
+    let mut out: Vec<f64> =
+        recv.iter().filter_map(|(i, t)| m.get(&(id.to_string(), *i)).map(|s| t.saturating_duration_since(*s).as_secs_f64() * 1000.0)).collect();
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+/// Reads an SSE body line by line, calling `on_data` with each `data:` payload.
+async fn read_sse(resp: reqwest::Response, mut on_data: impl FnMut(&str) -> bool) -> anyhow::Result<()> {
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    while let Some(chunk) = stream.next().await {
+        buf.push_str(&String::from_utf8_lossy(&chunk?));
+        while let Some(pos) = buf.find('\n') {
+            let line: String = buf.drain(..=pos).collect();
+            if let Some(d) = line.trim_end().strip_prefix("data: ") {
+                if !on_data(d) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn stream_direct(client: &reqwest::Client, fake_url: &str) -> anyhow::Result<Vec<f64>> {
+    let id = format!("direct{}", rand_suffix());
+    let resp = client
+        .post(format!("{fake_url}/v1/chat/completions"))
+        .json(&json!({"model": "bench-model", "stream": true, "messages": [{"role": "user", "content": format!("paced:{id}")}]}))
+        .send()
+        .await?;
+    let mut recv = Vec::new();
+    read_sse(resp, |d| {
+        if d == "[DONE]" {
+            return false;
+        }
+        if let Ok(v) = serde_json::from_str::<Value>(d) {
+            if let Some(c) = v["choices"][0]["delta"]["content"].as_str() {
+                let now = Instant::now();
+                recv.extend(parse_delta_index(c).into_iter().map(|i| (i, now)));
+            }
+        }
+        true
+    })
+    .await?;
+    Ok(latencies(&id, recv))
+}
+
+async fn stream_via_openloop(client: &reqwest::Client, base: &str, agent_id: &str) -> anyhow::Result<Vec<f64>> {
+    let id = format!("via{}", rand_suffix());
+    let resp = client
+        .post(format!("{base}/api/v1/agents/{agent_id}/sessions"))
+        .bearer_auth(KEY)
+        .json(&json!({"input": format!("paced:{id}"), "stream": true}))
+        .send()
+        .await?;
+    let mut recv = Vec::new();
+    read_sse(resp, |d| {
+        if let Ok(v) = serde_json::from_str::<Value>(d) {
+            if v["type"] == "text-delta" {
+                let now = Instant::now();
+                recv.extend(parse_delta_index(v["delta"].as_str().unwrap_or("")).into_iter().map(|i| (i, now)));
+            }
+            if v["final"] == true {
+                return false;
+            }
+        }
+        true
+    })
+    .await?;
+    Ok(latencies(&id, recv))
+}
+
+fn rand_suffix() -> String {
+    format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0))
+}
+
+struct DownloadFigures {
+    mib: u64,
+    http_mib_s: f64,
+    cat_mib_s: f64,
+    rss_before_mib: f64,
+    rss_peak_mib: f64,
+}
+
+fn hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Seeds an artifact of `mib` MiB straight into the server's data directory (store +
+/// local blobs, as `write_artifact` would), then downloads it through the signed URL and
+/// compares with `cat` of the same blob file.
+async fn download_bench(
+    client: &reqwest::Client,
+    base: &str,
+    agent_id: &str,
+    data_dir: &std::path::Path,
+    pid: u32,
+    mib: u64,
+) -> anyhow::Result<DownloadFigures> {
+    use store::ArtifactStore;
+    let created: Value = client.post(format!("{base}/api/v1/agents/{agent_id}/sessions")).bearer_auth(KEY).json(&json!({})).send().await?.json().await?;
+    let session_id = created["session"]["id"].as_str().ok_or_else(|| anyhow::anyhow!("no session"))?.to_string();
+    let blobs = blobs::BlobStore::open(blobs::BlobConfig::Local { root: data_dir.join("blobs") }).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = format!("artifacts/bench-{}", rand_suffix());
+    let chunk = bytes::Bytes::from(vec![b'x'; 1 << 20]);
+    let chunks = futures::stream::iter((0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let meta = blobs.put_stream(&key, chunks, mib << 20).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = store::sqlite::SqliteStore::open(&format!("sqlite://{}", data_dir.join("openloop.db").display())).await?;
+    let now = wire::time::now_micros();
+    let art = store::ArtifactRecord {
+        id: wire::ids::new_id("art"),
+        session_id,
+        agent_id: agent_id.to_string(),
+        creator_user_id: USER.into(),
+        stored_filename: "big.bin".into(),
+        custom_name: None,
+        current_version_id: String::new(),
+        password_hash: None,
+        deleted_at: None,
+        created_at: now,
+    };
+    let ver = store::ArtifactVersionRecord {
+        id: wire::ids::new_id("ver"),
+        artifact_id: String::new(),
+        major_version: 0,
+        filename: "big.bin".into(),
+        media_type: "application/octet-stream".into(),
+        size: meta.size as i64,
+        blob_key: key.clone(),
+        etag: meta.etag,
+        created_at: now,
+    };
+    let (art, _) = store.add_artifact_version(&art, &ver).await?;
+    store.close().await;
+    let dl: Value = client.get(format!("{base}/api/v1/artifacts/{}/download", art.id)).bearer_auth(KEY).send().await?.json().await?;
+    let url = dl["download_url"].as_str().ok_or_else(|| anyhow::anyhow!("no download_url: {dl}"))?.to_string();
+    let rss_before = rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
+    // Warm the page cache for both readers equally.
+    let path = data_dir.join("blobs").join(&key);
+    let _ = tokio::process::Command::new("cat").arg(&path).stdout(std::process::Stdio::null()).status().await?;
+    let t = Instant::now();
+    let status = tokio::process::Command::new("sh").arg("-c").arg(format!("cat '{}' > /dev/null", path.display())).status().await?;
+    let cat_s = t.elapsed().as_secs_f64();
+    if !status.success() {
+        anyhow::bail!("cat failed");
+    }
+    let t = Instant::now();
+    let resp = reqwest::get(&url).await?;
+    if !resp.status().is_success() {
+        anyhow::bail!("download answered {}", resp.status());
+    }
+    let mut got: u64 = 0;
+    let mut stream = resp.bytes_stream();
+    while let Some(c) = stream.next().await {
+        got += c?.len() as u64;
+    }
+    let http_s = t.elapsed().as_secs_f64();
+    if got != mib << 20 {
+        anyhow::bail!("downloaded {got} bytes, expected {}", mib << 20);
+    }
+    let peak = hwm_kib(pid).unwrap_or(0) as f64 / 1024.0;
+    Ok(DownloadFigures { mib, http_mib_s: mib as f64 / http_s, cat_mib_s: mib as f64 / cat_s, rss_before_mib: rss_before, rss_peak_mib: peak })
 }

@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/artifacts/{artifact_id}/name", put(rename))
         .route("/artifacts/{artifact_id}/versions", get(versions))
         .route("/artifacts/{artifact_id}/password", put(password))
+        .route("/artifacts/{artifact_id}/access", get(get_access).put(put_access))
 }
 
 /// Routes outside `/api/v1`: no credentials read.
@@ -51,6 +52,14 @@ async fn versions(State(st): State<AppState>, v1: V1, Path(id): Path<String>) ->
 
 async fn password(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
     Ok(Json(st.engine.set_artifact_password(&v1.caller, &id, body).await?))
+}
+
+async fn get_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+    Ok(Json(st.engine.artifact_access(&v1.caller, &id).await?))
+}
+
+async fn put_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+    Ok(Json(st.engine.change_artifact_access(&v1.caller, &id, body).await?))
 }
 
 fn range_not_satisfiable(size: u64) -> Response {

@@ -38,6 +38,9 @@ async fn route_not_found(uri: axum::http::Uri) -> Response {
 
 /// Allowed methods for a path, from the route table.
 fn allowed_methods(path: &str) -> Vec<&'static str> {
+    if path.starts_with("/files/v1/") {
+        return vec!["GET", "HEAD"];
+    }
     let rel = path.strip_prefix("/api/v1").unwrap_or(path);
     let mut out: Vec<&'static str> = ROUTES
         .iter()

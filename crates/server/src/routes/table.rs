@@ -117,8 +117,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r("A3", "DELETE", "/artifacts/{artifact_id}", "Delete an artifact", Now, 200, None, None),
     r("A4", "PUT", "/artifacts/{artifact_id}/name", "Rename an artifact", Now, 200, None, None),
     r("A5", "GET", "/artifacts/{artifact_id}/versions", "List artifact versions", Now, 200, None, None),
-    pending("A6", "GET", "/artifacts/{artifact_id}/access", "Artifact access"),
-    pending("A7", "PUT", "/artifacts/{artifact_id}/access", "Change artifact access"),
+    r("A6", "GET", "/artifacts/{artifact_id}/access", "Artifact access", Now, 200, None, None),
+    r("A7", "PUT", "/artifacts/{artifact_id}/access", "Change artifact access", Now, 200, None, None),
     r("A8", "PUT", "/artifacts/{artifact_id}/password", "Set an artifact password", Now, 200, None, None),
     // Legacy interactions, flows, files, exports
     r("L1", "POST", "/start_agent", "Start or continue an agent interaction", Now, 202, None, None),
