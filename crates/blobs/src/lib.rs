@@ -38,7 +38,7 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts of one upload in flight at once: memory per streamed upload ≲ (1 + this) × PART_SIZE.
 const MAX_PARTS_IN_FLIGHT: usize = 2;
 /// Chunk size of local-file reads.
-const LOCAL_READ_CHUNK: usize = 64 * 1024;
+const LOCAL_READ_CHUNK: usize = 512 * 1024;
 /// Longest accepted key.
 const MAX_KEY_LEN: usize = 1024;
 /// Bound on [`BlobStore::check`].

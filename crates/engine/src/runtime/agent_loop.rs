@@ -131,6 +131,8 @@ struct Ctx<'a> {
     started: Instant,
     /// The user who created the session (default recipient of asks).
     session_creator: String,
+    /// A `start` event to write with the first step's opening event.
+    pending_start: Vec<Value>,
 }
 
 impl<'a> Ctx<'a> {
@@ -222,7 +224,9 @@ impl<'a> Ctx<'a> {
         native: &str,
         with_tools: bool,
     ) -> Result<(Flow, ModelOutput), RunError> {
-        if !self.emit(vec![json!({"type": "start-step", "step": step})]).await? {
+        let mut opening = std::mem::take(&mut self.pending_start);
+        opening.push(json!({"type": "start-step", "step": step}));
+        if !self.emit(opening).await? {
             return Ok((Flow::Stop(Stop::LeaseLost), ModelOutput::default()));
         }
         let (messages, tools) = self.context(with_tools);
@@ -242,6 +246,7 @@ impl<'a> Ctx<'a> {
         let text_id = super::parts::part_id(&self.run.id, step, "t", 0);
         let reasoning_id = super::parts::part_id(&self.run.id, step, "r", 0);
         let mut out = ModelOutput::default();
+        let mut tail_events: Vec<Value> = Vec::new();
         let mut provider_ids: Vec<String> = Vec::new();
         let mut done_calls: Vec<Option<ToolCall>> = Vec::new();
         let mut usage = Usage::default();
@@ -297,6 +302,13 @@ impl<'a> Ctx<'a> {
                     Ok(ChatEvent::Finish { reason }) => out.finish_reason = reason,
                 }
             }
+            // When the stream has already ended, these events go out with the step's
+            // commit instead of in a transaction of their own (nothing waits longer).
+            let ended = failed.is_none() && matches!(futures::FutureExt::now_or_never(stream.next()), Some(None));
+            if ended {
+                tail_events = events;
+                break;
+            }
             if !self.emit(events).await? {
                 return Ok((Flow::Stop(Stop::LeaseLost), out));
             }
@@ -312,7 +324,7 @@ impl<'a> Ctx<'a> {
         if matches!(flow, Flow::Stop(Stop::LeaseLost | Stop::Shutdown)) {
             return Ok((flow, out));
         }
-        let mut events = Vec::new();
+        let mut events = tail_events;
         if !out.reasoning.is_empty() {
             events.push(json!({"type": "reasoning-end", "id": reasoning_id}));
         }
@@ -646,7 +658,21 @@ pub async fn execute(engine: &Arc<Engine>, run: RunRecord, owner: &str, stop: wa
     };
     let tools = engine.tools_for(&agent);
     let session_creator = prior.iter().rev().find(|m| m.role == "user").and_then(|m| m.creator_id.clone()).unwrap_or_default();
-    let mut ctx = Ctx { session_creator, engine, run, agent, owner: owner.to_string(), stop, steps, msg, prior, tools, usage, started: Instant::now() };
+    let mut ctx = Ctx {
+        session_creator,
+        pending_start: vec![],
+        engine,
+        run,
+        agent,
+        owner: owner.to_string(),
+        stop,
+        steps,
+        msg,
+        prior,
+        tools,
+        usage,
+        started: Instant::now(),
+    };
     ctx.msg.parts = Value::Array(build_parts(&ctx.run.id, &ctx.steps, None));
 
     let model_name = engine.resolve_model_name(&ctx.agent.config.model_name);
@@ -655,12 +681,10 @@ pub async fn execute(engine: &Arc<Engine>, run: RunRecord, owner: &str, stop: wa
         Err(e) => return ctx.finish(Err(e.into())).await,
     };
     if ctx.steps.is_empty() {
-        let start =
-            json!({"type": "start", "interaction_id": ctx.run.session_id, "session_id": ctx.run.session_id, "message_id": ctx.msg.id, "state": "processing"});
-        match ctx.emit(vec![start]).await {
-            Ok(true) => {}
-            _ => return Outcome::Abandoned,
-        }
+        // Written together with the first step's opening event (one transaction less).
+        ctx.pending_start = vec![
+            json!({"type": "start", "interaction_id": ctx.run.session_id, "session_id": ctx.run.session_id, "message_id": ctx.msg.id, "state": "processing"}),
+        ];
     }
     let max_steps = ctx
         .agent
