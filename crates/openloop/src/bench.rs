@@ -24,8 +24,8 @@ pub struct BenchArgs {
     /// Concurrent submitting clients.
     #[arg(long, default_value_t = 32)]
     pub clients: usize,
-    /// OPENLOOP_WORKERS for the benchmarked server.
-    #[arg(long, default_value_t = 64)]
+    /// OPENLOOP_WORKERS for the benchmarked server (the server's default is 16 here).
+    #[arg(long, default_value_t = 16)]
     pub workers: usize,
     /// Size of the artifact downloaded for the throughput figure (MiB; 0 skips).
     #[arg(long, default_value_t = 1024)]
