@@ -77,7 +77,7 @@ pub fn abilities(cfg: &AgentConfig) -> Value {
 }
 
 /// Tools as returned: secret references stripped.
-fn public_tools(tools: &[Value]) -> Vec<Value> {
+pub fn public_tools(tools: &[Value]) -> Vec<Value> {
     tools
         .iter()
         .map(|t| {

@@ -214,7 +214,8 @@ pub struct ActiveCounts {
     pub agent_queued: i64,
 }
 
-/// A state change written atomically with its events.
+/// A state change written atomically with its events. Start from [`RunUpdate::new`]
+/// and set what changes.
 #[derive(Debug, Clone)]
 pub struct RunUpdate<'a> {
     pub run_id: &'a str,
@@ -291,4 +292,28 @@ pub struct ArtifactVersionRecord {
     pub blob_key: String,
     pub etag: String,
     pub created_at: i64,
+}
+
+impl<'a> RunUpdate<'a> {
+    /// An update of `run_id` that changes nothing yet, written by `lease_owner` (or by
+    /// an API call when `None`).
+    pub fn new(run_id: &'a str, lease_owner: Option<&'a str>) -> Self {
+        RunUpdate {
+            run_id,
+            lease_owner,
+            run_state: None,
+            session_state: None,
+            finish_reason: None,
+            error_message: None,
+            message: None,
+            step: None,
+            usage_delta: None,
+            events: vec![],
+            terminal: false,
+            only_if_unleased: false,
+            release_job: false,
+            enqueue_job: false,
+            dequeue: None,
+        }
+    }
 }

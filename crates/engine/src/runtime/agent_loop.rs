@@ -169,23 +169,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn update(&self) -> RunUpdate<'_> {
-        RunUpdate {
-            run_id: &self.run.id,
-            lease_owner: Some(&self.owner),
-            run_state: None,
-            session_state: None,
-            finish_reason: None,
-            error_message: None,
-            message: None,
-            step: None,
-            usage_delta: None,
-            events: vec![],
-            terminal: false,
-            only_if_unleased: false,
-            release_job: false,
-            enqueue_job: false,
-            dequeue: None,
-        }
+        RunUpdate { ..RunUpdate::new(&self.run.id, Some(&self.owner)) }
     }
 
     async fn emit(&self, events: Vec<Value>) -> Result<bool, RunError> {
@@ -763,21 +747,14 @@ pub async fn fail_run(engine: &Arc<Engine>, run: &RunRecord, owner: Option<&str>
         json!({"type": "finish", "final": true, "finishReason": "error", "state": "failed", "interaction_id": run.session_id, "usage": short_usage(&run.usage)}),
     ];
     let u = RunUpdate {
-        run_id: &run.id,
-        lease_owner: owner,
         run_state: Some("failed"),
         session_state: Some("failed"),
         finish_reason: Some("error"),
         error_message: Some(&text),
         message: Some(&msg),
-        step: None,
-        usage_delta: None,
         events,
         terminal: true,
-        only_if_unleased: false,
-        release_job: false,
-        enqueue_job: false,
-        dequeue: None,
+        ..RunUpdate::new(&run.id, owner)
     };
     match engine.store.update_run(u).await {
         Ok(Some(ev)) => {

@@ -165,22 +165,7 @@ impl Engine {
             users.iter().map(|u| (u.id.clone(), json!({"first_name": u.first_name, "last_name": u.last_name, "email": u.email}))).collect();
         let creator = users.iter().find(|u| u.id == s.creator_user_id).map(crate::agents::creator_payload);
         let agent = self.store.agent(&s.agent_id).await.map_err(db)?;
-        let agent_tools: Vec<Value> = agent
-            .as_ref()
-            .map(|a| {
-                a.config
-                    .tools
-                    .iter()
-                    .map(|t| {
-                        let mut t = t.clone();
-                        if let Some(o) = t.as_object_mut() {
-                            o.remove("secret_id");
-                        }
-                        t
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let agent_tools: Vec<Value> = agent.as_ref().map(|a| crate::agents::public_tools(&a.config.tools)).unwrap_or_default();
         let u = &s.usage;
         let num = |k: &str| u.get(k).cloned().unwrap_or(json!(0));
         let snap = &s.agent_snapshot;
@@ -380,21 +365,12 @@ impl Engine {
     async fn dismiss_paused(&self, s: &SessionRecord) -> Result<(), ApiError> {
         let Some(run_id) = &s.current_run_id else { return Ok(()) };
         let u = RunUpdate {
-            run_id,
-            lease_owner: None,
             run_state: Some("cancelled"),
             session_state: Some(SessionState::Cancelled.as_str()),
             finish_reason: Some("cancelled"),
-            error_message: None,
-            message: None,
-            step: None,
-            usage_delta: None,
-            events: vec![],
             terminal: true,
             only_if_unleased: true,
-            release_job: false,
-            enqueue_job: false,
-            dequeue: None,
+            ..RunUpdate::new(run_id, None)
         };
         if let Some(ev) = self.store.update_run(u).await.map_err(db)? {
             self.bus.publish(ev);
@@ -549,23 +525,15 @@ impl Engine {
         let reason = if stop == crate::Stop::Interrupted { "interrupted" } else { "cancelled" };
         if matches!(s.state.as_str(), "queued" | "approval_required" | "processing") {
             let u = RunUpdate {
-                run_id: &run_id,
-                lease_owner: None,
                 run_state: Some("cancelled"),
                 session_state: Some(SessionState::Cancelled.as_str()),
                 finish_reason: Some(reason),
-                error_message: None,
-                message: None,
-                step: None,
-                usage_delta: None,
                 events: vec![
                     json!({"type": "finish", "final": true, "finishReason": reason, "state": "cancelled", "interaction_id": s.id, "usage": {"input_tokens": s.usage.get("input_tokens").cloned().unwrap_or(json!(0)), "output_tokens": s.usage.get("output_tokens").cloned().unwrap_or(json!(0))}}),
                 ],
                 terminal: true,
                 only_if_unleased: true,
-                release_job: false,
-                enqueue_job: false,
-                dequeue: None,
+                ..RunUpdate::new(&run_id, None)
             };
             if let Some(ev) = self.store.update_run(u).await.map_err(db)? {
                 self.bus.publish(ev);
@@ -705,23 +673,7 @@ impl Engine {
                     let mut st = steps[ix].clone();
                     st.state = verdict.into();
                     st.output["decision"] = json!({"action": action, "reason": reason, "values": values, "by": caller.user.id});
-                    let u = RunUpdate {
-                        run_id: &run_id,
-                        lease_owner: None,
-                        run_state: None,
-                        session_state: None,
-                        finish_reason: None,
-                        error_message: None,
-                        message: None,
-                        step: Some(&st),
-                        usage_delta: None,
-                        events: vec![],
-                        terminal: false,
-                        only_if_unleased: true,
-                        release_job: false,
-                        enqueue_job: false,
-                        dequeue: None,
-                    };
+                    let u = RunUpdate { step: Some(&st), only_if_unleased: true, ..RunUpdate::new(&run_id, None) };
                     self.store.update_run(u).await.map_err(db)?;
                     steps[ix] = st;
                     if action == "accept" {
@@ -747,21 +699,12 @@ impl Engine {
             let to = transition(SessionState::ApprovalRequired, SessionEvent::ApprovalsResolved).unwrap_or(SessionState::Processing);
             let start = json!({"type": "start", "interaction_id": s.id, "session_id": s.id, "message_id": null, "state": to.as_str()});
             let u = RunUpdate {
-                run_id: &run_id,
-                lease_owner: None,
                 run_state: Some("processing"),
                 session_state: Some(to.as_str()),
-                finish_reason: None,
-                error_message: None,
-                message: None,
-                step: None,
-                usage_delta: None,
                 events: vec![start],
-                terminal: false,
                 only_if_unleased: true,
-                release_job: false,
                 enqueue_job: true,
-                dequeue: None,
+                ..RunUpdate::new(&run_id, None)
             };
             if let Some(ev) = self.store.update_run(u).await.map_err(db)? {
                 self.bus.publish(ev);

@@ -178,13 +178,6 @@ impl ArtifactStore for SqliteStore {
     async fn flow_file(&self, namespace: &str, file_name: &str) -> Result<Option<SessionFileRecord>> {
         let row =
             sqlx::query("SELECT * FROM flow_files WHERE namespace = ? AND file_name = ?").bind(namespace).bind(file_name).fetch_optional(&self.reader).await?;
-        Ok(row.map(|r| SessionFileRecord {
-            session_id: namespace.to_string(),
-            file_name: r.get("file_name"),
-            media_type: r.get("media_type"),
-            size: r.get("size"),
-            blob_key: r.get("blob_key"),
-            created_at: r.get("created_at"),
-        }))
+        Ok(row.map(|r| super::sessions::file_from(&r, namespace.to_string())))
     }
 }

@@ -67,6 +67,18 @@ fn run_from(r: &SqliteRow) -> Result<RunRecord> {
     })
 }
 
+/// An uploaded file row (`session_files` or `flow_files`), owned by `owner`.
+pub(crate) fn file_from(r: &SqliteRow, owner: String) -> SessionFileRecord {
+    SessionFileRecord {
+        session_id: owner,
+        file_name: r.get("file_name"),
+        media_type: r.get("media_type"),
+        size: r.get("size"),
+        blob_key: r.get("blob_key"),
+        created_at: r.get("created_at"),
+    }
+}
+
 fn event_from(r: &SqliteRow) -> Result<EventRecord> {
     Ok(EventRecord {
         session_id: r.get("session_id"),
@@ -383,17 +395,7 @@ impl SessionStore for SqliteStore {
     async fn session_files(&self, session_id: &str) -> Result<Vec<SessionFileRecord>> {
         let rows =
             sqlx::query("SELECT * FROM session_files WHERE session_id = ? ORDER BY created_at, file_name").bind(session_id).fetch_all(&self.reader).await?;
-        Ok(rows
-            .iter()
-            .map(|r| SessionFileRecord {
-                session_id: r.get("session_id"),
-                file_name: r.get("file_name"),
-                media_type: r.get("media_type"),
-                size: r.get("size"),
-                blob_key: r.get("blob_key"),
-                created_at: r.get("created_at"),
-            })
-            .collect())
+        Ok(rows.iter().map(|r| file_from(r, r.get("session_id"))).collect())
     }
 
     async fn session_grants(&self, session_id: &str) -> Result<Vec<(String, String, String)>> {
