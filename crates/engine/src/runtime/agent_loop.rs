@@ -224,7 +224,7 @@ impl<'a> Ctx<'a> {
             }
         };
         let mut stream = match stream {
-            Ok(s) => s.ready_chunks(64),
+            Ok(s) => s.ready_chunks(64).peekable(),
             Err(e) => return Ok((Flow::Fail(e.into()), ModelOutput::default())),
         };
         let text_id = super::parts::part_id(&self.run.id, step, "t", 0);
@@ -288,7 +288,7 @@ impl<'a> Ctx<'a> {
             }
             // When the stream has already ended, these events go out with the step's
             // commit instead of in a transaction of their own (nothing waits longer).
-            let ended = failed.is_none() && matches!(futures::FutureExt::now_or_never(stream.next()), Some(None));
+            let ended = failed.is_none() && matches!(futures::FutureExt::now_or_never(std::pin::Pin::new(&mut stream).peek()), Some(None));
             if ended {
                 tail_events = events;
                 break;

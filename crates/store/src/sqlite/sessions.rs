@@ -118,20 +118,31 @@ async fn append_events(c: &mut SqliteConnection, session_id: &str, run_id: Optio
         .bind(session_id)
         .fetch_one(&mut *c)
         .await?;
+    insert_events(c, session_id, run_id, events, last - n + 1, now).await
+}
+
+/// Inserts events with consecutive seqs from `first`, in one statement.
+async fn insert_events(c: &mut SqliteConnection, session_id: &str, run_id: Option<&str>, events: Vec<Value>, first: i64, now: i64) -> Result<Vec<EventRecord>> {
     let mut out = Vec::with_capacity(events.len());
-    for (i, data) in events.into_iter().enumerate() {
-        let seq = last - n + 1 + i as i64;
-        let kind = data.get("type").and_then(Value::as_str).unwrap_or("data").to_string();
-        sqlx::query("INSERT INTO events (session_id, seq, run_id, type, data, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(session_id)
-            .bind(seq)
-            .bind(run_id)
-            .bind(&kind)
-            .bind(data.to_string())
-            .bind(now)
-            .execute(&mut *c)
-            .await?;
-        out.push(EventRecord { session_id: session_id.to_string(), seq, run_id: run_id.map(str::to_string), kind, data, created_at: now });
+    for chunk in events.chunks(100) {
+        let mut qb: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new("INSERT INTO events (session_id, seq, run_id, type, data, created_at) ");
+        let base = first + out.len() as i64;
+        qb.push_values(chunk.iter().enumerate(), |mut b, (i, data)| {
+            let kind = data.get("type").and_then(Value::as_str).unwrap_or("data").to_string();
+            b.push_bind(session_id).push_bind(base + i as i64).push_bind(run_id).push_bind(kind).push_bind(data.to_string()).push_bind(now);
+        });
+        qb.build().execute(&mut *c).await?;
+        for (i, data) in chunk.iter().enumerate() {
+            let kind = data.get("type").and_then(Value::as_str).unwrap_or("data").to_string();
+            out.push(EventRecord {
+                session_id: session_id.to_string(),
+                seq: base + i as i64,
+                run_id: run_id.map(str::to_string),
+                kind,
+                data: data.clone(),
+                created_at: now,
+            });
+        }
     }
     Ok(out)
 }
@@ -541,16 +552,28 @@ impl RunStore for SqliteStore {
     async fn update_run(&self, u: RunUpdate<'_>) -> Result<Option<Vec<EventRecord>>> {
         let now = wire::time::now_micros();
         let mut tx = self.write_tx().await?;
-        let run_row = sqlx::query("SELECT session_id, usage FROM runs WHERE id = ?").bind(u.run_id).fetch_optional(&mut *tx).await?;
-        let Some(run_row) = run_row else {
+        // One read for everything the checks and the usage sums need.
+        let row = sqlx::query(
+            "SELECT r.session_id, r.usage, r.assistant_message_id, s.usage AS s_usage, s.current_run_id, j.state AS j_state, j.lease_owner \
+             FROM runs r JOIN sessions s ON s.id = r.session_id LEFT JOIN jobs j ON j.run_id = r.id WHERE r.id = ?",
+        )
+        .bind(u.run_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
             tx.rollback().await?;
             return Err(StoreError::NotFound);
         };
-        let session_id: String = run_row.get("session_id");
-        if u.only_if_unleased {
-            let leased: Option<String> =
-                sqlx::query_scalar("SELECT state FROM jobs WHERE run_id = ? AND state = 'leased'").bind(u.run_id).fetch_optional(&mut *tx).await?;
-            if leased.is_some() {
+        let session_id: String = row.get("session_id");
+        let job_state: Option<String> = row.get("j_state");
+        let leased = job_state.as_deref() == Some("leased");
+        if u.only_if_unleased && leased {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        if let Some(owner) = u.lease_owner {
+            let holder: Option<String> = row.get("lease_owner");
+            if !leased || holder.as_deref() != Some(owner) {
                 tx.rollback().await?;
                 return Ok(None);
             }
@@ -558,21 +581,8 @@ impl RunStore for SqliteStore {
         if let Some(qid) = u.dequeue {
             sqlx::query("DELETE FROM session_queue WHERE id = ?").bind(qid).execute(&mut *tx).await?;
         }
-        if let Some(owner) = u.lease_owner {
-            let holder: Option<Option<String>> =
-                sqlx::query_scalar("SELECT lease_owner FROM jobs WHERE run_id = ? AND state = 'leased'").bind(u.run_id).fetch_optional(&mut *tx).await?;
-            if holder.flatten().as_deref() != Some(owner) {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-        }
         if let Some(m) = u.message {
             upsert_message(&mut tx, m).await?;
-            sqlx::query("UPDATE runs SET assistant_message_id = COALESCE(assistant_message_id, ?) WHERE id = ?")
-                .bind(&m.id)
-                .bind(u.run_id)
-                .execute(&mut *tx)
-                .await?;
         }
         if let Some(s) = u.step {
             sqlx::query(
@@ -588,20 +598,28 @@ impl RunStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        if let Some(delta) = u.usage_delta {
-            let mut run_usage = parse(run_row.get("usage"), "run usage")?;
-            add_usage(&mut run_usage, delta);
-            sqlx::query("UPDATE runs SET usage = ? WHERE id = ?").bind(run_usage.to_string()).bind(u.run_id).execute(&mut *tx).await?;
-            let sess_usage: String = sqlx::query_scalar("SELECT usage FROM sessions WHERE id = ?").bind(&session_id).fetch_one(&mut *tx).await?;
-            let mut sess_usage = parse(&sess_usage, "session usage")?;
-            add_usage(&mut sess_usage, delta);
-            sqlx::query("UPDATE sessions SET usage = ? WHERE id = ?").bind(sess_usage.to_string()).bind(&session_id).execute(&mut *tx).await?;
-        }
-        if u.run_state.is_some() || u.finish_reason.is_some() || u.error_message.is_some() || u.terminal {
+        // The run row: one statement for every change.
+        let (run_usage, sess_usage) = match u.usage_delta {
+            Some(delta) => {
+                let mut ru = parse(row.get("usage"), "run usage")?;
+                add_usage(&mut ru, delta);
+                let mut su = parse(row.get("s_usage"), "session usage")?;
+                add_usage(&mut su, delta);
+                (Some(ru.to_string()), Some(su.to_string()))
+            }
+            None => (None, None),
+        };
+        let assistant: Option<String> = row.get("assistant_message_id");
+        let new_assistant = if assistant.is_none() { u.message.map(|m| m.id.clone()) } else { None };
+        let run_changes =
+            run_usage.is_some() || new_assistant.is_some() || u.run_state.is_some() || u.finish_reason.is_some() || u.error_message.is_some() || u.terminal;
+        if run_changes {
             sqlx::query(
-                "UPDATE runs SET state = COALESCE(?, state), finish_reason = COALESCE(?, finish_reason), error_message = COALESCE(?, error_message), \
-                 finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+                "UPDATE runs SET usage = COALESCE(?, usage), assistant_message_id = COALESCE(assistant_message_id, ?), state = COALESCE(?, state), \
+                 finish_reason = COALESCE(?, finish_reason), error_message = COALESCE(?, error_message), finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
             )
+            .bind(run_usage)
+            .bind(new_assistant)
             .bind(u.run_state)
             .bind(u.finish_reason)
             .bind(u.error_message)
@@ -610,15 +628,6 @@ impl RunStore for SqliteStore {
             .bind(u.run_id)
             .execute(&mut *tx)
             .await?;
-        }
-        if let Some(st) = u.session_state {
-            sqlx::query("UPDATE sessions SET state = ?, updated_at = ? WHERE id = ? AND current_run_id = ?")
-                .bind(st)
-                .bind(now)
-                .bind(&session_id)
-                .bind(u.run_id)
-                .execute(&mut *tx)
-                .await?;
         }
         if u.terminal || u.release_job {
             sqlx::query("DELETE FROM jobs WHERE run_id = ?").bind(u.run_id).execute(&mut *tx).await?;
@@ -634,7 +643,29 @@ impl RunStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        let ev = append_events(&mut tx, &session_id, Some(u.run_id), u.events, now).await?;
+        // The session row: state (only while this run is current), usage and the event
+        // sequence in one statement.
+        let current: Option<String> = row.get("current_run_id");
+        let state = u.session_state.filter(|_| current.as_deref() == Some(u.run_id));
+        let n = u.events.len() as i64;
+        let last_seq: Option<i64> = if state.is_some() || sess_usage.is_some() || n > 0 {
+            Some(
+                sqlx::query_scalar("UPDATE sessions SET state = COALESCE(?, state), usage = COALESCE(?, usage), last_seq = last_seq + ?, updated_at = ? WHERE id = ? RETURNING last_seq")
+                    .bind(state)
+                    .bind(sess_usage)
+                    .bind(n)
+                    .bind(now)
+                    .bind(&session_id)
+                    .fetch_one(&mut *tx)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let ev = match last_seq {
+            Some(last) if n > 0 => insert_events(&mut tx, &session_id, Some(u.run_id), u.events, last - n + 1, now).await?,
+            _ => vec![],
+        };
         tx.commit().await?;
         Ok(Some(ev))
     }
