@@ -89,6 +89,9 @@ pub struct ServeArgs {
     pub s3_secret_access_key: Option<String>,
     #[arg(long, env = "OPENLOOP_S3_PATH_STYLE")]
     pub s3_path_style: Option<bool>,
+    /// Seconds stream events are kept after a session's last run ended.
+    #[arg(long, env = "OPENLOOP_STREAM_RETENTION_SECS")]
+    pub stream_retention_secs: Option<u64>,
     /// Worker tasks per process.
     #[arg(long, env = "OPENLOOP_WORKERS")]
     pub workers: Option<usize>,
@@ -188,6 +191,7 @@ pub struct FileSettings {
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key: Option<String>,
     pub s3_path_style: Option<bool>,
+    pub stream_retention_secs: Option<u64>,
     pub workers: Option<usize>,
     pub lease_secs: Option<u64>,
     pub run_max_attempts: Option<i64>,
@@ -319,6 +323,7 @@ impl Settings {
             pricing: f.pricing.unwrap_or_default().into_iter().map(|(k, p)| (k, (p.input_per_1k, p.output_per_1k))).collect(),
             ssrf_allow_private: a.ssrf_allow_private.or(f.ssrf_allow_private).unwrap_or(false),
             ssrf_allowlist: split_list(a.ssrf_allowlist.or(f.ssrf_allowlist)),
+            stream_retention: std::time::Duration::from_secs(a.stream_retention_secs.or(f.stream_retention_secs).unwrap_or(86400)),
         };
         for (name, v) in [
             ("OPENLOOP_WORKERS", runtime.workers as i64),

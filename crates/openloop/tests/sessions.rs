@@ -414,3 +414,29 @@ async fn s17_s18_sharing_grants_read_and_editor_use() {
     let (st, _, _) = send(s.get(&pat_key, &format!("/sessions/{sid}"))).await;
     assert_eq!(st, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s5_events_past_retention_are_not_resumable() {
+    let fake = FakeLlm::start().await;
+    let s = start(&fake, &[("OPENLOOP_STREAM_RETENTION_SECS", "1"), ("OPENLOOP_LEASE_SECS", "1")]).await;
+    let a = agent(&s, json!({"name": "x", "model_name": "gpt-4o-mini"})).await;
+    let (_, b, _) = send(s.post(ADMIN_KEY, &format!("/agents/{a}/sessions"), json!({"input": "hi"}))).await;
+    let sid = b["session"]["id"].as_str().unwrap().to_string();
+    wait_state(&s, &sid, &["completed"]).await;
+    let resp = s.client.get(s.url(&format!("/sessions/{sid}?stream=true&last_cursor={sid}:0"))).bearer_auth(ADMIN_KEY).send().await.unwrap();
+    assert!(read_sse(resp).await.len() > 3, "replayable before retention");
+    let mut purged = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let resp = s.client.get(s.url(&format!("/sessions/{sid}?stream=true&last_cursor={sid}:0"))).bearer_auth(ADMIN_KEY).send().await.unwrap();
+        let ev = read_sse(resp).await;
+        if ev.len() == 1 && ev[0].1["finishReason"] == "not_resumable" {
+            purged = true;
+            break;
+        }
+    }
+    assert!(purged, "events past OPENLOOP_STREAM_RETENTION_SECS are purged and a purged range is not resumable");
+    // The transcript itself is kept.
+    let st = wait_state(&s, &sid, &["completed"]).await;
+    assert_eq!(st["messages"].as_array().unwrap().len(), 2);
+}

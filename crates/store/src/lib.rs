@@ -161,6 +161,9 @@ pub trait RunStore: Send + Sync {
     async fn run_steps(&self, run_id: &str) -> Result<Vec<StepRecord>>;
     /// Applies `u` atomically; `None` when `u.lease_owner` no longer holds the lease.
     async fn update_run(&self, u: RunUpdate<'_>) -> Result<Option<Vec<EventRecord>>>;
+    /// Deletes the events of sessions whose latest run finished before `before` and
+    /// records how far each was purged; returns the number of events removed.
+    async fn purge_events(&self, before: i64) -> Result<u64>;
     /// Events with `seq > after`, oldest first, at most `limit`.
     async fn events_after(&self, session_id: &str, after: i64, limit: i64) -> Result<Vec<EventRecord>>;
 }

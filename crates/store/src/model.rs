@@ -127,6 +127,8 @@ pub struct SessionRecord {
     pub agent_snapshot: Value,
     pub usage: Value,
     pub last_seq: i64,
+    /// Events with `seq <= purged_through` were removed by retention.
+    pub purged_through: i64,
     pub current_run_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,

@@ -29,6 +29,8 @@ pub struct RuntimeConfig {
     pub pricing: HashMap<String, (f64, f64)>,
     pub ssrf_allow_private: bool,
     pub ssrf_allowlist: Vec<String>,
+    /// Events of a session are deleted this long after its last run ended.
+    pub stream_retention: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -48,6 +50,7 @@ impl Default for RuntimeConfig {
             pricing: HashMap::new(),
             ssrf_allow_private: false,
             ssrf_allowlist: vec![],
+            stream_retention: Duration::from_secs(86400),
         }
     }
 }

@@ -77,7 +77,10 @@ impl Engine {
                 "InterruptedError",
                 format!("the run was interrupted {} times (worker crash or restart) and was not retried again", attempts - 1),
             );
-            fail_run(self, &run, Some(owner), err).await;
+            if fail_run(self, &run, Some(owner), err).await == super::agent_loop::Outcome::Finished {
+                // A failed run hands the session to its queue like any other (§6.1).
+                self.drain_queue(&run.session_id).await;
+            }
             return;
         }
         let (stop_tx, stop_rx) = watch::channel(if run.cancel_requested { Stop::Cancelled } else { Stop::Running });
@@ -142,6 +145,7 @@ impl Engine {
 
     async fn reaper_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let every = (self.config.runtime.lease / 3).max(Duration::from_millis(200));
+        let mut last_purge = std::time::Instant::now() - Duration::from_secs(3600);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
@@ -164,6 +168,16 @@ impl Engine {
             }
             if any {
                 self.wake.notify_waiters();
+            }
+            // Event-log retention (§12.4): a purged range is `not_resumable`.
+            if last_purge.elapsed() >= Duration::from_secs(60).min(self.config.runtime.stream_retention / 2) {
+                last_purge = std::time::Instant::now();
+                let before = now - micros(self.config.runtime.stream_retention);
+                match self.store.purge_events(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(events = n, "purged stream events past retention"),
+                    Err(e) => tracing::warn!(error = %e, "purging old stream events failed"),
+                }
             }
         }
     }

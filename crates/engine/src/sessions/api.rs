@@ -245,6 +245,7 @@ impl Engine {
                     agent_snapshot: super::agent_snapshot(&agent),
                     usage: json!({}),
                     last_seq: 0,
+                    purged_through: 0,
                     current_run_id: None,
                     created_at: now,
                     updated_at: now,
@@ -725,7 +726,7 @@ impl Engine {
             Some(c) => {
                 let parsed = c.rsplit_once(':').and_then(|(sid, n)| (sid == s.id).then(|| n.parse::<i64>().ok()).flatten());
                 match parsed {
-                    Some(n) if n >= 0 && n <= s.last_seq => n,
+                    Some(n) if n >= s.purged_through && n <= s.last_seq => n,
                     _ => return Ok(Err(synthetic("not_resumable", &s.state, s.last_seq))),
                 }
             }

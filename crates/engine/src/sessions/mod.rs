@@ -141,6 +141,7 @@ impl Engine {
                     agent_snapshot: agent_snapshot(agent),
                     usage: json!({}),
                     last_seq: 0,
+                    purged_through: 0,
                     current_run_id: Some(run.id.clone()),
                     created_at: now,
                     updated_at: now,

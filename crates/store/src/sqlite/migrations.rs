@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "artifacts", include_str!("0005_artifacts.sql")),
     (6, "session grants", include_str!("0006_grants.sql")),
     (7, "flow files", include_str!("0007_flow_files.sql")),
+    (8, "event retention", include_str!("0008_event_retention.sql")),
 ];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<()> {

@@ -27,6 +27,7 @@ fn session_from(r: &SqliteRow) -> Result<SessionRecord> {
         agent_snapshot: parse(r.get("agent_snapshot"), "agent snapshot")?,
         usage: parse(r.get("usage"), "session usage")?,
         last_seq: r.get("last_seq"),
+        purged_through: r.get("purged_through"),
         current_run_id: r.get("current_run_id"),
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
@@ -668,6 +669,24 @@ impl RunStore for SqliteStore {
         };
         tx.commit().await?;
         Ok(Some(ev))
+    }
+
+    async fn purge_events(&self, before: i64) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let ids: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT s.id, s.last_seq FROM sessions s JOIN runs r ON r.id = s.current_run_id \
+             WHERE r.finished_at IS NOT NULL AND r.finished_at < ? AND s.purged_through < s.last_seq LIMIT 500",
+        )
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut removed = 0;
+        for (id, last) in ids {
+            removed += sqlx::query("DELETE FROM events WHERE session_id = ? AND seq <= ?").bind(&id).bind(last).execute(&mut *tx).await?.rows_affected();
+            sqlx::query("UPDATE sessions SET purged_through = ? WHERE id = ?").bind(last).bind(&id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
     }
 
     async fn events_after(&self, session_id: &str, after: i64, limit: i64) -> Result<Vec<EventRecord>> {
