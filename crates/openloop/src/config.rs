@@ -89,6 +89,9 @@ pub struct ServeArgs {
     pub s3_secret_access_key: Option<String>,
     #[arg(long, env = "OPENLOOP_S3_PATH_STYLE")]
     pub s3_path_style: Option<bool>,
+    /// Seconds of stream silence before a keep-alive comment.
+    #[arg(long, env = "OPENLOOP_KEEPALIVE_SECS")]
+    pub keepalive_secs: Option<u64>,
     /// Seconds stream events are kept after a session's last run ended.
     #[arg(long, env = "OPENLOOP_STREAM_RETENTION_SECS")]
     pub stream_retention_secs: Option<u64>,
@@ -192,6 +195,7 @@ pub struct FileSettings {
     pub s3_secret_access_key: Option<String>,
     pub s3_path_style: Option<bool>,
     pub stream_retention_secs: Option<u64>,
+    pub keepalive_secs: Option<u64>,
     pub workers: Option<usize>,
     pub lease_secs: Option<u64>,
     pub run_max_attempts: Option<i64>,
@@ -240,6 +244,7 @@ pub struct Settings {
     pub runtime: engine::RuntimeConfig,
     pub max_upload_bytes: u64,
     pub signed_url_ttl_secs: u64,
+    pub keepalive_secs: u64,
     pub blobs: blobs::BlobConfig,
 }
 
@@ -396,6 +401,7 @@ impl Settings {
             runtime,
             max_upload_bytes,
             signed_url_ttl_secs,
+            keepalive_secs: a.keepalive_secs.or(f.keepalive_secs).unwrap_or(15).max(1),
             blobs,
         };
         s.validate()?;

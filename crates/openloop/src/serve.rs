@@ -239,6 +239,7 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
         config: Arc::new(ServerConfig {
             max_body_bytes: settings.max_body_bytes,
             max_upload_bytes: settings.max_upload_bytes,
+            keepalive_secs: settings.keepalive_secs,
             rate_limits: RateLimitConfig {
                 requests: settings.rate_limit_requests,
                 window_secs: settings.rate_limit_window_secs,

@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Decoded upload limit (S10, F8, F9).
     pub max_upload_bytes: u64,
+    /// Seconds of silence before an SSE keep-alive comment.
+    pub keepalive_secs: u64,
     pub rate_limits: RateLimitConfig,
     pub trust_proxy_headers: bool,
     pub public_url: String,

@@ -51,8 +51,8 @@ fn sse_headers(mut resp: Response) -> Response {
     resp
 }
 
-fn keep_alive() -> KeepAlive {
-    KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive")
+fn keep_alive(st: &AppState) -> KeepAlive {
+    KeepAlive::new().interval(Duration::from_secs(st.config.keepalive_secs.max(1))).text("keep-alive")
 }
 
 /// Streams the session's events after `after` until the first final event.
@@ -60,7 +60,7 @@ fn follow(st: &AppState, session_id: &str, after: i64, rx: tokio::sync::broadcas
     let (tx, out) = futures::channel::mpsc::channel::<EventRecord>(256);
     tokio::spawn(engine::sessions::stream::follow(st.engine.clone(), session_id.to_string(), after, rx, tx));
     let stream = out.map(|e| Ok::<_, Infallible>(sse_event(&e)));
-    sse_headers(Sse::new(stream).keep_alive(keep_alive()).into_response())
+    sse_headers(Sse::new(stream).keep_alive(keep_alive(st)).into_response())
 }
 
 /// A stream of one synthetic event (not persisted).
