@@ -44,6 +44,8 @@ pub struct EngineConfig {
     pub signed_url_ttl_secs: u64,
     /// Decoded size limit of uploads and artifacts.
     pub max_upload_bytes: u64,
+    /// This engine serves incognito sessions (§7.10): its session data is in memory.
+    pub incognito: bool,
 }
 
 pub struct Engine {
@@ -163,7 +165,13 @@ impl Engine {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { public_url: String::new(), runtime: RuntimeConfig::default(), signed_url_ttl_secs: 900, max_upload_bytes: 200 * 1024 * 1024 }
+        EngineConfig {
+            public_url: String::new(),
+            runtime: RuntimeConfig::default(),
+            signed_url_ttl_secs: 900,
+            max_upload_bytes: 200 * 1024 * 1024,
+            incognito: false,
+        }
     }
 }
 

@@ -218,6 +218,7 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
                 runtime: settings.runtime.clone(),
                 signed_url_ttl_secs: settings.signed_url_ttl_secs,
                 max_upload_bytes: settings.max_upload_bytes,
+                incognito: false,
             },
         )
         .with_providers(providers)
@@ -225,6 +226,20 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
         .with_blobs(blob_store.clone()),
     );
     bootstrap(&engine, settings).await?;
+    // Incognito sessions (§7.10): the same agents and identities, session data in an
+    // in-memory database that dies with the process.
+    let memory = Arc::new(
+        store::sqlite::SqliteStore::open(&format!("sqlite:file:openloop-incognito-{}?mode=memory&cache=shared", wire::ids::random_base62(12)))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the in-memory incognito store: {e}"))?,
+    );
+    let split: Arc<dyn store::Store> = Arc::new(store::split::SplitStore { shared: store.clone(), sessions: memory });
+    let mut incognito_engine =
+        Engine::new(split, engine.signer.clone(), engine.catalogue.clone(), engine::EngineConfig { incognito: true, ..engine.config.clone() })
+            .with_blobs(blob_store.clone());
+    incognito_engine.providers = engine.providers.clone();
+    incognito_engine.builtin_tools = engine.builtin_tools.clone();
+    let incognito = Arc::new(incognito_engine);
 
     let lifecycle = Arc::new(Lifecycle::default());
     let limiter = Arc::new(server::ratelimit::Limiter::new(RateLimitConfig {
@@ -236,6 +251,7 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     let health_store = store.clone();
     let state = AppState {
         engine: engine.clone(),
+        incognito: Some(incognito.clone()),
         config: Arc::new(ServerConfig {
             max_body_bytes: settings.max_body_bytes,
             max_upload_bytes: settings.max_upload_bytes,
@@ -270,7 +286,8 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     });
 
     let (workers_stop, workers_rx) = tokio::sync::watch::channel(false);
-    let workers = engine.start_workers(workers_rx).await;
+    let mut workers = engine.start_workers(workers_rx.clone()).await;
+    workers.extend(incognito.start_workers(workers_rx).await);
 
     let mut servers = Vec::new();
     let mut listeners = vec![listener];

@@ -440,3 +440,55 @@ async fn s5_events_past_retention_are_not_resumable() {
     let st = wait_state(&s, &sid, &["completed"]).await;
     assert_eq!(st["messages"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incognito_sessions_run_in_memory_and_never_reach_the_database() {
+    let fake = FakeLlm::start().await;
+    fake.set_default(Reply::text("secret answer"));
+    let mut s = start(&fake, &[]).await;
+    let a = agent(&s, json!({"name": "x", "model_name": "gpt-4o-mini"})).await;
+    let (st, b, _) = send(s.post(ADMIN_KEY, &format!("/agents/{a}/sessions"), json!({"input": "very private words", "incognito": true}))).await;
+    assert_eq!(st, 202, "{b}");
+    assert_eq!(b["session"]["incognito"], true);
+    let sid = b["session"]["id"].as_str().unwrap().to_string();
+    let done = wait_state(&s, &sid, &["completed"]).await;
+    assert_eq!(done["messages"][1]["content"], "secret answer");
+    // Streaming, follow-ups and legacy polling work on the same process.
+    let resp = s
+        .client
+        .post(s.url(&format!("/sessions/{sid}/messages")))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"input": "again", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let ev = read_sse(resp).await;
+    assert_eq!(ev.last().unwrap().1["finishReason"], "stop");
+    let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/agent_status/{sid}"))).await;
+    assert_eq!((st, b["state"].as_str()), (200, Some("COMPLETED")));
+    // No queue; not listed.
+    let (st, b, _) =
+        send(s.post(ADMIN_KEY, &format!("/sessions/{sid}/messages"), json!({"input": "later", "delivery": "queued"})).header("Idempotency-Key", "inc-1")).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_request")));
+    let (st, b, _) = send(s.post(ADMIN_KEY, &format!("/sessions/{sid}/queue"), json!({"input": "later"}))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_request")));
+    let (_, list, _) = send(s.get(ADMIN_KEY, &format!("/agents/{a}/sessions"))).await;
+    assert!(!list.to_string().contains(&sid), "incognito sessions are not listed");
+    // Nothing of it is in the database files.
+    for f in ["openloop.db", "openloop.db-wal"] {
+        if let Ok(bytes) = std::fs::read(s.data_dir.join(f)) {
+            for needle in [sid.as_bytes(), b"very private words".as_slice(), b"secret answer".as_slice()] {
+                assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{f} contains incognito data");
+            }
+        }
+    }
+    // An agent that enforces incognito makes every session incognito.
+    send(s.patch(ADMIN_KEY, &format!("/agents/{a}/incognito"), json!({"enforced": true}))).await;
+    let (_, b, _) = send(s.post(ADMIN_KEY, &format!("/agents/{a}/sessions"), json!({}))).await;
+    assert_eq!(b["session"]["incognito"], true);
+    // Gone after a restart.
+    s.kill9();
+    s.restart();
+    let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/sessions/{sid}"))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (404, Some("session_not_found")));
+}

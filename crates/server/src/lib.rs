@@ -53,10 +53,25 @@ impl Lifecycle {
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// Serves incognito sessions (§7.10): same agents and identities, session data in
+    /// memory only.
+    pub incognito: Option<Arc<Engine>>,
     pub config: Arc<ServerConfig>,
     pub limiter: Arc<ratelimit::Limiter>,
     pub lifecycle: Arc<Lifecycle>,
     pub health: Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>,
+}
+
+impl AppState {
+    /// The engine that holds this session: incognito sessions live only in memory.
+    pub async fn engine_for_session(&self, id: &str) -> Arc<Engine> {
+        if let Some(inc) = &self.incognito {
+            if matches!(inc.store.session(id).await, Ok(Some(_))) {
+                return inc.clone();
+            }
+        }
+        self.engine.clone()
+    }
 }
 
 /// The whole application router.

@@ -7,6 +7,7 @@
 //! `sqlite/` (and later `postgres/`).
 
 pub mod model;
+pub mod split;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -186,7 +186,7 @@ impl Engine {
             "creator": creator,
             "usage": {"credit_cost": num("credit_cost"), "tool_credit_cost": 0, "flow_credit_cost": 0, "input_tokens": num("input_tokens"), "output_tokens": num("output_tokens")},
             "provenance": null,
-            "incognito": false,
+            "incognito": self.config.incognito,
             "pending_approvals": self.pending_approvals(s).await?,
         }))
     }
@@ -225,7 +225,7 @@ impl Engine {
         };
         let name = input::opt_str(&m, "name", "name")?.map(|n| check_name(&n)).transpose()?;
         let metadata = input::opt_object(&m, "metadata", "metadata")?.cloned().unwrap_or_default();
-        if input::opt_bool(&m, "incognito", "incognito")? == Some(true) || agent.config.incognito {
+        if (input::opt_bool(&m, "incognito", "incognito")? == Some(true) || agent.config.incognito) && !self.config.incognito {
             return Err(ApiError::not_implemented("Incognito sessions").param("incognito"));
         }
         let stored_meta = json!({"client": metadata});
@@ -442,6 +442,7 @@ impl Engine {
         id: &str,
         body: &Map<String, Value>,
     ) -> Result<(QueuedMessageRecord, Vec<QueuedMessageRecord>), ApiError> {
+        self.no_queue_when_incognito()?;
         let text = require_content(body)?;
         if input::opt_array(body, "attachments", "attachments")?.is_some_and(|a| !a.is_empty()) {
             return Err(ApiError::invalid_request("attachments", "Queued messages carry text only; send attachments with delivery: immediate."));
@@ -458,6 +459,13 @@ impl Engine {
         let queue = self.store.queued_messages(&s.id).await.map_err(db)?;
         self.drain_queue(&s.id).await;
         Ok((q, queue))
+    }
+
+    fn no_queue_when_incognito(&self) -> Result<(), ApiError> {
+        if self.config.incognito {
+            return Err(ApiError::invalid_request("delivery", "Incognito sessions have no message queue; send with delivery: immediate."));
+        }
+        Ok(())
     }
 
     pub fn queue_json(queue: &[QueuedMessageRecord]) -> Vec<Value> {
@@ -486,6 +494,7 @@ impl Engine {
 
     /// S14.
     pub async fn edit_queued(&self, caller: &Caller, id: &str, qid: &str, body: Value) -> Result<Value, ApiError> {
+        self.no_queue_when_incognito()?;
         let m = input::object(body)?;
         let text = require_content(&m)?;
         let s = self.session_for_use(caller, id).await?;
@@ -499,6 +508,7 @@ impl Engine {
 
     /// S15.
     pub async fn delete_queued(&self, caller: &Caller, id: &str, qid: &str) -> Result<Value, ApiError> {
+        self.no_queue_when_incognito()?;
         let s = self.session_for_use(caller, id).await?;
         if !self.store.delete_queued_message(&s.id, qid).await.map_err(db)? {
             return Err(Self::qm_not_found(qid));
@@ -565,6 +575,7 @@ impl Engine {
 
     /// S16: interrupt the active run and send this queued message now.
     pub async fn send_queued_now(&self, caller: &Caller, id: &str, qid: &str) -> Result<(Value, Accepted), ApiError> {
+        self.no_queue_when_incognito()?;
         let s = self.session_for_use(caller, id).await?;
         let queue = self.store.queued_messages(&s.id).await.map_err(db)?;
         let q = queue.into_iter().find(|q| q.id == qid).ok_or_else(|| Self::qm_not_found(qid))?;

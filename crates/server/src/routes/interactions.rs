@@ -64,7 +64,8 @@ async fn agent_status(State(st): State<AppState>, Path(interaction_id): Path<Str
         return Flat(wire::ApiError::flat(401, engine::interactions::MISSING_CREDENTIAL)).into_response();
     };
     let q = parse_query(req.uri().query()).unwrap_or_default();
-    match st.engine.agent_status(&key, &interaction_id, q.str("user_id"), q.str("project_id")).await {
+    let eng = st.engine_for_session(&interaction_id).await;
+    match eng.agent_status(&key, &interaction_id, q.str("user_id"), q.str("project_id")).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => Flat(e).into_response(),
     }

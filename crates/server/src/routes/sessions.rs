@@ -51,16 +51,22 @@ fn sse_headers(mut resp: Response) -> Response {
     resp
 }
 
-fn keep_alive(st: &AppState) -> KeepAlive {
-    KeepAlive::new().interval(Duration::from_secs(st.config.keepalive_secs.max(1))).text("keep-alive")
+fn keep_alive(secs: u64) -> KeepAlive {
+    KeepAlive::new().interval(Duration::from_secs(secs.max(1))).text("keep-alive")
 }
 
 /// Streams the session's events after `after` until the first final event.
-fn follow(st: &AppState, session_id: &str, after: i64, rx: tokio::sync::broadcast::Receiver<std::sync::Arc<EventRecord>>) -> Response {
+fn follow(
+    eng: &std::sync::Arc<engine::Engine>,
+    keepalive_secs: u64,
+    session_id: &str,
+    after: i64,
+    rx: tokio::sync::broadcast::Receiver<std::sync::Arc<EventRecord>>,
+) -> Response {
     let (tx, out) = futures::channel::mpsc::channel::<EventRecord>(256);
-    tokio::spawn(engine::sessions::stream::follow(st.engine.clone(), session_id.to_string(), after, rx, tx));
+    tokio::spawn(engine::sessions::stream::follow(eng.clone(), session_id.to_string(), after, rx, tx));
     let stream = out.map(|e| Ok::<_, Infallible>(sse_event(&e)));
-    sse_headers(Sse::new(stream).keep_alive(keep_alive(st)).into_response())
+    sse_headers(Sse::new(stream).keep_alive(keep_alive(keepalive_secs)).into_response())
 }
 
 /// A stream of one synthetic event (not persisted).
@@ -75,21 +81,28 @@ async fn list(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>) 
 }
 
 async fn create(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>, headers: HeaderMap, uri: Uri, JsonBody(body): JsonBody) -> Response {
+    // Incognito sessions (asked for, or enforced by the agent) live in memory only.
+    let wants_incognito = body.get("incognito").and_then(Value::as_bool) == Some(true)
+        || (st.incognito.is_some() && st.engine.visible_agent(&v1.caller, &agent_id).await.is_ok_and(|a| a.config.incognito));
+    let eng = match (&st.incognito, wants_incognito) {
+        (Some(inc), true) => inc.clone(),
+        _ => st.engine.clone(),
+    };
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     if stream {
-        let rx = st.engine.bus.subscribe();
+        let rx = eng.bus.subscribe();
         let key_id = v1.caller.key.id.clone();
         let req = IdemRequest { headers: &headers, key_id: &key_id, route: "S2", path_ids: &agent_id, body: &body, raw_query: uri.query(), legacy: false };
         if let Err(e) = crate::idempotency::claim_for_stream(&st, req).await {
             return Nested(e).into_response();
         }
-        return match st.engine.create_session(&v1.caller, &agent_id, body, "api", true).await {
-            Ok(c) => follow(&st, &c.session_id, 0, rx),
+        return match eng.create_session(&v1.caller, &agent_id, body, "api", true).await {
+            Ok(c) => follow(&eng, st.config.keepalive_secs, &c.session_id, 0, rx),
             Err(e) => Nested(e).into_response(),
         };
     }
     let key_id = v1.caller.key.id.clone();
-    let engine = st.engine.clone();
+    let engine = eng.clone();
     let fingerprint_body = body.clone();
     let path_ids = agent_id.clone();
     let req =
@@ -104,33 +117,36 @@ async fn create(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>
 }
 
 async fn retrieve(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> Response {
+    let eng = st.engine_for_session(&id).await;
     let stream = match v1.query.bool("stream") {
         Ok(s) => s.unwrap_or(false),
         Err(e) => return Nested(e).into_response(),
     };
-    let rx = st.engine.bus.subscribe();
-    let s = match st.engine.session_for(&v1.caller, &id).await {
+    let rx = eng.bus.subscribe();
+    let s = match eng.session_for(&v1.caller, &id).await {
         Ok(s) => s,
         Err(e) => return Nested(e).into_response(),
     };
     if !stream {
-        return match st.engine.session_response(&s, true).await {
+        return match eng.session_response(&s, true).await {
             Ok(v) => Json(v).into_response(),
             Err(e) => Nested(e).into_response(),
         };
     }
-    match st.engine.resume_point(&s, v1.query.raw("last_cursor")).await {
-        Ok(Ok(after)) => follow(&st, &s.id, after, rx),
+    match eng.resume_point(&s, v1.query.raw("last_cursor")).await {
+        Ok(Ok(after)) => follow(&eng, st.config.keepalive_secs, &s.id, after, rx),
         Ok(Err(synthetic)) => single(synthetic),
         Err(e) => Nested(e).into_response(),
     }
 }
 
 async fn rename(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
-    Ok(Json(st.engine.rename_session(&v1.caller, &id, body).await?))
+    let eng = st.engine_for_session(&id).await;
+    Ok(Json(eng.rename_session(&v1.caller, &id, body).await?))
 }
 
 async fn send(State(st): State<AppState>, v1: V1, Path(id): Path<String>, headers: HeaderMap, uri: Uri, JsonBody(body): JsonBody) -> Response {
+    let eng = st.engine_for_session(&id).await;
     let m = match input::object(body.clone()) {
         Ok(m) => m,
         Err(e) => return Nested(e).into_response(),
@@ -144,24 +160,24 @@ async fn send(State(st): State<AppState>, v1: V1, Path(id): Path<String>, header
         if delivery == "queued" {
             return Nested(ApiError::invalid_request("stream", "Queued delivery cannot stream; resume the session's stream (S5) instead.")).into_response();
         }
-        let rx = st.engine.bus.subscribe();
+        let rx = eng.bus.subscribe();
         let key_id = v1.caller.key.id.clone();
         let req = IdemRequest { headers: &headers, key_id: &key_id, route: "S8", path_ids: &id, body: &body, raw_query: uri.query(), legacy: false };
         if let Err(e) = crate::idempotency::claim_for_stream(&st, req).await {
             return Nested(e).into_response();
         }
         if has_approvals && engine::sessions::api::parse_content(&m).ok().flatten().is_none() {
-            return match st.engine.resolve_approvals(&v1.caller, &id, &m).await {
-                Ok((_, cursor)) => follow(&st, &id, cursor, rx),
+            return match eng.resolve_approvals(&v1.caller, &id, &m).await {
+                Ok((_, cursor)) => follow(&eng, st.config.keepalive_secs, &id, cursor, rx),
                 Err(e) => Nested(e).into_response(),
             };
         }
-        let before = match st.engine.session_for(&v1.caller, &id).await {
+        let before = match eng.session_for(&v1.caller, &id).await {
             Ok(s) => s.last_seq,
             Err(e) => return Nested(e).into_response(),
         };
-        return match st.engine.send_message(&v1.caller, &id, &m).await {
-            Ok(_) => follow(&st, &id, before, rx),
+        return match eng.send_message(&v1.caller, &id, &m).await {
+            Ok(_) => follow(&eng, st.config.keepalive_secs, &id, before, rx),
             Err(e) => Nested(e).into_response(),
         };
     }
@@ -174,7 +190,7 @@ async fn send(State(st): State<AppState>, v1: V1, Path(id): Path<String>, header
     }
     if delivery == "queued" {
         let key_id = v1.caller.key.id.clone();
-        let engine = st.engine.clone();
+        let engine = eng.clone();
         let req = IdemRequest { headers: &headers, key_id: &key_id, route: "S7", path_ids: &id, body: &body, raw_query: uri.query(), legacy: false };
         let caller = v1.caller.clone();
         let sid = id.clone();
@@ -186,17 +202,19 @@ async fn send(State(st): State<AppState>, v1: V1, Path(id): Path<String>, header
         })
         .await;
     }
-    match st.engine.send_message(&v1.caller, &id, &m).await {
+    match eng.send_message(&v1.caller, &id, &m).await {
         Ok((v, _)) => (StatusCode::ACCEPTED, Json(v)).into_response(),
         Err(e) => Nested(e).into_response(),
     }
 }
 
 async fn cancel(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
-    Ok(Json(st.engine.cancel_session(&v1.caller, &id).await?))
+    let eng = st.engine_for_session(&id).await;
+    Ok(Json(eng.cancel_session(&v1.caller, &id).await?))
 }
 
 async fn upload(State(st): State<AppState>, v1: V1, Path(id): Path<String>, req: Request) -> Response {
+    let eng = st.engine_for_session(&id).await;
     let max = st.config.max_upload_bytes;
     let body_limit = (max as usize).saturating_mul(4) / 3 + 64 * 1024;
     let (parts, body) = req.into_parts();
@@ -204,42 +222,50 @@ async fn upload(State(st): State<AppState>, v1: V1, Path(id): Path<String>, req:
         Ok(b) => b,
         Err(e) => return Nested(e).into_response(),
     };
-    match st.engine.upload_session_file(&v1.caller, &id, body, max).await {
+    match eng.upload_session_file(&v1.caller, &id, body, max).await {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
         Err(e) => Nested(e).into_response(),
     }
 }
 
 async fn approvals(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+    let eng = st.engine_for_session(&id).await;
     let m = input::object(body)?;
-    Ok(Json(st.engine.resolve_approvals(&v1.caller, &id, &m).await?.0))
+    Ok(Json(eng.resolve_approvals(&v1.caller, &id, &m).await?.0))
 }
 
 async fn list_queue(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
-    Ok(Json(st.engine.list_queue(&v1.caller, &id).await?))
+    let eng = st.engine_for_session(&id).await;
+    Ok(Json(eng.list_queue(&v1.caller, &id).await?))
 }
 
 async fn queue_message(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<impl IntoResponse> {
-    Ok((StatusCode::CREATED, Json(st.engine.queue_message_response(&v1.caller, &id, body).await?)))
+    let eng = st.engine_for_session(&id).await;
+    Ok((StatusCode::CREATED, Json(eng.queue_message_response(&v1.caller, &id, body).await?)))
 }
 
 async fn edit_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path<(String, String)>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
-    Ok(Json(st.engine.edit_queued(&v1.caller, &id, &qid, body).await?))
+    let eng = st.engine_for_session(&id).await;
+    Ok(Json(eng.edit_queued(&v1.caller, &id, &qid, body).await?))
 }
 
 async fn delete_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path<(String, String)>) -> V1Result<Json<Value>> {
-    Ok(Json(st.engine.delete_queued(&v1.caller, &id, &qid).await?))
+    let eng = st.engine_for_session(&id).await;
+    Ok(Json(eng.delete_queued(&v1.caller, &id, &qid).await?))
 }
 
 async fn send_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path<(String, String)>) -> V1Result<impl IntoResponse> {
-    let (v, _) = st.engine.send_queued_now(&v1.caller, &id, &qid).await?;
+    let eng = st.engine_for_session(&id).await;
+    let (v, _) = eng.send_queued_now(&v1.caller, &id, &qid).await?;
     Ok((StatusCode::ACCEPTED, Json(v)))
 }
 
 async fn get_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
-    Ok(Json(st.engine.session_access(&v1.caller, &id).await?))
+    let eng = st.engine_for_session(&id).await;
+    Ok(Json(eng.session_access(&v1.caller, &id).await?))
 }
 
 async fn put_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
-    Ok(Json(st.engine.change_session_access(&v1.caller, &id, body).await?))
+    let eng = st.engine_for_session(&id).await;
+    Ok(Json(eng.change_session_access(&v1.caller, &id, body).await?))
 }

@@ -1,0 +1,248 @@
+//! A store that keeps session-scoped data (sessions, messages, runs, events, queue,
+//! files, artifacts) in one store and identities, agents and idempotency keys in
+//! another: incognito sessions (§7.10) live in an in-memory database while the agents
+//! they run come from the real one.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::*;
+
+pub struct SplitStore {
+    /// Tenancy, agents, idempotency keys.
+    pub shared: Arc<dyn Store>,
+    /// Everything a session owns.
+    pub sessions: Arc<dyn Store>,
+}
+
+#[async_trait]
+impl TenancyStore for SplitStore {
+    async fn ensure_organization(&self, id: &str, name: &str) -> Result<()> {
+        self.shared.ensure_organization(id, name).await
+    }
+    async fn ensure_user(&self, user: &User) -> Result<bool> {
+        self.shared.ensure_user(user).await
+    }
+    async fn user(&self, id: &str) -> Result<Option<User>> {
+        self.shared.user(id).await
+    }
+    async fn users_by_ids(&self, ids: &[String]) -> Result<Vec<User>> {
+        self.shared.users_by_ids(ids).await
+    }
+    async fn user_by_email(&self, organization_id: &str, email: &str) -> Result<Option<User>> {
+        self.shared.user_by_email(organization_id, email).await
+    }
+    async fn organizations_of_user(&self, user_id: &str) -> Result<Vec<Organization>> {
+        self.shared.organizations_of_user(user_id).await
+    }
+    async fn organization(&self, id: &str) -> Result<Option<Organization>> {
+        self.shared.organization(id).await
+    }
+    async fn ensure_team(&self, team: &Team) -> Result<bool> {
+        self.shared.ensure_team(team).await
+    }
+    async fn team(&self, id: &str) -> Result<Option<Team>> {
+        self.shared.team(id).await
+    }
+    async fn set_membership(&self, team_id: &str, user_id: &str, role: &str) -> Result<()> {
+        self.shared.set_membership(team_id, user_id, role).await
+    }
+    async fn membership(&self, team_id: &str, user_id: &str) -> Result<Option<String>> {
+        self.shared.membership(team_id, user_id).await
+    }
+    async fn teams_of_user(&self, user_id: &str) -> Result<Vec<(Team, String)>> {
+        self.shared.teams_of_user(user_id).await
+    }
+    async fn count_users(&self) -> Result<i64> {
+        self.shared.count_users().await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.shared.ping().await
+    }
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<()> {
+        self.shared.insert_api_key(key).await
+    }
+    async fn api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKey>> {
+        self.shared.api_key_by_hash(hash).await
+    }
+    async fn list_api_keys(&self, user_id: Option<&str>, team_id: Option<&str>) -> Result<Vec<ApiKey>> {
+        self.shared.list_api_keys(user_id, team_id).await
+    }
+    async fn revoke_api_key(&self, key_id: &str, at: i64) -> Result<bool> {
+        self.shared.revoke_api_key(key_id, at).await
+    }
+}
+
+#[async_trait]
+impl AgentStore for SplitStore {
+    async fn create_agent(&self, agent: &AgentRecord, version: &AgentVersionRecord) -> Result<()> {
+        self.shared.create_agent(agent, version).await
+    }
+    async fn agent(&self, id: &str) -> Result<Option<AgentRecord>> {
+        self.shared.agent(id).await
+    }
+    async fn agents_in_tenant(&self, tenant: &Tenant) -> Result<Vec<AgentRecord>> {
+        self.shared.agents_in_tenant(tenant).await
+    }
+    async fn update_agent(&self, agent: &AgentRecord, expected_version: i64, version: &AgentVersionRecord) -> Result<bool> {
+        self.shared.update_agent(agent, expected_version, version).await
+    }
+    async fn delete_agent(&self, id: &str, at: i64) -> Result<bool> {
+        self.shared.delete_agent(id, at).await
+    }
+    async fn agent_versions(&self, agent_id: &str) -> Result<Vec<AgentVersionRecord>> {
+        self.shared.agent_versions(agent_id).await
+    }
+    async fn agent_version(&self, agent_id: &str, version_id: &str) -> Result<Option<AgentVersionRecord>> {
+        self.shared.agent_version(agent_id, version_id).await
+    }
+    async fn touch_agent_used(&self, id: &str, at: i64) -> Result<()> {
+        self.shared.touch_agent_used(id, at).await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for SplitStore {
+    async fn claim_idempotency(&self, scope: &str, fingerprint: &[u8], now: i64, expired_before: i64, stale_before: i64) -> Result<IdempotencyClaim> {
+        self.shared.claim_idempotency(scope, fingerprint, now, expired_before, stale_before).await
+    }
+    async fn complete_idempotency(&self, scope: &str, status: u16, body: &[u8], now: i64) -> Result<()> {
+        self.shared.complete_idempotency(scope, status, body, now).await
+    }
+    async fn release_idempotency(&self, scope: &str) -> Result<()> {
+        self.shared.release_idempotency(scope).await
+    }
+}
+
+#[async_trait]
+impl SessionStore for SplitStore {
+    async fn create_session(&self, s: &SessionRecord, turn: Option<(&MessageRecord, &RunRecord)>, events: Vec<Value>) -> Result<Vec<EventRecord>> {
+        self.sessions.create_session(s, turn, events).await
+    }
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        self.sessions.session(id).await
+    }
+    async fn messages(&self, session_id: &str) -> Result<Vec<MessageRecord>> {
+        self.sessions.messages(session_id).await
+    }
+    async fn start_turn(
+        &self,
+        session_id: &str,
+        from_states: &[&str],
+        msg: &MessageRecord,
+        run: &RunRecord,
+        events: Vec<Value>,
+        dequeue: Option<&str>,
+    ) -> Result<Option<Vec<EventRecord>>> {
+        self.sessions.start_turn(session_id, from_states, msg, run, events, dequeue).await
+    }
+    async fn run(&self, id: &str) -> Result<Option<RunRecord>> {
+        self.sessions.run(id).await
+    }
+    async fn active_counts(&self, agent_id: &str, organization_id: &str) -> Result<ActiveCounts> {
+        self.sessions.active_counts(agent_id, organization_id).await
+    }
+    async fn queue_position(&self, run: &RunRecord) -> Result<i64> {
+        self.sessions.queue_position(run).await
+    }
+    async fn request_cancel(&self, run_id: &str) -> Result<()> {
+        self.sessions.request_cancel(run_id).await
+    }
+    async fn sessions_of_agent(&self, agent_id: &str, creator: &str) -> Result<Vec<SessionRecord>> {
+        self.sessions.sessions_of_agent(agent_id, creator).await
+    }
+    async fn rename_session(&self, id: &str, name: &str) -> Result<()> {
+        self.sessions.rename_session(id, name).await
+    }
+    async fn first_event_of_run(&self, session_id: &str, run_id: &str) -> Result<Option<i64>> {
+        self.sessions.first_event_of_run(session_id, run_id).await
+    }
+    async fn queued_messages(&self, session_id: &str) -> Result<Vec<QueuedMessageRecord>> {
+        self.sessions.queued_messages(session_id).await
+    }
+    async fn enqueue_message(&self, m: &QueuedMessageRecord, max: i64) -> Result<bool> {
+        self.sessions.enqueue_message(m, max).await
+    }
+    async fn edit_queued_message(&self, session_id: &str, id: &str, input: &str, now: i64) -> Result<bool> {
+        self.sessions.edit_queued_message(session_id, id, input, now).await
+    }
+    async fn delete_queued_message(&self, session_id: &str, id: &str) -> Result<bool> {
+        self.sessions.delete_queued_message(session_id, id).await
+    }
+    async fn insert_session_file(&self, f: &SessionFileRecord) -> Result<()> {
+        self.sessions.insert_session_file(f).await
+    }
+    async fn session_files(&self, session_id: &str) -> Result<Vec<SessionFileRecord>> {
+        self.sessions.session_files(session_id).await
+    }
+    async fn session_grants(&self, session_id: &str) -> Result<Vec<(String, String, String)>> {
+        self.sessions.session_grants(session_id).await
+    }
+    async fn change_session_grants(&self, session_id: &str, upsert: &[(String, String, String)], remove: &[(String, String)]) -> Result<()> {
+        self.sessions.change_session_grants(session_id, upsert, remove).await
+    }
+}
+
+#[async_trait]
+impl RunStore for SplitStore {
+    async fn claim_run(&self, owner: &str, now: i64, lease_until: i64, limits: SlotLimits) -> Result<Option<ClaimedRun>> {
+        self.sessions.claim_run(owner, now, lease_until, limits).await
+    }
+    async fn heartbeat(&self, run_id: &str, owner: &str, lease_until: i64) -> Result<bool> {
+        self.sessions.heartbeat(run_id, owner, lease_until).await
+    }
+    async fn expired_runs(&self, now: i64) -> Result<Vec<(String, i64)>> {
+        self.sessions.expired_runs(now).await
+    }
+    async fn requeue_run(&self, run_id: &str, available_at: i64) -> Result<()> {
+        self.sessions.requeue_run(run_id, available_at).await
+    }
+    async fn release_all_leases(&self) -> Result<u64> {
+        self.sessions.release_all_leases().await
+    }
+    async fn run_steps(&self, run_id: &str) -> Result<Vec<StepRecord>> {
+        self.sessions.run_steps(run_id).await
+    }
+    async fn update_run(&self, u: RunUpdate<'_>) -> Result<Option<Vec<EventRecord>>> {
+        self.sessions.update_run(u).await
+    }
+    async fn purge_events(&self, before: i64) -> Result<u64> {
+        self.sessions.purge_events(before).await
+    }
+    async fn events_after(&self, session_id: &str, after: i64, limit: i64) -> Result<Vec<EventRecord>> {
+        self.sessions.events_after(session_id, after, limit).await
+    }
+}
+
+#[async_trait]
+impl ArtifactStore for SplitStore {
+    async fn add_artifact_version(&self, new_artifact: &ArtifactRecord, version: &ArtifactVersionRecord) -> Result<(ArtifactRecord, ArtifactVersionRecord)> {
+        self.sessions.add_artifact_version(new_artifact, version).await
+    }
+    async fn artifact(&self, id: &str) -> Result<Option<ArtifactRecord>> {
+        self.sessions.artifact(id).await
+    }
+    async fn artifact_versions(&self, artifact_id: &str) -> Result<Vec<ArtifactVersionRecord>> {
+        self.sessions.artifact_versions(artifact_id).await
+    }
+    async fn artifacts_of_agent(&self, agent_id: &str, creator: &str) -> Result<Vec<(ArtifactRecord, ArtifactVersionRecord)>> {
+        self.sessions.artifacts_of_agent(agent_id, creator).await
+    }
+    async fn delete_artifact(&self, id: &str, at: i64) -> Result<bool> {
+        self.sessions.delete_artifact(id, at).await
+    }
+    async fn rename_artifact(&self, id: &str, name: Option<&str>) -> Result<()> {
+        self.sessions.rename_artifact(id, name).await
+    }
+    async fn set_artifact_password(&self, id: &str, hash: &str) -> Result<()> {
+        self.sessions.set_artifact_password(id, hash).await
+    }
+    async fn upsert_flow_file(&self, namespace: &str, f: &SessionFileRecord) -> Result<Option<String>> {
+        self.sessions.upsert_flow_file(namespace, f).await
+    }
+    async fn flow_file(&self, namespace: &str, file_name: &str) -> Result<Option<SessionFileRecord>> {
+        self.sessions.flow_file(namespace, file_name).await
+    }
+}
