@@ -89,6 +89,9 @@ pub struct ServeArgs {
     pub s3_secret_access_key: Option<String>,
     #[arg(long, env = "OPENLOOP_S3_PATH_STYLE")]
     pub s3_path_style: Option<bool>,
+    /// Seconds an incognito session lives after its last activity.
+    #[arg(long, env = "OPENLOOP_INCOGNITO_TTL_SECS")]
+    pub incognito_ttl_secs: Option<u64>,
     /// Seconds of stream silence before a keep-alive comment.
     #[arg(long, env = "OPENLOOP_KEEPALIVE_SECS")]
     pub keepalive_secs: Option<u64>,
@@ -195,6 +198,7 @@ pub struct FileSettings {
     pub s3_secret_access_key: Option<String>,
     pub s3_path_style: Option<bool>,
     pub stream_retention_secs: Option<u64>,
+    pub incognito_ttl_secs: Option<u64>,
     pub keepalive_secs: Option<u64>,
     pub workers: Option<usize>,
     pub lease_secs: Option<u64>,
@@ -329,6 +333,7 @@ impl Settings {
             ssrf_allow_private: a.ssrf_allow_private.or(f.ssrf_allow_private).unwrap_or(false),
             ssrf_allowlist: split_list(a.ssrf_allowlist.or(f.ssrf_allowlist)),
             stream_retention: std::time::Duration::from_secs(a.stream_retention_secs.or(f.stream_retention_secs).unwrap_or(86400)),
+            incognito_ttl: std::time::Duration::from_secs(a.incognito_ttl_secs.or(f.incognito_ttl_secs).unwrap_or(900).max(1)),
         };
         for (name, v) in [
             ("OPENLOOP_WORKERS", runtime.workers as i64),

@@ -492,3 +492,23 @@ async fn incognito_sessions_run_in_memory_and_never_reach_the_database() {
     let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/sessions/{sid}"))).await;
     assert_eq!((st, b["error"]["code"].as_str()), (404, Some("session_not_found")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incognito_sessions_expire_after_their_ttl() {
+    let fake = FakeLlm::start().await;
+    let s = start(&fake, &[("OPENLOOP_INCOGNITO_TTL_SECS", "1"), ("OPENLOOP_LEASE_SECS", "1")]).await;
+    let a = agent(&s, json!({"name": "x", "model_name": "gpt-4o-mini"})).await;
+    let (_, b, _) = send(s.post(ADMIN_KEY, &format!("/agents/{a}/sessions"), json!({"input": "hi", "incognito": true}))).await;
+    let sid = b["session"]["id"].as_str().unwrap().to_string();
+    wait_state(&s, &sid, &["completed"]).await;
+    let mut gone = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (st, _, _) = send(s.get(ADMIN_KEY, &format!("/sessions/{sid}"))).await;
+        if st == 404 {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "an incognito session is 404 once its TTL after the last run has passed");
+}

@@ -143,6 +143,9 @@ pub trait SessionStore: Send + Sync {
     async fn session_grants(&self, session_id: &str) -> Result<Vec<(String, String, String)>>;
     /// Applies upserts then removals atomically.
     async fn change_session_grants(&self, session_id: &str, upsert: &[(String, String, String)], remove: &[(String, String)]) -> Result<()>;
+    /// Deletes every trace of sessions untouched since `before` that have no active run
+    /// (incognito expiry); returns how many were removed.
+    async fn delete_idle_sessions(&self, before: i64) -> Result<u64>;
 }
 
 /// The durable run queue: leases, heartbeats, step commits, the event log.

@@ -118,6 +118,9 @@ impl IdempotencyStore for SplitStore {
 
 #[async_trait]
 impl SessionStore for SplitStore {
+    async fn delete_idle_sessions(&self, before: i64) -> Result<u64> {
+        self.sessions.delete_idle_sessions(before).await
+    }
     async fn create_session(&self, s: &SessionRecord, turn: Option<(&MessageRecord, &RunRecord)>, events: Vec<Value>) -> Result<Vec<EventRecord>> {
         self.sessions.create_session(s, turn, events).await
     }

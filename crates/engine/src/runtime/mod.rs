@@ -31,6 +31,8 @@ pub struct RuntimeConfig {
     pub ssrf_allowlist: Vec<String>,
     /// Events of a session are deleted this long after its last run ended.
     pub stream_retention: Duration,
+    /// Incognito sessions disappear this long after their last activity (§7.10).
+    pub incognito_ttl: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -51,6 +53,7 @@ impl Default for RuntimeConfig {
             ssrf_allow_private: false,
             ssrf_allowlist: vec![],
             stream_retention: Duration::from_secs(86400),
+            incognito_ttl: Duration::from_secs(900),
         }
     }
 }

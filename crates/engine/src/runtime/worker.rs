@@ -169,6 +169,15 @@ impl Engine {
             if any {
                 self.wake.notify_waiters();
             }
+            // Incognito sessions end 15 min (configurable) after their last activity.
+            if self.config.incognito {
+                let before = now - micros(self.config.runtime.incognito_ttl);
+                match self.store.delete_idle_sessions(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sessions = n, "incognito sessions expired"),
+                    Err(e) => tracing::warn!(error = %e, "expiring incognito sessions failed"),
+                }
+            }
             // Event-log retention (§12.4): a purged range is `not_resumable`.
             if last_purge.elapsed() >= Duration::from_secs(60).min(self.config.runtime.stream_retention / 2) {
                 last_purge = std::time::Instant::now();

@@ -441,6 +441,34 @@ impl SessionStore for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn delete_idle_sessions(&self, before: i64) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM sessions WHERE updated_at < ? AND state NOT IN ('queued', 'processing', 'approval_required')")
+                .bind(before)
+                .fetch_all(&mut *tx)
+                .await?;
+        for id in &ids {
+            for sql in [
+                "DELETE FROM events WHERE session_id = ?",
+                "DELETE FROM run_steps WHERE run_id IN (SELECT id FROM runs WHERE session_id = ?)",
+                "DELETE FROM jobs WHERE run_id IN (SELECT id FROM runs WHERE session_id = ?)",
+                "DELETE FROM runs WHERE session_id = ?",
+                "DELETE FROM messages WHERE session_id = ?",
+                "DELETE FROM session_queue WHERE session_id = ?",
+                "DELETE FROM session_files WHERE session_id = ?",
+                "DELETE FROM session_grants WHERE session_id = ?",
+                "DELETE FROM artifact_versions WHERE artifact_id IN (SELECT id FROM artifacts WHERE session_id = ?)",
+                "DELETE FROM artifacts WHERE session_id = ?",
+                "DELETE FROM sessions WHERE id = ?",
+            ] {
+                sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
 }
 
 #[async_trait]
