@@ -104,20 +104,16 @@ fn catalogue(settings: &Settings, discovered: &[String]) -> ModelCatalogue {
     ModelCatalogue::new(available, &extra, settings.default_model.clone())
 }
 
+/// An organization admin of the default organization.
+fn admin_user(id: Option<String>) -> engine::tenancy::NewUser {
+    engine::tenancy::NewUser { id, organization_id: None, email: None, first_name: Some("Admin".into()), last_name: None, org_admin: true }
+}
+
 /// Idempotently ensures the bootstrap identity, or creates a first admin on an empty
 /// database and prints its credentials once.
 async fn bootstrap(engine: &Engine, s: &Settings) -> anyhow::Result<()> {
     if let Some(user_id) = &s.bootstrap_user_id {
-        let user = engine
-            .create_user(engine::tenancy::NewUser {
-                id: Some(user_id.clone()),
-                organization_id: None,
-                email: None,
-                first_name: Some("Admin".into()),
-                last_name: None,
-                org_admin: true,
-            })
-            .await?;
+        let user = engine.create_user(admin_user(Some(user_id.clone()))).await?;
         if let Some(secret) = &s.bootstrap_api_key {
             engine.ensure_key(&KeyKind::Personal { user_id: user.id.clone() }, secret, Some(user.id.clone())).await?;
         }
@@ -131,16 +127,7 @@ async fn bootstrap(engine: &Engine, s: &Settings) -> anyhow::Result<()> {
         return Ok(());
     }
     if engine.store.count_users().await? == 0 {
-        let user = engine
-            .create_user(engine::tenancy::NewUser {
-                id: None,
-                organization_id: None,
-                email: None,
-                first_name: Some("Admin".into()),
-                last_name: None,
-                org_admin: true,
-            })
-            .await?;
+        let user = engine.create_user(admin_user(None)).await?;
         let key = engine.create_key(&KeyKind::Personal { user_id: user.id.clone() }, Some("first-start".into()), None, Some(user.id.clone())).await?;
         println!("openloop: created the first organization admin (shown once, store it now):");
         println!("  GUMLOOP_USER_ID={}", user.id);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use testkit::fake_llm::{FakeLlm, Reply};
-use testkit::{send, Server, ADMIN_KEY, ADMIN_USER, TEAM_ID, TEAM_KEY};
+use testkit::{create_agent as agent, send, Server, ADMIN_KEY, ADMIN_USER, TEAM_ID, TEAM_KEY};
 
 const MISSING: &str = "Authorization header with Bearer token or api_key query parameter is required";
 
@@ -14,16 +14,7 @@ fn bin() -> &'static std::path::Path {
 }
 
 async fn start(fake: &FakeLlm, extra: &[(&str, &str)]) -> Server {
-    let url = fake.openai_base_url();
-    let mut env: Vec<(&str, &str)> = vec![("OPENAI_BASE_URL", &url), ("OPENAI_API_KEY", "sk-test")];
-    env.extend_from_slice(extra);
-    Server::start(bin(), &env)
-}
-
-async fn agent(s: &Server, body: Value) -> String {
-    let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", body)).await;
-    assert_eq!(st, 201, "{b}");
-    b["agent"]["id"].as_str().unwrap().to_string()
+    testkit::start_with_fake(bin(), fake, extra)
 }
 
 async fn start_agent(s: &Server, body: Value) -> (u16, Value) {

@@ -6,23 +6,14 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use testkit::fake_llm::{FakeLlm, Reply};
-use testkit::{send, Server, ADMIN_KEY};
+use testkit::{create_agent as agent, send, Server, ADMIN_KEY};
 
 fn bin() -> &'static std::path::Path {
     env!("CARGO_BIN_EXE_openloop").as_ref()
 }
 
 async fn start(fake: &FakeLlm, extra: &[(&str, &str)]) -> Server {
-    let url = fake.openai_base_url();
-    let mut env: Vec<(&str, &str)> = vec![("OPENAI_BASE_URL", &url), ("OPENAI_API_KEY", "sk-test")];
-    env.extend_from_slice(extra);
-    Server::start(bin(), &env)
-}
-
-async fn agent(s: &Server, body: Value) -> String {
-    let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", body)).await;
-    assert_eq!(st, 201, "{b}");
-    b["agent"]["id"].as_str().unwrap().to_string()
+    testkit::start_with_fake(bin(), fake, extra)
 }
 
 async fn wait_state(s: &Server, id: &str, want: &[&str]) -> Value {

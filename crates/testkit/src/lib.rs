@@ -146,6 +146,21 @@ impl Drop for Server {
     }
 }
 
+/// A server whose OpenAI-compatible provider is the fake `fake`, plus `extra` env.
+pub fn start_with_fake(bin: &Path, fake: &fake_llm::FakeLlm, extra: &[(&str, &str)]) -> Server {
+    let url = fake.openai_base_url();
+    let mut env: Vec<(&str, &str)> = vec![("OPENAI_BASE_URL", &url), ("OPENAI_API_KEY", "sk-test")];
+    env.extend_from_slice(extra);
+    Server::start(bin, &env)
+}
+
+/// Creates an agent as the bootstrap admin (must answer 201); returns its id.
+pub async fn create_agent(s: &Server, body: Value) -> String {
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", body)).await;
+    assert_eq!(st, 201, "{b}");
+    b["agent"]["id"].as_str().expect("agent id").to_string()
+}
+
 /// Sends a request; returns (status, JSON body or Null, headers).
 pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value, reqwest::header::HeaderMap) {
     let resp = req.send().await.expect("request");

@@ -178,7 +178,12 @@ fn request_error(e: &reqwest::Error, total: Duration) -> ToolError {
     if e.is_timeout() {
         return ToolError::new(format!("request timed out after {total:?}"));
     }
-    let mut message = format!("request failed: {e}");
+    chained("request failed", e)
+}
+
+/// `prefix: error: cause: cause…` (reqwest hides the useful part in the sources).
+fn chained(prefix: &str, e: &reqwest::Error) -> ToolError {
+    let mut message = format!("{prefix}: {e}");
     let mut source = e.source();
     while let Some(s) = source {
         message.push_str(": ");
@@ -243,16 +248,7 @@ async fn read_response(mut response: reqwest::Response, url: Url, max_bytes: usi
     let expected = response.content_length().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
     let mut body = Vec::with_capacity(expected.min(max_bytes).min(256 * 1024));
     let mut truncated = false;
-    while let Some(chunk) = response.chunk().await.map_err(|e| {
-        let mut message = format!("error reading response body: {e}");
-        let mut source = e.source();
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
-        ToolError::new(message)
-    })? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| chained("error reading response body", &e))? {
         let room = max_bytes - body.len();
         if chunk.len() > room {
             body.extend_from_slice(&chunk[..room]);

@@ -20,17 +20,19 @@ fn artifact_from(r: &SqliteRow) -> ArtifactRecord {
     }
 }
 
-fn version_from(r: &SqliteRow) -> ArtifactVersionRecord {
+/// A version row; `p` is the column prefix (`""`, or `"v_"` in joins).
+fn version_from(r: &SqliteRow, p: &str) -> ArtifactVersionRecord {
+    let col = |c: &str| format!("{p}{c}");
     ArtifactVersionRecord {
-        id: r.get("id"),
-        artifact_id: r.get("artifact_id"),
-        major_version: r.get("major_version"),
-        filename: r.get("filename"),
-        media_type: r.get("media_type"),
-        size: r.get("size"),
-        blob_key: r.get("blob_key"),
-        etag: r.get("etag"),
-        created_at: r.get("created_at"),
+        id: r.get(col("id").as_str()),
+        artifact_id: r.get(col("artifact_id").as_str()),
+        major_version: r.get(col("major_version").as_str()),
+        filename: r.get(col("filename").as_str()),
+        media_type: r.get(col("media_type").as_str()),
+        size: r.get(col("size").as_str()),
+        blob_key: r.get(col("blob_key").as_str()),
+        etag: r.get(col("etag").as_str()),
+        created_at: r.get(col("created_at").as_str()),
     }
 }
 
@@ -96,7 +98,7 @@ impl ArtifactStore for SqliteStore {
     async fn artifact_versions(&self, artifact_id: &str) -> Result<Vec<ArtifactVersionRecord>> {
         let rows =
             sqlx::query("SELECT * FROM artifact_versions WHERE artifact_id = ? ORDER BY major_version DESC").bind(artifact_id).fetch_all(&self.reader).await?;
-        Ok(rows.iter().map(version_from).collect())
+        Ok(rows.iter().map(|r| version_from(r, "")).collect())
     }
 
     async fn artifacts_of_agent(&self, agent_id: &str, creator: &str) -> Result<Vec<(ArtifactRecord, ArtifactVersionRecord)>> {
@@ -110,25 +112,7 @@ impl ArtifactStore for SqliteStore {
         .bind(creator)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    artifact_from(r),
-                    ArtifactVersionRecord {
-                        id: r.get("v_id"),
-                        artifact_id: r.get("v_artifact_id"),
-                        major_version: r.get("v_major_version"),
-                        filename: r.get("v_filename"),
-                        media_type: r.get("v_media_type"),
-                        size: r.get("v_size"),
-                        blob_key: r.get("v_blob_key"),
-                        etag: r.get("v_etag"),
-                        created_at: r.get("v_created_at"),
-                    },
-                )
-            })
-            .collect())
+        Ok(rows.iter().map(|r| (artifact_from(r), version_from(r, "v_"))).collect())
     }
 
     async fn delete_artifact(&self, id: &str, at: i64) -> Result<bool> {
