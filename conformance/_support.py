@@ -604,3 +604,82 @@ def cursor_seq(cursor: Any, session_id: str) -> int:
 def assistant_texts(session: Any) -> list[str]:
     """``content`` of every assistant message of a Session (SDK model), in order."""
     return [m.content or "" for m in session.messages if m.role == "assistant"]
+
+
+# ---------------------------------------------------------------------------
+# Tools for AI agents (§10): shared by test_tools.py and test_mcp.py
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One row of the §10.1 catalogue."""
+
+    name: str
+    spec_id: str
+    params: tuple[str, ...]
+    required: tuple[str, ...]
+    must_mention: tuple[str, ...]  # exact substrings the description MUST contain
+    method: str
+    path: str  # endpoint path relative to /api/v1, path parameters written as {}
+
+    @property
+    def read_only(self) -> bool:
+        return self.name.startswith(("list_", "get_"))
+
+
+_E1_PARAMS = (
+    "data_type", "export_fields", "start_date", "end_date", "export_level", "workspace_ids",
+    "include_all_workspaces", "include_personal_workspaces", "entity_ids", "category_filter",
+)
+
+# API.md §10.1, in catalogue order.
+TOOL_CATALOGUE: tuple[ToolSpec, ...] = (
+    ToolSpec("list_all_gumloop_agents", "G1", ("search", "team_id", "page_size", "cursor"), (),
+             ("next_cursor",), "GET", "/agents"),
+    ToolSpec("get_single_gumloop_agent_by_id", "G3", ("id",), ("id",), (), "GET", "/agents/{}"),
+    ToolSpec("create_a_gumloop_session", "S1", ("agent_id", "input", "name", "session_id", "metadata"), ("agent_id",),
+             ("201", "idle", "202", "processing", "queued", "get_single_gumloop_session_by_id",
+              "create_a_gumloop_session_message"), "POST", "/agents/{}/sessions"),
+    ToolSpec("list_all_gumloop_sessions", "S3", ("agent_id", "state", "search", "sort_order", "page_size", "cursor"),
+             ("agent_id",), (), "GET", "/agents/{}/sessions"),
+    ToolSpec("get_single_gumloop_session_by_id", "S4", ("id",), ("id",),
+             ("poll", "completed", "failed", "approval_required", "pending_approvals"), "GET", "/sessions/{}"),
+    ToolSpec("create_a_gumloop_session_message", "S7", ("session_id", "input", "attachments"), ("session_id", "input"),
+             ("409", "interaction_not_in_terminal_state", "202"), "POST", "/sessions/{}/messages"),
+    ToolSpec("create_a_gumloop_session_approval", "S11", ("session_id", "approval_responses"),
+             ("session_id", "approval_responses"), ("action_request_id",), "POST", "/sessions/{}/approvals"),
+    ToolSpec("create_a_gumloop_session_cancellation", "S9", ("session_id",), ("session_id",), (),
+             "POST", "/sessions/{}/cancel"),
+    ToolSpec("list_all_gumloop_artifacts", "A1",
+             ("agent_id", "session_id", "search_query", "sort_order", "page_size", "cursor"), ("agent_id",),
+             ("url", "GET", "without", "Authorization", "bytes"), "GET", "/agents/{}/artifacts"),
+    ToolSpec("get_single_gumloop_artifact_download_by_id", "A2", ("id", "version_id"), ("id",),
+             ("download_url", "GET", "Authorization"), "GET", "/artifacts/{}/download"),
+    ToolSpec("create_a_gumloop_flow_run", "F1", ("saved_item_id", "inputs", "project_id"), ("saved_item_id",),
+             ("run_id", "get_single_gumloop_flow_run_by_id", "DONE"), "POST", "/start_pipeline"),
+    ToolSpec("get_single_gumloop_flow_run_by_id", "F2", ("id", "project_id"), ("id",),
+             ("RUNNING", "DONE", "FAILED", "TERMINATED", "outputs"), "GET", "/get_pl_run"),
+    ToolSpec("list_all_gumloop_flows", "F4", ("project_id",), (), (), "GET", "/list_saved_items"),
+    ToolSpec("create_a_gumloop_export_datum", "E1", _E1_PARAMS, ("export_fields", "start_date", "end_date"),
+             ("workspace_ids", "include_all_workspaces", "include_personal_workspaces", "entity_ids", "credit_logs",
+              "400"), "POST", "/export_data"),
+    ToolSpec("get_single_gumloop_data_export_by_id", "E2", ("id",), ("id",),
+             ("REQUESTED", "IN_PROGRESS", "COMPLETED", "FAILED"), "GET", "/export_status"),
+    ToolSpec("list_all_gumloop_models", "M1", (), (), (), "GET", "/models"),
+)
+TOOLS_BY_NAME = {t.name: t for t in TOOL_CATALOGUE}
+TOOL_NAMES = [t.name for t in TOOL_CATALOGUE]
+# §10.1: "for every tool, waiting `ratelimit-reset` seconds after a `429`".
+EVERY_TOOL_MUST_MENTION = ("429", "ratelimit-reset")
+MCP_PROTOCOL_VERSIONS = ("2025-06-18", "2025-03-26")
+
+
+def invoke_tool(client: httpx.Client, name: str, arguments: Any = None, **kwargs: Any) -> httpx.Response:
+    """§10.3 ``POST /api/v1/tools/{name}/invoke`` with ``arguments`` as the JSON body."""
+    return client.post(f"/tools/{name}/invoke", json={} if arguments is None else arguments, **kwargs)
+
+
+def fmt_resp(resp: httpx.Response) -> str:
+    body = resp.request.content[:600] if resp.request.content else b""
+    return f"{resp.request.method} {resp.request.url} body={body!r} -> {resp.status_code}: {resp.text[:2000]}"
