@@ -15,6 +15,7 @@ pub mod flowfiles;
 pub mod idempotency;
 pub mod input;
 pub mod interactions;
+pub mod mcp_sessions;
 pub mod pagination;
 pub mod runtime;
 pub mod sessions;

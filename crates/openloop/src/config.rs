@@ -95,6 +95,9 @@ pub struct ServeArgs {
     /// Seconds of stream silence before a keep-alive comment.
     #[arg(long, env = "OPENLOOP_KEEPALIVE_SECS")]
     pub keepalive_secs: Option<u64>,
+    /// Browser origins allowed to call the API (comma-separated; the MCP server refuses others).
+    #[arg(long, env = "OPENLOOP_CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
     /// Seconds stream events are kept after a session's last run ended.
     #[arg(long, env = "OPENLOOP_STREAM_RETENTION_SECS")]
     pub stream_retention_secs: Option<u64>,
@@ -200,6 +203,7 @@ pub struct FileSettings {
     pub stream_retention_secs: Option<u64>,
     pub incognito_ttl_secs: Option<u64>,
     pub keepalive_secs: Option<u64>,
+    pub cors_origins: Option<String>,
     pub workers: Option<usize>,
     pub lease_secs: Option<u64>,
     pub run_max_attempts: Option<i64>,
@@ -249,6 +253,7 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     pub signed_url_ttl_secs: u64,
     pub keepalive_secs: u64,
+    pub cors_origins: Vec<String>,
     pub blobs: blobs::BlobConfig,
 }
 
@@ -407,6 +412,7 @@ impl Settings {
             max_upload_bytes,
             signed_url_ttl_secs,
             keepalive_secs: a.keepalive_secs.or(f.keepalive_secs).unwrap_or(15).max(1),
+            cors_origins: split_list(a.cors_origins.or(f.cors_origins)),
             blobs,
         };
         s.validate()?;

@@ -252,7 +252,9 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
             trust_proxy_headers: settings.trust_proxy_headers,
             public_url: settings.public_url.clone(),
             data_dir: settings.data_dir.clone(),
+            cors_origins: settings.cors_origins.clone(),
         }),
+        app: Default::default(),
         limiter: limiter.clone(),
         lifecycle: lifecycle.clone(),
         health: Arc::new(move || {

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub trust_proxy_headers: bool,
     pub public_url: String,
     pub data_dir: std::path::PathBuf,
+    /// Allowed browser origins (`OPENLOOP_CORS_ORIGINS`); others are refused by the MCP server.
+    pub cors_origins: Vec<String>,
 }
 
 /// Readiness: false while draining.
@@ -60,6 +62,9 @@ pub struct AppState {
     pub limiter: Arc<ratelimit::Limiter>,
     pub lifecycle: Arc<Lifecycle>,
     pub health: Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>,
+    /// The finished router, for in-process requests (tool invocations, §10.3). Set once
+    /// by `router`.
+    pub app: Arc<std::sync::OnceLock<Router>>,
 }
 
 impl AppState {
@@ -76,5 +81,8 @@ impl AppState {
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
-    routes::router(state)
+    let app = state.app.clone();
+    let router = routes::router(state);
+    let _ = app.set(router.clone());
+    router
 }

@@ -56,12 +56,16 @@ fn auth_failure(family: Option<Legacy>, missing: bool) -> Response {
             Flat(ApiError::flat(401, MISSING_L)).into_response()
         }
         Some(Legacy::Other) => Flat(ApiError::flat(401, if missing { "missing_api_key" } else { "invalid_api_key" })).into_response(),
-        None => Nested(if missing {
-            ApiError::new(ErrorCode::MissingApiKey, "No API key: send Authorization: Bearer <API key> (or ?api_key=).")
-        } else {
-            ApiError::new(ErrorCode::InvalidApiKey, "The API key is invalid or revoked; create one with `openloop keys create`.")
-        })
-        .into_response(),
+        None => {
+            let mut resp = Nested(if missing {
+                ApiError::new(ErrorCode::MissingApiKey, "No API key: send Authorization: Bearer <API key> (or ?api_key=).")
+            } else {
+                ApiError::new(ErrorCode::InvalidApiKey, "The API key is invalid or revoked; create one with `openloop keys create`.")
+            })
+            .into_response();
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp
+        }
     }
 }
 
@@ -101,8 +105,20 @@ async fn early(req: Request, mut resp: Response) -> Response {
     resp
 }
 
+/// The quota decision of this request, for handlers that report it themselves (MCP).
+#[derive(Debug, Clone, Copy)]
+pub struct RateInfo(pub crate::ratelimit::Decision);
+
+/// The MCP endpoint answers an over-quota tool call as a tool result (§10.4).
+const MCP_PATH: &str = "/api/v1/tools/mcp";
+
 /// Authenticates `/api/v1` requests and charges the key's quota.
 pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    // In-process tool invocations: the outer request was authenticated and charged.
+    if let Some(crate::routes::tools::Preauthorized(key)) = req.extensions().get().cloned() {
+        req.extensions_mut().insert(AuthedKey(key));
+        return next.run(req).await;
+    }
     let family = legacy_family(req.uri().path());
     let secret = match bearer(&req) {
         Some(s) => Some(s),
@@ -141,7 +157,8 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         return early(req, resp).await;
     };
     let decision = st.limiter.check_key(&key.id);
-    if let Some(d) = decision.filter(|d| !d.allowed) {
+    let mcp = req.uri().path() == MCP_PATH;
+    if let Some(d) = decision.filter(|d| !d.allowed && !mcp) {
         let mut resp = match family {
             Some(_) => Flat(d.error()).into_response(),
             None => Nested(d.error()).into_response(),
@@ -151,6 +168,9 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
     }
     let key_id = key.id.clone();
     req.extensions_mut().insert(AuthedKey(key));
+    if let Some(d) = decision {
+        req.extensions_mut().insert(RateInfo(d));
+    }
     let mut resp = next.run(req).await;
     if let Some(d) = decision {
         d.apply(resp.headers_mut());

@@ -40,6 +40,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     collect::<TeamsResponse>(&mut out);
     collect::<OrganizationsResponse>(&mut out);
     collect::<ModelListResponse>(&mut out);
+    collect::<wire::tools::ToolListResponse>(&mut out);
     collect::<ErrorEnvelope>(&mut out);
     collect::<FlatError>(&mut out);
     out

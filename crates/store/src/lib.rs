@@ -56,6 +56,13 @@ pub trait TenancyStore: Send + Sync {
     async fn list_api_keys(&self, user_id: Option<&str>, team_id: Option<&str>) -> Result<Vec<ApiKey>>;
     /// Returns false when no active key has this id.
     async fn revoke_api_key(&self, key_id: &str, at: i64) -> Result<bool>;
+
+    /// MCP server sessions (API.md §10.4).
+    async fn create_mcp_session(&self, s: &McpSessionRecord) -> Result<()>;
+    /// The session if it exists and has not ended.
+    async fn mcp_session(&self, id: &str) -> Result<Option<McpSessionRecord>>;
+    /// Returns false when no open session has this id.
+    async fn end_mcp_session(&self, id: &str, at: i64) -> Result<bool>;
 }
 
 /// Agents and their versions.

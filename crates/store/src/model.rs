@@ -319,3 +319,12 @@ impl<'a> RunUpdate<'a> {
         }
     }
 }
+
+/// A session of Openloop's MCP server.
+#[derive(Debug, Clone)]
+pub struct McpSessionRecord {
+    pub id: String,
+    pub key_id: String,
+    pub protocol_version: String,
+    pub created_at: i64,
+}

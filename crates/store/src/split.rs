@@ -73,6 +73,15 @@ impl TenancyStore for SplitStore {
     async fn revoke_api_key(&self, key_id: &str, at: i64) -> Result<bool> {
         self.shared.revoke_api_key(key_id, at).await
     }
+    async fn create_mcp_session(&self, s: &McpSessionRecord) -> Result<()> {
+        self.shared.create_mcp_session(s).await
+    }
+    async fn mcp_session(&self, id: &str) -> Result<Option<McpSessionRecord>> {
+        self.shared.mcp_session(id).await
+    }
+    async fn end_mcp_session(&self, id: &str, at: i64) -> Result<bool> {
+        self.shared.end_mcp_session(id, at).await
+    }
 }
 
 #[async_trait]

@@ -5,9 +5,15 @@
 //! catalogue all use these definitions, so the contract is stated once.
 
 pub mod agents;
+pub mod artifacts;
 pub mod error;
+pub mod events;
 pub mod ids;
+pub mod legacy;
+pub mod schema;
+pub mod sessions;
 pub mod tenancy;
 pub mod time;
+pub mod tools;
 
 pub use error::{ApiError, ErrorCode};

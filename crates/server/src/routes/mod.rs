@@ -6,9 +6,11 @@ pub mod flowfiles;
 pub mod health;
 pub mod interactions;
 pub mod later;
+pub mod mcp;
 pub mod sessions;
 pub mod table;
 pub mod tenancy;
+pub mod tools;
 
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -79,7 +81,8 @@ pub fn router(state: AppState) -> Router {
         .merge(interactions::routes())
         .merge(sessions::routes())
         .merge(artifacts::routes())
-        .merge(flowfiles::routes());
+        .merge(flowfiles::routes())
+        .merge(tools::routes());
     let mut root: Router<AppState> = Router::new();
     for spec in ROUTES.iter().filter(|r| r.status != Status::Now) {
         let handler = on(method_filter(spec.method), later::handler(spec));

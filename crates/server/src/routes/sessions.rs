@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use engine::input;
 use futures::StreamExt;
 use serde_json::Value;
@@ -19,6 +19,7 @@ use wire::ApiError;
 use crate::error::{Nested, V1Result};
 use crate::extract::{read_json, JsonBody, V1};
 use crate::idempotency::IdemRequest;
+use crate::routes::tools::ViaTool;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -80,7 +81,16 @@ async fn list(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>) 
     Ok(Json(st.engine.list_sessions(&v1.caller, &agent_id, &v1.query).await?))
 }
 
-async fn create(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>, headers: HeaderMap, uri: Uri, JsonBody(body): JsonBody) -> Response {
+async fn create(
+    State(st): State<AppState>,
+    v1: V1,
+    Path(agent_id): Path<String>,
+    via_tool: Option<Extension<ViaTool>>,
+    headers: HeaderMap,
+    uri: Uri,
+    JsonBody(body): JsonBody,
+) -> Response {
+    let kind = if via_tool.is_some() { "tool" } else { "api" };
     // Incognito sessions (asked for, or enforced by the agent) live in memory only.
     let wants_incognito = body.get("incognito").and_then(Value::as_bool) == Some(true)
         || (st.incognito.is_some() && st.engine.visible_agent(&v1.caller, &agent_id).await.is_ok_and(|a| a.config.incognito));
@@ -96,7 +106,7 @@ async fn create(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>
         if let Err(e) = crate::idempotency::claim_for_stream(&st, req).await {
             return Nested(e).into_response();
         }
-        return match eng.create_session(&v1.caller, &agent_id, body, "api", true).await {
+        return match eng.create_session(&v1.caller, &agent_id, body, kind, true).await {
             Ok(c) => follow(&eng, st.config.keepalive_secs, &c.session_id, 0, rx),
             Err(e) => Nested(e).into_response(),
         };
@@ -108,7 +118,7 @@ async fn create(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>
     let req =
         IdemRequest { headers: &headers, key_id: &key_id, route: "S1", path_ids: &path_ids, body: &fingerprint_body, raw_query: uri.query(), legacy: false };
     crate::idempotency::run(&st, req, || async move {
-        match engine.create_session(&v1.caller, &agent_id, body, "api", false).await {
+        match engine.create_session(&v1.caller, &agent_id, body, kind, false).await {
             Ok(c) => (StatusCode::from_u16(c.status).unwrap_or(StatusCode::OK), Json(c.body)).into_response(),
             Err(e) => Nested(e).into_response(),
         }

@@ -143,9 +143,10 @@ pub const ROUTES: &[RouteSpec] = &[
     r("X1", "GET", "/teams", "List teams", Now, 200, None, Some("TeamsResponse")),
     r("X2", "GET", "/organizations", "List organizations", Now, 200, None, Some("OrganizationsResponse")),
     // Tools for AI agents
-    pending("T1", "GET", "/tools", "Tool catalogue"),
-    pending("T2", "POST", "/tools/{tool_name}/invoke", "Invoke a tool"),
-    pending("T3", "POST", "/tools/mcp", "MCP server (Streamable HTTP)"),
+    r("T1", "GET", "/tools", "Tool catalogue", Now, 200, None, Some("ToolListResponse")),
+    r("T2", "POST", "/tools/{tool_name}/invoke", "Invoke a tool", Now, 200, None, None),
+    r("T3", "POST", "/tools/mcp", "MCP server (Streamable HTTP)", Now, 200, None, None),
+    r("T4", "DELETE", "/tools/mcp", "End an MCP session", Now, 204, None, None),
     // Later families
     later("C1", "POST", "/chat/completions", "Chat completions"),
     later("D1", "POST", "/decisions", "Decisions"),

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "session grants", include_str!("0006_grants.sql")),
     (7, "flow files", include_str!("0007_flow_files.sql")),
     (8, "event retention", include_str!("0008_event_retention.sql")),
+    (9, "mcp sessions", include_str!("0009_mcp_sessions.sql")),
 ];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<()> {

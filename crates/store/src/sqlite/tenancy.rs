@@ -3,7 +3,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::{map_unique, SqliteStore};
-use crate::{ApiKey, Organization, Result, Team, TenancyStore, User};
+use crate::{ApiKey, McpSessionRecord, Organization, Result, Team, TenancyStore, User};
 
 fn user_from(r: &SqliteRow) -> User {
     User {
@@ -202,6 +202,35 @@ impl TenancyStore for SqliteStore {
     async fn revoke_api_key(&self, key_id: &str, at: i64) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let res = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").bind(at).bind(key_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn create_mcp_session(&self, s: &McpSessionRecord) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT INTO mcp_sessions (id, key_id, protocol_version, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&s.id)
+            .bind(&s.key_id)
+            .bind(&s.protocol_version)
+            .bind(s.created_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mcp_session(&self, id: &str) -> Result<Option<McpSessionRecord>> {
+        let row: Option<(String, String, String, i64)> =
+            sqlx::query_as("SELECT id, key_id, protocol_version, created_at FROM mcp_sessions WHERE id = ? AND ended_at IS NULL")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row.map(|(id, key_id, protocol_version, created_at)| McpSessionRecord { id, key_id, protocol_version, created_at }))
+    }
+
+    async fn end_mcp_session(&self, id: &str, at: i64) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let res = sqlx::query("UPDATE mcp_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL").bind(at).bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(res.rows_affected() == 1)
     }

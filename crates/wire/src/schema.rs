@@ -1,0 +1,87 @@
+//! Standalone JSON Schemas (2020-12) from the `ToSchema` derives: the OpenAPI component
+//! references are inlined, so a schema can be handed to an LLM as tool parameters.
+
+use serde_json::{Map, Value};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::ToSchema;
+
+const REF_PREFIX: &str = "#/components/schemas/";
+
+/// The schema of `T` with every component reference inlined.
+pub fn json_schema<T: ToSchema>() -> Value {
+    let mut deps: Vec<(String, RefOr<Schema>)> = Vec::new();
+    T::schemas(&mut deps);
+    let defs: Map<String, Value> = deps.into_iter().map(|(name, s)| (name, serde_json::to_value(s).unwrap_or(Value::Null))).collect();
+    let root = serde_json::to_value(T::schema()).unwrap_or(Value::Null);
+    inline(root, &defs, 0)
+}
+
+fn inline(v: Value, defs: &Map<String, Value>, depth: usize) -> Value {
+    match v {
+        Value::Object(mut o) => {
+            if let Some(Value::String(r)) = o.get("$ref") {
+                if let Some(def) = r.strip_prefix(REF_PREFIX).and_then(|n| defs.get(n)) {
+                    if depth < 32 {
+                        let mut resolved = inline(def.clone(), defs, depth + 1);
+                        // Sibling keywords of `$ref` (e.g. a description) win.
+                        o.remove("$ref");
+                        if let Value::Object(ro) = &mut resolved {
+                            for (k, val) in o {
+                                ro.insert(k, inline(val, defs, depth + 1));
+                            }
+                        }
+                        return resolved;
+                    }
+                }
+            }
+            Value::Object(o.into_iter().map(|(k, val)| (k, inline(val, defs, depth))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(|x| inline(x, defs, depth)).collect()),
+        other => other,
+    }
+}
+
+/// Optional tool arguments are simply omitted: drop `null` from their types so a model
+/// is not invited to send it (a `null` is still accepted and means omission, §1.3).
+pub fn drop_nullable(schema: &mut Value) {
+    match schema {
+        Value::Object(o) => {
+            if let Some(Value::Array(types)) = o.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let t = types[0].clone();
+                    o.insert("type".into(), t);
+                }
+            }
+            for key in ["oneOf", "anyOf"] {
+                if let Some(Value::Array(alts)) = o.get_mut(key) {
+                    alts.retain(|a| a.get("type") != Some(&Value::String("null".into())));
+                    if alts.len() == 1 {
+                        let only = alts.remove(0);
+                        o.remove(key);
+                        if let Value::Object(oo) = only {
+                            for (k, v) in oo {
+                                o.entry(k).or_insert(v);
+                            }
+                        }
+                    }
+                }
+            }
+            for v in o.values_mut() {
+                drop_nullable(v);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_nullable),
+        _ => {}
+    }
+}
+
+/// Removes the top-level conditional keywords some tool formats do not accept (OpenAI
+/// functions); the server still enforces the rule.
+pub fn drop_conditionals(schema: &mut Value) {
+    if let Value::Object(o) = schema {
+        for k in ["allOf", "if", "then", "else"] {
+            o.remove(k);
+        }
+    }
+}
