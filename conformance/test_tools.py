@@ -91,6 +91,20 @@ def walk(node: Any, path: str = "$") -> Iterator[tuple[str, Any]]:
             yield from walk(v, f"{path}[{i}]")
 
 
+def pointer_target(doc: Any, ref: str) -> Any:
+    """The node a local ``#/…`` JSON pointer names, or None."""
+    node = doc
+    for part in ref[2:].split("/") if ref != "#/" else []:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
 def strip_conditionals(schema: Any) -> Any:
     if isinstance(schema, dict):
         return {k: strip_conditionals(v) for k, v in schema.items() if k not in CONDITIONAL_KEYWORDS}
@@ -292,6 +306,13 @@ def test_10_2_schemas_are_closed_objects(listings: dict[str, list[dict[str, Any]
         )
         assert len(set(schema["required"])) == len(schema["required"]), f"{where}: duplicate required: {schema}"
         jsonschema.Draft202012Validator.check_schema(schema)
+        for path, node in walk(schema):
+            ref = node.get("$ref") if isinstance(node, dict) else None
+            if isinstance(ref, str):
+                assert ref.startswith("#/"), f"{where}: a tool schema is self-contained: {path}.$ref = {ref!r}"
+                assert pointer_target(schema, ref) is not None, (
+                    f"{where}: {path}.$ref {ref!r} does not resolve inside the tool schema"
+                )
         for prop, sub in schema["properties"].items():
             assert isinstance(sub, dict), f"{where}.{prop}: a schema object: {sub!r}"
 
@@ -315,11 +336,20 @@ def test_10_2_formats_describe_the_same_tools(listings: dict[str, list[dict[str,
             name, description, schema = item_parts(fmt, item)
             _, n_desc, n_schema = native[name]
             assert description == n_desc, f"{fmt} {name}: same description as native"
-            expected = strip_conditionals(n_schema) if fmt == "openai" else n_schema
-            assert schema == expected, (
-                f"{fmt} {name}: same schema as native" + (" minus conditional keywords" if fmt == "openai" else "")
-                + f"\n{fmt}: {json.dumps(schema)}\nnative: {json.dumps(n_schema)}"
-            )
+            if fmt != "openai":
+                assert schema == n_schema, f"{fmt} {name}: same schema as native\n{json.dumps(schema)}\n{json.dumps(n_schema)}"
+                continue
+            # OpenAI: the native schema without conditional keywords. Properties whose native schema
+            # has none must be identical; the others only lose those keywords.
+            assert schema.get("required") == n_schema.get("required"), (name, schema.get("required"))
+            assert set(schema["properties"]) == set(n_schema["properties"]), name
+            for prop, sub in n_schema["properties"].items():
+                if sub == strip_conditionals(sub):
+                    assert schema["properties"][prop] == sub, (
+                        f"openai {name}.{prop}: same as native\n{json.dumps(schema['properties'][prop])}\n{json.dumps(sub)}"
+                    )
+            top = {k: v for k, v in n_schema.items() if k not in CONDITIONAL_KEYWORDS + ("properties", "$defs")}
+            assert {k: schema.get(k) for k in top} == top, f"openai {name}: same top-level keywords as native"
 
 
 def e1_schema(listings: dict[str, list[dict[str, Any]]], fmt: str) -> dict[str, Any]:
