@@ -2,6 +2,7 @@
 
 mod bench;
 mod config;
+mod mcp_stdio;
 mod serve;
 
 use std::process::ExitCode;
@@ -39,6 +40,15 @@ enum Command {
     /// Manage API keys (secrets are shown once, stored only as SHA-256 hashes).
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Serve Openloop's tools to a desktop MCP client over stdio, forwarding to a running
+    /// server over HTTP with an API key.
+    ///
+    /// Results are shaped like those of /api/v1/tools/mcp; a 429 is an isError result,
+    /// never retried. An unknown tool is a JSON-RPC invalid-params error (-32602), as over
+    /// HTTP. A server that cannot be reached during a call gives an isError result naming
+    /// the URL; one that cannot be reached, or refuses the key, at start ends the command
+    /// with exit code 1 and a message on stderr (stdout carries only the protocol).
+    McpStdio(mcp_stdio::McpStdioArgs),
 }
 
 #[derive(Subcommand)]
@@ -119,6 +129,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    // The stdio bridge reads no data directory or config file.
+    let command = match cli.command {
+        Command::McpStdio(args) => return mcp_stdio::run(args).await,
+        other => other,
+    };
     let file = match load_file(cli.common.config.as_deref()) {
         Ok(f) => f,
         Err(e) => {
@@ -126,7 +141,7 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match cli.command {
+    let result = match command {
         Command::Serve(args) => return serve::run(&cli.common, *args, file).await,
         Command::Bench(args) => bench::run(args).await,
         other => admin(&cli.common, &file, other).await,
@@ -162,7 +177,7 @@ async fn admin(common: &CommonArgs, file: &config::FileSettings, cmd: Command) -
     let signer = Signer::parse(&Signer::generate_spec()).map_err(anyhow::Error::msg)?;
     let engine = open_engine(&data_dir, &database_url, signer, ModelCatalogue::default(), String::new()).await?;
     let out = match cmd {
-        Command::Serve(_) | Command::Bench(_) => unreachable!("handled by run"),
+        Command::Serve(_) | Command::Bench(_) | Command::McpStdio(_) => unreachable!("handled by run"),
         Command::Migrate => json!({"migrated": true, "database_url": database_url}),
         Command::Users(UsersCmd::Create { id, email, first_name, last_name, org, org_admin }) => {
             let u = engine.create_user(engine::tenancy::NewUser { id, organization_id: org, email, first_name, last_name, org_admin }).await?;
