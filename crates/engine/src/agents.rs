@@ -64,7 +64,7 @@ pub fn abilities(cfg: &AgentConfig) -> Value {
         let mut a = Map::new();
         a.insert("enabled".into(), json!(enabled));
         for f in ability_extra_fields(ability) {
-            if let Some(v) = t.get("metadata").and_then(|m| m.get(*f)).filter(|v| !v.is_null()) {
+            if let Some(v) = t.get("metadata").and_then(|m| m.get(*f)).filter(|v| v.is_string()) {
                 a.insert((*f).into(), v.clone());
             }
         }

@@ -6,6 +6,11 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use store::{ArtifactRecord, ArtifactVersionRecord};
 use tools::{Tool, ToolContext, ToolError};
+use wire::artifacts::{
+    Artifact, ArtifactDeleteResponse, ArtifactDownloadResponse, ArtifactListResponse, ArtifactMetadata, ArtifactNameResponse, ArtifactVersion,
+    ArtifactVersionsResponse, SuccessResponse,
+};
+use wire::sessions::{ItemAccessChangeResponse, ItemAccessResponse};
 use wire::{ApiError, ErrorCode};
 
 use crate::files::{decode_base64, media_type_for, sanitize_file_name};
@@ -153,20 +158,20 @@ impl Engine {
         versions.into_iter().find(|v| v.id == version_id).ok_or_else(|| artifact_not_found(artifact_id))
     }
 
-    fn artifact_json(&self, art: &ArtifactRecord, ver: &ArtifactVersionRecord, creator: Option<&store::User>) -> Value {
+    fn artifact_view(&self, art: &ArtifactRecord, ver: &ArtifactVersionRecord, creator: Option<&store::User>) -> Artifact {
         let (url, _) = self.signed_artifact_url(art, ver);
-        json!({
-            "id": art.id,
-            "version_id": ver.id,
-            "major_version": ver.major_version,
-            "agent_id": art.agent_id,
-            "session_id": art.session_id,
-            "filename": art.custom_name.clone().unwrap_or_else(|| ver.filename.clone()),
-            "created_at": wire::time::v1(ver.created_at),
-            "metadata": {"media_type": ver.media_type, "size": ver.size, "stored_filename": art.stored_filename},
-            "url": url,
-            "creator": creator.map(crate::agents::creator_payload),
-        })
+        Artifact {
+            id: art.id.clone(),
+            version_id: ver.id.clone(),
+            major_version: ver.major_version,
+            agent_id: art.agent_id.clone(),
+            session_id: art.session_id.clone(),
+            filename: art.custom_name.clone().unwrap_or_else(|| ver.filename.clone()),
+            created_at: wire::time::v1(ver.created_at),
+            metadata: ArtifactMetadata { media_type: ver.media_type.clone(), size: ver.size, stored_filename: art.stored_filename.clone() },
+            url,
+            creator: creator.map(crate::agents::creator_payload),
+        }
     }
 
     /// The artifact if the caller may read its session (404 otherwise, 403 when the
@@ -181,7 +186,7 @@ impl Engine {
     }
 
     /// A1.
-    pub async fn list_artifacts(&self, caller: &Caller, agent_id: &str, q: &Query) -> Result<Value, ApiError> {
+    pub async fn list_artifacts(&self, caller: &Caller, agent_id: &str, q: &Query) -> Result<ArtifactListResponse, ApiError> {
         let page_size = q.page_size()?;
         let sort = q.str("sort_order").unwrap_or("newest");
         if !["newest", "oldest", "name_asc", "name_desc"].contains(&sort) {
@@ -211,12 +216,12 @@ impl Engine {
         )?;
         let creators: Vec<String> = page.iter().map(|(a, _)| a.creator_user_id.clone()).collect();
         let users = self.store.users_by_ids(&creators).await.map_err(db)?;
-        let out: Vec<Value> = page.iter().map(|(a, v)| self.artifact_json(a, v, users.iter().find(|u| u.id == a.creator_user_id))).collect();
-        Ok(json!({"artifacts": out, "next_cursor": next}))
+        let artifacts = page.iter().map(|(a, v)| self.artifact_view(a, v, users.iter().find(|u| u.id == a.creator_user_id))).collect();
+        Ok(ArtifactListResponse { artifacts, next_cursor: next })
     }
 
     /// A2.
-    pub async fn artifact_download(&self, caller: &Caller, id: &str, q: &Query) -> Result<Value, ApiError> {
+    pub async fn artifact_download(&self, caller: &Caller, id: &str, q: &Query) -> Result<ArtifactDownloadResponse, ApiError> {
         let art = self.artifact_for(caller, id).await?;
         let versions = self.store.artifact_versions(&art.id).await.map_err(db)?;
         let want = q.str("version_id").unwrap_or(&art.current_version_id);
@@ -226,7 +231,7 @@ impl Engine {
             .ok_or_else(|| ApiError::new(ErrorCode::ArtifactVersionNotFound, format!("Version {want} of artifact {id} was not found.")).param("version_id"))?;
         let (url, _) = self.signed_artifact_url(&art, ver);
         let filename = if ver.id == art.current_version_id { art.custom_name.clone().unwrap_or_else(|| ver.filename.clone()) } else { ver.filename.clone() };
-        Ok(json!({"download_url": url, "filename": filename, "media_type": ver.media_type, "size": ver.size}))
+        Ok(ArtifactDownloadResponse { download_url: url, filename, media_type: ver.media_type.clone(), size: ver.size })
     }
 
     async fn writable_artifact(&self, caller: &Caller, id: &str) -> Result<ArtifactRecord, ApiError> {
@@ -239,16 +244,16 @@ impl Engine {
     }
 
     /// A3.
-    pub async fn delete_artifact(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+    pub async fn delete_artifact(&self, caller: &Caller, id: &str) -> Result<ArtifactDeleteResponse, ApiError> {
         let art = self.writable_artifact(caller, id).await?;
         if !self.store.delete_artifact(&art.id, wire::time::now_micros()).await.map_err(db)? {
             return Err(artifact_not_found(id));
         }
-        Ok(json!({"deleted": true}))
+        Ok(ArtifactDeleteResponse { deleted: true })
     }
 
     /// A4.
-    pub async fn rename_artifact(&self, caller: &Caller, id: &str, body: Value) -> Result<Value, ApiError> {
+    pub async fn rename_artifact(&self, caller: &Caller, id: &str, body: Value) -> Result<ArtifactNameResponse, ApiError> {
         let m = input::object(body)?;
         if !m.contains_key("name") {
             return Err(ApiError::invalid_request("name", "name is required (a string, or null to reset)."));
@@ -266,44 +271,42 @@ impl Engine {
         };
         let art = self.writable_artifact(caller, id).await?;
         self.store.rename_artifact(&art.id, name.as_deref()).await.map_err(db)?;
-        Ok(json!({"name": name}))
+        Ok(ArtifactNameResponse { name })
     }
 
     /// A5.
-    pub async fn artifact_versions(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+    pub async fn artifact_versions(&self, caller: &Caller, id: &str) -> Result<ArtifactVersionsResponse, ApiError> {
         let art = self.artifact_for(caller, id).await?;
         let versions = self.store.artifact_versions(&art.id).await.map_err(db)?;
         let latest = versions.first().map(|v| v.id.clone());
-        let out: Vec<Value> = versions
+        let versions = versions
             .iter()
-            .map(|v| {
-                json!({
-                    "version_id": v.id,
-                    "major_version": v.major_version,
-                    "created_ts": wire::time::v1(v.created_at),
-                    "is_deployed": Some(&v.id) == latest.as_ref(),
-                    "is_current": v.id == art.current_version_id,
-                    "filename": v.filename,
-                    "media_type": v.media_type,
-                    "size": v.size,
-                })
+            .map(|v| ArtifactVersion {
+                version_id: v.id.clone(),
+                major_version: v.major_version,
+                created_ts: wire::time::v1(v.created_at),
+                is_deployed: Some(&v.id) == latest.as_ref(),
+                is_current: v.id == art.current_version_id,
+                filename: v.filename.clone(),
+                media_type: v.media_type.clone(),
+                size: v.size,
             })
             .collect();
-        Ok(json!({"versions": out}))
+        Ok(ArtifactVersionsResponse { versions })
     }
 
     /// A6: artifacts are shared through their session (S18); a password is kept for
     /// password-mode public links (later).
-    pub async fn artifact_access(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+    pub async fn artifact_access(&self, caller: &Caller, id: &str) -> Result<ItemAccessResponse, ApiError> {
         let art = self.writable_artifact(caller, id).await?;
         let mut access = self.session_access(caller, &art.session_id).await?;
-        access["access"]["password_protected"] = json!(art.password_hash.is_some());
+        access.access.password_protected = art.password_hash.is_some();
         Ok(access)
     }
 
     /// A7: validated like S18; public links and per-artifact grants are not available
     /// yet (share the session instead).
-    pub async fn change_artifact_access(&self, caller: &Caller, id: &str, body: Value) -> Result<Value, ApiError> {
+    pub async fn change_artifact_access(&self, caller: &Caller, id: &str, body: Value) -> Result<ItemAccessChangeResponse, ApiError> {
         let m = input::object(body)?;
         if !["share", "remove", "link"].iter().any(|k| m.get(*k).is_some_and(|v| !v.is_null())) {
             return Err(ApiError::invalid_request("share", "Send at least one of share, remove or link."));
@@ -322,14 +325,13 @@ impl Engine {
         if m.get("share").is_some_and(|v| !v.is_null()) || m.get("remove").is_some_and(|v| !v.is_null()) {
             return Err(ApiError::not_implemented("Per-artifact grants (share the artifact's session with PUT /sessions/{id}/access)").param("share"));
         }
-        let mut access = self.session_access(caller, &art.session_id).await?;
-        access["access"]["password_protected"] = json!(art.password_hash.is_some());
-        access["notified"] = json!([]);
-        Ok(access)
+        let mut access = self.session_access(caller, &art.session_id).await?.access;
+        access.password_protected = art.password_hash.is_some();
+        Ok(ItemAccessChangeResponse { access, notified: vec![] })
     }
 
     /// A8: Argon2id hash for password-mode public links (later); signed URLs unaffected.
-    pub async fn set_artifact_password(&self, caller: &Caller, id: &str, body: Value) -> Result<Value, ApiError> {
+    pub async fn set_artifact_password(&self, caller: &Caller, id: &str, body: Value) -> Result<SuccessResponse, ApiError> {
         use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
         let m = input::object(body)?;
         let password = match m.get("password") {
@@ -340,7 +342,7 @@ impl Engine {
         let salt = SaltString::generate(&mut OsRng);
         let hash = argon2::Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|_| ApiError::internal())?.to_string();
         self.store.set_artifact_password(&art.id, &hash).await.map_err(db)?;
-        Ok(json!({"success": true}))
+        Ok(SuccessResponse { success: true })
     }
 }
 

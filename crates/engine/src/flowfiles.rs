@@ -2,8 +2,9 @@
 //! downloads from it. Errors are flat strings (§3.2, §8.4).
 
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use store::SessionFileRecord;
+use wire::legacy::{FailedFile, UploadFileResponse, UploadFilesResponse};
 use wire::ApiError;
 
 use crate::files::{decode_base64, media_type_for, sanitize_file_name};
@@ -18,8 +19,8 @@ fn field(m: &Map<String, Value>, k: &str) -> Option<String> {
 }
 
 /// One F9 failure.
-fn failed(name: &str, error: &str) -> Value {
-    json!({"file_name": name, "error": error})
+fn failed(name: &str, error: &str) -> FailedFile {
+    FailedFile { file_name: Some(name.to_string()), error: error.to_string() }
 }
 
 impl Engine {
@@ -94,17 +95,17 @@ impl Engine {
     }
 
     /// F8.
-    pub async fn upload_flow_file(&self, key: &KeyInfo, body: Value, max: u64) -> Result<Value, ApiError> {
+    pub async fn upload_flow_file(&self, key: &KeyInfo, body: Value, max: u64) -> Result<UploadFileResponse, ApiError> {
         let m = body.as_object().cloned().unwrap_or_default();
         let name = m.get("file_name").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| flat(400, "file_name is required"))?.to_string();
         let content = m.get("file_content").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| flat(400, "file_content is required"))?.to_string();
         let ns = self.flow_namespace(key, &m).await?;
         let stored = self.store_flow_file(&ns, &name, &content, max).await.map_err(Self::upload_error)?;
-        Ok(json!({"success": true, "file_name": stored}))
+        Ok(UploadFileResponse { success: true, file_name: stored })
     }
 
     /// F9: each file independently; 200 all, 207 some, 400 none.
-    pub async fn upload_flow_files(&self, key: &KeyInfo, body: Value, max: u64) -> Result<(u16, Value), ApiError> {
+    pub async fn upload_flow_files(&self, key: &KeyInfo, body: Value, max: u64) -> Result<(u16, UploadFilesResponse), ApiError> {
         let m = body.as_object().cloned().unwrap_or_default();
         let files = match m.get("files").and_then(Value::as_array) {
             Some(f) if !f.is_empty() && f.len() <= 100 => f.clone(),
@@ -126,7 +127,7 @@ impl Engine {
                 continue;
             }
             match self.store_flow_file(&ns, name, content, max).await {
-                Ok(stored) => ok.push(Value::String(stored)),
+                Ok(stored) => ok.push(stored),
                 Err(e) => {
                     storage_failed |= e == "internal_error";
                     bad.push(failed(name, e));
@@ -134,9 +135,14 @@ impl Engine {
             }
         }
         Ok(match (ok.is_empty(), bad.is_empty()) {
-            (_, true) => (200, json!({"success": true, "uploaded_files": ok})),
-            (false, false) => (207, json!({"partial_success": true, "uploaded_files": ok, "failed_files": bad})),
-            (true, false) => (if storage_failed { 500 } else { 400 }, json!({"error": "all_uploads_failed", "failed_files": bad})),
+            (_, true) => (200, UploadFilesResponse { success: Some(true), uploaded_files: Some(ok), ..Default::default() }),
+            (false, false) => {
+                (207, UploadFilesResponse { partial_success: Some(true), uploaded_files: Some(ok), failed_files: Some(bad), ..Default::default() })
+            }
+            (true, false) => (
+                if storage_failed { 500 } else { 400 },
+                UploadFilesResponse { error: Some("all_uploads_failed".into()), failed_files: Some(bad), ..Default::default() },
+            ),
         })
     }
 
@@ -145,7 +151,20 @@ impl Engine {
         let m = body.as_object().cloned().unwrap_or_default();
         let names: Vec<String> = if many {
             match m.get("file_names").and_then(Value::as_array) {
-                Some(a) if !a.is_empty() && a.len() <= 100 => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                Some(a) if !a.is_empty() && a.len() <= 100 => {
+                    let mut names = Vec::with_capacity(a.len());
+                    for (i, v) in a.iter().enumerate() {
+                        match v.as_str().filter(|s| !s.trim().is_empty()) {
+                            Some(n) => names.push(n.to_string()),
+                            None => {
+                                let mut e = flat(400, "file_names is required");
+                                e.message = format!("file_names[{i}] must be a non-empty file name (a string).");
+                                return Err(e.detail("param", format!("file_names[{i}]")));
+                            }
+                        }
+                    }
+                    names
+                }
                 _ => return Err(flat(400, "file_names is required")),
             }
         } else {

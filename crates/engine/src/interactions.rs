@@ -3,9 +3,11 @@
 
 use serde_json::{json, Map, Value};
 use store::{MessageRecord, SessionRecord};
+use wire::legacy::{AgentStatusResponse, LegacyMessage, LegacyState, StartAgentResponse};
+use wire::sessions::{Part, Role};
 use wire::ApiError;
 
-use crate::runtime::parts::{sanitize_parts, text_of};
+use crate::runtime::parts::text_of;
 use crate::sessions::state::SessionState;
 use crate::sessions::{TurnRefused, TurnTarget};
 use crate::{db, Caller, Engine, KeyInfo, KeyKind, Scope};
@@ -28,16 +30,15 @@ fn non_empty_str(m: &Map<String, Value>, k: &str) -> Option<String> {
 }
 
 /// Legacy message form (§8.1.2): `content` only on user messages.
-pub fn legacy_message(m: &MessageRecord) -> Value {
-    let mut o = Map::new();
-    o.insert("id".into(), json!(m.id));
-    o.insert("role".into(), json!(m.role));
-    o.insert("timestamp".into(), json!(wire::time::legacy_naive(m.created_at)));
-    o.insert("parts".into(), Value::Array(sanitize_parts(&m.parts)));
-    if m.role == "user" {
-        o.insert("content".into(), json!(m.content.clone().unwrap_or_default()));
+pub fn legacy_message(m: &MessageRecord) -> LegacyMessage {
+    let user = m.role == "user";
+    LegacyMessage {
+        id: m.id.clone(),
+        role: if user { Role::User } else { Role::Assistant },
+        timestamp: wire::time::legacy_naive(m.created_at),
+        parts: Part::list_from_stored(&m.parts),
+        content: user.then(|| m.content.clone().unwrap_or_default()),
     }
-    Value::Object(o)
 }
 
 impl Engine {
@@ -75,7 +76,7 @@ impl Engine {
     }
 
     /// L1 `POST /start_agent`.
-    pub async fn start_agent(&self, auth: LegacyAuth, body: Value) -> Result<Value, ApiError> {
+    pub async fn start_agent(&self, auth: LegacyAuth, body: Value) -> Result<StartAgentResponse, ApiError> {
         let m = match body {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -124,7 +125,7 @@ impl Engine {
             None => TurnTarget::New { id: wire::ids::new_id("sess"), kind: "api", name: Some(agent.config.name.clone()), metadata: json!({}) },
         };
         match self.accept_turn(&caller.user, &agent, target, crate::sessions::TurnInput { text: message, ..Default::default() }).await {
-            Ok(a) => Ok(json!({"interaction_id": a.session_id, "status": "processing"})),
+            Ok(a) => Ok(StartAgentResponse { interaction_id: a.session_id, status: "processing".into() }),
             Err(TurnRefused::NotAccepting(_)) => Err(flat(409, "interaction_not_in_terminal_state")),
             Err(TurnRefused::ConcurrencyLimit) => Err(flat(429, "agent_concurrency_limit").retry_after(5)),
             Err(TurnRefused::SessionExists) => Err(ApiError::flat(500, "internal_error")),
@@ -133,7 +134,13 @@ impl Engine {
     }
 
     /// L2 `GET /agent_status/{interaction_id}`.
-    pub async fn agent_status(&self, key: &KeyInfo, interaction_id: &str, user_id: Option<&str>, project_id: Option<&str>) -> Result<Value, ApiError> {
+    pub async fn agent_status(
+        &self,
+        key: &KeyInfo,
+        interaction_id: &str,
+        user_id: Option<&str>,
+        project_id: Option<&str>,
+    ) -> Result<AgentStatusResponse, ApiError> {
         let caller = self.legacy_caller(key, user_id, project_id, "unauthorized").await?;
         let s: SessionRecord = self
             .store
@@ -146,20 +153,28 @@ impl Engine {
             return Err(flat(403, "unauthorized"));
         }
         let state = SessionState::parse(&s.state).unwrap_or(SessionState::Failed);
-        let mut out = json!({
-            "interaction_id": s.id,
-            "gummie_id": s.agent_id,
-            "state": state.legacy(),
-            "created_ts": wire::time::legacy(s.created_at),
-        });
-        match state.legacy() {
-            "COMPLETED" => {
+        let legacy_state = match state.legacy() {
+            "COMPLETED" => LegacyState::Completed,
+            "FAILED" => LegacyState::Failed,
+            _ => LegacyState::AsyncProcessing,
+        };
+        let mut out = AgentStatusResponse {
+            interaction_id: s.id.clone(),
+            gummie_id: s.agent_id.clone(),
+            state: legacy_state,
+            created_ts: wire::time::legacy(s.created_at),
+            messages: None,
+            response: None,
+            error_message: None,
+        };
+        match legacy_state {
+            LegacyState::Completed => {
                 let messages = self.store.messages(&s.id).await.map_err(db)?;
                 let response = messages.iter().rev().find(|m| m.role == "assistant").map(|m| text_of(&m.parts)).unwrap_or_default();
-                out["messages"] = Value::Array(messages.iter().map(legacy_message).collect());
-                out["response"] = json!(response);
+                out.messages = Some(messages.iter().map(legacy_message).collect());
+                out.response = Some(response);
             }
-            "FAILED" => {
+            LegacyState::Failed => {
                 let msg = if state == SessionState::Cancelled {
                     "CancelledError: cancelled by user".to_string()
                 } else {
@@ -169,9 +184,9 @@ impl Engine {
                     };
                     run.and_then(|r| r.error_message).unwrap_or_else(|| "RuntimeError: Agent encountered an error while processing".into())
                 };
-                out["error_message"] = json!(msg.chars().take(4096).collect::<String>());
+                out.error_message = Some(msg.chars().take(4096).collect::<String>());
             }
-            _ => {}
+            LegacyState::AsyncProcessing => {}
         }
         Ok(out)
     }

@@ -157,7 +157,8 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         return early(req, resp).await;
     };
     let decision = st.limiter.check_key(&key.id);
-    let mcp = req.uri().path() == MCP_PATH;
+    // Inside the nested router the `/api/v1` prefix is already stripped.
+    let mcp = matches!(req.uri().path(), MCP_PATH | "/tools/mcp");
     if let Some(d) = decision.filter(|d| !d.allowed && !mcp) {
         let mut resp = match family {
             Some(_) => Flat(d.error()).into_response(),

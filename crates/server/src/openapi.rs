@@ -1,20 +1,28 @@
-//! The OpenAPI 3.1 document, generated from the route table and the `wire` types'
-//! schema derives (API.md §9.4).
+//! The OpenAPI 3.1 document (API.md §9.4), generated from the route table and the
+//! `wire` types' schema derives. `docs/openapi.json` is this document for the default
+//! public URL; a test fails when the two drift apart.
 
 use std::sync::OnceLock;
 
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required, Schema, ServerBuilder};
-use utoipa::ToSchema;
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{
+    ComponentsBuilder, Content, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required, Schema, Server, ServerBuilder,
+};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::routes::table::{Status, ROUTES};
 use crate::AppState;
+
+/// The public URL `docs/openapi.json` is generated for.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8765";
 
 fn collect<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
     out.push((T::name().to_string(), T::schema()));
@@ -23,27 +31,262 @@ fn collect<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
 
 fn schemas() -> Vec<(String, RefOr<Schema>)> {
     use wire::agents::*;
+    use wire::artifacts::*;
     use wire::error::{ErrorEnvelope, FlatError};
+    use wire::events::StreamFrame;
+    use wire::legacy::*;
+    use wire::sessions::*;
     use wire::tenancy::*;
+    use wire::tools::ToolListResponse;
     let mut out = Vec::new();
-    collect::<Agent>(&mut out);
     collect::<AgentResponse>(&mut out);
     collect::<AgentListResponse>(&mut out);
     collect::<AgentCreateRequest>(&mut out);
     collect::<AgentUpdateRequest>(&mut out);
     collect::<AgentDeleteResponse>(&mut out);
+    collect::<AgentAbilitiesRequest>(&mut out);
     collect::<AgentAbilitiesResponse>(&mut out);
+    collect::<AgentIncognitoRequest>(&mut out);
     collect::<AgentVersionsResponse>(&mut out);
     collect::<AgentVersionResponse>(&mut out);
-    collect::<AgentVersion>(&mut out);
-    collect::<AgentVersionChanges>(&mut out);
+    collect::<SessionCreateRequest>(&mut out);
+    collect::<SessionResponse>(&mut out);
+    collect::<SessionListResponse>(&mut out);
+    collect::<SessionRenameRequest>(&mut out);
+    collect::<SessionMessageRequest>(&mut out);
+    collect::<SessionMessageReceipt>(&mut out);
+    collect::<SessionFileRequest>(&mut out);
+    collect::<SessionFileResponse>(&mut out);
+    collect::<SessionApprovalsRequest>(&mut out);
+    collect::<SessionApprovalsResponse>(&mut out);
+    collect::<QueueMessageRequest>(&mut out);
+    collect::<SessionQueueResponse>(&mut out);
+    collect::<SessionQueuedMessageResponse>(&mut out);
+    collect::<AccessChangeRequest>(&mut out);
+    collect::<ItemAccessResponse>(&mut out);
+    collect::<ItemAccessChangeResponse>(&mut out);
+    collect::<StreamFrame>(&mut out);
+    collect::<ArtifactListResponse>(&mut out);
+    collect::<ArtifactDownloadResponse>(&mut out);
+    collect::<ArtifactDeleteResponse>(&mut out);
+    collect::<ArtifactRenameRequest>(&mut out);
+    collect::<ArtifactNameResponse>(&mut out);
+    collect::<ArtifactVersionsResponse>(&mut out);
+    collect::<ArtifactPasswordRequest>(&mut out);
+    collect::<SuccessResponse>(&mut out);
+    collect::<StartAgentRequest>(&mut out);
+    collect::<StartAgentResponse>(&mut out);
+    collect::<AgentStatusResponse>(&mut out);
+    collect::<StartPipelineRequest>(&mut out);
+    collect::<StartPipelineResponse>(&mut out);
+    collect::<FlowRun>(&mut out);
+    collect::<SavedItemsResponse>(&mut out);
+    collect::<UploadFileRequest>(&mut out);
+    collect::<UploadFileResponse>(&mut out);
+    collect::<UploadFilesRequest>(&mut out);
+    collect::<UploadFilesResponse>(&mut out);
+    collect::<DownloadFileRequest>(&mut out);
+    collect::<DownloadFilesRequest>(&mut out);
+    collect::<ExportDataRequest>(&mut out);
+    collect::<ExportDataResponse>(&mut out);
+    collect::<DataExport>(&mut out);
     collect::<TeamsResponse>(&mut out);
     collect::<OrganizationsResponse>(&mut out);
     collect::<ModelListResponse>(&mut out);
-    collect::<wire::tools::ToolListResponse>(&mut out);
+    collect::<ToolListResponse>(&mut out);
     collect::<ErrorEnvelope>(&mut out);
     collect::<FlatError>(&mut out);
+    // Enums used by query parameters.
+    collect::<AgentSort>(&mut out);
+    collect::<SessionSort>(&mut out);
+    collect::<SessionKind>(&mut out);
+    collect::<ArtifactSort>(&mut out);
+    collect::<wire::tools::ToolFormat>(&mut out);
     out
+}
+
+/// A response body.
+#[derive(Clone, Copy)]
+enum Body {
+    /// `application/json` of a named component schema.
+    Json(&'static str),
+    /// `application/json`, one of several component schemas.
+    JsonAnyOf(&'static [&'static str]),
+    /// Any JSON value.
+    AnyJson,
+    /// Server-Sent Events (§12): frames are `StreamFrame` JSON.
+    Sse,
+    /// Raw bytes of this media type.
+    Bytes(&'static str),
+    /// No body.
+    Empty,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Errors {
+    /// The v1 nested envelope (§3.1).
+    Nested,
+    /// The legacy flat form (§3.2).
+    Flat,
+    /// Either: tool invocations answer what the endpoint answers.
+    Either,
+    /// JSON-RPC or the nested envelope (the MCP endpoint).
+    JsonRpc,
+}
+
+/// How one operation is documented.
+struct OpDoc {
+    request: Option<Body>,
+    responses: Vec<(u16, &'static str, Vec<Body>)>,
+    query: Vec<Parameter>,
+    /// Error statuses besides the common ones.
+    errors: &'static [u16],
+    error_form: Errors,
+}
+
+fn ok(status: u16, what: &'static str, body: Body) -> (u16, &'static str, Vec<Body>) {
+    (status, what, vec![body])
+}
+
+fn q<T: IntoParams>() -> Vec<Parameter> {
+    T::into_params(|| Some(ParameterIn::Query))
+}
+
+fn string_param(name: &str, location: ParameterIn, required: bool, description: &str) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(location)
+        .required(if required { Required::True } else { Required::False })
+        .description(Some(description))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
+}
+
+/// The per-operation documentation, by spec id.
+fn doc(id: &str) -> OpDoc {
+    use wire::agents::{AgentListQuery, AgentVersionsQuery};
+    use wire::artifacts::{ArtifactDownloadQuery, ArtifactListQuery};
+    use wire::legacy::{ExportStatusQuery, FlowRunQuery, LegacyIdentityQuery};
+    use wire::sessions::{SessionListQuery, SessionRetrieveQuery};
+    use wire::tools::ToolListQuery;
+    use Body::*;
+    let nested = |request: Option<Body>, responses, query, errors| OpDoc { request, responses, query, errors, error_form: Errors::Nested };
+    let flat = |request: Option<Body>, responses, query, errors| OpDoc { request, responses, query, errors, error_form: Errors::Flat };
+    let session_resp = "SessionResponse";
+    match id {
+        "G1" => nested(None, vec![ok(200, "The agents", Json("AgentListResponse"))], q::<AgentListQuery>(), &[]),
+        "G2" => nested(Some(Json("AgentCreateRequest")), vec![ok(201, "Created (version 1)", Json("AgentResponse"))], vec![], &[409, 501]),
+        "G3" => nested(None, vec![ok(200, "The agent", Json("AgentResponse"))], vec![], &[]),
+        "G4" => nested(Some(Json("AgentUpdateRequest")), vec![ok(200, "The updated agent", Json("AgentResponse"))], vec![], &[409]),
+        "G5" => nested(None, vec![ok(200, "Deleted", Json("AgentDeleteResponse"))], vec![], &[]),
+        "G6" => nested(None, vec![ok(200, "Versions, newest first", Json("AgentVersionsResponse"))], q::<AgentVersionsQuery>(), &[]),
+        "G7" => nested(None, vec![ok(200, "The version and its changes", Json("AgentVersionResponse"))], vec![], &[]),
+        "G8" => nested(Some(Json("AgentAbilitiesRequest")), vec![ok(200, "The abilities", Json("AgentAbilitiesResponse"))], vec![], &[409]),
+        "G9" => nested(Some(Json("AgentIncognitoRequest")), vec![ok(200, "The agent", Json("AgentResponse"))], vec![], &[]),
+        "S1" => nested(
+            Some(Json("SessionCreateRequest")),
+            vec![
+                ok(200, "With `stream: true` (S2): the run's events", Sse),
+                ok(201, "Created idle (no input)", Json(session_resp)),
+                ok(202, "Created; the first message runs (`processing`) or waits (`queued`)", Json(session_resp)),
+            ],
+            vec![],
+            &[409],
+        ),
+        "S3" => nested(None, vec![ok(200, "Sessions (items without messages)", Json("SessionListResponse"))], q::<SessionListQuery>(), &[]),
+        "S4" => nested(
+            None,
+            vec![(200, "The session with its transcript, or with `stream=true` (S5) its events", vec![Json(session_resp), Sse])],
+            q::<SessionRetrieveQuery>(),
+            &[],
+        ),
+        "S6" => nested(Some(Json("SessionRenameRequest")), vec![ok(200, "The renamed session", Json(session_resp))], vec![], &[]),
+        "S7" => nested(
+            Some(Json("SessionMessageRequest")),
+            vec![
+                ok(200, "With `stream: true` (S8): the run's events", Sse),
+                ok(202, "Accepted: the session (`immediate`) or a receipt (`queued`)", JsonAnyOf(&["SessionResponse", "SessionMessageReceipt"])),
+            ],
+            vec![],
+            &[409],
+        ),
+        "S9" => nested(None, vec![ok(200, "The session (cancelled when a run was active)", Json(session_resp))], vec![], &[]),
+        "S10" => nested(Some(Json("SessionFileRequest")), vec![ok(201, "Stored", Json("SessionFileResponse"))], vec![], &[]),
+        "S11" => nested(Some(Json("SessionApprovalsRequest")), vec![ok(200, "Outcomes", Json("SessionApprovalsResponse"))], vec![], &[409]),
+        "S12" => nested(None, vec![ok(200, "The queue, in send order", Json("SessionQueueResponse"))], vec![], &[]),
+        "S13" => nested(Some(Json("QueueMessageRequest")), vec![ok(201, "Queued", Json("SessionQueuedMessageResponse"))], vec![], &[409]),
+        "S14" => nested(Some(Json("QueueMessageRequest")), vec![ok(200, "Edited", Json("SessionQueuedMessageResponse"))], vec![], &[]),
+        "S15" => nested(None, vec![ok(200, "The queue, renumbered", Json("SessionQueueResponse"))], vec![], &[]),
+        "S16" => nested(None, vec![ok(202, "Sent now; a new run started", Json(session_resp))], vec![], &[409]),
+        "S17" => nested(None, vec![ok(200, "Who has access", Json("ItemAccessResponse"))], vec![], &[]),
+        "S18" => nested(Some(Json("AccessChangeRequest")), vec![ok(200, "Changed", Json("ItemAccessChangeResponse"))], vec![], &[501]),
+        "A1" => nested(None, vec![ok(200, "Artifacts with fresh signed URLs", Json("ArtifactListResponse"))], q::<ArtifactListQuery>(), &[]),
+        "A2" => nested(None, vec![ok(200, "A signed download URL", Json("ArtifactDownloadResponse"))], q::<ArtifactDownloadQuery>(), &[]),
+        "A3" => nested(None, vec![ok(200, "Deleted", Json("ArtifactDeleteResponse"))], vec![], &[]),
+        "A4" => nested(Some(Json("ArtifactRenameRequest")), vec![ok(200, "The display name", Json("ArtifactNameResponse"))], vec![], &[]),
+        "A5" => nested(None, vec![ok(200, "Versions, newest first", Json("ArtifactVersionsResponse"))], vec![], &[]),
+        "A6" => nested(None, vec![ok(200, "Who has access", Json("ItemAccessResponse"))], vec![], &[]),
+        "A7" => nested(Some(Json("AccessChangeRequest")), vec![ok(200, "Changed", Json("ItemAccessChangeResponse"))], vec![], &[501]),
+        "A8" => nested(Some(Json("ArtifactPasswordRequest")), vec![ok(200, "Stored", Json("SuccessResponse"))], vec![], &[]),
+        "L1" => flat(Some(Json("StartAgentRequest")), vec![ok(202, "Started", Json("StartAgentResponse"))], vec![], &[409]),
+        "L2" => flat(None, vec![ok(200, "The interaction in any state", Json("AgentStatusResponse"))], q::<LegacyIdentityQuery>(), &[]),
+        "F1" => flat(Some(Json("StartPipelineRequest")), vec![ok(200, "Started", Json("StartPipelineResponse"))], vec![], &[501]),
+        "F2" => flat(None, vec![ok(200, "The run", Json("FlowRun"))], q::<FlowRunQuery>(), &[501]),
+        "F3" => flat(None, vec![ok(200, "Terminating", AnyJson)], q::<FlowRunQuery>(), &[501]),
+        "F4" | "F5" | "F6" | "F7" => flat(None, vec![ok(200, "Flows", AnyJson)], q::<LegacyIdentityQuery>(), &[501]),
+        "F8" => flat(Some(Json("UploadFileRequest")), vec![ok(200, "Stored", Json("UploadFileResponse"))], vec![], &[]),
+        "F9" => flat(
+            Some(Json("UploadFilesRequest")),
+            vec![ok(200, "All stored", Json("UploadFilesResponse")), ok(207, "Some stored", Json("UploadFilesResponse"))],
+            vec![],
+            &[],
+        ),
+        "F10" => flat(Some(Json("DownloadFileRequest")), vec![ok(200, "The file's bytes", Bytes("application/octet-stream"))], vec![], &[]),
+        "F11" => flat(Some(Json("DownloadFilesRequest")), vec![ok(200, "A ZIP of the files", Bytes("application/zip"))], vec![], &[]),
+        "E1" => flat(Some(Json("ExportDataRequest")), vec![ok(200, "Requested", Json("ExportDataResponse"))], vec![], &[501]),
+        "E2" => flat(
+            None,
+            vec![(200, "The export, or with `download=true` its CSV", vec![Json("DataExport"), Bytes("text/csv")])],
+            q::<ExportStatusQuery>(),
+            &[501],
+        ),
+        "E3" => flat(None, vec![ok(200, "Audit log entries", AnyJson)], vec![], &[501]),
+        "M1" => nested(None, vec![ok(200, "Models by provider", Json("ModelListResponse"))], vec![], &[]),
+        "X1" => nested(None, vec![ok(200, "Your teams", Json("TeamsResponse"))], vec![], &[]),
+        "X2" => nested(None, vec![ok(200, "Your organizations", Json("OrganizationsResponse"))], vec![], &[]),
+        "T1" => nested(None, vec![ok(200, "The tool catalogue", Json("ToolListResponse"))], q::<ToolListQuery>(), &[]),
+        "T2" => OpDoc {
+            request: Some(AnyJson),
+            responses: vec![
+                ok(200, "The endpoint's own response", AnyJson),
+                ok(201, "The endpoint's own response", AnyJson),
+                ok(202, "The endpoint's own response", AnyJson),
+            ],
+            query: vec![],
+            errors: &[409, 501],
+            error_form: Errors::Either,
+        },
+        "T3" => OpDoc {
+            request: Some(AnyJson),
+            responses: vec![ok(200, "The JSON-RPC response", AnyJson), ok(202, "Accepted (notifications and responses)", Empty)],
+            query: vec![],
+            errors: &[],
+            error_form: Errors::JsonRpc,
+        },
+        "T4" => OpDoc { request: None, responses: vec![ok(204, "Ended", Empty)], query: vec![], errors: &[], error_form: Errors::JsonRpc },
+        "FILE" => OpDoc {
+            request: None,
+            responses: vec![ok(200, "The bytes, streamed", Bytes("application/octet-stream")), ok(206, "A byte range", Bytes("application/octet-stream"))],
+            query: vec![
+                string_param("exp", ParameterIn::Query, true, "Expiry, unix seconds"),
+                string_param("kid", ParameterIn::Query, true, "Signing key id"),
+                string_param("sig", ParameterIn::Query, true, "HMAC-SHA256 signature, base64url"),
+            ],
+            errors: &[416],
+            error_form: Errors::Nested,
+        },
+        _ => nested(None, vec![], vec![], &[]),
+    }
 }
 
 fn method(m: &str) -> HttpMethod {
@@ -56,54 +299,208 @@ fn method(m: &str) -> HttpMethod {
     }
 }
 
-fn json_content(schema: &str) -> utoipa::openapi::Content {
-    ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build()
+fn any_json() -> Schema {
+    ObjectBuilder::new().schema_type(SchemaType::AnyValue).into()
 }
+
+fn contents(bodies: &[Body]) -> Vec<(&'static str, Content)> {
+    let mut out = Vec::new();
+    for b in bodies {
+        match *b {
+            Body::Json(name) => out.push(("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build())),
+            Body::JsonAnyOf(names) => {
+                let mut any = AnyOfBuilder::new();
+                for n in names {
+                    any = any.item(Ref::from_schema_name(*n));
+                }
+                out.push(("application/json", ContentBuilder::new().schema(Some(any)).build()));
+            }
+            Body::AnyJson => out.push(("application/json", ContentBuilder::new().schema(Some(any_json())).build())),
+            Body::Sse => out.push((
+                "text/event-stream",
+                ContentBuilder::new()
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .description(Some("`event: <type>` / `data: <StreamFrame JSON>` frames (§12), ending with a `finish` event")),
+                    ))
+                    .build(),
+            )),
+            Body::Bytes(media) => {
+                out.push((media, ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String).content_media_type(media))).build()))
+            }
+            Body::Empty => {}
+        }
+    }
+    out
+}
+
+fn error_content(form: Errors) -> Content {
+    match form {
+        Errors::Nested => ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build(),
+        Errors::Flat => ContentBuilder::new().schema(Some(Ref::from_schema_name("FlatError"))).build(),
+        Errors::Either => ContentBuilder::new()
+            .schema(Some(AnyOfBuilder::new().item(Ref::from_schema_name("ErrorEnvelope")).item(Ref::from_schema_name("FlatError"))))
+            .build(),
+        Errors::JsonRpc => ContentBuilder::new().schema(Some(AnyOfBuilder::new().item(Ref::from_schema_name("ErrorEnvelope")).item(any_json()))).build(),
+    }
+}
+
+fn form_name(form: Errors) -> &'static str {
+    match form {
+        Errors::Nested => "Error",
+        Errors::Flat => "FlatError",
+        Errors::Either => "ToolError",
+        Errors::JsonRpc => "McpError",
+    }
+}
+
+const ALL_FORMS: [Errors; 4] = [Errors::Nested, Errors::Flat, Errors::Either, Errors::JsonRpc];
+const ERROR_STATUSES: [u16; 13] = [400, 401, 403, 404, 409, 413, 415, 416, 429, 500, 501, 503, 405];
+
+fn error_description(status: u16) -> &'static str {
+    match status {
+        400 => "Invalid request (the error names the field in `param`)",
+        401 => "Missing or invalid API key",
+        403 => "Authenticated but not allowed",
+        404 => "Unknown route or invisible object",
+        409 => "State conflict",
+        413 => "Body too large",
+        415 => "Unsupported content type",
+        416 => "Range not satisfiable",
+        429 => "Rate or concurrency limit; see `ratelimit-reset` / `Retry-After`",
+        500 => "Internal error",
+        501 => "Not implemented by this server yet",
+        503 => "Starting, draining or database down; see `Retry-After`",
+        _ => "Error",
+    }
+}
+
+fn family(path: &str) -> &'static str {
+    let p = path.trim_start_matches('/');
+    match p.split('/').next().unwrap_or("") {
+        "agents" if p.contains("/sessions") => "Sessions",
+        "agents" if p.contains("/artifacts") => "Artifacts",
+        "agents" => "Agents",
+        "sessions" => "Sessions",
+        "artifacts" | "files" => "Artifacts",
+        "start_agent" | "agent_status" => "Legacy interactions",
+        "start_pipeline"
+        | "get_pl_run"
+        | "kill_pipeline"
+        | "list_saved_items"
+        | "list_workbooks"
+        | "get_inputs"
+        | "get_plrun_saved_item_map"
+        | "upload_file"
+        | "upload_files"
+        | "download_file"
+        | "download_files" => "Legacy flows",
+        "export_data" | "export_status" | "get_audit_logs" => "Data exports",
+        "models" => "Models",
+        "teams" | "organizations" => "Tenancy",
+        "tools" => "Tools for AI agents",
+        _ => "Later",
+    }
+}
+
+const SIGNED_FILE_PATH: &str = "/files/v1/artifacts/{artifact_id}/versions/{version_id}/{filename}";
 
 /// Builds the document for `public_url`.
 pub fn build(public_url: &str) -> OpenApi {
-    let mut paths = PathsBuilder::new();
-    for spec in ROUTES {
-        let legacy = spec.id.starts_with('L') || spec.id.starts_with('F') || spec.id.starts_with('E') && !spec.id.starts_with("EV");
-        let error_schema = if legacy { "FlatError" } else { "ErrorEnvelope" };
+    let origin = public_url.trim_end_matches('/').to_string();
+    let root_server: Vec<Server> = vec![ServerBuilder::new().url(origin.clone()).description(Some("Origin (outside /api/v1)")).build()];
+    let mut items: Vec<(String, HttpMethod, utoipa::openapi::path::Operation)> = Vec::new();
+    let file_route = crate::routes::table::RouteSpec {
+        id: "FILE",
+        method: "GET",
+        path: SIGNED_FILE_PATH,
+        summary: "Download a signed artifact URL",
+        status: Status::Now,
+        root: true,
+    };
+    for spec in ROUTES.iter().chain(std::iter::once(&file_route)) {
+        let d = doc(spec.id);
+        let legacy = d.error_form == Errors::Flat;
         let mut ext = utoipa::openapi::extensions::ExtensionsBuilder::new().add("x-openloop-id", spec.id);
+        let mut tags = vec![family(spec.path).to_string()];
         match spec.status {
-            Status::Later => ext = ext.add("x-openloop-status", "later"),
-            Status::Pending => ext = ext.add("x-openloop-status", "not_implemented"),
+            Status::Later => {
+                ext = ext.add("x-openloop-status", "later");
+                tags.push("later".into());
+            }
+            Status::Pending => {
+                ext = ext.add("x-openloop-status", "not_implemented");
+                tags.push("not_implemented".into());
+            }
             Status::Now => {}
         }
-        let mut op = OperationBuilder::new().operation_id(Some(spec.id)).summary(Some(spec.summary)).extensions(Some(ext.build()));
+        let op_id = format!("{}_{}", spec.id, spec.method.to_ascii_lowercase());
+        let mut op = OperationBuilder::new().operation_id(Some(op_id)).summary(Some(spec.summary)).tags(Some(tags)).extensions(Some(ext.build()));
+        let mut names: Vec<String> = Vec::new();
         for seg in spec.path.split('/').filter(|s| s.starts_with('{')) {
-            op =
-                op.parameter(ParameterBuilder::new().name(seg.trim_matches(|c| c == '{' || c == '}')).parameter_in(ParameterIn::Path).required(Required::True));
+            let name = seg.trim_matches(|c| c == '{' || c == '}');
+            names.push(name.to_string());
+            op = op.parameter(string_param(name, ParameterIn::Path, true, "Path parameter"));
         }
+        let is_file = spec.id == "FILE";
+        let mut params: Vec<Parameter> = d.query;
         if !spec.root {
-            op = op.parameter(
-                ParameterBuilder::new()
-                    .name("x-auth-key")
-                    .parameter_in(ParameterIn::Header)
-                    .required(Required::False)
-                    .description(Some("Acting user id (not a key)")),
-            );
-            op = op.parameter(
-                ParameterBuilder::new()
-                    .name("team_id")
-                    .parameter_in(ParameterIn::Query)
-                    .required(Required::False)
-                    .description(Some("Team scope (alias project_id)")),
-            );
+            params.push(string_param("x-auth-key", ParameterIn::Header, false, "Acting user id (not a key, §2.3)"));
+            let scope = if legacy { "project_id" } else { "team_id" };
+            params.push(string_param(scope, ParameterIn::Query, false, "Team scope (§2.4)"));
         }
-        if let Some(req) = spec.request {
-            op = op.request_body(Some(RequestBodyBuilder::new().content("application/json", json_content(req)).build()));
+        for p in params {
+            if !names.contains(&p.name) {
+                names.push(p.name.clone());
+                op = op.parameter(p);
+            }
         }
-        let ok = match (spec.status, spec.response) {
-            (Status::Now, Some(resp)) => ResponseBuilder::new().description("Success").content("application/json", json_content(resp)).build(),
-            _ => ResponseBuilder::new().description("Success").build(),
+        if let Some(body) = d.request {
+            let mut rb = RequestBodyBuilder::new().required(Some(Required::True));
+            for (media, c) in contents(&[body]) {
+                rb = rb.content(media, c);
+            }
+            op = op.request_body(Some(rb.build()));
+        }
+        let implemented = spec.status == Status::Now;
+        if implemented {
+            for (status, what, bodies) in &d.responses {
+                let mut r = ResponseBuilder::new().description(*what);
+                for (media, c) in contents(bodies) {
+                    r = r.content(media, c);
+                }
+                op = op.response(status.to_string(), r.build());
+            }
+        }
+        let mut errors: Vec<u16> = if is_file {
+            vec![403, 404, 429, 500]
+        } else if spec.root || !implemented {
+            vec![401, 403, 404, 429, 500, 501]
+        } else {
+            vec![400, 401, 403, 404, 413, 429, 500, 503]
         };
-        let status = if spec.status == Status::Now { spec.ok.to_string() } else { "501".to_string() };
-        op = op.response(status, ok);
-        op = op.response("default", ResponseBuilder::new().description("Error").content("application/json", json_content(error_schema)).build());
-        paths = paths.path(spec.path, PathItem::new(method(spec.method), op.build()));
+        if implemented && !spec.root && !legacy {
+            errors.push(415);
+        }
+        errors.extend_from_slice(d.errors);
+        errors.sort_unstable();
+        errors.dedup();
+        let form = if !implemented && legacy { Errors::Flat } else { d.error_form };
+        for status in errors {
+            op = op.response(status.to_string(), Ref::new(format!("#/components/responses/{}{status}", form_name(form))));
+        }
+        if is_file {
+            op = op.security(SecurityRequirement::default());
+        }
+        if spec.root {
+            op = op.servers(Some(root_server.clone()));
+        }
+        items.push((spec.path.to_string(), method(spec.method), op.build()));
+    }
+    let mut paths = PathsBuilder::new();
+    for (path, m, op) in items {
+        paths = paths.path(path, PathItem::new(m, op));
     }
     let mut components = ComponentsBuilder::new()
         .security_scheme("bearerAuth", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()))
@@ -111,19 +508,41 @@ pub fn build(public_url: &str) -> OpenApi {
     for (name, schema) in schemas() {
         components = components.schema(name, schema);
     }
+    for form in ALL_FORMS {
+        for status in ERROR_STATUSES {
+            let r = ResponseBuilder::new().description(error_description(status)).content("application/json", error_content(form)).build();
+            components = components.response(format!("{}{status}", form_name(form)), r);
+        }
+    }
+    let tag_names =
+        ["Agents", "Sessions", "Artifacts", "Legacy interactions", "Legacy flows", "Data exports", "Models", "Tenancy", "Tools for AI agents", "Later"];
+    let mut tags: Vec<_> = tag_names.iter().map(|t| TagBuilder::new().name(*t).build()).collect();
+    tags.push(TagBuilder::new().name("later").description(Some("Reserved routes: authenticate, then 501 not_implemented (API.md §1.6)")).build());
+    tags.push(TagBuilder::new().name("not_implemented").description(Some("In scope, not built yet: 501 not_implemented")).build());
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
                 .title("Openloop API")
                 .version(env!("CARGO_PKG_VERSION"))
-                .description(Some("Self-hosted Gumloop-compatible API. Paths are relative to the server URL (…/api/v1)."))
+                .description(Some(
+                    "Self-hosted Gumloop-compatible API. Paths are relative to the server URL (…/api/v1), except OAuth, voice and signed file downloads, which carry their own server (the origin).",
+                ))
                 .build(),
         )
-        .servers(Some(vec![ServerBuilder::new().url(format!("{}/api/v1", public_url.trim_end_matches('/'))).build()]))
+        .servers(Some(vec![ServerBuilder::new().url(format!("{origin}/api/v1")).build()]))
         .paths(paths.build())
         .components(Some(components.build()))
+        .tags(Some(tags))
         .security(Some(vec![SecurityRequirement::new("bearerAuth", Vec::<String>::new()), SecurityRequirement::new("apiKeyQuery", Vec::<String>::new())]))
         .build()
+}
+
+/// The document as JSON, pretty-printed the way `docs/openapi.json` is committed.
+pub fn to_pretty_json(public_url: &str) -> String {
+    let v = serde_json::to_value(build(public_url)).unwrap_or_else(|_| json!({}));
+    let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
+    s.push('\n');
+    s
 }
 
 static DOC: OnceLock<Value> = OnceLock::new();
@@ -131,4 +550,42 @@ static DOC: OnceLock<Value> = OnceLock::new();
 pub async fn document(State(st): State<AppState>) -> Json<Value> {
     let doc = DOC.get_or_init(|| serde_json::to_value(build(&st.config.public_url)).unwrap_or_else(|_| json!({})));
     Json(doc.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed document is the generated one (regenerate with
+    /// `UPDATE_OPENAPI=1 cargo test -p server openapi`).
+    #[test]
+    fn committed_openapi_matches_generated() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+        let generated = to_pretty_json(DEFAULT_PUBLIC_URL);
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).expect("write docs/openapi.json");
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/openapi.json is not the generated document; regenerate it with `UPDATE_OPENAPI=1 cargo test -p server openapi` and review the diff"
+        );
+    }
+
+    #[test]
+    fn every_operation_has_parameters_with_schemas_and_responses() {
+        let v = serde_json::to_value(build(DEFAULT_PUBLIC_URL)).unwrap();
+        for (path, item) in v["paths"].as_object().unwrap() {
+            for (m, op) in item.as_object().unwrap() {
+                assert!(op["x-openloop-id"].is_string(), "{m} {path}");
+                assert!(!op["responses"].as_object().unwrap().is_empty(), "{m} {path}");
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    assert!(p["schema"].is_object(), "{m} {path}: {p}");
+                }
+            }
+        }
+        let s1 = &v["paths"]["/agents/{agent_id}/sessions"]["post"]["responses"];
+        assert!(s1["201"].is_object() && s1["202"].is_object());
+        assert!(v["paths"]["/oauth/register"]["post"]["servers"][0]["url"] == DEFAULT_PUBLIC_URL);
+    }
 }

@@ -136,13 +136,11 @@ pub enum StreamEvent {
         tool_call_id: String,
         #[serde(rename = "toolName")]
         tool_name: String,
-        #[schema(value_type = Object)]
         input: Value,
     },
     ToolOutputAvailable {
         #[serde(rename = "toolCallId")]
         tool_call_id: String,
-        #[schema(value_type = Object)]
         output: Value,
     },
     /// A failed or rejected tool call (non-fatal: `errorText`, never `error`).

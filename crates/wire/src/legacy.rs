@@ -81,7 +81,6 @@ pub struct AgentStatusResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PipelineInput {
     pub input_name: String,
-    #[schema(value_type = Object)]
     pub value: Value,
 }
 

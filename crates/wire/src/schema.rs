@@ -85,3 +85,21 @@ pub fn drop_conditionals(schema: &mut Value) {
         }
     }
 }
+
+/// The argument path and message of a typed-deserialization error: the path serde
+/// reached, plus the field a "missing field" or "unknown field" error names.
+pub fn error_path(e: serde_path_to_error::Error<serde_json::Error>) -> (String, String) {
+    let path = e.path().to_string();
+    let mut param = if path == "." { String::new() } else { path };
+    let message = e.into_inner().to_string();
+    for prefix in ["missing field `", "unknown field `"] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            if let Some(field) = rest.split('`').next() {
+                if prefix.starts_with("missing") || param.is_empty() {
+                    param = if param.is_empty() { field.to_string() } else { format!("{param}.{field}") };
+                }
+            }
+        }
+    }
+    (param, message)
+}

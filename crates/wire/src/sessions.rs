@@ -19,6 +19,57 @@ pub enum SessionState {
     Cancelled,
 }
 
+impl SessionState {
+    pub const ALL: [SessionState; 7] = [Self::Idle, Self::Queued, Self::Processing, Self::ApprovalRequired, Self::Completed, Self::Failed, Self::Cancelled];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Queued => "queued",
+            Self::Processing => "processing",
+            Self::ApprovalRequired => "approval_required",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// States in which a new user message may start a run immediately (S7, L1 uses
+    /// `accepts_legacy_continuation`).
+    pub fn accepts_messages(self) -> bool {
+        matches!(self, Self::Idle | Self::Completed | Self::Failed | Self::Cancelled | Self::ApprovalRequired)
+    }
+
+    /// L1 continuation needs a legacy-terminal interaction.
+    pub fn accepts_legacy_continuation(self) -> bool {
+        matches!(self, Self::Idle | Self::Completed | Self::Failed | Self::Cancelled)
+    }
+
+    /// A run is active (holds or waits for a slot, or is paused).
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Queued | Self::Processing | Self::ApprovalRequired)
+    }
+
+    /// Legacy L2 `state`.
+    pub fn legacy(self) -> &'static str {
+        match self {
+            Self::Queued | Self::Processing | Self::ApprovalRequired => "ASYNC_PROCESSING",
+            Self::Idle | Self::Completed => "COMPLETED",
+            Self::Failed | Self::Cancelled => "FAILED",
+        }
+    }
+}
+
+impl std::fmt::Display for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `type` of a session: `api` (S1, L1), `tool` (§10), `flow` (hidden flow sessions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -276,11 +327,9 @@ pub struct SessionRetrieveQuery {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ToolInvocationResult {
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub args: Option<Value>,
     /// Absent until the call finished; the error text for `error`/`rejected`.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
 }
 

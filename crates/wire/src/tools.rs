@@ -161,20 +161,10 @@ fn build_of<T: ToolArgs>(args: Value, caller: &ToolCaller) -> Result<ToolRequest
         other => return Err(ArgError { param: String::new(), message: format!("Tool arguments must be a JSON object, not {}.", kind(&other)) }),
     };
     let t: T = serde_path_to_error::deserialize(args).map_err(|e| {
-        let path = e.path().to_string();
-        let param = if path == "." { String::new() } else { path };
-        let inner = e.into_inner().to_string();
-        // serde names the missing or unknown field in its message; use it as the path.
-        let param = if param.is_empty() { field_in_message(&inner).unwrap_or_default() } else { param };
+        let (param, inner) = crate::schema::error_path(e);
         ArgError { message: format!("Invalid argument{}: {inner}.", if param.is_empty() { String::new() } else { format!(" {param}") }), param }
     })?;
     Ok(t.request(caller))
-}
-
-fn field_in_message(msg: &str) -> Option<String> {
-    let start = msg.find('`')? + 1;
-    let end = start + msg[start..].find('`')?;
-    Some(msg[start..end].to_string())
 }
 
 fn kind(v: &Value) -> &'static str {

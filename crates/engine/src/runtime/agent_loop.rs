@@ -15,19 +15,26 @@ use super::parts::{assistant_turns, build_parts, history, tool_call_id, ModelOut
 use super::Stop;
 use crate::sessions::state::{transition, SessionEvent, SessionState};
 use crate::Engine;
+use wire::events::{ArtifactData, EventUsage, FinishReason, RunErrorInfo, StreamEvent};
+use wire::sessions::PendingApproval;
 
 const MAX_ERROR_CHARS: usize = 4096;
 /// The built-in ability that asks the user questions (§7.6).
 pub const HUMAN_INPUT: &str = "human_input";
 
-/// PendingApproval as clients see it (internal keys removed).
-pub fn public_approval(a: &Value) -> Value {
+/// PendingApproval as clients see it (internal keys such as `toolCallId` dropped).
+pub fn public_approval(a: &Value) -> Option<PendingApproval> {
     let mut a = a.clone();
     if let Some(o) = a.as_object_mut() {
-        o.remove("toolCallId");
         o.retain(|_, v| !v.is_null());
     }
-    a
+    match serde_json::from_value(a) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(error = %e, "a stored approval does not match PendingApproval; not shown");
+            None
+        }
+    }
 }
 
 const INTERRUPTED_WRITE: &str = "interrupted before completion; it may or may not have taken effect";
@@ -73,6 +80,11 @@ impl RunError {
         }
         out
     }
+
+    /// The stream's `error` event (a `finish` follows).
+    pub fn event(&self) -> Value {
+        StreamEvent::Error { error: RunErrorInfo { code: self.code(), message: self.text() }, error_message: self.text() }.to_value()
+    }
 }
 
 impl From<LlmError> for RunError {
@@ -108,11 +120,6 @@ fn usage_json(u: &Usage, credit_cost: f64) -> Value {
         "reasoning_tokens": u.reasoning_tokens,
         "credit_cost": (credit_cost * 10000.0).round() / 10000.0,
     })
-}
-
-/// `{input_tokens, output_tokens}` view used in stream events.
-fn short_usage(u: &Value) -> Value {
-    json!({"input_tokens": u.get("input_tokens").cloned().unwrap_or(json!(0)), "output_tokens": u.get("output_tokens").cloned().unwrap_or(json!(0))})
 }
 
 struct Ctx<'a> {
@@ -209,7 +216,7 @@ impl<'a> Ctx<'a> {
         with_tools: bool,
     ) -> Result<(Flow, ModelOutput), RunError> {
         let mut opening = std::mem::take(&mut self.pending_start);
-        opening.push(json!({"type": "start-step", "step": step}));
+        opening.push(StreamEvent::StartStep { step }.to_value());
         if !self.emit(opening).await? {
             return Ok((Flow::Stop(Stop::LeaseLost), ModelOutput::default()));
         }
@@ -255,25 +262,25 @@ impl<'a> Ctx<'a> {
                     }
                     Ok(ChatEvent::TextDelta(d)) => {
                         if out.text.is_empty() {
-                            events.push(json!({"type": "text-start", "id": text_id}));
+                            events.push(StreamEvent::TextStart { id: text_id.clone() }.to_value());
                         }
                         out.text.push_str(&d);
-                        events.push(json!({"type": "text-delta", "id": text_id, "delta": d}));
+                        events.push(StreamEvent::TextDelta { id: text_id.clone(), delta: d }.to_value());
                     }
                     Ok(ChatEvent::ReasoningDelta(d)) => {
                         if out.reasoning.is_empty() {
-                            events.push(json!({"type": "reasoning-start", "id": reasoning_id}));
+                            events.push(StreamEvent::ReasoningStart { id: reasoning_id.clone() }.to_value());
                         }
                         out.reasoning.push_str(&d);
-                        events.push(json!({"type": "reasoning-delta", "id": reasoning_id, "delta": d}));
+                        events.push(StreamEvent::ReasoningDelta { id: reasoning_id.clone(), delta: d }.to_value());
                     }
                     Ok(ChatEvent::ToolCallStart { id, name }) => {
                         let idx = call_index(&mut provider_ids, &id);
-                        events.push(json!({"type": "tool-input-start", "toolCallId": tool_call_id(&self.run.id, step, idx), "toolName": name}));
+                        events.push(StreamEvent::ToolInputStart { tool_call_id: tool_call_id(&self.run.id, step, idx), tool_name: name }.to_value());
                     }
                     Ok(ChatEvent::ToolCallArgsDelta { id, delta }) => {
                         let idx = call_index(&mut provider_ids, &id);
-                        events.push(json!({"type": "tool-input-delta", "toolCallId": tool_call_id(&self.run.id, step, idx), "inputTextDelta": delta}));
+                        events.push(StreamEvent::ToolInputDelta { tool_call_id: tool_call_id(&self.run.id, step, idx), input_text_delta: delta }.to_value());
                     }
                     Ok(ChatEvent::ToolCallDone(tc)) => {
                         let idx = call_index(&mut provider_ids, &tc.id);
@@ -310,18 +317,21 @@ impl<'a> Ctx<'a> {
         }
         let mut events = tail_events;
         if !out.reasoning.is_empty() {
-            events.push(json!({"type": "reasoning-end", "id": reasoning_id}));
+            events.push(StreamEvent::ReasoningEnd { id: reasoning_id }.to_value());
         }
         if !out.text.is_empty() {
-            events.push(json!({"type": "text-end", "id": text_id}));
+            events.push(StreamEvent::TextEnd { id: text_id }.to_value());
         }
         for (i, tc) in out.tool_calls.iter().enumerate() {
-            events.push(json!({"type": "tool-input-available", "toolCallId": tool_call_id(&self.run.id, step, i), "toolName": tc.name, "input": tc.arguments}));
+            events.push(
+                StreamEvent::ToolInputAvailable { tool_call_id: tool_call_id(&self.run.id, step, i), tool_name: tc.name.clone(), input: tc.arguments.clone() }
+                    .to_value(),
+            );
         }
         let cost = self.engine.credit_cost(model_name, native, &usage);
         let delta = usage_json(&usage, cost);
         crate::runtime::parts::add_usage(&mut self.usage, &delta);
-        events.push(json!({"type": "finish-step", "step": step, "usage": short_usage(&delta)}));
+        events.push(StreamEvent::FinishStep { step, usage: EventUsage::from_value(&delta) }.to_value());
         self.record_step(StepRecord {
             run_id: self.run.id.clone(),
             step,
@@ -408,14 +418,17 @@ impl<'a> Ctx<'a> {
                 }
             }
         };
+        let tool_call_id = tool_call_id(&self.run.id, step, idx);
         let mut events = vec![if state == "completed" {
-            json!({"type": "tool-output-available", "toolCallId": tool_call_id(&self.run.id, step, idx), "output": result})
+            StreamEvent::ToolOutputAvailable { tool_call_id, output: result.clone() }.to_value()
         } else {
-            json!({"type": "tool-output-error", "toolCallId": tool_call_id(&self.run.id, step, idx), "errorText": result.as_str().unwrap_or("tool failed")})
+            StreamEvent::ToolOutputError { tool_call_id, error_text: result.as_str().unwrap_or("tool failed").to_string() }.to_value()
         }];
         if state == "completed" && tc.name == crate::artifacts::WRITE_ARTIFACT {
-            let f = &result;
-            events.push(json!({"type": "data-artifact", "data": {"artifact_id": f["artifact_id"], "version_id": f["version_id"], "filename": f["filename"], "media_type": f["media_type"], "size": f["size"]}}));
+            match serde_json::from_value::<ArtifactData>(result.clone()) {
+                Ok(data) => events.push(StreamEvent::DataArtifact { data }.to_value()),
+                Err(e) => tracing::warn!(error = %e, "write_artifact returned an unexpected shape; no data-artifact event"),
+            }
         }
         let cancelled = state == "cancelled";
         let out = ToolOutput { state, result };
@@ -530,10 +543,12 @@ impl<'a> Ctx<'a> {
     /// Pauses the run on its open asks: `approval-required` + `finish`, job released.
     async fn pause(&mut self, asks: Vec<Value>) -> Outcome {
         let state = transition(SessionState::Processing, SessionEvent::ApprovalNeeded).unwrap_or(SessionState::ApprovalRequired);
-        let pending: Vec<Value> = asks.iter().map(public_approval).collect();
-        let tool_call = asks.iter().find_map(|a| a.get("toolCallId").cloned()).unwrap_or(Value::Null);
-        let events =
-            vec![json!({"type": "approval-required", "pending_approvals": pending, "toolCallId": tool_call}), self.finish_event("approval_required", state)];
+        let pending: Vec<PendingApproval> = asks.iter().filter_map(public_approval).collect();
+        let tool_call_id = asks.iter().find_map(|a| a.get("toolCallId").and_then(Value::as_str).map(str::to_string));
+        let events = vec![
+            StreamEvent::ApprovalRequired { pending_approvals: pending, tool_call_id }.to_value(),
+            self.finish_event(FinishReason::ApprovalRequired, state),
+        ];
         let u = RunUpdate {
             run_state: Some("approval_required"),
             session_state: Some(state.as_str()),
@@ -548,8 +563,8 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn finish_event(&self, reason: &str, state: SessionState) -> Value {
-        json!({"type": "finish", "final": true, "finishReason": reason, "state": state.as_str(), "interaction_id": self.run.session_id, "usage": short_usage(&self.usage)})
+    fn finish_event(&self, reason: FinishReason, state: SessionState) -> Value {
+        StreamEvent::finish(&self.run.session_id, reason, state, Some(EventUsage::from_value(&self.usage))).to_value()
     }
 
     async fn finish(&mut self, outcome: Result<&'static str, RunError>) -> Outcome {
@@ -561,9 +576,9 @@ impl<'a> Ctx<'a> {
         let mut events = Vec::new();
         let error_text = error.as_ref().map(RunError::text);
         if let Some(e) = &error {
-            events.push(json!({"type": "error", "error": {"code": e.code(), "message": e.text()}, "errorMessage": e.text()}));
+            events.push(e.event());
         }
-        events.push(self.finish_event(reason, state));
+        events.push(self.finish_event(FinishReason::parse(reason).unwrap_or(FinishReason::Stop), state));
         self.msg.parts = Value::Array(build_parts(&self.run.id, &self.steps, error_text.as_deref()));
         let u = RunUpdate {
             run_state: Some(run_state),
@@ -598,7 +613,7 @@ impl<'a> Ctx<'a> {
             session_state,
             finish_reason: Some(reason),
             message: Some(&self.msg),
-            events: vec![self.finish_event(reason, state)],
+            events: vec![self.finish_event(FinishReason::parse(reason).unwrap_or(FinishReason::Cancelled), state)],
             terminal: true,
             ..self.update()
         };
@@ -666,9 +681,13 @@ pub async fn execute(engine: &Arc<Engine>, run: RunRecord, owner: &str, stop: wa
     };
     if ctx.steps.is_empty() {
         // Written together with the first step's opening event (one transaction less).
-        ctx.pending_start = vec![
-            json!({"type": "start", "interaction_id": ctx.run.session_id, "session_id": ctx.run.session_id, "message_id": ctx.msg.id, "state": "processing"}),
-        ];
+        ctx.pending_start = vec![StreamEvent::Start {
+            interaction_id: ctx.run.session_id.clone(),
+            session_id: ctx.run.session_id.clone(),
+            message_id: Some(ctx.msg.id.clone()),
+            state: SessionState::Processing,
+        }
+        .to_value()];
     }
     let max_steps = ctx
         .agent
@@ -743,8 +762,8 @@ pub async fn fail_run(engine: &Arc<Engine>, run: &RunRecord, owner: Option<&str>
         created_at: wire::time::now_micros(),
     };
     let events = vec![
-        json!({"type": "error", "error": {"code": error.code(), "message": text}, "errorMessage": text}),
-        json!({"type": "finish", "final": true, "finishReason": "error", "state": "failed", "interaction_id": run.session_id, "usage": short_usage(&run.usage)}),
+        error.event(),
+        StreamEvent::finish(&run.session_id, FinishReason::Error, SessionState::Failed, Some(EventUsage::from_value(&run.usage))).to_value(),
     ];
     let u = RunUpdate {
         run_state: Some("failed"),

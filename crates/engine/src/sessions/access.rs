@@ -1,8 +1,11 @@
 //! Session sharing (S17, S18) and the rights it grants (§2.5): grantees read; `editor`
 //! grantees also use the session; only the creator changes access.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use store::SessionRecord;
+use wire::sessions::{
+    AccessPerson, AccessRole, AccessTeam, GrantsVisibility, ItemAccess, ItemAccessChangeResponse, ItemAccessResponse, LinkMode, OrganizationAccess,
+};
 use wire::{ApiError, ErrorCode};
 
 use super::api::session_not_found;
@@ -71,46 +74,45 @@ impl Engine {
         Ok(s)
     }
 
-    async fn access_json(&self, s: &SessionRecord) -> Result<Value, ApiError> {
+    async fn item_access(&self, s: &SessionRecord) -> Result<ItemAccess, ApiError> {
         let grants = self.store.session_grants(&s.id).await.map_err(db)?;
+        let role_of = |r: &str| if r == "editor" { AccessRole::Editor } else { AccessRole::Viewer };
         let mut people = Vec::new();
         let mut teams = Vec::new();
-        let mut org = Value::Null;
+        let mut org = None;
         for (kind, principal, role) in &grants {
             match kind.as_str() {
                 "person" => {
                     if let Some(u) = self.store.user(principal).await.map_err(db)? {
                         let name = [u.first_name.clone(), u.last_name.clone()].into_iter().flatten().collect::<Vec<_>>().join(" ");
-                        people.push(json!({"email": u.email.clone().unwrap_or_default(), "name": if name.is_empty() { Value::Null } else { json!(name) }, "role": role}));
+                        people.push(AccessPerson { email: u.email.clone().unwrap_or_default(), name: (!name.is_empty()).then_some(name), role: role_of(role) });
                     }
                 }
-                "team" => teams.push(json!({"team_id": principal, "role": role})),
-                "organization" => org = json!({"role": role}),
+                "team" => teams.push(AccessTeam { team_id: principal.clone(), role: role_of(role) }),
+                "organization" => org = Some(OrganizationAccess { role: role_of(role) }),
                 _ => {}
             }
         }
-        let visibility = if !org.is_null() {
-            "organization"
+        let grants_visibility = if org.is_some() {
+            GrantsVisibility::Organization
         } else if !teams.is_empty() {
-            "team"
+            GrantsVisibility::Team
         } else if !people.is_empty() {
-            "shared"
+            GrantsVisibility::Shared
         } else {
-            "private"
+            GrantsVisibility::Private
         };
-        Ok(
-            json!({"grants_visibility": visibility, "people": people, "teams": teams, "organization_access": org, "link": "none", "link_role": null, "password_protected": false}),
-        )
+        Ok(ItemAccess { grants_visibility, people, teams, organization_access: org, link: LinkMode::None, link_role: None, password_protected: false })
     }
 
     /// S17.
-    pub async fn session_access(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+    pub async fn session_access(&self, caller: &Caller, id: &str) -> Result<ItemAccessResponse, ApiError> {
         let s = self.creator_session(caller, id).await?;
-        Ok(json!({"access": self.access_json(&s).await?}))
+        Ok(ItemAccessResponse { access: self.item_access(&s).await? })
     }
 
     /// S18.
-    pub async fn change_session_access(&self, caller: &Caller, id: &str, body: Value) -> Result<Value, ApiError> {
+    pub async fn change_session_access(&self, caller: &Caller, id: &str, body: Value) -> Result<ItemAccessChangeResponse, ApiError> {
         let m = input::object(body)?;
         if !["share", "remove", "link"].iter().any(|k| m.get(*k).is_some_and(|v| !v.is_null())) {
             return Err(ApiError::invalid_request("share", "Send at least one of share, remove or link."));
@@ -165,6 +167,6 @@ impl Engine {
             }
         }
         self.store.change_session_grants(&s.id, &upsert, &remove).await.map_err(db)?;
-        Ok(json!({"access": self.access_json(&s).await?, "notified": []}))
+        Ok(ItemAccessChangeResponse { access: self.item_access(&s).await?, notified: vec![] })
     }
 }

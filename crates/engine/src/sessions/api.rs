@@ -3,6 +3,11 @@
 
 use serde_json::{json, Map, Value};
 use store::{QueuedMessageRecord, RunUpdate, SessionRecord, StepRecord};
+use wire::events::{EventUsage, FinishReason, StreamEvent, StreamFrame};
+use wire::sessions::{
+    ApprovalAction, ApprovalOutcome, ApprovalResult, MessagePayload, Part, PendingApproval, QueuedMessage, Role, Session, SessionApprovalsResponse,
+    SessionKind, SessionListResponse, SessionQueueResponse, SessionQueuedMessageResponse, SessionResponse, SessionUsage,
+};
 use wire::{ApiError, ErrorCode};
 
 use super::state::{transition, SessionEvent, SessionState};
@@ -10,7 +15,7 @@ use super::{Accepted, TurnInput, TurnRefused, TurnTarget};
 use crate::input::{self, Query};
 use crate::pagination::{PageRequest, SortVal};
 use crate::runtime::agent_loop::public_approval;
-use crate::runtime::parts::{sanitize_parts, text_of};
+use crate::runtime::parts::text_of;
 use crate::{db, Caller, Engine};
 
 pub const MAX_QUEUE: i64 = 20;
@@ -90,14 +95,38 @@ fn refused(e: TurnRefused, engine: &Engine) -> ApiError {
     }
 }
 
-fn queued_json(q: &QueuedMessageRecord, position: usize) -> Value {
-    json!({"id": q.id, "input": q.input, "state": "queued", "position": position, "created_at": wire::time::v1(q.created_at), "updated_at": wire::time::v1(q.updated_at)})
+fn queued_message(q: &QueuedMessageRecord, position: usize) -> QueuedMessage {
+    QueuedMessage {
+        id: q.id.clone(),
+        input: q.input.clone(),
+        state: "queued".into(),
+        position: position as i64,
+        created_at: wire::time::v1(q.created_at),
+        updated_at: wire::time::v1(q.updated_at),
+    }
+}
+
+/// The state column as the wire enum (a stored value outside §6.1 reads as `failed`).
+pub fn state_of(s: &SessionRecord) -> SessionState {
+    SessionState::parse(&s.state).unwrap_or(SessionState::Failed)
+}
+
+fn kind_of(s: &SessionRecord) -> SessionKind {
+    match s.kind.as_str() {
+        "tool" => SessionKind::Tool,
+        "flow" => SessionKind::Flow,
+        _ => SessionKind::Api,
+    }
+}
+
+fn str_field(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_string)
 }
 
 /// What S1/S2 did.
 pub struct Created {
     pub status: u16,
-    pub body: Value,
+    pub body: SessionResponse,
     pub session_id: String,
     pub accepted: Option<Accepted>,
 }
@@ -125,32 +154,35 @@ impl Engine {
         self.session_with_right(caller, id, true).await
     }
 
-    pub fn message_json(m: &store::MessageRecord) -> Value {
-        let content = if m.role == "user" {
-            Value::String(m.content.clone().unwrap_or_default())
+    pub fn message_payload(m: &store::MessageRecord) -> MessagePayload {
+        let (role, content) = if m.role == "user" {
+            (Role::User, Some(m.content.clone().unwrap_or_default()))
         } else {
             let t = text_of(&m.parts);
-            if t.is_empty() {
-                Value::Null
-            } else {
-                Value::String(t)
-            }
+            (Role::Assistant, (!t.is_empty()).then_some(t))
         };
-        json!({"id": m.id, "role": m.role, "content": content, "created_at": wire::time::v1(m.created_at), "creator_id": m.creator_id, "parts": sanitize_parts(&m.parts)})
+        MessagePayload {
+            id: m.id.clone(),
+            role,
+            content,
+            created_at: wire::time::v1(m.created_at),
+            creator_id: m.creator_id.clone(),
+            parts: Part::list_from_stored(&m.parts),
+        }
     }
 
     /// Open asks of the session's current run.
-    pub async fn pending_approvals(&self, s: &SessionRecord) -> Result<Vec<Value>, ApiError> {
+    pub async fn pending_approvals(&self, s: &SessionRecord) -> Result<Vec<PendingApproval>, ApiError> {
         if s.state != "approval_required" {
             return Ok(vec![]);
         }
         let Some(run) = &s.current_run_id else { return Ok(vec![]) };
         let steps = self.store.run_steps(run).await.map_err(db)?;
-        Ok(steps.iter().filter(|st| st.state == "awaiting").map(|st| public_approval(&st.output["approval"])).collect())
+        Ok(steps.iter().filter(|st| st.state == "awaiting").filter_map(|st| public_approval(&st.output["approval"])).collect())
     }
 
     /// The Session object (§8.0).
-    pub async fn session_view(&self, s: &SessionRecord, with_messages: bool) -> Result<Value, ApiError> {
+    pub async fn session_view(&self, s: &SessionRecord, with_messages: bool) -> Result<Session, ApiError> {
         let messages = if with_messages { self.store.messages(&s.id).await.map_err(db)? } else { vec![] };
         let mut people: Vec<String> = vec![s.creator_user_id.clone()];
         for m in &messages {
@@ -167,41 +199,46 @@ impl Engine {
         let agent = self.store.agent(&s.agent_id).await.map_err(db)?;
         let agent_tools: Vec<Value> = agent.as_ref().map(|a| crate::agents::public_tools(&a.config.tools)).unwrap_or_default();
         let u = &s.usage;
-        let num = |k: &str| u.get(k).cloned().unwrap_or(json!(0));
         let snap = &s.agent_snapshot;
-        Ok(json!({
-            "id": s.id,
-            "agent_id": s.agent_id,
-            "name": s.name.clone().or_else(|| snap.get("name").and_then(Value::as_str).map(str::to_string)),
-            "type": s.kind,
-            "state": s.state,
-            "messages": messages.iter().map(Self::message_json).collect::<Vec<_>>(),
-            "created_at": wire::time::v1(s.created_at),
-            "agent_name": agent.as_ref().map(|a| a.config.name.clone()).or_else(|| snap.get("name").and_then(Value::as_str).map(str::to_string)),
-            "agent_team_id": snap.get("team_id").cloned().unwrap_or(Value::Null),
-            "agent_creator_user_id": snap.get("creator_user_id").cloned().unwrap_or(Value::Null),
-            "agent_icon_url": snap.get("icon_url").cloned().unwrap_or(Value::Null),
-            "agent_tools": agent_tools,
-            "participants": participants,
-            "creator": creator,
-            "usage": {"credit_cost": num("credit_cost"), "tool_credit_cost": 0, "flow_credit_cost": 0, "input_tokens": num("input_tokens"), "output_tokens": num("output_tokens")},
-            "provenance": null,
-            "incognito": self.config.incognito,
-            "pending_approvals": self.pending_approvals(s).await?,
-        }))
+        Ok(Session {
+            id: s.id.clone(),
+            agent_id: s.agent_id.clone(),
+            name: s.name.clone().or_else(|| str_field(snap, "name")),
+            kind: kind_of(s),
+            state: state_of(s),
+            messages: messages.iter().map(Self::message_payload).collect(),
+            created_at: wire::time::v1(s.created_at),
+            agent_name: agent.as_ref().map(|a| a.config.name.clone()).or_else(|| str_field(snap, "name")),
+            agent_team_id: str_field(snap, "team_id"),
+            agent_creator_user_id: str_field(snap, "creator_user_id"),
+            agent_icon_url: str_field(snap, "icon_url"),
+            agent_tools,
+            participants,
+            creator,
+            usage: SessionUsage {
+                credit_cost: u.get("credit_cost").and_then(Value::as_f64).unwrap_or(0.0),
+                tool_credit_cost: 0.0,
+                flow_credit_cost: 0.0,
+                input_tokens: u.get("input_tokens").and_then(Value::as_i64).unwrap_or(0),
+                output_tokens: u.get("output_tokens").and_then(Value::as_i64).unwrap_or(0),
+            },
+            provenance: None,
+            incognito: self.config.incognito,
+            pending_approvals: self.pending_approvals(s).await?,
+        })
     }
 
     /// `{"session": …, "queue_position": …}`.
-    pub async fn session_response(&self, s: &SessionRecord, with_messages: bool) -> Result<Value, ApiError> {
+    pub async fn session_response(&self, s: &SessionRecord, with_messages: bool) -> Result<SessionResponse, ApiError> {
         let session = self.session_view(s, with_messages).await?;
         let queue_position = match (&s.state[..], &s.current_run_id) {
             ("queued", Some(r)) => match self.store.run(r).await.map_err(db)? {
-                Some(run) => json!(self.store.queue_position(&run).await.map_err(db)?),
-                None => Value::Null,
+                Some(run) => Some(self.store.queue_position(&run).await.map_err(db)?),
+                None => None,
             },
-            _ => Value::Null,
+            _ => None,
         };
-        Ok(json!({"session": session, "queue_position": queue_position}))
+        Ok(SessionResponse { session, queue_position })
     }
 
     async fn reload(&self, id: &str) -> Result<SessionRecord, ApiError> {
@@ -269,7 +306,7 @@ impl Engine {
     }
 
     /// S3.
-    pub async fn list_sessions(&self, caller: &Caller, agent_id: &str, q: &Query) -> Result<Value, ApiError> {
+    pub async fn list_sessions(&self, caller: &Caller, agent_id: &str, q: &Query) -> Result<SessionListResponse, ApiError> {
         let page_size = q.page_size()?;
         let sort = q.str("sort_order").unwrap_or("newest");
         if !["newest", "oldest", "name_asc", "name_desc", "credits_desc", "credits_asc"].contains(&sort) {
@@ -342,11 +379,11 @@ impl Engine {
         for s in &page {
             items.push(self.session_view(s, false).await?);
         }
-        Ok(json!({"sessions": items, "next_cursor": next}))
+        Ok(SessionListResponse { sessions: items, next_cursor: next })
     }
 
     /// S6: closed body `{"name"}`.
-    pub async fn rename_session(&self, caller: &Caller, id: &str, body: Value) -> Result<Value, ApiError> {
+    pub async fn rename_session(&self, caller: &Caller, id: &str, body: Value) -> Result<SessionResponse, ApiError> {
         let m = input::object(body)?;
         if let Some(k) = m.keys().find(|k| k.as_str() != "name") {
             return Err(ApiError::invalid_request(k, format!("Unknown field {k:?}: only name can be changed.")));
@@ -408,7 +445,7 @@ impl Engine {
     }
 
     /// S7 with `delivery: immediate` (default).
-    pub async fn send_message(&self, caller: &Caller, id: &str, body: &Map<String, Value>) -> Result<(Value, Accepted), ApiError> {
+    pub async fn send_message(&self, caller: &Caller, id: &str, body: &Map<String, Value>) -> Result<(SessionResponse, Accepted), ApiError> {
         let text = require_content(body)?;
         let s = self.session_for_use(caller, id).await?;
         let parts = self.attachment_parts(&s, body).await?;
@@ -468,23 +505,23 @@ impl Engine {
         Ok(())
     }
 
-    pub fn queue_json(queue: &[QueuedMessageRecord]) -> Vec<Value> {
-        queue.iter().enumerate().map(|(i, q)| queued_json(q, i + 1)).collect()
+    pub fn queue_items(queue: &[QueuedMessageRecord]) -> Vec<QueuedMessage> {
+        queue.iter().enumerate().map(|(i, q)| queued_message(q, i + 1)).collect()
     }
 
     /// S13 response.
-    pub async fn queue_message_response(&self, caller: &Caller, id: &str, body: Value) -> Result<Value, ApiError> {
+    pub async fn queue_message_response(&self, caller: &Caller, id: &str, body: Value) -> Result<SessionQueuedMessageResponse, ApiError> {
         let m = input::object(body)?;
         let (q, queue) = self.queue_message(caller, id, &m).await?;
         let pos = queue.iter().position(|x| x.id == q.id).map(|p| p + 1).unwrap_or(1);
-        Ok(json!({"queue": Self::queue_json(&queue), "queued_message": queued_json(&q, pos)}))
+        Ok(SessionQueuedMessageResponse { queue: Self::queue_items(&queue), queued_message: queued_message(&q, pos) })
     }
 
     /// S12.
-    pub async fn list_queue(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+    pub async fn list_queue(&self, caller: &Caller, id: &str) -> Result<SessionQueueResponse, ApiError> {
         let s = self.session_for(caller, id).await?;
         let queue = self.store.queued_messages(&s.id).await.map_err(db)?;
-        Ok(json!({"queue": Self::queue_json(&queue)}))
+        Ok(SessionQueueResponse { queue: Self::queue_items(&queue) })
     }
 
     fn qm_not_found(qid: &str) -> ApiError {
@@ -493,7 +530,7 @@ impl Engine {
     }
 
     /// S14.
-    pub async fn edit_queued(&self, caller: &Caller, id: &str, qid: &str, body: Value) -> Result<Value, ApiError> {
+    pub async fn edit_queued(&self, caller: &Caller, id: &str, qid: &str, body: Value) -> Result<SessionQueuedMessageResponse, ApiError> {
         self.no_queue_when_incognito()?;
         let m = input::object(body)?;
         let text = require_content(&m)?;
@@ -503,18 +540,18 @@ impl Engine {
         }
         let queue = self.store.queued_messages(&s.id).await.map_err(db)?;
         let (pos, q) = queue.iter().enumerate().find(|(_, q)| q.id == qid).ok_or_else(|| Self::qm_not_found(qid))?;
-        Ok(json!({"queue": Self::queue_json(&queue), "queued_message": queued_json(q, pos + 1)}))
+        Ok(SessionQueuedMessageResponse { queue: Self::queue_items(&queue), queued_message: queued_message(q, pos + 1) })
     }
 
     /// S15.
-    pub async fn delete_queued(&self, caller: &Caller, id: &str, qid: &str) -> Result<Value, ApiError> {
+    pub async fn delete_queued(&self, caller: &Caller, id: &str, qid: &str) -> Result<SessionQueueResponse, ApiError> {
         self.no_queue_when_incognito()?;
         let s = self.session_for_use(caller, id).await?;
         if !self.store.delete_queued_message(&s.id, qid).await.map_err(db)? {
             return Err(Self::qm_not_found(qid));
         }
         let queue = self.store.queued_messages(&s.id).await.map_err(db)?;
-        Ok(json!({"queue": Self::queue_json(&queue)}))
+        Ok(SessionQueueResponse { queue: Self::queue_items(&queue) })
     }
 
     /// Waits (bounded) until the session leaves `processing`/`queued`.
@@ -533,15 +570,13 @@ impl Engine {
     /// signalled and given up to 3 s to stop.
     async fn stop_active(&self, s: &SessionRecord, stop: crate::Stop) -> Result<SessionRecord, ApiError> {
         let Some(run_id) = s.current_run_id.clone() else { return Ok(s.clone()) };
-        let reason = if stop == crate::Stop::Interrupted { "interrupted" } else { "cancelled" };
+        let reason = if stop == crate::Stop::Interrupted { FinishReason::Interrupted } else { FinishReason::Cancelled };
         if matches!(s.state.as_str(), "queued" | "approval_required" | "processing") {
             let u = RunUpdate {
                 run_state: Some("cancelled"),
                 session_state: Some(SessionState::Cancelled.as_str()),
-                finish_reason: Some(reason),
-                events: vec![
-                    json!({"type": "finish", "final": true, "finishReason": reason, "state": "cancelled", "interaction_id": s.id, "usage": {"input_tokens": s.usage.get("input_tokens").cloned().unwrap_or(json!(0)), "output_tokens": s.usage.get("output_tokens").cloned().unwrap_or(json!(0))}}),
-                ],
+                finish_reason: Some(reason.as_str()),
+                events: vec![StreamEvent::finish(&s.id, reason, SessionState::Cancelled, Some(EventUsage::from_value(&s.usage))).to_value()],
                 terminal: true,
                 only_if_unleased: true,
                 ..RunUpdate::new(&run_id, None)
@@ -558,7 +593,7 @@ impl Engine {
     }
 
     /// S9.
-    pub async fn cancel_session(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+    pub async fn cancel_session(&self, caller: &Caller, id: &str) -> Result<SessionResponse, ApiError> {
         let s = self.session_for_use(caller, id).await?;
         let state = SessionState::parse(&s.state).unwrap_or(SessionState::Failed);
         let s = match transition(state, SessionEvent::Cancel) {
@@ -568,13 +603,13 @@ impl Engine {
         let mut view = self.session_view(&s, false).await?;
         if state.is_active() {
             // The run is stopping or stopped; report the state the caller asked for.
-            view["state"] = json!(SessionState::Cancelled.as_str());
+            view.state = SessionState::Cancelled;
         }
-        Ok(json!({"session": view, "queue_position": null}))
+        Ok(SessionResponse { session: view, queue_position: None })
     }
 
     /// S16: interrupt the active run and send this queued message now.
-    pub async fn send_queued_now(&self, caller: &Caller, id: &str, qid: &str) -> Result<(Value, Accepted), ApiError> {
+    pub async fn send_queued_now(&self, caller: &Caller, id: &str, qid: &str) -> Result<(SessionResponse, Accepted), ApiError> {
         self.no_queue_when_incognito()?;
         let s = self.session_for_use(caller, id).await?;
         let queue = self.store.queued_messages(&s.id).await.map_err(db)?;
@@ -612,7 +647,7 @@ impl Engine {
 
     /// S11 (and S8 with only `approval_responses`): returns the response and the cursor
     /// of the last event before resumption.
-    pub async fn resolve_approvals(&self, caller: &Caller, id: &str, body: &Map<String, Value>) -> Result<(Value, i64), ApiError> {
+    pub async fn resolve_approvals(&self, caller: &Caller, id: &str, body: &Map<String, Value>) -> Result<(SessionApprovalsResponse, i64), ApiError> {
         let items = match body.get("approval_responses") {
             Some(Value::Array(a)) if !a.is_empty() && a.len() <= 20 => a.clone(),
             Some(Value::Array(_)) => {
@@ -621,16 +656,20 @@ impl Engine {
             None | Some(Value::Null) => return Err(ApiError::invalid_request("approval_responses", "approval_responses is required.")),
             Some(v) => return Err(ApiError::invalid_request("approval_responses", format!("approval_responses must be an array, not {}.", input::kind(v)))),
         };
-        let mut parsed: Vec<(String, String, Option<String>, Value)> = Vec::new();
+        let mut parsed: Vec<(String, ApprovalAction, Option<String>, Value)> = Vec::new();
         for (i, it) in items.iter().enumerate() {
             let p = format!("approval_responses[{i}]");
             let o = it.as_object().ok_or_else(|| ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p} must be an object.")).param(&p))?;
             let areq = o.get("action_request_id").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| {
                 ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.action_request_id is required.")).param(format!("{p}.action_request_id"))
             })?;
-            let action = o.get("action").and_then(Value::as_str).filter(|a| *a == "accept" || *a == "reject").ok_or_else(|| {
-                ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.action must be accept or reject.")).param(format!("{p}.action"))
-            })?;
+            let action = match o.get("action").and_then(Value::as_str) {
+                Some("accept") => ApprovalAction::Accept,
+                Some("reject") => ApprovalAction::Reject,
+                _ => {
+                    return Err(ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.action must be accept or reject.")).param(format!("{p}.action")))
+                }
+            };
             let reason = match o.get("reason") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(r)) if r.chars().count() <= 1000 => Some(r.clone()),
@@ -649,7 +688,7 @@ impl Engine {
                 return Err(ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.action_request_id repeats an earlier item."))
                     .param(format!("{p}.action_request_id")));
             }
-            parsed.push((areq.to_string(), action.to_string(), reason, values));
+            parsed.push((areq.to_string(), action, reason, values));
         }
         let s = self.session_for_use(caller, id).await?;
         if s.state != SessionState::ApprovalRequired.as_str() {
@@ -664,7 +703,7 @@ impl Engine {
         for (i, (areq, action, _, values)) in parsed.iter().enumerate() {
             if let Some(ix) = by_areq(&steps, areq) {
                 let ap = &steps[ix].output["approval"];
-                if steps[ix].state == "awaiting" && action == "accept" && ap.get("type").and_then(Value::as_str) == Some("human_input") {
+                if steps[ix].state == "awaiting" && *action == ApprovalAction::Accept && ap.get("type").and_then(Value::as_str) == Some("human_input") {
                     let empty = vec![];
                     for qn in ap.get("questions").and_then(Value::as_array).unwrap_or(&empty) {
                         let name = qn.get("name").and_then(Value::as_str).unwrap_or("");
@@ -678,42 +717,44 @@ impl Engine {
         }
         let mut results = Vec::new();
         for (areq, action, reason, values) in &parsed {
+            let accept = *action == ApprovalAction::Accept;
             let outcome = match by_areq(&steps, areq) {
-                None => "not_found".to_string(),
+                None => ApprovalOutcome::NotFound,
                 Some(ix) if steps[ix].state == "awaiting" => {
-                    let verdict = if action == "accept" { "approved" } else { "rejected" };
+                    let verdict = if accept { "approved" } else { "rejected" };
                     let mut st = steps[ix].clone();
                     st.state = verdict.into();
-                    st.output["decision"] = json!({"action": action, "reason": reason, "values": values, "by": caller.user.id});
+                    st.output["decision"] =
+                        json!({"action": if accept { "accept" } else { "reject" }, "reason": reason, "values": values, "by": caller.user.id});
                     let u = RunUpdate { step: Some(&st), only_if_unleased: true, ..RunUpdate::new(&run_id, None) };
                     self.store.update_run(u).await.map_err(db)?;
                     steps[ix] = st;
-                    if action == "accept" {
-                        "accepted".into()
+                    if accept {
+                        ApprovalOutcome::Accepted
                     } else {
-                        "rejected".into()
+                        ApprovalOutcome::Rejected
                     }
                 }
                 Some(ix) => {
                     let earlier = steps[ix].output.get("decision").and_then(|d| d.get("action")).and_then(Value::as_str).unwrap_or("accept");
                     if earlier == "accept" {
-                        "already_accepted".into()
+                        ApprovalOutcome::AlreadyAccepted
                     } else {
-                        "already_rejected".into()
+                        ApprovalOutcome::AlreadyRejected
                     }
                 }
             };
-            results.push(json!({"action_request_id": areq, "action": action, "outcome": outcome}));
+            results.push(ApprovalResult { action_request_id: areq.clone(), action: *action, outcome });
         }
         let s = self.reload(id).await?;
         let cursor = s.last_seq;
         if !steps.iter().any(|st| st.state == "awaiting") {
             let to = transition(SessionState::ApprovalRequired, SessionEvent::ApprovalsResolved).unwrap_or(SessionState::Processing);
-            let start = json!({"type": "start", "interaction_id": s.id, "session_id": s.id, "message_id": null, "state": to.as_str()});
+            let start = StreamEvent::Start { interaction_id: s.id.clone(), session_id: s.id.clone(), message_id: None, state: to };
             let u = RunUpdate {
                 run_state: Some("processing"),
                 session_state: Some(to.as_str()),
-                events: vec![start],
+                events: vec![start.to_value()],
                 only_if_unleased: true,
                 enqueue_job: true,
                 ..RunUpdate::new(&run_id, None)
@@ -724,34 +765,40 @@ impl Engine {
             self.wake.notify_one();
         }
         let s = self.reload(id).await?;
-        let view = self.session_view(&s, true).await?;
-        Ok((json!({"session": view, "results": results, "stream_cursor": format!("{}:{cursor}", s.id)}), cursor))
+        let session = self.session_view(&s, true).await?;
+        Ok((SessionApprovalsResponse { session, results, stream_cursor: Some(format!("{}:{cursor}", s.id)) }, cursor))
     }
 
     /// Where S5 starts and whether it can: `Ok(Some(after))`, or a synthetic final
     /// event (`Err`) for not-resumable cursors, finished runs and never-run sessions.
-    pub async fn resume_point(&self, s: &SessionRecord, last_cursor: Option<&str>) -> Result<Result<i64, Value>, ApiError> {
-        let synthetic = |reason: &str, state: &str, seq: i64| json!({"type": "finish", "final": true, "finishReason": reason, "state": state, "interaction_id": s.id, "stream_cursor": format!("{}:{seq}", s.id)});
+    pub async fn resume_point(&self, s: &SessionRecord, last_cursor: Option<&str>) -> Result<Result<i64, StreamFrame>, ApiError> {
+        let state = state_of(s);
+        let synthetic = |reason: FinishReason, _: &str, seq: i64| StreamFrame {
+            event: StreamEvent::finish(&s.id, reason, state, None),
+            stream_cursor: format!("{}:{seq}", s.id),
+        };
         let active = SessionState::parse(&s.state).is_some_and(SessionState::is_active);
         let after = match last_cursor {
             Some(c) => {
                 let parsed = c.rsplit_once(':').and_then(|(sid, n)| (sid == s.id).then(|| n.parse::<i64>().ok()).flatten());
                 match parsed {
                     Some(n) if n >= s.purged_through && n <= s.last_seq => n,
-                    _ => return Ok(Err(synthetic("not_resumable", &s.state, s.last_seq))),
+                    _ => return Ok(Err(synthetic(FinishReason::NotResumable, &s.state, s.last_seq))),
                 }
             }
             None => match &s.current_run_id {
-                None => return Ok(Err(synthetic("idle", &s.state, s.last_seq))),
+                None => return Ok(Err(synthetic(FinishReason::Idle, &s.state, s.last_seq))),
                 Some(r) => self.store.first_event_of_run(&s.id, r).await.map_err(db)?.map(|f| f - 1).unwrap_or(s.last_seq),
             },
         };
         if !active && after >= s.last_seq {
             let reason = match &s.current_run_id {
-                Some(r) => self.store.run(r).await.map_err(db)?.and_then(|r| r.finish_reason).unwrap_or_else(|| "stop".into()),
-                None => "idle".into(),
+                Some(r) => {
+                    self.store.run(r).await.map_err(db)?.and_then(|r| r.finish_reason).and_then(|f| FinishReason::parse(&f)).unwrap_or(FinishReason::Stop)
+                }
+                None => FinishReason::Idle,
             };
-            return Ok(Err(synthetic(&reason, &s.state, s.last_seq)));
+            return Ok(Err(synthetic(reason, &s.state, s.last_seq)));
         }
         Ok(Ok(after))
     }

@@ -125,7 +125,11 @@ impl Engine {
         };
         let mut msg = msg;
         msg.run_id = Some(run.id.clone());
-        let events = if to == SessionState::Queued { vec![json!({"type": "data-state", "data": {"state": "queued"}})] } else { vec![] };
+        let events = if to == SessionState::Queued {
+            vec![wire::events::StreamEvent::DataState { data: wire::events::StateData { state: to, queue_position: None } }.to_value()]
+        } else {
+            vec![]
+        };
         let written = match target {
             TurnTarget::New { id, kind, name, metadata } => {
                 let s = SessionRecord {

@@ -1,18 +1,7 @@
 //! The session state machine (API.md §6.1): one enum, one transition function. Both
 //! handlers and workers go through `transition`; no other change may be observed.
 
-use std::fmt;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionState {
-    Idle,
-    Queued,
-    Processing,
-    ApprovalRequired,
-    Completed,
-    Failed,
-    Cancelled,
-}
+pub use wire::sessions::SessionState;
 
 /// What happened to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,57 +20,6 @@ pub enum SessionEvent {
     ApprovalsResolved,
     /// S9.
     Cancel,
-}
-
-impl SessionState {
-    pub const ALL: [SessionState; 7] = [Self::Idle, Self::Queued, Self::Processing, Self::ApprovalRequired, Self::Completed, Self::Failed, Self::Cancelled];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Idle => "idle",
-            Self::Queued => "queued",
-            Self::Processing => "processing",
-            Self::ApprovalRequired => "approval_required",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-
-    /// States in which a new user message may start a run immediately (S7, L1 uses
-    /// `accepts_legacy_continuation`).
-    pub fn accepts_messages(self) -> bool {
-        matches!(self, Self::Idle | Self::Completed | Self::Failed | Self::Cancelled | Self::ApprovalRequired)
-    }
-
-    /// L1 continuation needs a legacy-terminal interaction.
-    pub fn accepts_legacy_continuation(self) -> bool {
-        matches!(self, Self::Idle | Self::Completed | Self::Failed | Self::Cancelled)
-    }
-
-    /// A run is active (holds or waits for a slot, or is paused).
-    pub fn is_active(self) -> bool {
-        matches!(self, Self::Queued | Self::Processing | Self::ApprovalRequired)
-    }
-
-    /// Legacy L2 `state`.
-    pub fn legacy(self) -> &'static str {
-        match self {
-            Self::Queued | Self::Processing | Self::ApprovalRequired => "ASYNC_PROCESSING",
-            Self::Idle | Self::Completed => "COMPLETED",
-            Self::Failed | Self::Cancelled => "FAILED",
-        }
-    }
-}
-
-impl fmt::Display for SessionState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// The only legal transitions. `Err` carries the state that refused the event.

@@ -7,7 +7,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use futures::StreamExt;
-use serde_json::Value;
 use wire::{ApiError, ErrorCode};
 
 use crate::error::{Nested, V1Result};
@@ -30,35 +29,35 @@ pub fn file_routes() -> Router<AppState> {
     Router::new().route("/files/v1/artifacts/{artifact_id}/versions/{version_id}/{filename}", get(file).head(file))
 }
 
-async fn list(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>) -> V1Result<Json<Value>> {
+async fn list(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>) -> V1Result<Json<impl serde::Serialize>> {
     Ok(Json(st.engine.list_artifacts(&v1.caller, &agent_id, &v1.query).await?))
 }
 
-async fn download(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+async fn download(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<impl serde::Serialize>> {
     Ok(Json(st.engine.artifact_download(&v1.caller, &id, &v1.query).await?))
 }
 
-async fn delete(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+async fn delete(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<impl serde::Serialize>> {
     Ok(Json(st.engine.delete_artifact(&v1.caller, &id).await?))
 }
 
-async fn rename(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+async fn rename(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<impl serde::Serialize>> {
     Ok(Json(st.engine.rename_artifact(&v1.caller, &id, body).await?))
 }
 
-async fn versions(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+async fn versions(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<impl serde::Serialize>> {
     Ok(Json(st.engine.artifact_versions(&v1.caller, &id).await?))
 }
 
-async fn password(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+async fn password(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<impl serde::Serialize>> {
     Ok(Json(st.engine.set_artifact_password(&v1.caller, &id, body).await?))
 }
 
-async fn get_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+async fn get_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<impl serde::Serialize>> {
     Ok(Json(st.engine.artifact_access(&v1.caller, &id).await?))
 }
 
-async fn put_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+async fn put_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<impl serde::Serialize>> {
     Ok(Json(st.engine.change_artifact_access(&v1.caller, &id, body).await?))
 }
 

@@ -14,6 +14,7 @@ use engine::input;
 use futures::StreamExt;
 use serde_json::Value;
 use store::EventRecord;
+use wire::events::StreamFrame;
 use wire::ApiError;
 
 use crate::error::{Nested, V1Result};
@@ -71,13 +72,13 @@ fn follow(
 }
 
 /// A stream of one synthetic event (not persisted).
-fn single(event: Value) -> Response {
-    let kind = event.get("type").and_then(Value::as_str).unwrap_or("finish").to_string();
-    let ev = Event::default().event(kind).data(event.to_string());
+fn single(frame: StreamFrame) -> Response {
+    let data = serde_json::to_string(&frame).unwrap_or_default();
+    let ev = Event::default().event(frame.event.kind()).data(data);
     sse_headers(Sse::new(futures::stream::once(async move { Ok::<_, Infallible>(ev) })).into_response())
 }
 
-async fn list(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>) -> V1Result<Json<Value>> {
+async fn list(State(st): State<AppState>, v1: V1, Path(agent_id): Path<String>) -> V1Result<Json<impl serde::Serialize>> {
     Ok(Json(st.engine.list_sessions(&v1.caller, &agent_id, &v1.query).await?))
 }
 
@@ -150,7 +151,7 @@ async fn retrieve(State(st): State<AppState>, v1: V1, Path(id): Path<String>) ->
     }
 }
 
-async fn rename(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+async fn rename(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<impl serde::Serialize>> {
     let eng = st.engine_for_session(&id).await;
     Ok(Json(eng.rename_session(&v1.caller, &id, body).await?))
 }
@@ -218,7 +219,7 @@ async fn send(State(st): State<AppState>, v1: V1, Path(id): Path<String>, header
     }
 }
 
-async fn cancel(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+async fn cancel(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<impl serde::Serialize>> {
     let eng = st.engine_for_session(&id).await;
     Ok(Json(eng.cancel_session(&v1.caller, &id).await?))
 }
@@ -238,13 +239,13 @@ async fn upload(State(st): State<AppState>, v1: V1, Path(id): Path<String>, req:
     }
 }
 
-async fn approvals(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+async fn approvals(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<impl serde::Serialize>> {
     let eng = st.engine_for_session(&id).await;
     let m = input::object(body)?;
     Ok(Json(eng.resolve_approvals(&v1.caller, &id, &m).await?.0))
 }
 
-async fn list_queue(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+async fn list_queue(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<impl serde::Serialize>> {
     let eng = st.engine_for_session(&id).await;
     Ok(Json(eng.list_queue(&v1.caller, &id).await?))
 }
@@ -254,12 +255,17 @@ async fn queue_message(State(st): State<AppState>, v1: V1, Path(id): Path<String
     Ok((StatusCode::CREATED, Json(eng.queue_message_response(&v1.caller, &id, body).await?)))
 }
 
-async fn edit_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path<(String, String)>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+async fn edit_queued(
+    State(st): State<AppState>,
+    v1: V1,
+    Path((id, qid)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> V1Result<Json<impl serde::Serialize>> {
     let eng = st.engine_for_session(&id).await;
     Ok(Json(eng.edit_queued(&v1.caller, &id, &qid, body).await?))
 }
 
-async fn delete_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path<(String, String)>) -> V1Result<Json<Value>> {
+async fn delete_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path<(String, String)>) -> V1Result<Json<impl serde::Serialize>> {
     let eng = st.engine_for_session(&id).await;
     Ok(Json(eng.delete_queued(&v1.caller, &id, &qid).await?))
 }
@@ -270,12 +276,12 @@ async fn send_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path<(
     Ok((StatusCode::ACCEPTED, Json(v)))
 }
 
-async fn get_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+async fn get_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<impl serde::Serialize>> {
     let eng = st.engine_for_session(&id).await;
     Ok(Json(eng.session_access(&v1.caller, &id).await?))
 }
 
-async fn put_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
+async fn put_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<impl serde::Serialize>> {
     let eng = st.engine_for_session(&id).await;
     Ok(Json(eng.change_session_access(&v1.caller, &id, body).await?))
 }

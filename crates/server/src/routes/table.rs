@@ -19,40 +19,24 @@ pub struct RouteSpec {
     pub path: &'static str,
     pub summary: &'static str,
     pub status: Status,
-    /// Success status code.
-    pub ok: u16,
-    /// Request body schema name, if any.
-    pub request: Option<&'static str>,
-    /// Success response schema name, if any.
-    pub response: Option<&'static str>,
-    /// Outside `/api/v1` (OAuth, voice).
+    /// Outside `/api/v1` (OAuth, voice, signed files).
     pub root: bool,
 }
 
-#[allow(clippy::too_many_arguments)] // a table row constructor
-const fn r(
-    id: &'static str,
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-    status: Status,
-    ok: u16,
-    request: Option<&'static str>,
-    response: Option<&'static str>,
-) -> RouteSpec {
-    RouteSpec { id, method, path, summary, status, ok, request, response, root: false }
+const fn r(id: &'static str, method: &'static str, path: &'static str, summary: &'static str, status: Status) -> RouteSpec {
+    RouteSpec { id, method, path, summary, status, root: false }
 }
 
 const fn later(id: &'static str, method: &'static str, path: &'static str, summary: &'static str) -> RouteSpec {
-    RouteSpec { id, method, path, summary, status: Status::Later, ok: 200, request: None, response: None, root: false }
+    RouteSpec { id, method, path, summary, status: Status::Later, root: false }
 }
 
 const fn pending(id: &'static str, method: &'static str, path: &'static str, summary: &'static str) -> RouteSpec {
-    RouteSpec { id, method, path, summary, status: Status::Pending, ok: 200, request: None, response: None, root: false }
+    RouteSpec { id, method, path, summary, status: Status::Pending, root: false }
 }
 
 const fn root_later(id: &'static str, method: &'static str, path: &'static str, summary: &'static str) -> RouteSpec {
-    RouteSpec { id, method, path, summary, status: Status::Later, ok: 200, request: None, response: None, root: true }
+    RouteSpec { id, method, path, summary, status: Status::Later, root: true }
 }
 
 use Status::Now;
@@ -60,15 +44,15 @@ use Status::Now;
 #[rustfmt::skip]
 pub const ROUTES: &[RouteSpec] = &[
     // Agents
-    r("G1", "GET", "/agents", "List agents", Now, 200, None, Some("AgentListResponse")),
-    r("G2", "POST", "/agents", "Create an agent", Now, 201, Some("AgentCreateRequest"), Some("AgentResponse")),
-    r("G3", "GET", "/agents/{agent_id}", "Retrieve an agent", Now, 200, None, Some("AgentResponse")),
-    r("G4", "PATCH", "/agents/{agent_id}", "Update an agent", Now, 200, Some("AgentUpdateRequest"), Some("AgentResponse")),
-    r("G5", "DELETE", "/agents/{agent_id}", "Delete an agent", Now, 200, None, Some("AgentDeleteResponse")),
-    r("G6", "GET", "/agents/{agent_id}/versions", "List agent versions", Now, 200, None, Some("AgentVersionsResponse")),
-    r("G7", "GET", "/agents/{agent_id}/versions/{version_id}", "Retrieve an agent version with its changes", Now, 200, None, Some("AgentVersionResponse")),
-    r("G8", "PATCH", "/agents/{agent_id}/abilities", "Update agent abilities", Now, 200, None, Some("AgentAbilitiesResponse")),
-    r("G9", "PATCH", "/agents/{agent_id}/incognito", "Set enforced incognito", Now, 200, None, Some("AgentResponse")),
+    r("G1", "GET", "/agents", "List agents", Now),
+    r("G2", "POST", "/agents", "Create an agent", Now),
+    r("G3", "GET", "/agents/{agent_id}", "Retrieve an agent", Now),
+    r("G4", "PATCH", "/agents/{agent_id}", "Update an agent", Now),
+    r("G5", "DELETE", "/agents/{agent_id}", "Delete an agent", Now),
+    r("G6", "GET", "/agents/{agent_id}/versions", "List agent versions", Now),
+    r("G7", "GET", "/agents/{agent_id}/versions/{version_id}", "Retrieve an agent version with its changes", Now),
+    r("G8", "PATCH", "/agents/{agent_id}/abilities", "Update agent abilities", Now),
+    r("G9", "PATCH", "/agents/{agent_id}/incognito", "Set enforced incognito", Now),
     later("G10", "PATCH", "/agents/{agent_id}/skills", "Attach or detach skills"),
     later("G12", "GET", "/agents/{agent_id}/mcp-servers", "List MCP servers"),
     later("G13", "PUT", "/agents/{agent_id}/mcp-servers/{server_id}", "Attach an MCP server"),
@@ -96,33 +80,33 @@ pub const ROUTES: &[RouteSpec] = &[
     later("EV6", "POST", "/agents/{agent_id}/evaluations/run", "Run agent evaluations"),
     later("EV7", "GET", "/agents/{agent_id}/evaluations/{evaluation_id}", "Retrieve an agent evaluation"),
     // Sessions
-    r("S1", "POST", "/agents/{agent_id}/sessions", "Create a session (stream: true → S2)", Now, 200, None, None),
-    r("S3", "GET", "/agents/{agent_id}/sessions", "List sessions", Now, 200, None, None),
-    r("S4", "GET", "/sessions/{session_id}", "Retrieve a session (stream=true → S5)", Now, 200, None, None),
-    r("S6", "PATCH", "/sessions/{session_id}", "Rename a session", Now, 200, None, None),
-    r("S7", "POST", "/sessions/{session_id}/messages", "Send a message (stream: true → S8)", Now, 200, None, None),
-    r("S9", "POST", "/sessions/{session_id}/cancel", "Cancel a session's run", Now, 200, None, None),
-    r("S10", "POST", "/sessions/{session_id}/files", "Upload a file to a session", Now, 200, None, None),
-    r("S11", "POST", "/sessions/{session_id}/approvals", "Resolve pending approvals", Now, 200, None, None),
-    r("S12", "GET", "/sessions/{session_id}/queue", "List queued messages", Now, 200, None, None),
-    r("S13", "POST", "/sessions/{session_id}/queue", "Queue a message", Now, 200, None, None),
-    r("S14", "PATCH", "/sessions/{session_id}/queue/{queued_message_id}", "Edit a queued message", Now, 200, None, None),
-    r("S15", "DELETE", "/sessions/{session_id}/queue/{queued_message_id}", "Delete a queued message", Now, 200, None, None),
-    r("S16", "POST", "/sessions/{session_id}/queue/{queued_message_id}/send", "Send a queued message now", Now, 200, None, None),
-    r("S17", "GET", "/sessions/{session_id}/access", "Session access", Now, 200, None, None),
-    r("S18", "PUT", "/sessions/{session_id}/access", "Change session access", Now, 200, None, None),
+    r("S1", "POST", "/agents/{agent_id}/sessions", "Create a session (stream: true → S2)", Now),
+    r("S3", "GET", "/agents/{agent_id}/sessions", "List sessions", Now),
+    r("S4", "GET", "/sessions/{session_id}", "Retrieve a session (stream=true → S5)", Now),
+    r("S6", "PATCH", "/sessions/{session_id}", "Rename a session", Now),
+    r("S7", "POST", "/sessions/{session_id}/messages", "Send a message (stream: true → S8)", Now),
+    r("S9", "POST", "/sessions/{session_id}/cancel", "Cancel a session's run", Now),
+    r("S10", "POST", "/sessions/{session_id}/files", "Upload a file to a session", Now),
+    r("S11", "POST", "/sessions/{session_id}/approvals", "Resolve pending approvals", Now),
+    r("S12", "GET", "/sessions/{session_id}/queue", "List queued messages", Now),
+    r("S13", "POST", "/sessions/{session_id}/queue", "Queue a message", Now),
+    r("S14", "PATCH", "/sessions/{session_id}/queue/{queued_message_id}", "Edit a queued message", Now),
+    r("S15", "DELETE", "/sessions/{session_id}/queue/{queued_message_id}", "Delete a queued message", Now),
+    r("S16", "POST", "/sessions/{session_id}/queue/{queued_message_id}/send", "Send a queued message now", Now),
+    r("S17", "GET", "/sessions/{session_id}/access", "Session access", Now),
+    r("S18", "PUT", "/sessions/{session_id}/access", "Change session access", Now),
     // Artifacts
-    r("A1", "GET", "/agents/{agent_id}/artifacts", "List artifacts", Now, 200, None, None),
-    r("A2", "GET", "/artifacts/{artifact_id}/download", "Signed download URL for an artifact", Now, 200, None, None),
-    r("A3", "DELETE", "/artifacts/{artifact_id}", "Delete an artifact", Now, 200, None, None),
-    r("A4", "PUT", "/artifacts/{artifact_id}/name", "Rename an artifact", Now, 200, None, None),
-    r("A5", "GET", "/artifacts/{artifact_id}/versions", "List artifact versions", Now, 200, None, None),
-    r("A6", "GET", "/artifacts/{artifact_id}/access", "Artifact access", Now, 200, None, None),
-    r("A7", "PUT", "/artifacts/{artifact_id}/access", "Change artifact access", Now, 200, None, None),
-    r("A8", "PUT", "/artifacts/{artifact_id}/password", "Set an artifact password", Now, 200, None, None),
+    r("A1", "GET", "/agents/{agent_id}/artifacts", "List artifacts", Now),
+    r("A2", "GET", "/artifacts/{artifact_id}/download", "Signed download URL for an artifact", Now),
+    r("A3", "DELETE", "/artifacts/{artifact_id}", "Delete an artifact", Now),
+    r("A4", "PUT", "/artifacts/{artifact_id}/name", "Rename an artifact", Now),
+    r("A5", "GET", "/artifacts/{artifact_id}/versions", "List artifact versions", Now),
+    r("A6", "GET", "/artifacts/{artifact_id}/access", "Artifact access", Now),
+    r("A7", "PUT", "/artifacts/{artifact_id}/access", "Change artifact access", Now),
+    r("A8", "PUT", "/artifacts/{artifact_id}/password", "Set an artifact password", Now),
     // Legacy interactions, flows, files, exports
-    r("L1", "POST", "/start_agent", "Start or continue an agent interaction", Now, 202, None, None),
-    r("L2", "GET", "/agent_status/{interaction_id}", "Poll an agent interaction", Now, 200, None, None),
+    r("L1", "POST", "/start_agent", "Start or continue an agent interaction", Now),
+    r("L2", "GET", "/agent_status/{interaction_id}", "Poll an agent interaction", Now),
     pending("F1", "POST", "/start_pipeline", "Start a flow run"),
     pending("F2", "GET", "/get_pl_run", "Flow run status"),
     pending("F3", "POST", "/kill_pipeline", "Terminate a flow run"),
@@ -130,23 +114,23 @@ pub const ROUTES: &[RouteSpec] = &[
     pending("F5", "GET", "/list_workbooks", "List workbooks"),
     pending("F6", "GET", "/get_inputs", "Flow inputs"),
     pending("F7", "GET", "/get_plrun_saved_item_map", "Recent runs per flow"),
-    r("F8", "POST", "/upload_file", "Upload a flow file", Now, 200, None, None),
-    r("F9", "POST", "/upload_files", "Upload flow files", Now, 200, None, None),
-    r("F10", "POST", "/download_file", "Download a flow file", Now, 200, None, None),
-    r("F11", "POST", "/download_files", "Download flow files as ZIP", Now, 200, None, None),
+    r("F8", "POST", "/upload_file", "Upload a flow file", Now),
+    r("F9", "POST", "/upload_files", "Upload flow files", Now),
+    r("F10", "POST", "/download_file", "Download a flow file", Now),
+    r("F11", "POST", "/download_files", "Download flow files as ZIP", Now),
     pending("E1", "POST", "/export_data", "Request a data export"),
     pending("E2", "GET", "/export_status", "Data export status or CSV"),
     pending("E3", "GET", "/get_audit_logs", "Audit logs"),
     // Models and tenancy
-    r("M1", "GET", "/models", "List models", Now, 200, None, Some("ModelListResponse")),
+    r("M1", "GET", "/models", "List models", Now),
     later("M2", "POST", "/models/route", "Route to a model"),
-    r("X1", "GET", "/teams", "List teams", Now, 200, None, Some("TeamsResponse")),
-    r("X2", "GET", "/organizations", "List organizations", Now, 200, None, Some("OrganizationsResponse")),
+    r("X1", "GET", "/teams", "List teams", Now),
+    r("X2", "GET", "/organizations", "List organizations", Now),
     // Tools for AI agents
-    r("T1", "GET", "/tools", "Tool catalogue", Now, 200, None, Some("ToolListResponse")),
-    r("T2", "POST", "/tools/{tool_name}/invoke", "Invoke a tool", Now, 200, None, None),
-    r("T3", "POST", "/tools/mcp", "MCP server (Streamable HTTP)", Now, 200, None, None),
-    r("T4", "DELETE", "/tools/mcp", "End an MCP session", Now, 204, None, None),
+    r("T1", "GET", "/tools", "Tool catalogue", Now),
+    r("T2", "POST", "/tools/{tool_name}/invoke", "Invoke a tool", Now),
+    r("T3", "POST", "/tools/mcp", "MCP server (Streamable HTTP)", Now),
+    r("T4", "DELETE", "/tools/mcp", "End an MCP session", Now),
     // Later families
     later("C1", "POST", "/chat/completions", "Chat completions"),
     later("D1", "POST", "/decisions", "Decisions"),

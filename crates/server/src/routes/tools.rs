@@ -37,7 +37,7 @@ pub const PASSED_HEADERS: &[&str] =
 pub const SPEC_ID_HEADER: &str = "openloop-tool-spec-id";
 
 async fn list(State(_): State<AppState>, v1: V1) -> V1Result<Json<ToolListResponse>> {
-    let format = match v1.query.str("format") {
+    let format = match v1.query.raw("format") {
         None => ToolFormat::Native,
         Some(f) => ToolFormat::parse(f).ok_or_else(|| ApiError::invalid_request("format", "format must be native, openai, anthropic or mcp."))?,
     };
