@@ -245,10 +245,9 @@ def schemathesis_cli() -> list[str]:
 
 
 def summary_of(output: str) -> str:
-    """The FAILURES and SUMMARY sections of schemathesis' output (else its tail)."""
-    start = output.find("= FAILURES =")
-    if start < 0:
-        start = output.find("= SUMMARY =")
+    """The ERRORS, FAILURES and SUMMARY sections of schemathesis' output (else its tail)."""
+    found = [i for i in (output.find(f"= {name} =") for name in ("ERRORS", "FAILURES", "SUMMARY")) if i >= 0]
+    start = min(found) if found else -1
     text = output[output.rfind("\n", 0, start) + 1:] if start >= 0 else output[-8000:]
     return text if len(text) <= 30000 else text[:20000] + "\n…\n" + text[-8000:]
 
@@ -271,7 +270,9 @@ def test_9_4_schemathesis(start_server: Callable[..., OpenloopServer], tmp_path:
         "--checks", "not_a_server_error,response_schema_conformance",
         "--max-examples", str(SCHEMATHESIS_MAX_EXAMPLES),
         "--seed", SCHEMATHESIS_SEED,
-        "--workers", "2",
+        # One worker: hypothesis parses lambda sources with ast.parse, which is not thread-safe on
+        # CPython 3.11.7 ("AST constructor recursion depth mismatch" with 2 workers).
+        "--workers", "1",
         "--exclude-tag", "later", "--exclude-tag", "not_implemented",
         "--exclude-path", "/tools/mcp",
         "--generation-database", "none",
