@@ -316,16 +316,8 @@ fn contents(bodies: &[Body]) -> Vec<(&'static str, Content)> {
                 out.push(("application/json", ContentBuilder::new().schema(Some(any)).build()));
             }
             Body::AnyJson => out.push(("application/json", ContentBuilder::new().schema(Some(any_json())).build())),
-            Body::Sse => out.push((
-                "text/event-stream",
-                ContentBuilder::new()
-                    .schema(Some(
-                        ObjectBuilder::new()
-                            .schema_type(Type::String)
-                            .description(Some("`event: <type>` / `data: <StreamFrame JSON>` frames (§12), ending with a `finish` event")),
-                    ))
-                    .build(),
-            )),
+            // Replaced by `sse_event_schema` in `build_json` (utoipa has no `contentSchema`).
+            Body::Sse => out.push(("text/event-stream", ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::Object))).build())),
             Body::Bytes(media) => {
                 out.push((media, ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String).content_media_type(media))).build()))
             }
@@ -537,9 +529,41 @@ pub fn build(public_url: &str) -> OpenApi {
         .build()
 }
 
+/// Each SSE event as `{event, data}` with `data` a StreamFrame JSON (the OpenAPI 3.2
+/// idiom for `text/event-stream`, which schema-aware clients validate per event).
+fn sse_event_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "One Server-Sent Event (§12): `event: <type>`, `data: <StreamFrame JSON>`; the last one is a `finish`.",
+        "required": ["data"],
+        "properties": {
+            "event": {"type": "string"},
+            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {"$ref": "#/components/schemas/StreamFrame"}},
+        },
+    })
+}
+
+/// The document as JSON (what is served and committed).
+pub fn build_json(public_url: &str) -> Value {
+    let mut v = serde_json::to_value(build(public_url)).unwrap_or_else(|_| json!({}));
+    if let Some(paths) = v.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in item.values_mut() {
+                let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+                for r in responses.values_mut() {
+                    if let Some(sse) = r.pointer_mut("/content/text~1event-stream") {
+                        sse["schema"] = sse_event_schema();
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
 /// The document as JSON, pretty-printed the way `docs/openapi.json` is committed.
 pub fn to_pretty_json(public_url: &str) -> String {
-    let v = serde_json::to_value(build(public_url)).unwrap_or_else(|_| json!({}));
+    let v = build_json(public_url);
     let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
     s.push('\n');
     s
@@ -548,7 +572,7 @@ pub fn to_pretty_json(public_url: &str) -> String {
 static DOC: OnceLock<Value> = OnceLock::new();
 
 pub async fn document(State(st): State<AppState>) -> Json<Value> {
-    let doc = DOC.get_or_init(|| serde_json::to_value(build(&st.config.public_url)).unwrap_or_else(|_| json!({})));
+    let doc = DOC.get_or_init(|| build_json(&st.config.public_url));
     Json(doc.clone())
 }
 
@@ -574,7 +598,7 @@ mod tests {
 
     #[test]
     fn every_operation_has_parameters_with_schemas_and_responses() {
-        let v = serde_json::to_value(build(DEFAULT_PUBLIC_URL)).unwrap();
+        let v = build_json(DEFAULT_PUBLIC_URL);
         for (path, item) in v["paths"].as_object().unwrap() {
             for (m, op) in item.as_object().unwrap() {
                 assert!(op["x-openloop-id"].is_string(), "{m} {path}");
