@@ -90,6 +90,71 @@ pub fn public_tools(tools: &[Value]) -> Vec<Value> {
         .collect()
 }
 
+/// Applies an AgentAbilities object (G8, and `abilities` on G2/G4): each ability sent
+/// becomes or updates its tool entry (§7.4); `prefix` is the error path's prefix.
+fn apply_abilities(cfg: &mut AgentConfig, abilities: &Map<String, Value>, prefix: &str) -> Result<(), ApiError> {
+    for (key, val) in abilities {
+        if val.is_null() {
+            continue;
+        }
+        let Some(obj) = val.as_object() else {
+            return Err(ApiError::invalid_request(&format!("{prefix}{key}"), format!("{prefix}{key} must be an object.")));
+        };
+        if key == "tool_discovery" {
+            let mode = obj.get("mode").and_then(Value::as_str);
+            if !matches!(mode, Some("auto" | "enabled")) {
+                return Err(ApiError::invalid_request(&format!("{prefix}tool_discovery.mode"), "tool_discovery.mode must be auto or enabled."));
+            }
+            let mut patch = Map::new();
+            patch.insert("tool_discovery".into(), json!({"mode": mode}));
+            validate::merge_patch(&mut cfg.metadata, &patch);
+            continue;
+        }
+        let Some((tool_type, _)) = ABILITY_TOOLS.iter().find(|(_, a)| a == key) else {
+            // Unknown ability keys are ignored like unknown fields.
+            continue;
+        };
+        let enabled = match obj.get("enabled") {
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                return Err(ApiError::invalid_request(&format!("{prefix}{key}.enabled"), format!("{key}.enabled must be a boolean, not {}.", input::kind(v))))
+            }
+            None => return Err(ApiError::invalid_request(&format!("{prefix}{key}.enabled"), format!("{key}.enabled is required."))),
+        };
+        let pos = cfg.tools.iter().position(|t| t.get("type").and_then(Value::as_str) == Some(tool_type));
+        let mut entry = pos.map(|p| cfg.tools[p].clone()).unwrap_or_else(|| json!({"type": tool_type}));
+        if let Some(e) = entry.as_object_mut() {
+            e.insert("is_disabled".into(), json!(!enabled));
+            let meta = e.entry("metadata").or_insert_with(|| json!({}));
+            if !meta.is_object() {
+                *meta = json!({});
+            }
+            for f in ability_extra_fields(key) {
+                if let Some(v) = obj.get(*f) {
+                    if !v.is_null() && !v.is_string() {
+                        return Err(ApiError::invalid_request(&format!("{prefix}{key}.{f}"), format!("{key}.{f} must be a string.")));
+                    }
+                    if let Some(mo) = meta.as_object_mut() {
+                        if v.is_null() {
+                            mo.remove(*f);
+                        } else {
+                            mo.insert((*f).into(), v.clone());
+                        }
+                    }
+                }
+            }
+            if meta.as_object().is_some_and(Map::is_empty) {
+                e.remove("metadata");
+            }
+        }
+        match pos {
+            Some(p) => cfg.tools[p] = entry,
+            None => cfg.tools.push(entry),
+        }
+    }
+    Ok(())
+}
+
 fn composition(cfg: &AgentConfig) -> AgentComposition {
     AgentComposition {
         complete: true,
@@ -279,6 +344,7 @@ impl Engine {
             Some(r) => validate::resources(r, "resources")?,
             None => vec![],
         };
+        let abilities_sent = input::opt_object(&m, "abilities", "abilities")?.cloned();
         let skill_ids = input::opt_array(&m, "skill_ids", "skill_ids")?.map(|a| input::str_list(a, "skill_ids")).transpose()?.unwrap_or_default();
         if !skill_ids.is_empty() {
             return Err(ApiError::not_implemented("Attaching skills").param("skill_ids"));
@@ -322,7 +388,7 @@ impl Engine {
         };
 
         let now = wire::time::now_micros();
-        let config = AgentConfig {
+        let mut config = AgentConfig {
             name,
             description,
             model_name,
@@ -335,6 +401,9 @@ impl Engine {
             folder_id,
             incognito,
         };
+        if let Some(a) = &abilities_sent {
+            apply_abilities(&mut config, a, "abilities.")?;
+        }
         let rec = AgentRecord {
             id: id.clone(),
             owner_user_id: caller.user.id.clone(),
@@ -449,6 +518,9 @@ impl Engine {
         }
         if let Some(r) = input::opt_array(&m, "resources", "resources")? {
             cfg.resources = validate::resources(r, "resources")?;
+        }
+        if let Some(a) = input::opt_object(&m, "abilities", "abilities")? {
+            apply_abilities(&mut cfg, a, "abilities.")?;
         }
         if let Some(patch) = input::opt_object(&m, "metadata", "metadata")? {
             let mut merged = cfg.metadata.clone();
@@ -571,65 +643,8 @@ impl Engine {
         }
         let expected = input::opt_int(&m, "version", "version")?;
         let mut cfg = cur.config.clone();
-        for (key, val) in &m {
-            if key == "version" || val.is_null() {
-                continue;
-            }
-            let Some(obj) = val.as_object() else {
-                return Err(ApiError::invalid_request(key, format!("{key} must be an object.")));
-            };
-            if key == "tool_discovery" {
-                let mode = obj.get("mode").and_then(Value::as_str);
-                if !matches!(mode, Some("auto" | "enabled")) {
-                    return Err(ApiError::invalid_request("tool_discovery.mode", "tool_discovery.mode must be auto or enabled."));
-                }
-                let mut patch = Map::new();
-                patch.insert("tool_discovery".into(), json!({"mode": mode}));
-                validate::merge_patch(&mut cfg.metadata, &patch);
-                continue;
-            }
-            let Some((tool_type, _)) = ABILITY_TOOLS.iter().find(|(_, a)| a == key) else {
-                // Unknown ability keys are ignored like unknown fields.
-                continue;
-            };
-            let enabled = match obj.get("enabled") {
-                Some(Value::Bool(b)) => *b,
-                Some(v) => {
-                    return Err(ApiError::invalid_request(&format!("{key}.enabled"), format!("{key}.enabled must be a boolean, not {}.", input::kind(v))))
-                }
-                None => return Err(ApiError::invalid_request(&format!("{key}.enabled"), format!("{key}.enabled is required."))),
-            };
-            let pos = cfg.tools.iter().position(|t| t.get("type").and_then(Value::as_str) == Some(tool_type));
-            let mut entry = pos.map(|p| cfg.tools[p].clone()).unwrap_or_else(|| json!({"type": tool_type}));
-            if let Some(e) = entry.as_object_mut() {
-                e.insert("is_disabled".into(), json!(!enabled));
-                let meta = e.entry("metadata").or_insert_with(|| json!({}));
-                if !meta.is_object() {
-                    *meta = json!({});
-                }
-                for f in ability_extra_fields(key) {
-                    if let Some(v) = obj.get(*f) {
-                        if !v.is_null() && !v.is_string() {
-                            return Err(ApiError::invalid_request(&format!("{key}.{f}"), format!("{key}.{f} must be a string.")));
-                        }
-                        if let Some(mo) = meta.as_object_mut() {
-                            if v.is_null() {
-                                mo.remove(*f);
-                            } else {
-                                mo.insert((*f).into(), v.clone());
-                            }
-                        }
-                    }
-                }
-                if meta.as_object().is_some_and(Map::is_empty) {
-                    e.remove("metadata");
-                }
-            }
-            match pos {
-                Some(p) => cfg.tools[p] = entry,
-                None => cfg.tools.push(entry),
-            }
-        }
+        let sent: Map<String, Value> = m.into_iter().filter(|(k, _)| k != "version").collect();
+        apply_abilities(&mut cfg, &sent, "")?;
         let next = self.commit_agent_change(caller, &cur, expected, cfg, cur.team_id.clone(), cur.is_active).await?;
         Ok(AgentAbilitiesResponse { agent_id: next.id.clone(), abilities: abilities(&next.config), version: next.version })
     }

@@ -6,6 +6,7 @@
 //! rules live here once, for every API surface (v1, legacy, tools, MCP).
 
 pub mod agents;
+pub mod api_tools;
 pub mod artifacts;
 pub mod auth;
 pub mod catalogue;
@@ -66,6 +67,8 @@ pub struct Engine {
     pub process_id: String,
     /// Uploads and artifacts (absent in admin commands).
     pub blobs: Option<blobs::BlobStore>,
+    /// Runs Openloop's own API tools in-process (set by the HTTP layer).
+    pub api_invoker: std::sync::OnceLock<Arc<dyn api_tools::ApiInvoker>>,
 }
 
 impl Engine {
@@ -82,6 +85,7 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             process_id: wire::ids::new_id("proc"),
             blobs: None,
+            api_invoker: std::sync::OnceLock::new(),
         }
     }
 
@@ -144,7 +148,15 @@ impl Engine {
                 t.get("type").and_then(serde_json::Value::as_str) == Some(ty) && !t.get("is_disabled").and_then(serde_json::Value::as_bool).unwrap_or(false)
             })
         };
-        self.builtin_tools.iter().filter(|t| ALWAYS.contains(&t.name()) || enabled(t.name())).cloned().collect()
+        let mut out: Vec<Arc<dyn Tool>> = self.builtin_tools.iter().filter(|t| ALWAYS.contains(&t.name()) || enabled(t.name())).cloned().collect();
+        let api_entry = agent.config.tools.iter().find(|t| {
+            t.get("type").and_then(serde_json::Value::as_str) == Some(api_tools::OPENLOOP_API)
+                && !t.get("is_disabled").and_then(serde_json::Value::as_bool).unwrap_or(false)
+        });
+        if let (Some(entry), Some(invoker)) = (api_entry, self.api_invoker.get()) {
+            out.extend(api_tools::enabled_tools(entry, invoker));
+        }
+        out
     }
 
     /// Openloop preamble + the agent's own prompt (§7.3).

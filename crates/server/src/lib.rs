@@ -82,6 +82,9 @@ impl AppState {
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let app = state.app.clone();
+    for engine in std::iter::once(&state.engine).chain(state.incognito.iter()) {
+        let _ = engine.api_invoker.set(Arc::new(routes::tools::InProcessApi { state: state.clone() }));
+    }
     let router = routes::router(state);
     let _ = app.set(router.clone());
     router

@@ -32,7 +32,7 @@ fn collect<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
 fn schemas() -> Vec<(String, RefOr<Schema>)> {
     use wire::agents::*;
     use wire::artifacts::*;
-    use wire::error::{ErrorEnvelope, FlatError};
+    use wire::error::{ErrorEnvelope, FlatError, OAuthError};
     use wire::events::StreamFrame;
     use wire::legacy::*;
     use wire::sessions::*;
@@ -96,6 +96,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     collect::<ToolListResponse>(&mut out);
     collect::<ErrorEnvelope>(&mut out);
     collect::<FlatError>(&mut out);
+    collect::<OAuthError>(&mut out);
     // Enums used by query parameters.
     collect::<AgentSort>(&mut out);
     collect::<SessionSort>(&mut out);
@@ -132,6 +133,8 @@ enum Errors {
     Either,
     /// JSON-RPC or the nested envelope (the MCP endpoint).
     JsonRpc,
+    /// RFC 6749 `{error, error_description}` (OAuth).
+    OAuth,
 }
 
 /// How one operation is documented.
@@ -335,6 +338,7 @@ fn error_content(form: Errors) -> Content {
             .schema(Some(AnyOfBuilder::new().item(Ref::from_schema_name("ErrorEnvelope")).item(Ref::from_schema_name("FlatError"))))
             .build(),
         Errors::JsonRpc => ContentBuilder::new().schema(Some(AnyOfBuilder::new().item(Ref::from_schema_name("ErrorEnvelope")).item(any_json()))).build(),
+        Errors::OAuth => ContentBuilder::new().schema(Some(Ref::from_schema_name("OAuthError"))).build(),
     }
 }
 
@@ -344,10 +348,11 @@ fn form_name(form: Errors) -> &'static str {
         Errors::Flat => "FlatError",
         Errors::Either => "ToolError",
         Errors::JsonRpc => "McpError",
+        Errors::OAuth => "OAuthError",
     }
 }
 
-const ALL_FORMS: [Errors; 4] = [Errors::Nested, Errors::Flat, Errors::Either, Errors::JsonRpc];
+const ALL_FORMS: [Errors; 5] = [Errors::Nested, Errors::Flat, Errors::Either, Errors::JsonRpc, Errors::OAuth];
 const ERROR_STATUSES: [u16; 13] = [400, 401, 403, 404, 409, 413, 415, 416, 429, 500, 501, 503, 405];
 
 fn error_description(status: u16) -> &'static str {
@@ -465,8 +470,11 @@ pub fn build(public_url: &str) -> OpenApi {
                 op = op.response(status.to_string(), r.build());
             }
         }
+        let oauth = spec.path.starts_with("/oauth/");
         let mut errors: Vec<u16> = if is_file {
             vec![403, 404, 429, 500]
+        } else if oauth {
+            vec![501]
         } else if spec.root || !implemented {
             vec![401, 403, 404, 429, 500, 501]
         } else {
@@ -478,7 +486,13 @@ pub fn build(public_url: &str) -> OpenApi {
         errors.extend_from_slice(d.errors);
         errors.sort_unstable();
         errors.dedup();
-        let form = if !implemented && legacy { Errors::Flat } else { d.error_form };
+        let form = if oauth {
+            Errors::OAuth
+        } else if !implemented && legacy {
+            Errors::Flat
+        } else {
+            d.error_form
+        };
         for status in errors {
             op = op.response(status.to_string(), Ref::new(format!("#/components/responses/{}{status}", form_name(form))));
         }
@@ -487,6 +501,10 @@ pub fn build(public_url: &str) -> OpenApi {
         }
         if spec.root {
             op = op.servers(Some(root_server.clone()));
+        }
+        if oauth {
+            // OAuth clients authenticate per RFC 6749, not with an API key.
+            op = op.security(SecurityRequirement::default());
         }
         items.push((spec.path.to_string(), method(spec.method), op.build()));
     }
@@ -543,9 +561,29 @@ fn sse_event_schema() -> Value {
     })
 }
 
+/// Extensions come from a hash map: sort them so the document is byte-for-byte stable.
+fn sort_extensions(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            let mut ext: Vec<(String, Value)> = Vec::new();
+            for k in o.keys().filter(|k| k.starts_with("x-")).cloned().collect::<Vec<_>>() {
+                if let Some(val) = o.remove(&k) {
+                    ext.push((k, val));
+                }
+            }
+            ext.sort_by(|a, b| a.0.cmp(&b.0));
+            o.extend(ext);
+            o.values_mut().for_each(sort_extensions);
+        }
+        Value::Array(a) => a.iter_mut().for_each(sort_extensions),
+        _ => {}
+    }
+}
+
 /// The document as JSON (what is served and committed).
 pub fn build_json(public_url: &str) -> Value {
     let mut v = serde_json::to_value(build(public_url)).unwrap_or_else(|_| json!({}));
+    sort_extensions(&mut v);
     if let Some(paths) = v.get_mut("paths").and_then(Value::as_object_mut) {
         for item in paths.values_mut().filter_map(Value::as_object_mut) {
             for op in item.values_mut() {

@@ -290,6 +290,9 @@ pub struct Agent {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AgentResponse {
     pub agent: Agent,
+    /// Request fields that were ignored (unknown names), so typos do not pass silently.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -372,6 +375,8 @@ pub struct AgentCreateRequest {
     pub agent_id: Option<String>,
     pub team_id: Option<String>,
     pub incognito: Option<bool>,
+    /// Abilities to enable (as G8); they become entries of `tools`.
+    pub abilities: Option<AgentAbilities>,
 }
 
 /// G4 request body.
@@ -390,6 +395,8 @@ pub struct AgentUpdateRequest {
     pub is_active: Option<bool>,
     pub team_id: Option<String>,
     pub version: Option<i64>,
+    /// Abilities to change (as G8).
+    pub abilities: Option<AgentAbilities>,
 }
 
 /// What a version freezes (AgentVersion.composition).

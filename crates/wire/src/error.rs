@@ -279,6 +279,13 @@ pub struct FlatError {
     pub metadata: Option<Map<String, Value>>,
 }
 
+/// OAuth endpoints' error form (RFC 6749 §5.2; API.md §8.12).
+#[derive(Serialize, ToSchema)]
+pub struct OAuthError {
+    pub error: String,
+    pub error_description: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,3 +103,48 @@ pub fn error_path(e: serde_path_to_error::Error<serde_json::Error>) -> (String, 
     }
     (param, message)
 }
+
+/// Top-level fields of `body` that `T` does not define: ignored (API.md §1.3), but named
+/// back to the caller, with the closest known field when one is near.
+pub fn unknown_field_warnings<T: ToSchema>(body: &Value) -> Vec<String> {
+    let Some(obj) = body.as_object() else { return vec![] };
+    let schema = serde_json::to_value(T::schema()).unwrap_or(Value::Null);
+    let known: Vec<&str> = schema.get("properties").and_then(Value::as_object).map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+    obj.keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .map(|k| {
+            let near = known.iter().map(|c| (edit_distance(k, c), *c)).filter(|(d, c)| *d <= 2.max(c.len() / 4)).min();
+            match near {
+                Some((_, c)) => format!("Ignored unknown field {k:?}; did you mean {c:?}?"),
+                None => format!("Ignored unknown field {k:?}."),
+            }
+        })
+        .collect()
+}
+
+/// Levenshtein distance (short field names only).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_named_with_a_suggestion() {
+        let w = unknown_field_warnings::<crate::agents::AgentCreateRequest>(&serde_json::json!({"name": "x", "modle_name": "m", "zzz": 1}));
+        assert_eq!(w.len(), 2);
+        assert!(w[0].contains("modle_name") && w[0].contains("\"model_name\""), "{w:?}");
+        assert!(!w[1].contains("did you mean"), "{w:?}");
+    }
+}

@@ -392,7 +392,9 @@ impl<'a> Ctx<'a> {
             match tool {
                 None => ("error".to_string(), Value::String(format!("unknown tool {:?}", tc.name))),
                 Some(t) => {
-                    let ctx = ToolContext { session_id: self.run.session_id.clone(), run_id: self.run.id.clone(), user_id: self.agent.creator_user_id.clone() };
+                    // Openloop's API tools act as the user whose message started the run.
+                    let user_id = if wire::tools::find(&tc.name).is_some() { self.session_creator.clone() } else { self.agent.creator_user_id.clone() };
+                    let ctx = ToolContext { session_id: self.run.session_id.clone(), run_id: self.run.id.clone(), user_id };
                     let mut stop = self.stop.clone();
                     let res = tokio::select! {
                         r = async {
@@ -451,12 +453,15 @@ impl<'a> Ctx<'a> {
 
     /// Effective approval mode of a tool (§7.5).
     fn approval_needed(&self, tool_name: &str, read_only: bool) -> bool {
-        let entry = self
-            .agent
-            .config
-            .tools
+        let tools = &self.agent.config.tools;
+        let entry = tools
             .iter()
-            .find(|t| t.get("type").and_then(Value::as_str) == Some(tool_name) || t.get("name").and_then(Value::as_str) == Some(tool_name));
+            .find(|t| t.get("type").and_then(Value::as_str) == Some(tool_name) || t.get("name").and_then(Value::as_str) == Some(tool_name))
+            // Openloop's own API tools take the modes of their `openloop_api` entry.
+            .or_else(|| {
+                wire::tools::find(tool_name)?;
+                tools.iter().find(|t| t.get("type").and_then(Value::as_str) == Some(crate::api_tools::OPENLOOP_API))
+            });
         let entry_mode = entry.and_then(|t| t.get("approval_mode")).and_then(Value::as_str).filter(|m| *m != "inherit");
         let default_mode =
             self.agent.config.metadata.get("tool_approval").and_then(|t| t.get("default_mode")).and_then(Value::as_str).filter(|m| *m != "inherit");

@@ -123,6 +123,11 @@ fn str_field(v: &Value, k: &str) -> Option<String> {
     v.get(k).and_then(Value::as_str).map(str::to_string)
 }
 
+/// The name the API shows: the given name, else the agent's name when it was created.
+fn display_name(s: &SessionRecord) -> Option<String> {
+    s.name.clone().or_else(|| str_field(&s.agent_snapshot, "name"))
+}
+
 /// What S1/S2 did.
 pub struct Created {
     pub status: u16,
@@ -203,7 +208,7 @@ impl Engine {
         Ok(Session {
             id: s.id.clone(),
             agent_id: s.agent_id.clone(),
-            name: s.name.clone().or_else(|| str_field(snap, "name")),
+            name: display_name(s),
             kind: kind_of(s),
             state: state_of(s),
             messages: messages.iter().map(Self::message_payload).collect(),
@@ -347,7 +352,7 @@ impl Engine {
         if let Some(needle) = &search {
             let mut keep = Vec::new();
             for s in sessions {
-                let name_hit = s.name.as_deref().unwrap_or("").to_lowercase().contains(needle);
+                let name_hit = display_name(&s).unwrap_or_default().to_lowercase().contains(needle);
                 let hit = name_hit || {
                     let msgs = self.store.messages(&s.id).await.map_err(db)?;
                     msgs.iter().any(|m| m.content.as_deref().unwrap_or("").to_lowercase().contains(needle) || text_of(&m.parts).to_lowercase().contains(needle))
@@ -367,7 +372,7 @@ impl Engine {
             sessions,
             |s| {
                 let primary = match sort {
-                    "name_asc" | "name_desc" => SortVal::Str(s.name.clone().unwrap_or_default().to_lowercase()),
+                    "name_asc" | "name_desc" => SortVal::Str(display_name(s).unwrap_or_default().to_lowercase()),
                     "credits_desc" | "credits_asc" => SortVal::Int(credits(s)),
                     _ => SortVal::Int(s.created_at),
                 };

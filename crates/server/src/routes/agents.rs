@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use wire::agents::{AgentCreateRequest, AgentResponse, AgentUpdateRequest};
 
 use crate::error::{Nested, V1Result};
 use crate::extract::{JsonBody, V1};
@@ -31,21 +32,33 @@ async fn create(State(st): State<AppState>, v1: V1, headers: HeaderMap, uri: Uri
     let engine = st.engine.clone();
     let fingerprint_body = body.clone();
     let req = IdemRequest { headers: &headers, key_id: &key_id, route: "G2", path_ids: "", body: &fingerprint_body, raw_query: uri.query(), legacy: false };
+    let warnings = ignored_fields::<AgentCreateRequest>("G2", &body);
     crate::idempotency::run(&st, req, || async move {
         match engine.create_agent(&v1.caller, body).await {
-            Ok(agent) => (StatusCode::CREATED, Json(json!({ "agent": agent }))).into_response(),
+            Ok(agent) => (StatusCode::CREATED, Json(AgentResponse { agent, warnings })).into_response(),
             Err(e) => Nested(e).into_response(),
         }
     })
     .await
 }
 
-async fn retrieve(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
-    Ok(Json(json!({ "agent": st.engine.get_agent(&v1.caller, &id).await? })))
+/// Unknown top-level fields: ignored (§1.3), logged and named in `warnings`.
+fn ignored_fields<T: utoipa::ToSchema>(route: &str, body: &Value) -> Option<Vec<String>> {
+    let w = wire::schema::unknown_field_warnings::<T>(body);
+    if w.is_empty() {
+        return None;
+    }
+    tracing::info!(route, warnings = ?w, "request fields ignored");
+    Some(w)
 }
 
-async fn update(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
-    Ok(Json(json!({ "agent": st.engine.update_agent(&v1.caller, &id, body).await? })))
+async fn retrieve(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<AgentResponse>> {
+    Ok(Json(AgentResponse { agent: st.engine.get_agent(&v1.caller, &id).await?, warnings: None }))
+}
+
+async fn update(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<AgentResponse>> {
+    let warnings = ignored_fields::<AgentUpdateRequest>("G4", &body);
+    Ok(Json(AgentResponse { agent: st.engine.update_agent(&v1.caller, &id, body).await?, warnings }))
 }
 
 async fn delete(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
@@ -64,6 +77,6 @@ async fn update_abilities(State(st): State<AppState>, v1: V1, Path(id): Path<Str
     Ok(Json(json!(st.engine.update_abilities(&v1.caller, &id, body).await?)))
 }
 
-async fn set_incognito(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<Value>> {
-    Ok(Json(json!({ "agent": st.engine.set_agent_incognito(&v1.caller, &id, body).await? })))
+async fn set_incognito(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<AgentResponse>> {
+    Ok(Json(AgentResponse { agent: st.engine.set_agent_incognito(&v1.caller, &id, body).await?, warnings: None }))
 }

@@ -5,7 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
 
 use super::table::{RouteSpec, Status};
 use crate::error::{Flat, Nested};
@@ -20,13 +23,14 @@ pub fn handler(
 }
 
 async fn respond(st: AppState, spec: &'static RouteSpec, req: Request) -> Response {
-    let what = match spec.status {
-        Status::Later => format!("{} ({}) is reserved for a later Openloop release", spec.summary, spec.id),
-        _ => format!("{} ({})", spec.summary, spec.id),
+    let message = match spec.status {
+        Status::Later => format!("{} ({}) is reserved for a later Openloop release; this server answers 501 until then.", spec.summary, spec.id),
+        _ => format!("{} ({}) is not implemented by this Openloop server yet.", spec.summary, spec.id),
     };
-    let err = wire::ApiError::not_implemented(&what).detail("spec_id", spec.id);
-    if spec.root {
-        return Nested(err).into_response();
+    let err = wire::ApiError::new(wire::ErrorCode::NotImplemented, message.clone()).detail("spec_id", spec.id);
+    if spec.path.starts_with("/oauth/") {
+        // OAuth endpoints speak RFC 6749 errors (§8.12), not the API envelope.
+        return (StatusCode::NOT_IMPLEMENTED, Json(json!({"error": "not_implemented", "error_description": message}))).into_response();
     }
     if legacy_family(req.uri().path()).is_some() {
         return Flat(wire::ApiError::flat(501, "not_implemented")).into_response();

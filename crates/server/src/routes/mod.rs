@@ -38,20 +38,23 @@ async fn route_not_found(uri: axum::http::Uri) -> Response {
     Nested(ApiError::new(ErrorCode::RouteNotFound, format!("No route {}; the API lives under /api/v1 (see /docs).", uri.path()))).into_response()
 }
 
-/// Allowed methods for a path, from the route table.
+/// Allowed methods for a path: those of the route the router matched, i.e. the
+/// matching templates with literal segments wherever any matching template has one.
 fn allowed_methods(path: &str) -> Vec<&'static str> {
     if path.starts_with("/files/v1/") {
         return vec!["GET", "HEAD"];
     }
     let rel = path.strip_prefix("/api/v1").unwrap_or(path);
-    let mut out: Vec<&'static str> = ROUTES
+    let matching: Vec<(&'static str, Vec<bool>)> = ROUTES
         .iter()
-        .filter(|r| {
+        .filter_map(|r| {
             let p = if r.root { path } else { rel };
-            template_matches(r.path, p)
+            template_matches(r.path, p).then(|| (r.method, r.path.split('/').map(|seg| !seg.starts_with('{')).collect()))
         })
-        .map(|r| r.method)
         .collect();
+    // The router prefers a literal segment over a parameter at each position.
+    let Some(best) = matching.iter().map(|(_, literal)| literal.clone()).max() else { return vec![] };
+    let mut out: Vec<&'static str> = matching.into_iter().filter(|(_, literal)| *literal == best).map(|(m, _)| m).collect();
     out.sort();
     out.dedup();
     out
@@ -83,16 +86,21 @@ pub fn router(state: AppState) -> Router {
         .merge(artifacts::routes())
         .merge(flowfiles::routes())
         .merge(tools::routes());
-    let mut root: Router<AppState> = Router::new();
+    let mut oauth: Router<AppState> = Router::new();
+    let mut voice: Router<AppState> = Router::new();
     for spec in ROUTES.iter().filter(|r| r.status != Status::Now) {
         let handler = on(method_filter(spec.method), later::handler(spec));
-        if spec.root {
-            root = root.route(spec.path, handler);
-        } else {
-            api = api.route(spec.path, handler);
+        match (spec.root, spec.path.starts_with("/oauth/")) {
+            (false, _) => api = api.route(spec.path, handler),
+            // OAuth authenticates clients its own way (RFC 6749), not with API keys.
+            (true, true) => oauth = oauth.route(spec.path, handler),
+            // Voice lives at the origin but is an API route like any other: key first.
+            (true, false) => voice = voice.route(spec.path, handler),
         }
     }
-    let api = api.route_layer(from_fn_with_state(state.clone(), crate::middleware::authenticate));
+    let auth = from_fn_with_state(state.clone(), crate::middleware::authenticate);
+    let api = api.route_layer(auth.clone());
+    let root = oauth.merge(voice.route_layer(auth));
 
     Router::new()
         .nest("/api/v1", api)

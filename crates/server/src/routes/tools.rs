@@ -150,3 +150,29 @@ pub async fn dispatch(st: &AppState, invoker: &Invoker, spec: &'static ToolSpec,
     out.headers_mut().insert(SPEC_ID_HEADER, HeaderValue::from_static(spec.spec_id));
     out
 }
+
+/// Runs catalogue tools for agent runs (`{"type": "openloop_api"}` entries): the same
+/// in-process dispatch as `/tools/{name}/invoke`, as the user whose message started the
+/// run, unscoped (lookups see the user's personal workspace and teams) and uncharged
+/// (runs are bounded by steps and time instead).
+pub struct InProcessApi {
+    pub state: AppState,
+}
+
+#[async_trait::async_trait]
+impl engine::api_tools::ApiInvoker for InProcessApi {
+    async fn invoke(&self, user_id: &str, spec: &'static ToolSpec, args: serde_json::Value) -> (u16, serde_json::Value) {
+        let key = KeyInfo { id: format!("agent-run:{user_id}"), kind: engine::KeyKind::Personal { user_id: user_id.to_string() }, created_by: None };
+        let invoker = Invoker { key, acting_header: None, user_id: user_id.to_string(), team_id: None, idempotency_key: None };
+        let resp = match spec.build(args, &ToolCaller { user_id: user_id.to_string() }) {
+            Ok(req) => dispatch(&self.state, &invoker, spec, req).await,
+            Err(e) => Nested(ApiError::invalid_request(&e.param, e.message)).into_response(),
+        };
+        let status = resp.status().as_u16();
+        let body = match axum::body::to_bytes(resp.into_body(), 16 * 1024 * 1024).await {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&b).into_owned())),
+            Err(_) => serde_json::Value::String("the response was too large".into()),
+        };
+        (status, body)
+    }
+}

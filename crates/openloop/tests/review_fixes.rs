@@ -1,0 +1,116 @@
+//! Defects an outside review found (issue "One typed contract, three faces"), one test
+//! each, named after the spec id they concern.
+
+use serde_json::{json, Value};
+use testkit::{create_agent, send, Server, ADMIN_KEY};
+
+fn bin() -> &'static std::path::Path {
+    env!("CARGO_BIN_EXE_openloop").as_ref()
+}
+
+fn origin(s: &Server, path: &str) -> String {
+    s.url(path).replacen("/api/v1", "", 1)
+}
+
+#[tokio::test]
+async fn later_routes_501_message_is_one_sentence() {
+    let s = Server::start(bin(), &[]);
+    let (st, b, _) = send(s.get(ADMIN_KEY, "/skills")).await;
+    assert_eq!(st, 501, "{b}");
+    let msg = b["error"]["message"].as_str().unwrap();
+    assert!(!msg.contains("release is not implemented"), "garbled: {msg}");
+    assert!(msg.contains("SK1") && msg.contains("later Openloop release"), "{msg}");
+    assert_eq!(b["error"]["code"], "not_implemented");
+}
+
+#[tokio::test]
+async fn v1_v2_voice_routes_authenticate_first() {
+    let s = Server::start(bin(), &[]);
+    let (st, b, h) = send(s.client.post(origin(&s, "/gummies/agt_x/voice/sessions")).json(&json!({}))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (401, Some("missing_api_key")), "{b}");
+    assert_eq!(h.get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer"));
+    let (st, b, _) = send(s.client.post(origin(&s, "/gummies/agt_x/voice/sessions/vs_1/end")).bearer_auth("olk_wrong")).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (401, Some("invalid_api_key")), "{b}");
+    let (st, b, _) = send(s.client.post(origin(&s, "/gummies/agt_x/voice/sessions")).bearer_auth(ADMIN_KEY).json(&json!({}))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (404, Some("agent_not_found")), "{b}");
+    let agent = create_agent(&s, json!({"name": "Voice"})).await;
+    let (st, b, h) = send(s.client.post(origin(&s, &format!("/gummies/{agent}/voice/sessions"))).bearer_auth(ADMIN_KEY).json(&json!({}))).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (501, Some("not_implemented")), "{b}");
+    assert!(h.contains_key("ratelimit-limit"), "authenticated requests are charged and carry quota headers");
+}
+
+#[tokio::test]
+async fn o1_o4_oauth_errors_use_the_rfc6749_form() {
+    let s = Server::start(bin(), &[]);
+    for (method, path) in [("POST", "/oauth/register"), ("GET", "/oauth/authorize"), ("POST", "/oauth/token"), ("POST", "/oauth/revoke")] {
+        let req = if method == "GET" { s.client.get(origin(&s, path)) } else { s.client.post(origin(&s, path)).form(&[("grant_type", "authorization_code")]) };
+        let (st, b, _) = send(req).await;
+        assert_eq!(st, 501, "{path}: {b}");
+        assert!(b["error"].is_string(), "{path}: RFC 6749 error is a string: {b}");
+        assert!(b["error_description"].as_str().is_some_and(|d| !d.is_empty()), "{path}: {b}");
+        assert_eq!(b.as_object().map(|o| o.len()), Some(2), "{path}: only error and error_description: {b}");
+    }
+}
+
+#[tokio::test]
+async fn method_not_allowed_lists_only_the_matched_routes_methods() {
+    let s = Server::start(bin(), &[]);
+    let (st, b, h) = send(s.delete(ADMIN_KEY, "/agents/evaluation-options")).await;
+    assert_eq!(st, 405, "{b}");
+    assert_eq!(h.get("allow").and_then(|v| v.to_str().ok()), Some("GET"), "the refused method is not allowed: {b}");
+    assert!(!b["error"]["message"].as_str().unwrap().contains("allowed: DELETE"), "{b}");
+    let (st, _, h) = send(s.client.put(s.url("/agents")).bearer_auth(ADMIN_KEY)).await;
+    assert_eq!(st, 405);
+    assert_eq!(h.get("allow").and_then(|v| v.to_str().ok()), Some("GET, POST"));
+}
+
+#[tokio::test]
+async fn f11_non_string_file_names_are_400() {
+    let s = Server::start(bin(), &[]);
+    for names in [json!([1, 2]), json!(["a.txt", null]), json!([""])] {
+        let (st, b, h) = send(s.post(ADMIN_KEY, "/download_files", json!({"file_names": names}))).await;
+        assert_eq!(st, 400, "{names}: {b}");
+        assert_ne!(h.get("content-type").and_then(|v| v.to_str().ok()), Some("application/zip"));
+        assert_eq!(b["error"], "file_names is required", "{b}");
+        assert!(b["metadata"]["param"].as_str().is_some_and(|p| p.starts_with("file_names[")), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn s3_search_matches_the_default_session_name() {
+    let s = Server::start(bin(), &[]);
+    let agent = create_agent(&s, json!({"name": "Zebra Finder"})).await;
+    let (st, created, _) = send(s.post(ADMIN_KEY, &format!("/agents/{agent}/sessions"), json!({}))).await;
+    assert_eq!(st, 201);
+    assert_eq!(created["session"]["name"], "Zebra Finder", "the API reports the agent's name as the session name");
+    let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/agents/{agent}/sessions?search=zebra"))).await;
+    assert_eq!(st, 200, "{b}");
+    let ids: Vec<&str> = b["sessions"].as_array().unwrap().iter().filter_map(|x| x["id"].as_str()).collect();
+    assert_eq!(ids, vec![created["session"]["id"].as_str().unwrap()], "{b}");
+    let (_, b, _) = send(s.get(ADMIN_KEY, &format!("/agents/{agent}/sessions?search=giraffe"))).await;
+    assert_eq!(b["sessions"], json!([]));
+}
+
+#[tokio::test]
+async fn g2_abilities_on_create_apply_and_unknown_fields_are_named() {
+    let s = Server::start(bin(), &[]);
+    let (st, b, _) =
+        send(s.post(ADMIN_KEY, "/agents", json!({"name": "Able", "abilities": {"web_fetch": {"enabled": true}, "ask_question": {"enabled": true}}}))).await;
+    assert_eq!(st, 201, "{b}");
+    let agent = &b["agent"];
+    assert_eq!(agent["abilities"]["web_fetch"]["enabled"], true, "{agent}");
+    assert_eq!(agent["abilities"]["ask_question"]["enabled"], true, "{agent}");
+    let types: Vec<&str> = agent["tools"].as_array().unwrap().iter().filter_map(|t| t["type"].as_str()).collect();
+    assert!(types.contains(&"web_fetch") && types.contains(&"human_input"), "{types:?}");
+    // A typo is accepted (§1.3) but named, with the likely intended field.
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "x", "modle_name": "gpt-4o"}))).await;
+    assert_eq!(st, 201, "{b}");
+    let warnings: Vec<&str> = b["warnings"].as_array().map(|w| w.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    assert!(warnings.iter().any(|w| w.contains("modle_name") && w.contains("model_name")), "{b}");
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "clean", "model_name": "gpt-4o"}))).await;
+    assert_eq!(st, 201);
+    assert!(b.get("warnings").is_none(), "no warnings when every field is known: {b}");
+    // G8's shape is validated on create too.
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "bad", "abilities": {"web_fetch": {"enabled": "yes"}}}))).await;
+    assert_eq!((st, b["error"]["param"].as_str()), (400, Some("abilities.web_fetch.enabled")), "{b}");
+}
