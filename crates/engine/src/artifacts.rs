@@ -10,7 +10,7 @@ use wire::artifacts::{
     Artifact, ArtifactDeleteResponse, ArtifactDownloadResponse, ArtifactListResponse, ArtifactMetadata, ArtifactNameResponse, ArtifactVersion,
     ArtifactVersionsResponse, SuccessResponse,
 };
-use wire::sessions::{ItemAccessChangeResponse, ItemAccessResponse};
+use wire::sessions::{AccessChangeRequest, ItemAccessChangeResponse, ItemAccessResponse, LinkMode};
 use wire::{ApiError, ErrorCode};
 
 use crate::files::{decode_base64, media_type_for, sanitize_file_name};
@@ -306,23 +306,19 @@ impl Engine {
 
     /// A7: validated like S18; public links and per-artifact grants are not available
     /// yet (share the session instead).
-    pub async fn change_artifact_access(&self, caller: &Caller, id: &str, body: Value) -> Result<ItemAccessChangeResponse, ApiError> {
-        let m = input::object(body)?;
-        if !["share", "remove", "link"].iter().any(|k| m.get(*k).is_some_and(|v| !v.is_null())) {
-            return Err(ApiError::invalid_request("share", "Send at least one of share, remove or link."));
-        }
+    pub async fn change_artifact_access(&self, caller: &Caller, id: &str, req: &AccessChangeRequest) -> Result<ItemAccessChangeResponse, ApiError> {
+        crate::sessions::access::require_one_change(req)?;
         let art = self.writable_artifact(caller, id).await?;
-        if let Some(link) = input::opt_object(&m, "link", "link")? {
-            match link.get("mode").and_then(Value::as_str) {
-                Some("none") => {}
-                Some("password") if art.password_hash.is_none() => {
+        if let Some(link) = &req.link {
+            match link.mode {
+                LinkMode::None => {}
+                LinkMode::Password if art.password_hash.is_none() => {
                     return Err(ApiError::invalid_request("link.mode", "Set a password first (PUT /artifacts/{id}/password)."));
                 }
-                Some("anyone" | "password") => return Err(ApiError::not_implemented("Public artifact links").param("link.mode")),
-                _ => return Err(ApiError::invalid_request("link.mode", "link.mode must be none, anyone or password.")),
+                LinkMode::Anyone | LinkMode::Password => return Err(ApiError::not_implemented("Public artifact links").param("link.mode")),
             }
         }
-        if m.get("share").is_some_and(|v| !v.is_null()) || m.get("remove").is_some_and(|v| !v.is_null()) {
+        if req.share.is_some() || req.remove.is_some() {
             return Err(ApiError::not_implemented("Per-artifact grants (share the artifact's session with PUT /sessions/{id}/access)").param("share"));
         }
         let mut access = self.session_access(caller, &art.session_id).await?.access;

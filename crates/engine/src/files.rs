@@ -2,12 +2,12 @@
 //! rewritten except for the documented substitutions; storage keys are server ids.
 
 use base64::Engine as _;
-use serde_json::{json, Value};
 use store::SessionFileRecord;
 use unicode_normalization::UnicodeNormalization;
+use wire::sessions::{SessionFileRequest, SessionFileResponse};
 use wire::{ApiError, ErrorCode};
 
-use crate::{db, input, Caller, Engine};
+use crate::{db, Caller, Engine};
 
 fn invalid_name(why: &str) -> ApiError {
     ApiError::new(ErrorCode::InvalidFileName, format!("Invalid file name: {why}.")).param("file_name")
@@ -89,13 +89,10 @@ pub fn numbered(name: &str, n: usize) -> String {
 
 impl Engine {
     /// S10: stores a base64 upload in the session's input namespace.
-    pub async fn upload_session_file(&self, caller: &Caller, id: &str, body: Value, max_bytes: u64) -> Result<Value, ApiError> {
-        let m = input::object(body)?;
-        let raw_name = input::opt_str(&m, "file_name", "file_name")?.ok_or_else(|| invalid_name("file_name is required"))?;
-        let name = sanitize_file_name(&raw_name)?;
-        let content = input::opt_str(&m, "file_content", "file_content")?
-            .ok_or_else(|| ApiError::new(ErrorCode::InvalidFileContent, "file_content (base64) is required.").param("file_content"))?;
-        let media_type = input::opt_str(&m, "media_type", "media_type")?.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| media_type_for(&name).to_string());
+    pub async fn upload_session_file(&self, caller: &Caller, id: &str, req: SessionFileRequest, max_bytes: u64) -> Result<SessionFileResponse, ApiError> {
+        let name = sanitize_file_name(&req.file_name)?;
+        let content = req.file_content;
+        let media_type = req.media_type.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| media_type_for(&name).to_string());
         let s = self.session_for_use(caller, id).await?;
         let bytes =
             decode_base64(&content).ok_or_else(|| ApiError::new(ErrorCode::InvalidFileContent, "file_content is not valid base64.").param("file_content"))?;
@@ -133,7 +130,7 @@ impl Engine {
             n += 1;
             stored = numbered(&name, n);
         }
-        Ok(json!({"file_name": stored, "media_type": media_type, "size": size}))
+        Ok(SessionFileResponse { file_name: stored, media_type: Some(media_type), size })
     }
 }
 

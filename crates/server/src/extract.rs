@@ -105,3 +105,14 @@ impl FromRequestParts<AppState> for V1 {
         Ok(V1 { caller, query })
     }
 }
+
+/// A v1 JSON body parsed into its typed request (`wire::request`): the 400 names the field.
+pub struct Body<T>(pub T);
+
+impl<T: wire::request::RequestBody> FromRequest<AppState> for Body<T> {
+    type Rejection = Nested;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let JsonBody(v) = JsonBody::from_request(req, state).await?;
+        Ok(Body(wire::request::parse(v)?))
+    }
+}

@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod legacy;
+pub mod request;
 pub mod schema;
 pub mod sessions;
 pub mod tenancy;

@@ -92,7 +92,7 @@ pub enum SessionSort {
 }
 
 /// One item of an array `input`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum ContentItem {
     Text(String),
@@ -114,11 +114,60 @@ pub struct TextPart {
 }
 
 /// Message content: a string, or an array of strings and text items joined with `"\n"`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum MessageContent {
     Text(String),
     Items(Vec<ContentItem>),
+}
+
+// Hand-written so that a bad item is reported at its index (`input[2]`), which an
+// untagged derive cannot do.
+impl<'de> Deserialize<'de> for MessageContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = MessageContent;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array of strings and {\"type\": \"text\", \"text\": …} items")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MessageContent, E> {
+                Ok(MessageContent::Text(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<MessageContent, E> {
+                Ok(MessageContent::Text(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<MessageContent, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<ContentItem>()? {
+                    items.push(item);
+                }
+                Ok(MessageContent::Items(items))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+impl<'de> Deserialize<'de> for ContentItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(ContentItem::Text(s)),
+            Value::Object(o) => {
+                let kind = match o.get("type").and_then(Value::as_str) {
+                    Some("text") => TextPartType::Text,
+                    Some("input_text") => TextPartType::InputText,
+                    _ => return Err(D::Error::custom("not supported: send strings or {\"type\": \"text\", \"text\": …} items (images later)")),
+                };
+                match o.get("text") {
+                    Some(Value::String(t)) => Ok(ContentItem::Part(TextPart { kind, text: t.clone() })),
+                    _ => Err(D::Error::custom("text must be a string")),
+                }
+            }
+            _ => Err(D::Error::custom("not supported: send strings or {\"type\": \"text\", \"text\": …} items")),
+        }
+    }
 }
 
 impl MessageContent {
@@ -642,4 +691,68 @@ mod tests {
         let c: MessageContent = serde_json::from_value(json!(["a", {"type": "input_text", "text": "b"}])).unwrap();
         assert_eq!(c.text(), "a\nb");
     }
+}
+
+mod request_codes {
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::request::RequestBody;
+
+    fn content_or(param: &str, rest: fn(&str) -> ErrorCode) -> ErrorCode {
+        if param.starts_with("input") || param.starts_with("message") {
+            ErrorCode::InvalidInput
+        } else {
+            rest(param)
+        }
+    }
+
+    impl RequestBody for SessionCreateRequest {
+        fn error_code(param: &str) -> ErrorCode {
+            content_or(param, |_| ErrorCode::InvalidRequest)
+        }
+    }
+
+    impl RequestBody for SessionMessageRequest {
+        fn error_code(param: &str) -> ErrorCode {
+            content_or(param, |p| {
+                if p.starts_with("attachments[") {
+                    ErrorCode::InvalidAttachment
+                } else if p.starts_with("approval_responses[") {
+                    ErrorCode::InvalidApprovalResponse
+                } else {
+                    ErrorCode::InvalidRequest
+                }
+            })
+        }
+    }
+
+    impl RequestBody for QueueMessageRequest {
+        fn error_code(param: &str) -> ErrorCode {
+            content_or(param, |_| ErrorCode::InvalidRequest)
+        }
+    }
+
+    impl RequestBody for SessionRenameRequest {}
+
+    impl RequestBody for SessionApprovalsRequest {
+        fn error_code(param: &str) -> ErrorCode {
+            if param.starts_with("approval_responses[") {
+                ErrorCode::InvalidApprovalResponse
+            } else {
+                ErrorCode::InvalidRequest
+            }
+        }
+    }
+
+    impl RequestBody for SessionFileRequest {
+        fn error_code(param: &str) -> ErrorCode {
+            match param {
+                "file_name" => ErrorCode::InvalidFileName,
+                "file_content" => ErrorCode::InvalidFileContent,
+                _ => ErrorCode::InvalidRequest,
+            }
+        }
+    }
+
+    impl RequestBody for AccessChangeRequest {}
 }

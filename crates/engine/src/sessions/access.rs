@@ -1,15 +1,15 @@
 //! Session sharing (S17, S18) and the rights it grants (§2.5): grantees read; `editor`
 //! grantees also use the session; only the creator changes access.
 
-use serde_json::Value;
 use store::SessionRecord;
 use wire::sessions::{
-    AccessPerson, AccessRole, AccessTeam, GrantsVisibility, ItemAccess, ItemAccessChangeResponse, ItemAccessResponse, LinkMode, OrganizationAccess,
+    AccessChangeRequest, AccessPerson, AccessRole, AccessTeam, GrantType, GrantsVisibility, ItemAccess, ItemAccessChangeResponse, ItemAccessResponse, LinkMode,
+    OrganizationAccess,
 };
 use wire::{ApiError, ErrorCode};
 
 use super::api::session_not_found;
-use crate::{db, input, Caller, Engine};
+use crate::{db, Caller, Engine};
 
 /// What a caller may do with one session.
 #[derive(Debug, Clone, Copy)]
@@ -17,10 +17,6 @@ pub struct Rights {
     pub visible: bool,
     pub read: bool,
     pub edit: bool,
-}
-
-fn role_ok(r: &str) -> bool {
-    r == "viewer" || r == "editor"
 }
 
 impl Engine {
@@ -112,61 +108,70 @@ impl Engine {
     }
 
     /// S18.
-    pub async fn change_session_access(&self, caller: &Caller, id: &str, body: Value) -> Result<ItemAccessChangeResponse, ApiError> {
-        let m = input::object(body)?;
-        if !["share", "remove", "link"].iter().any(|k| m.get(*k).is_some_and(|v| !v.is_null())) {
-            return Err(ApiError::invalid_request("share", "Send at least one of share, remove or link."));
-        }
+    pub async fn change_session_access(&self, caller: &Caller, id: &str, req: &AccessChangeRequest) -> Result<ItemAccessChangeResponse, ApiError> {
+        require_one_change(req)?;
         let s = self.creator_session(caller, id).await?;
-        let mut upsert = Vec::new();
-        let mut remove = Vec::new();
-        for (field, list) in [("share", input::opt_array(&m, "share", "share")?), ("remove", input::opt_array(&m, "remove", "remove")?)] {
-            for (i, item) in list.into_iter().flatten().enumerate() {
-                let p = format!("{field}[{i}]");
-                let kind = item.get("type").and_then(Value::as_str).unwrap_or("");
-                let role = item.get("role").and_then(Value::as_str);
-                if field == "share" && !role.is_some_and(role_ok) {
-                    return Err(ApiError::invalid_request(&format!("{p}.role"), "role must be viewer or editor."));
-                }
-                let principal = match kind {
-                    "person" => {
-                        let email =
-                            item.get("email").and_then(Value::as_str).ok_or_else(|| ApiError::invalid_request(&format!("{p}.email"), "email is required."))?;
-                        match self.store.user_by_email(&caller.user.organization_id, email).await.map_err(db)? {
-                            Some(u) => u.id,
-                            None if field == "remove" => continue,
-                            None => return Err(ApiError::invalid_request(&format!("{p}.email"), format!("{email} is not a user of your organization."))),
-                        }
-                    }
-                    "team" => {
-                        let t = item
-                            .get("team_id")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| ApiError::invalid_request(&format!("{p}.team_id"), "team_id is required."))?;
-                        if caller.team_role(t).is_none() {
-                            return Err(ApiError::new(ErrorCode::TeamNotFound, format!("Team {t} does not exist or you are not a member."))
-                                .param(format!("{p}.team_id")));
-                        }
-                        t.to_string()
-                    }
-                    "organization" => caller.user.organization_id.clone(),
-                    _ => return Err(ApiError::invalid_request(&format!("{p}.type"), "type must be person, team or organization.")),
-                };
-                if field == "share" {
-                    upsert.push((kind.to_string(), principal, role.unwrap_or("viewer").to_string()));
-                } else {
-                    remove.push((kind.to_string(), principal));
-                }
-            }
-        }
-        if let Some(link) = input::opt_object(&m, "link", "link")? {
-            match link.get("mode").and_then(Value::as_str) {
-                Some("none") => {}
-                Some("anyone" | "password") => return Err(ApiError::not_implemented("Public links").param("link.mode")),
-                _ => return Err(ApiError::invalid_request("link.mode", "link.mode must be none, anyone or password.")),
+        let (upsert, remove) = self.grant_changes(caller, req).await?;
+        if let Some(link) = &req.link {
+            if link.mode != LinkMode::None {
+                return Err(ApiError::not_implemented("Public links").param("link.mode"));
             }
         }
         self.store.change_session_grants(&s.id, &upsert, &remove).await.map_err(db)?;
         Ok(ItemAccessChangeResponse { access: self.item_access(&s).await?, notified: vec![] })
     }
+
+    /// S18/A7 `share` and `remove` as (kind, principal, role) upserts and (kind, principal) removals.
+    #[allow(clippy::type_complexity)]
+    pub(crate) async fn grant_changes(
+        &self,
+        caller: &Caller,
+        req: &AccessChangeRequest,
+    ) -> Result<(Vec<(String, String, String)>, Vec<(String, String)>), ApiError> {
+        let mut upsert = Vec::new();
+        let mut remove = Vec::new();
+        for (field, list) in [("share", &req.share), ("remove", &req.remove)] {
+            for (i, item) in list.iter().flatten().enumerate() {
+                let p = format!("{field}[{i}]");
+                let role = match (field, item.role) {
+                    ("share", None) => return Err(ApiError::invalid_request(&format!("{p}.role"), "role must be viewer or editor.")),
+                    (_, Some(AccessRole::Editor)) => "editor",
+                    _ => "viewer",
+                };
+                let (kind, principal) = match item.kind {
+                    GrantType::Person => {
+                        let email = item.email.as_deref().ok_or_else(|| ApiError::invalid_request(&format!("{p}.email"), "email is required."))?;
+                        match self.store.user_by_email(&caller.user.organization_id, email).await.map_err(db)? {
+                            Some(u) => ("person", u.id),
+                            None if field == "remove" => continue,
+                            None => return Err(ApiError::invalid_request(&format!("{p}.email"), format!("{email} is not a user of your organization."))),
+                        }
+                    }
+                    GrantType::Team => {
+                        let t = item.team_id.as_deref().ok_or_else(|| ApiError::invalid_request(&format!("{p}.team_id"), "team_id is required."))?;
+                        if caller.team_role(t).is_none() {
+                            return Err(ApiError::new(ErrorCode::TeamNotFound, format!("Team {t} does not exist or you are not a member."))
+                                .param(format!("{p}.team_id")));
+                        }
+                        ("team", t.to_string())
+                    }
+                    GrantType::Organization => ("organization", caller.user.organization_id.clone()),
+                };
+                if field == "share" {
+                    upsert.push((kind.to_string(), principal, role.to_string()));
+                } else {
+                    remove.push((kind.to_string(), principal));
+                }
+            }
+        }
+        Ok((upsert, remove))
+    }
+}
+
+/// S18/A7 need at least one of `share`, `remove`, `link`.
+pub(crate) fn require_one_change(req: &AccessChangeRequest) -> Result<(), ApiError> {
+    if req.share.is_none() && req.remove.is_none() && req.link.is_none() {
+        return Err(ApiError::invalid_request("share", "Send at least one of share, remove or link."));
+    }
+    Ok(())
 }

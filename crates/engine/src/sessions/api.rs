@@ -5,14 +5,15 @@ use serde_json::{json, Map, Value};
 use store::{QueuedMessageRecord, RunUpdate, SessionRecord, StepRecord};
 use wire::events::{EventUsage, FinishReason, StreamEvent, StreamFrame};
 use wire::sessions::{
-    ApprovalAction, ApprovalOutcome, ApprovalResult, MessagePayload, Part, PendingApproval, QueuedMessage, Role, Session, SessionApprovalsResponse,
-    SessionKind, SessionListResponse, SessionQueueResponse, SessionQueuedMessageResponse, SessionResponse, SessionUsage,
+    ApprovalAction, ApprovalOutcome, ApprovalResponse, ApprovalResult, Attachment, MessageContent, MessagePayload, Part, PendingApproval, QueueMessageRequest,
+    QueuedMessage, Role, Session, SessionApprovalsResponse, SessionCreateRequest, SessionKind, SessionListResponse, SessionMessageRequest,
+    SessionQueueResponse, SessionQueuedMessageResponse, SessionRenameRequest, SessionResponse, SessionUsage,
 };
 use wire::{ApiError, ErrorCode};
 
 use super::state::{transition, SessionEvent, SessionState};
 use super::{Accepted, TurnInput, TurnRefused, TurnTarget};
-use crate::input::{self, Query};
+use crate::input::Query;
 use crate::pagination::{PageRequest, SortVal};
 use crate::runtime::agent_loop::public_approval;
 use crate::runtime::parts::text_of;
@@ -24,54 +25,23 @@ pub fn session_not_found(id: &str) -> ApiError {
     ApiError::new(ErrorCode::SessionNotFound, format!("Session {id} was not found.")).param("session_id")
 }
 
-/// Message content (`input`, alias `message`): a string, or strings and text items.
-pub fn parse_content(m: &Map<String, Value>) -> Result<Option<String>, ApiError> {
-    let (key, v) = match (m.get("input").filter(|v| !v.is_null()), m.get("message").filter(|v| !v.is_null())) {
-        (Some(v), _) => ("input", v),
-        (None, Some(v)) => ("message", v),
+/// Message content (`input`, alias `message`; `input` wins): its text, `None` when
+/// neither is sent; empty or whitespace-only is `400 invalid_input`.
+pub fn content_text(input: Option<&MessageContent>, message: Option<&MessageContent>) -> Result<Option<String>, ApiError> {
+    let (key, content) = match (input, message) {
+        (Some(c), _) => ("input", c),
+        (None, Some(c)) => ("message", c),
         (None, None) => return Ok(None),
     };
-    let text = match v {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => {
-            let mut parts = Vec::new();
-            for (i, it) in items.iter().enumerate() {
-                match it {
-                    Value::String(s) => parts.push(s.clone()),
-                    Value::Object(o) if matches!(o.get("type").and_then(Value::as_str), Some("text" | "input_text")) => match o
-                        .get("text")
-                        .and_then(Value::as_str)
-                    {
-                        Some(t) => parts.push(t.to_string()),
-                        None => {
-                            return Err(ApiError::new(ErrorCode::InvalidInput, format!("{key}[{i}].text must be a string.")).param(format!("{key}[{i}].text")))
-                        }
-                    },
-                    _ => {
-                        return Err(ApiError::new(
-                            ErrorCode::InvalidInput,
-                            format!("{key}[{i}] is not supported: send strings or {{\"type\": \"text\", \"text\": …}} items."),
-                        )
-                        .param(format!("{key}[{i}]")))
-                    }
-                }
-            }
-            parts.join("\n")
-        }
-        other => {
-            return Err(
-                ApiError::new(ErrorCode::InvalidInput, format!("{key} must be a string or an array of text items, not {}.", input::kind(other))).param(key)
-            )
-        }
-    };
+    let text = content.text();
     if text.trim().is_empty() {
         return Err(ApiError::new(ErrorCode::InvalidInput, format!("{key} is empty.")).param(key));
     }
     Ok(Some(text))
 }
 
-fn require_content(m: &Map<String, Value>) -> Result<String, ApiError> {
-    parse_content(m)?.ok_or_else(|| ApiError::new(ErrorCode::InvalidInput, "input (or message) is required.").param("input"))
+fn require_content(input: Option<&MessageContent>, message: Option<&MessageContent>) -> Result<String, ApiError> {
+    content_text(input, message)?.ok_or_else(|| ApiError::new(ErrorCode::InvalidInput, "input (or message) is required.").param("input"))
 }
 
 fn check_name(raw: &str) -> Result<String, ApiError> {
@@ -251,23 +221,29 @@ impl Engine {
     }
 
     /// S1 (and S2 when `require_input`).
-    pub async fn create_session(&self, caller: &Caller, agent_id: &str, body: Value, kind: &str, require_input: bool) -> Result<Created, ApiError> {
-        let m = input::object(body)?;
+    pub async fn create_session(
+        &self,
+        caller: &Caller,
+        agent_id: &str,
+        req: SessionCreateRequest,
+        kind: &str,
+        require_input: bool,
+    ) -> Result<Created, ApiError> {
         let agent = self.visible_agent(caller, agent_id).await?;
-        let text = parse_content(&m)?;
+        let text = content_text(req.input.as_ref(), req.message.as_ref())?;
         if require_input && text.is_none() {
             return Err(ApiError::new(ErrorCode::InvalidInput, "Streaming a new session needs input.").param("input"));
         }
-        let id = match input::opt_str(&m, "session_id", "session_id")? {
+        let id = match req.session_id {
             Some(id) if !wire::ids::is_valid_caller_id(&id) => {
                 return Err(ApiError::new(ErrorCode::InvalidId, "session_id must match ^[A-Za-z0-9_-]{1,128}$.").param("session_id"))
             }
             Some(id) => id,
             None => wire::ids::new_id("sess"),
         };
-        let name = input::opt_str(&m, "name", "name")?.map(|n| check_name(&n)).transpose()?;
-        let metadata = input::opt_object(&m, "metadata", "metadata")?.cloned().unwrap_or_default();
-        if (input::opt_bool(&m, "incognito", "incognito")? == Some(true) || agent.config.incognito) && !self.config.incognito {
+        let name = req.name.as_deref().map(check_name).transpose()?;
+        let metadata = req.metadata.unwrap_or_default();
+        if (req.incognito == Some(true) || agent.config.incognito) && !self.config.incognito {
             return Err(ApiError::not_implemented("Incognito sessions").param("incognito"));
         }
         let stored_meta = json!({"client": metadata});
@@ -387,17 +363,9 @@ impl Engine {
         Ok(SessionListResponse { sessions: items, next_cursor: next })
     }
 
-    /// S6: closed body `{"name"}`.
-    pub async fn rename_session(&self, caller: &Caller, id: &str, body: Value) -> Result<SessionResponse, ApiError> {
-        let m = input::object(body)?;
-        if let Some(k) = m.keys().find(|k| k.as_str() != "name") {
-            return Err(ApiError::invalid_request(k, format!("Unknown field {k:?}: only name can be changed.")));
-        }
-        let name = match m.get("name") {
-            Some(Value::String(n)) => check_name(n)?,
-            None | Some(Value::Null) => return Err(ApiError::new(ErrorCode::InvalidName, "name is required.").param("name")),
-            Some(v) => return Err(ApiError::invalid_request("name", format!("name must be a string, not {}.", input::kind(v)))),
-        };
+    /// S6: closed body `{"name"}` (the type denies other fields).
+    pub async fn rename_session(&self, caller: &Caller, id: &str, req: SessionRenameRequest) -> Result<SessionResponse, ApiError> {
+        let name = check_name(&req.name)?;
         let s = self.session_for_use(caller, id).await?;
         self.store.rename_session(&s.id, &name).await.map_err(db)?;
         let s = self.reload(id).await?;
@@ -422,8 +390,8 @@ impl Engine {
     }
 
     /// Validates S7 attachments against the session's uploads; returns file parts.
-    async fn attachment_parts(&self, s: &SessionRecord, m: &Map<String, Value>) -> Result<Vec<Value>, ApiError> {
-        let Some(list) = input::opt_array(m, "attachments", "attachments")? else { return Ok(vec![]) };
+    async fn attachment_parts(&self, s: &SessionRecord, list: Option<&Vec<Attachment>>) -> Result<Vec<Value>, ApiError> {
+        let Some(list) = list else { return Ok(vec![]) };
         if list.len() > 10 {
             return Err(ApiError::new(ErrorCode::InvalidAttachment, "At most 10 attachments per message.").param("attachments"));
         }
@@ -431,10 +399,7 @@ impl Engine {
         let mut parts = Vec::new();
         for (i, a) in list.iter().enumerate() {
             let param = format!("attachments[{i}].file_name");
-            let name = a
-                .get("file_name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::new(ErrorCode::InvalidAttachment, format!("{param} is required.")).param(&param))?;
+            let name = a.file_name.as_str();
             let f = files.iter().find(|f| f.file_name == name).ok_or_else(|| {
                 ApiError::new(ErrorCode::InvalidAttachment, format!("{name:?} is not a file uploaded to this session (POST /sessions/{}/files).", s.id))
                     .param(&param)
@@ -450,10 +415,10 @@ impl Engine {
     }
 
     /// S7 with `delivery: immediate` (default).
-    pub async fn send_message(&self, caller: &Caller, id: &str, body: &Map<String, Value>) -> Result<(SessionResponse, Accepted), ApiError> {
-        let text = require_content(body)?;
+    pub async fn send_message(&self, caller: &Caller, id: &str, req: &SessionMessageRequest) -> Result<(SessionResponse, Accepted), ApiError> {
+        let text = require_content(req.input.as_ref(), req.message.as_ref())?;
         let s = self.session_for_use(caller, id).await?;
-        let parts = self.attachment_parts(&s, body).await?;
+        let parts = self.attachment_parts(&s, req.attachments.as_ref()).await?;
         let agent = self.session_agent(&s).await?;
         if s.state == SessionState::ApprovalRequired.as_str() {
             self.dismiss_paused(&s).await?;
@@ -467,26 +432,17 @@ impl Engine {
         Ok((self.session_response(&s, true).await?, acc))
     }
 
-    /// Validates the common S7 fields; returns (delivery, stream).
-    pub fn send_options(body: &Map<String, Value>) -> Result<(String, bool), ApiError> {
-        let delivery = input::opt_str(body, "delivery", "delivery")?.unwrap_or_else(|| "immediate".into());
-        if !["immediate", "queued"].contains(&delivery.as_str()) {
-            return Err(ApiError::invalid_request("delivery", "delivery must be immediate or queued."));
-        }
-        let stream = input::opt_bool(body, "stream", "stream")?.unwrap_or(false);
-        Ok((delivery, stream))
-    }
-
     /// S7 `delivery: queued` and S13: append to the session queue, drain if idle.
     pub async fn queue_message(
         &self,
         caller: &Caller,
         id: &str,
-        body: &Map<String, Value>,
+        content: (Option<&MessageContent>, Option<&MessageContent>),
+        attachments: Option<&Vec<Attachment>>,
     ) -> Result<(QueuedMessageRecord, Vec<QueuedMessageRecord>), ApiError> {
         self.no_queue_when_incognito()?;
-        let text = require_content(body)?;
-        if input::opt_array(body, "attachments", "attachments")?.is_some_and(|a| !a.is_empty()) {
+        let text = require_content(content.0, content.1)?;
+        if attachments.is_some_and(|a| !a.is_empty()) {
             return Err(ApiError::invalid_request("attachments", "Queued messages carry text only; send attachments with delivery: immediate."));
         }
         let s = self.session_for_use(caller, id).await?;
@@ -515,9 +471,8 @@ impl Engine {
     }
 
     /// S13 response.
-    pub async fn queue_message_response(&self, caller: &Caller, id: &str, body: Value) -> Result<SessionQueuedMessageResponse, ApiError> {
-        let m = input::object(body)?;
-        let (q, queue) = self.queue_message(caller, id, &m).await?;
+    pub async fn queue_message_response(&self, caller: &Caller, id: &str, req: QueueMessageRequest) -> Result<SessionQueuedMessageResponse, ApiError> {
+        let (q, queue) = self.queue_message(caller, id, (req.input.as_ref(), req.message.as_ref()), None).await?;
         let pos = queue.iter().position(|x| x.id == q.id).map(|p| p + 1).unwrap_or(1);
         Ok(SessionQueuedMessageResponse { queue: Self::queue_items(&queue), queued_message: queued_message(&q, pos) })
     }
@@ -535,10 +490,9 @@ impl Engine {
     }
 
     /// S14.
-    pub async fn edit_queued(&self, caller: &Caller, id: &str, qid: &str, body: Value) -> Result<SessionQueuedMessageResponse, ApiError> {
+    pub async fn edit_queued(&self, caller: &Caller, id: &str, qid: &str, req: QueueMessageRequest) -> Result<SessionQueuedMessageResponse, ApiError> {
         self.no_queue_when_incognito()?;
-        let m = input::object(body)?;
-        let text = require_content(&m)?;
+        let text = require_content(req.input.as_ref(), req.message.as_ref())?;
         let s = self.session_for_use(caller, id).await?;
         if !self.store.edit_queued_message(&s.id, qid, &text, wire::time::now_micros()).await.map_err(db)? {
             return Err(Self::qm_not_found(qid));
@@ -652,48 +606,28 @@ impl Engine {
 
     /// S11 (and S8 with only `approval_responses`): returns the response and the cursor
     /// of the last event before resumption.
-    pub async fn resolve_approvals(&self, caller: &Caller, id: &str, body: &Map<String, Value>) -> Result<(SessionApprovalsResponse, i64), ApiError> {
-        let items = match body.get("approval_responses") {
-            Some(Value::Array(a)) if !a.is_empty() && a.len() <= 20 => a.clone(),
-            Some(Value::Array(_)) => {
-                return Err(ApiError::new(ErrorCode::InvalidApprovalResponse, "approval_responses needs 1 to 20 items.").param("approval_responses"))
-            }
-            None | Some(Value::Null) => return Err(ApiError::invalid_request("approval_responses", "approval_responses is required.")),
-            Some(v) => return Err(ApiError::invalid_request("approval_responses", format!("approval_responses must be an array, not {}.", input::kind(v)))),
-        };
+    pub async fn resolve_approvals(&self, caller: &Caller, id: &str, items: &[ApprovalResponse]) -> Result<(SessionApprovalsResponse, i64), ApiError> {
+        if items.is_empty() || items.len() > 20 {
+            return Err(ApiError::new(ErrorCode::InvalidApprovalResponse, "approval_responses needs 1 to 20 items.").param("approval_responses"));
+        }
         let mut parsed: Vec<(String, ApprovalAction, Option<String>, Value)> = Vec::new();
         for (i, it) in items.iter().enumerate() {
             let p = format!("approval_responses[{i}]");
-            let o = it.as_object().ok_or_else(|| ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p} must be an object.")).param(&p))?;
-            let areq = o.get("action_request_id").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| {
-                ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.action_request_id is required.")).param(format!("{p}.action_request_id"))
-            })?;
-            let action = match o.get("action").and_then(Value::as_str) {
-                Some("accept") => ApprovalAction::Accept,
-                Some("reject") => ApprovalAction::Reject,
-                _ => {
-                    return Err(ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.action must be accept or reject.")).param(format!("{p}.action")))
-                }
-            };
-            let reason = match o.get("reason") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(r)) if r.chars().count() <= 1000 => Some(r.clone()),
-                _ => {
-                    return Err(ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.reason must be a string of at most 1000 characters."))
-                        .param(format!("{p}.reason")))
-                }
-            };
-            let values = o.get("response").and_then(|r| r.get("values")).cloned().unwrap_or(json!({}));
-            if !values.is_object() {
+            if it.action_request_id.is_empty() {
                 return Err(
-                    ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.response.values must be an object.")).param(format!("{p}.response.values"))
+                    ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.action_request_id is required.")).param(format!("{p}.action_request_id"))
                 );
             }
-            if parsed.iter().any(|(a, ..)| a == areq) {
+            if it.reason.as_ref().is_some_and(|r| r.chars().count() > 1000) {
+                return Err(ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.reason must be a string of at most 1000 characters."))
+                    .param(format!("{p}.reason")));
+            }
+            if parsed.iter().any(|(a, ..)| *a == it.action_request_id) {
                 return Err(ApiError::new(ErrorCode::InvalidApprovalResponse, format!("{p}.action_request_id repeats an earlier item."))
                     .param(format!("{p}.action_request_id")));
             }
-            parsed.push((areq.to_string(), action, reason, values));
+            let values = Value::Object(it.response.as_ref().and_then(|r| r.values.clone()).unwrap_or_default());
+            parsed.push((it.action_request_id.clone(), it.action, it.reason.clone(), values));
         }
         let s = self.session_for_use(caller, id).await?;
         if s.state != SessionState::ApprovalRequired.as_str() {

@@ -10,8 +10,9 @@ use futures::StreamExt;
 use wire::{ApiError, ErrorCode};
 
 use crate::error::{Nested, V1Result};
-use crate::extract::{parse_query, JsonBody, V1};
+use crate::extract::{self, parse_query, JsonBody, V1};
 use crate::AppState;
+use wire::sessions::AccessChangeRequest;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -57,8 +58,13 @@ async fn get_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>) 
     Ok(Json(st.engine.artifact_access(&v1.caller, &id).await?))
 }
 
-async fn put_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<impl serde::Serialize>> {
-    Ok(Json(st.engine.change_artifact_access(&v1.caller, &id, body).await?))
+async fn put_access(
+    State(st): State<AppState>,
+    v1: V1,
+    Path(id): Path<String>,
+    extract::Body(req): extract::Body<AccessChangeRequest>,
+) -> V1Result<Json<impl serde::Serialize>> {
+    Ok(Json(st.engine.change_artifact_access(&v1.caller, &id, &req).await?))
 }
 
 fn range_not_satisfiable(size: u64) -> Response {

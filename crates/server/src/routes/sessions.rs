@@ -10,15 +10,18 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Extension, Json, Router};
-use engine::input;
 use futures::StreamExt;
 use serde_json::Value;
 use store::EventRecord;
 use wire::events::StreamFrame;
+use wire::sessions::{
+    AccessChangeRequest, Delivery, QueueMessageRequest, SessionApprovalsRequest, SessionCreateRequest, SessionFileRequest, SessionMessageReceipt,
+    SessionMessageRequest, SessionRenameRequest, SessionResponse,
+};
 use wire::ApiError;
 
 use crate::error::{Nested, V1Result};
-use crate::extract::{read_json, JsonBody, V1};
+use crate::extract::{read_json, Body, JsonBody, V1};
 use crate::idempotency::IdemRequest;
 use crate::routes::tools::ViaTool;
 use crate::AppState;
@@ -92,22 +95,25 @@ async fn create(
     JsonBody(body): JsonBody,
 ) -> Response {
     let kind = if via_tool.is_some() { "tool" } else { "api" };
+    let req: SessionCreateRequest = match wire::request::parse(body.clone()) {
+        Ok(r) => r,
+        Err(e) => return Nested(e).into_response(),
+    };
     // Incognito sessions (asked for, or enforced by the agent) live in memory only.
-    let wants_incognito = body.get("incognito").and_then(Value::as_bool) == Some(true)
-        || (st.incognito.is_some() && st.engine.visible_agent(&v1.caller, &agent_id).await.is_ok_and(|a| a.config.incognito));
+    let wants_incognito =
+        req.incognito == Some(true) || (st.incognito.is_some() && st.engine.visible_agent(&v1.caller, &agent_id).await.is_ok_and(|a| a.config.incognito));
     let eng = match (&st.incognito, wants_incognito) {
         (Some(inc), true) => inc.clone(),
         _ => st.engine.clone(),
     };
-    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    if stream {
+    if req.stream == Some(true) {
         let rx = eng.bus.subscribe();
         let key_id = v1.caller.key.id.clone();
-        let req = IdemRequest { headers: &headers, key_id: &key_id, route: "S2", path_ids: &agent_id, body: &body, raw_query: uri.query(), legacy: false };
-        if let Err(e) = crate::idempotency::claim_for_stream(&st, req).await {
+        let idem = IdemRequest { headers: &headers, key_id: &key_id, route: "S2", path_ids: &agent_id, body: &body, raw_query: uri.query(), legacy: false };
+        if let Err(e) = crate::idempotency::claim_for_stream(&st, idem).await {
             return Nested(e).into_response();
         }
-        return match eng.create_session(&v1.caller, &agent_id, body, kind, true).await {
+        return match eng.create_session(&v1.caller, &agent_id, req, kind, true).await {
             Ok(c) => follow(&eng, st.config.keepalive_secs, &c.session_id, 0, rx),
             Err(e) => Nested(e).into_response(),
         };
@@ -116,10 +122,10 @@ async fn create(
     let engine = eng.clone();
     let fingerprint_body = body.clone();
     let path_ids = agent_id.clone();
-    let req =
+    let idem =
         IdemRequest { headers: &headers, key_id: &key_id, route: "S1", path_ids: &path_ids, body: &fingerprint_body, raw_query: uri.query(), legacy: false };
-    crate::idempotency::run(&st, req, || async move {
-        match engine.create_session(&v1.caller, &agent_id, body, kind, false).await {
+    crate::idempotency::run(&st, idem, || async move {
+        match engine.create_session(&v1.caller, &agent_id, req, kind, false).await {
             Ok(c) => (StatusCode::from_u16(c.status).unwrap_or(StatusCode::OK), Json(c.body)).into_response(),
             Err(e) => Nested(e).into_response(),
         }
@@ -151,34 +157,31 @@ async fn retrieve(State(st): State<AppState>, v1: V1, Path(id): Path<String>) ->
     }
 }
 
-async fn rename(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<impl serde::Serialize>> {
+async fn rename(State(st): State<AppState>, v1: V1, Path(id): Path<String>, Body(req): Body<SessionRenameRequest>) -> V1Result<Json<SessionResponse>> {
     let eng = st.engine_for_session(&id).await;
-    Ok(Json(eng.rename_session(&v1.caller, &id, body).await?))
+    Ok(Json(eng.rename_session(&v1.caller, &id, req).await?))
 }
 
 async fn send(State(st): State<AppState>, v1: V1, Path(id): Path<String>, headers: HeaderMap, uri: Uri, JsonBody(body): JsonBody) -> Response {
     let eng = st.engine_for_session(&id).await;
-    let m = match input::object(body.clone()) {
-        Ok(m) => m,
+    let req: SessionMessageRequest = match wire::request::parse(body.clone()) {
+        Ok(r) => r,
         Err(e) => return Nested(e).into_response(),
     };
-    let (delivery, stream) = match engine::Engine::send_options(&m) {
-        Ok(x) => x,
-        Err(e) => return Nested(e).into_response(),
-    };
-    let has_approvals = m.get("approval_responses").is_some_and(|v| !v.is_null());
-    if stream {
-        if delivery == "queued" {
+    let delivery = req.delivery.unwrap_or_default();
+    let has_approvals = req.approval_responses.is_some();
+    if req.stream == Some(true) {
+        if delivery == Delivery::Queued {
             return Nested(ApiError::invalid_request("stream", "Queued delivery cannot stream; resume the session's stream (S5) instead.")).into_response();
         }
         let rx = eng.bus.subscribe();
         let key_id = v1.caller.key.id.clone();
-        let req = IdemRequest { headers: &headers, key_id: &key_id, route: "S8", path_ids: &id, body: &body, raw_query: uri.query(), legacy: false };
-        if let Err(e) = crate::idempotency::claim_for_stream(&st, req).await {
+        let idem = IdemRequest { headers: &headers, key_id: &key_id, route: "S8", path_ids: &id, body: &body, raw_query: uri.query(), legacy: false };
+        if let Err(e) = crate::idempotency::claim_for_stream(&st, idem).await {
             return Nested(e).into_response();
         }
-        if has_approvals && engine::sessions::api::parse_content(&m).ok().flatten().is_none() {
-            return match eng.resolve_approvals(&v1.caller, &id, &m).await {
+        if let (Some(items), None, None) = (&req.approval_responses, &req.input, &req.message) {
+            return match eng.resolve_approvals(&v1.caller, &id, items).await {
                 Ok((_, cursor)) => follow(&eng, st.config.keepalive_secs, &id, cursor, rx),
                 Err(e) => Nested(e).into_response(),
             };
@@ -187,7 +190,7 @@ async fn send(State(st): State<AppState>, v1: V1, Path(id): Path<String>, header
             Ok(s) => s.last_seq,
             Err(e) => return Nested(e).into_response(),
         };
-        return match eng.send_message(&v1.caller, &id, &m).await {
+        return match eng.send_message(&v1.caller, &id, &req).await {
             Ok(_) => follow(&eng, st.config.keepalive_secs, &id, before, rx),
             Err(e) => Nested(e).into_response(),
         };
@@ -199,21 +202,21 @@ async fn send(State(st): State<AppState>, v1: V1, Path(id): Path<String>, header
         )
         .into_response();
     }
-    if delivery == "queued" {
+    if delivery == Delivery::Queued {
         let key_id = v1.caller.key.id.clone();
         let engine = eng.clone();
-        let req = IdemRequest { headers: &headers, key_id: &key_id, route: "S7", path_ids: &id, body: &body, raw_query: uri.query(), legacy: false };
+        let idem = IdemRequest { headers: &headers, key_id: &key_id, route: "S7", path_ids: &id, body: &body, raw_query: uri.query(), legacy: false };
         let caller = v1.caller.clone();
         let sid = id.clone();
-        return crate::idempotency::run(&st, req, || async move {
-            match engine.queue_message(&caller, &sid, &m).await {
-                Ok((q, _)) => (StatusCode::ACCEPTED, Json(serde_json::json!({"message_id": q.id, "status": "accepted"}))).into_response(),
+        return crate::idempotency::run(&st, idem, || async move {
+            match engine.queue_message(&caller, &sid, (req.input.as_ref(), req.message.as_ref()), req.attachments.as_ref()).await {
+                Ok((q, _)) => (StatusCode::ACCEPTED, Json(SessionMessageReceipt { message_id: q.id, status: "accepted".into() })).into_response(),
                 Err(e) => Nested(e).into_response(),
             }
         })
         .await;
     }
-    match eng.send_message(&v1.caller, &id, &m).await {
+    match eng.send_message(&v1.caller, &id, &req).await {
         Ok((v, _)) => (StatusCode::ACCEPTED, Json(v)).into_response(),
         Err(e) => Nested(e).into_response(),
     }
@@ -229,20 +232,24 @@ async fn upload(State(st): State<AppState>, v1: V1, Path(id): Path<String>, req:
     let max = st.config.max_upload_bytes;
     let body_limit = (max as usize).saturating_mul(4) / 3 + 64 * 1024;
     let (parts, body) = req.into_parts();
-    let body = match read_json(&parts.headers, body, body_limit, true).await {
-        Ok(b) => b,
+    let req: SessionFileRequest = match read_json(&parts.headers, body, body_limit, true).await.and_then(wire::request::parse) {
+        Ok(r) => r,
         Err(e) => return Nested(e).into_response(),
     };
-    match eng.upload_session_file(&v1.caller, &id, body, max).await {
+    match eng.upload_session_file(&v1.caller, &id, req, max).await {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
         Err(e) => Nested(e).into_response(),
     }
 }
 
-async fn approvals(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<impl serde::Serialize>> {
+async fn approvals(
+    State(st): State<AppState>,
+    v1: V1,
+    Path(id): Path<String>,
+    Body(req): Body<SessionApprovalsRequest>,
+) -> V1Result<Json<impl serde::Serialize>> {
     let eng = st.engine_for_session(&id).await;
-    let m = input::object(body)?;
-    Ok(Json(eng.resolve_approvals(&v1.caller, &id, &m).await?.0))
+    Ok(Json(eng.resolve_approvals(&v1.caller, &id, &req.approval_responses).await?.0))
 }
 
 async fn list_queue(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<impl serde::Serialize>> {
@@ -250,19 +257,19 @@ async fn list_queue(State(st): State<AppState>, v1: V1, Path(id): Path<String>) 
     Ok(Json(eng.list_queue(&v1.caller, &id).await?))
 }
 
-async fn queue_message(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<impl IntoResponse> {
+async fn queue_message(State(st): State<AppState>, v1: V1, Path(id): Path<String>, Body(req): Body<QueueMessageRequest>) -> V1Result<impl IntoResponse> {
     let eng = st.engine_for_session(&id).await;
-    Ok((StatusCode::CREATED, Json(eng.queue_message_response(&v1.caller, &id, body).await?)))
+    Ok((StatusCode::CREATED, Json(eng.queue_message_response(&v1.caller, &id, req).await?)))
 }
 
 async fn edit_queued(
     State(st): State<AppState>,
     v1: V1,
     Path((id, qid)): Path<(String, String)>,
-    JsonBody(body): JsonBody,
+    Body(req): Body<QueueMessageRequest>,
 ) -> V1Result<Json<impl serde::Serialize>> {
     let eng = st.engine_for_session(&id).await;
-    Ok(Json(eng.edit_queued(&v1.caller, &id, &qid, body).await?))
+    Ok(Json(eng.edit_queued(&v1.caller, &id, &qid, req).await?))
 }
 
 async fn delete_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path<(String, String)>) -> V1Result<Json<impl serde::Serialize>> {
@@ -281,7 +288,7 @@ async fn get_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>) 
     Ok(Json(eng.session_access(&v1.caller, &id).await?))
 }
 
-async fn put_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<impl serde::Serialize>> {
+async fn put_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>, Body(req): Body<AccessChangeRequest>) -> V1Result<Json<impl serde::Serialize>> {
     let eng = st.engine_for_session(&id).await;
-    Ok(Json(eng.change_session_access(&v1.caller, &id, body).await?))
+    Ok(Json(eng.change_session_access(&v1.caller, &id, &req).await?))
 }
