@@ -114,3 +114,49 @@ async fn g2_abilities_on_create_apply_and_unknown_fields_are_named() {
     let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "bad", "abilities": {"web_fetch": {"enabled": "yes"}}}))).await;
     assert_eq!((st, b["error"]["param"].as_str()), (400, Some("abilities.web_fetch.enabled")), "{b}");
 }
+
+/// Reads one HTTP/1.1 response (headers + Content-Length body) from a raw socket.
+async fn read_response(sock: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return Some(text);
+            }
+        }
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut chunk)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn responses_that_ignore_a_small_body_keep_the_connection_usable() {
+    use tokio::io::AsyncWriteExt;
+    let s = Server::start(bin(), &[]);
+    let host = s.url("").trim_start_matches("http://").split('/').next().unwrap().to_string();
+    // 405 fallback, 404 fallback and a 501 later route, each with an unread body, then a
+    // second request on the same connection.
+    for (method, path) in [("PUT", "/api/v1/agents"), ("POST", "/api/v1/no-such-route"), ("POST", "/api/v1/skills")] {
+        let mut sock = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let first = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {ADMIN_KEY}\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}"
+        );
+        sock.write_all(first.as_bytes()).await.unwrap();
+        let r1 = read_response(&mut sock).await.expect("first response");
+        assert!(!r1.to_ascii_lowercase().contains("connection: close"), "{method} {path}: {r1}");
+        let second = format!("GET /healthz HTTP/1.1\r\nhost: {host}\r\n\r\n");
+        sock.write_all(second.as_bytes()).await.unwrap();
+        let r2 = read_response(&mut sock).await;
+        assert!(r2.as_deref().is_some_and(|r| r.starts_with("HTTP/1.1 200")), "{method} {path}: the connection was dropped after {r1}");
+    }
+}

@@ -88,7 +88,7 @@ fn bearer(req: &Request) -> Option<String> {
 
 /// Answers before the handler: drains a small unread body so the connection can be
 /// reused; a large one is not read and the connection is closed explicitly.
-async fn early(req: Request, mut resp: Response) -> Response {
+pub async fn early(req: Request, mut resp: Response) -> Response {
     const DRAIN_LIMIT: usize = 64 * 1024;
     let len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     let chunked = req.headers().get(header::TRANSFER_ENCODING).is_some();

@@ -34,8 +34,12 @@ fn method_filter(m: &str) -> MethodFilter {
     }
 }
 
-async fn route_not_found(uri: axum::http::Uri) -> Response {
-    Nested(ApiError::new(ErrorCode::RouteNotFound, format!("No route {}; the API lives under /api/v1 (see /docs).", uri.path()))).into_response()
+// Fallbacks answer without reading the body: `early` drains a small one so the client's
+// keep-alive connection stays usable (an unread body would make the server drop it).
+async fn route_not_found(req: axum::extract::Request) -> Response {
+    let resp =
+        Nested(ApiError::new(ErrorCode::RouteNotFound, format!("No route {}; the API lives under /api/v1 (see /docs).", req.uri().path()))).into_response();
+    crate::middleware::early(req, resp).await
 }
 
 /// Allowed methods for a path: those of the route the router matched, i.e. the
@@ -66,7 +70,8 @@ fn template_matches(template: &str, path: &str) -> bool {
     t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b)
 }
 
-async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+async fn method_not_allowed(req: axum::extract::Request) -> Response {
+    let (method, uri): (Method, axum::http::Uri) = (req.method().clone(), req.uri().clone());
     let allow = allowed_methods(uri.path());
     let mut resp = Nested(ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}; allowed: {}.", uri.path(), allow.join(", "))))
         .into_response();
@@ -74,7 +79,7 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
     if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
         resp.headers_mut().insert(header::ALLOW, v);
     }
-    resp
+    crate::middleware::early(req, resp).await
 }
 
 pub fn router(state: AppState) -> Router {
