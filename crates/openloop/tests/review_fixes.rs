@@ -144,9 +144,12 @@ async fn responses_that_ignore_a_small_body_keep_the_connection_usable() {
     use tokio::io::AsyncWriteExt;
     let s = Server::start(bin(), &[]);
     let host = s.url("").trim_start_matches("http://").split('/').next().unwrap().to_string();
-    // 405 fallback, 404 fallback and a 501 later route, each with an unread body, then a
-    // second request on the same connection.
-    for (method, path) in [("PUT", "/api/v1/agents"), ("POST", "/api/v1/no-such-route"), ("POST", "/api/v1/skills")] {
+    // 405 fallback, 404 fallback, a 501 later route and S9 (whose handler reads no body),
+    // each with a body, then a second request on the same connection.
+    let agent = create_agent(&s, json!({"name": "Conn"})).await;
+    let (_, created, _) = send(s.post(ADMIN_KEY, &format!("/agents/{agent}/sessions"), json!({}))).await;
+    let cancel = format!("/api/v1/sessions/{}/cancel", created["session"]["id"].as_str().unwrap());
+    for (method, path) in [("PUT", "/api/v1/agents"), ("POST", "/api/v1/no-such-route"), ("POST", "/api/v1/skills"), ("POST", cancel.as_str())] {
         let mut sock = tokio::net::TcpStream::connect(&host).await.unwrap();
         let head = format!(
             "{method} {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {ADMIN_KEY}\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n"

@@ -198,9 +198,30 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| wire::ids::new_id("req"))
 }
 
-/// Outermost layer: request id, security headers, one log line per request.
+/// Bodies up to this size are read before routing.
+const PREREAD_LIMIT: u64 = 64 * 1024;
+
+/// Outermost layer: request id, security headers, one log line per request. Small bodies
+/// are read first, so a handler that answers without reading its body (a 404, 405, 501,
+/// or a body-less POST such as S9) never leaves unread bytes that would make the server
+/// drop the client's keep-alive connection.
 pub async fn common_headers(req: Request, next: Next) -> Response {
     let started = Instant::now();
+    let small = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > 0 && n <= PREREAD_LIMIT);
+    let req = if small {
+        let (parts, body) = req.into_parts();
+        match axum::body::to_bytes(body, PREREAD_LIMIT as usize).await {
+            Ok(bytes) => Request::from_parts(parts, axum::body::Body::from(bytes)),
+            Err(_) => return Nested(ApiError::new(ErrorCode::InvalidRequest, "The request body could not be read.")).into_response(),
+        }
+    } else {
+        req
+    };
     let rid = request_id(&req);
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::table::{RouteSpec, Status};
 use crate::error::{Flat, Nested};
 use crate::extract::V1;
-use crate::middleware::{early, legacy_family};
+use crate::middleware::legacy_family;
 use crate::AppState;
 
 pub fn handler(
@@ -30,15 +30,12 @@ async fn respond(st: AppState, spec: &'static RouteSpec, req: Request) -> Respon
     let err = wire::ApiError::new(wire::ErrorCode::NotImplemented, message.clone()).detail("spec_id", spec.id);
     if spec.path.starts_with("/oauth/") {
         // OAuth endpoints speak RFC 6749 errors (§8.12), not the API envelope.
-        let resp = (StatusCode::NOT_IMPLEMENTED, Json(json!({"error": "not_implemented", "error_description": message}))).into_response();
-        return early(req, resp).await;
+        return (StatusCode::NOT_IMPLEMENTED, Json(json!({"error": "not_implemented", "error_description": message}))).into_response();
     }
     if legacy_family(req.uri().path()).is_some() {
-        return early(req, Flat(wire::ApiError::flat(501, "not_implemented")).into_response()).await;
+        return Flat(wire::ApiError::flat(501, "not_implemented")).into_response();
     }
-    let (mut parts, body) = req.into_parts();
-    // The body is not used: drain a small one so the connection can be reused.
-    let _ = axum::body::to_bytes(body, 64 * 1024).await;
+    let (mut parts, _body) = req.into_parts();
     // Identity and agent visibility first, so 401/403/404 win over 501 (§8.6 G10–G29).
     let v1 = match V1::from_request_parts(&mut parts, &st).await {
         Ok(v) => v,
