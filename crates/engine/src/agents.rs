@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 use store::{AgentConfig, AgentRecord, AgentSnapshot, AgentVersionRecord, StoreError, User};
 use wire::agents::{
-    Agent, AgentAbilitiesResponse, AgentComposition, AgentIncognito, AgentVersion, AgentVersionChanges, AgentVersionResponse, AgentVersionSummary,
-    AgentVersionsResponse, CreatorPayload,
+    Agent, AgentAbilitiesResponse, AgentComposition, AgentDeleteResponse, AgentIncognito, AgentIncognitoRequest, AgentVersion, AgentVersionChanges,
+    AgentVersionResponse, AgentVersionSummary, AgentVersionsResponse, CreatorPayload,
 };
 use wire::{ApiError, ErrorCode};
 
@@ -552,7 +552,7 @@ impl Engine {
     }
 
     /// G5.
-    pub async fn delete_agent(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+    pub async fn delete_agent(&self, caller: &Caller, id: &str) -> Result<AgentDeleteResponse, ApiError> {
         if RESERVED_AGENT_IDS.contains(&id) {
             return Err(ApiError::new(ErrorCode::PlatformAgentNotDeletable, format!("{id} is a platform agent and cannot be deleted.")));
         }
@@ -563,7 +563,7 @@ impl Engine {
         if !self.store.delete_agent(id, wire::time::now_micros()).await.map_err(db)? {
             return Err(agent_not_found(id));
         }
-        Ok(json!({"agent_id": id, "deleted": true}))
+        Ok(AgentDeleteResponse { agent_id: id.to_string(), deleted: true })
     }
 
     async fn configurable_agent(&self, caller: &Caller, id: &str) -> Result<AgentRecord, ApiError> {
@@ -650,9 +650,8 @@ impl Engine {
     }
 
     /// G9.
-    pub async fn set_agent_incognito(&self, caller: &Caller, id: &str, body: Value) -> Result<Agent, ApiError> {
-        let m = input::object(body)?;
-        let enforced = input::opt_bool(&m, "enforced", "enforced")?.ok_or_else(|| ApiError::invalid_request("enforced", "enforced (boolean) is required."))?;
+    pub async fn set_agent_incognito(&self, caller: &Caller, id: &str, req: AgentIncognitoRequest) -> Result<Agent, ApiError> {
+        let enforced = req.enforced;
         let cur = self.visible_agent(caller, id).await?;
         if !self.can_update_agent(caller, &cur) {
             return Err(permission_denied("update"));

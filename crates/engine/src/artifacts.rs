@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use store::{ArtifactRecord, ArtifactVersionRecord};
 use tools::{Tool, ToolContext, ToolError};
 use wire::artifacts::{
-    Artifact, ArtifactDeleteResponse, ArtifactDownloadResponse, ArtifactListResponse, ArtifactMetadata, ArtifactNameResponse, ArtifactVersion,
-    ArtifactVersionsResponse, SuccessResponse,
+    Artifact, ArtifactDeleteResponse, ArtifactDownloadResponse, ArtifactListResponse, ArtifactMetadata, ArtifactNameResponse, ArtifactPasswordRequest,
+    ArtifactVersion, ArtifactVersionsResponse, SuccessResponse,
 };
 use wire::sessions::{AccessChangeRequest, ItemAccessChangeResponse, ItemAccessResponse, LinkMode};
 use wire::{ApiError, ErrorCode};
@@ -327,13 +327,12 @@ impl Engine {
     }
 
     /// A8: Argon2id hash for password-mode public links (later); signed URLs unaffected.
-    pub async fn set_artifact_password(&self, caller: &Caller, id: &str, body: Value) -> Result<SuccessResponse, ApiError> {
+    pub async fn set_artifact_password(&self, caller: &Caller, id: &str, req: ArtifactPasswordRequest) -> Result<SuccessResponse, ApiError> {
         use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-        let m = input::object(body)?;
-        let password = match m.get("password") {
-            Some(Value::String(p)) if (8..=256).contains(&p.chars().count()) => p.clone(),
-            _ => return Err(ApiError::new(ErrorCode::InvalidPassword, "password must be a string of 8 to 256 characters.").param("password")),
-        };
+        let password = req.password;
+        if !(8..=256).contains(&password.chars().count()) {
+            return Err(ApiError::new(ErrorCode::InvalidPassword, "password must be a string of 8 to 256 characters.").param("password"));
+        }
         let art = self.writable_artifact(caller, id).await?;
         let salt = SaltString::generate(&mut OsRng);
         let hash = argon2::Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|_| ApiError::internal())?.to_string();

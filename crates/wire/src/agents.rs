@@ -560,3 +560,5 @@ pub struct AgentAbilitiesRequest {
 pub struct AgentIncognitoRequest {
     pub enforced: bool,
 }
+
+impl crate::request::RequestBody for AgentIncognitoRequest {}

@@ -123,7 +123,14 @@ pub struct ArtifactVersionsResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ArtifactPasswordRequest {
     /// 8–256 characters.
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
+}
+
+impl crate::request::RequestBody for ArtifactPasswordRequest {
+    fn error_code(_: &str) -> crate::ErrorCode {
+        crate::ErrorCode::InvalidPassword
+    }
 }
 
 /// `{"success": true}` (A8).

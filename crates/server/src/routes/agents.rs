@@ -6,10 +6,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use wire::agents::{AgentCreateRequest, AgentResponse, AgentUpdateRequest};
+use wire::agents::{AgentCreateRequest, AgentDeleteResponse, AgentIncognitoRequest, AgentResponse, AgentUpdateRequest};
 
 use crate::error::{Nested, V1Result};
-use crate::extract::{JsonBody, V1};
+use crate::extract::{Body, JsonBody, V1};
 use crate::idempotency::IdemRequest;
 use crate::AppState;
 
@@ -61,7 +61,7 @@ async fn update(State(st): State<AppState>, v1: V1, Path(id): Path<String>, Json
     Ok(Json(AgentResponse { agent: st.engine.update_agent(&v1.caller, &id, body).await?, warnings }))
 }
 
-async fn delete(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<Value>> {
+async fn delete(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<AgentDeleteResponse>> {
     Ok(Json(st.engine.delete_agent(&v1.caller, &id).await?))
 }
 
@@ -77,6 +77,6 @@ async fn update_abilities(State(st): State<AppState>, v1: V1, Path(id): Path<Str
     Ok(Json(json!(st.engine.update_abilities(&v1.caller, &id, body).await?)))
 }
 
-async fn set_incognito(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<AgentResponse>> {
-    Ok(Json(AgentResponse { agent: st.engine.set_agent_incognito(&v1.caller, &id, body).await?, warnings: None }))
+async fn set_incognito(State(st): State<AppState>, v1: V1, Path(id): Path<String>, Body(req): Body<AgentIncognitoRequest>) -> V1Result<Json<AgentResponse>> {
+    Ok(Json(AgentResponse { agent: st.engine.set_agent_incognito(&v1.caller, &id, req).await?, warnings: None }))
 }

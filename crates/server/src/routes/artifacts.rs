@@ -12,6 +12,7 @@ use wire::{ApiError, ErrorCode};
 use crate::error::{Nested, V1Result};
 use crate::extract::{self, parse_query, JsonBody, V1};
 use crate::AppState;
+use wire::artifacts::ArtifactPasswordRequest;
 use wire::sessions::AccessChangeRequest;
 
 pub fn routes() -> Router<AppState> {
@@ -50,8 +51,13 @@ async fn versions(State(st): State<AppState>, v1: V1, Path(id): Path<String>) ->
     Ok(Json(st.engine.artifact_versions(&v1.caller, &id).await?))
 }
 
-async fn password(State(st): State<AppState>, v1: V1, Path(id): Path<String>, JsonBody(body): JsonBody) -> V1Result<Json<impl serde::Serialize>> {
-    Ok(Json(st.engine.set_artifact_password(&v1.caller, &id, body).await?))
+async fn password(
+    State(st): State<AppState>,
+    v1: V1,
+    Path(id): Path<String>,
+    extract::Body(req): extract::Body<ArtifactPasswordRequest>,
+) -> V1Result<Json<impl serde::Serialize>> {
+    Ok(Json(st.engine.set_artifact_password(&v1.caller, &id, req).await?))
 }
 
 async fn get_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<impl serde::Serialize>> {
