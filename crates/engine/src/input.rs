@@ -14,14 +14,7 @@ pub fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
 }
 
 pub fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    wire::schema::json_kind(v)
 }
 
 fn wrong(path: &str, want: &str, got: &Value) -> ApiError {

@@ -37,7 +37,7 @@ const MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
 /// Protocol versions served (as the HTTP MCP server, §10.4).
 const VERSIONS: &[ProtocolVersion] = &[ProtocolVersion::V_2025_03_26, ProtocolVersion::V_2025_06_18];
 /// Response headers copied into `structuredContent.headers`.
-const RESULT_HEADERS: [&str; 4] = ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "retry-after"];
+use wire::tools::RESULT_HEADERS;
 const INSTRUCTIONS: &str =
     "Openloop's API as tools: start agent sessions, poll them, send follow-ups, download artifacts through signed URLs, run flows and export data.";
 
@@ -141,14 +141,8 @@ fn error_text(body: &Value) -> String {
 }
 
 fn tool_result(status: u16, headers: Map<String, Value>, body: Value) -> CallToolResult {
-    let text = json!({"status": status, "body": body}).to_string();
-    let structured = json!({"status": status, "headers": headers, "body": body});
-    let content = vec![ContentBlock::text(text)];
-    let mut r = if status >= 400 { CallToolResult::error(content) } else { CallToolResult::success(content) };
-    r.structured_content = Some(structured);
-    // `resultType` belongs to protocol 2026-07-28; the versions served here have none.
-    r.result_type = None;
-    r
+    let shaped = wire::tools::mcp_call_result(status, headers, body);
+    serde_json::from_value::<CallToolResult>(shaped.clone()).unwrap_or_else(|_| CallToolResult::error(vec![ContentBlock::text(shaped.to_string())]))
 }
 
 impl Bridge {

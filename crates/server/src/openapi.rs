@@ -374,29 +374,21 @@ fn error_description(status: u16) -> &'static str {
 }
 
 fn family(path: &str) -> &'static str {
+    use crate::middleware::{legacy_family, Legacy};
     let p = path.trim_start_matches('/');
-    match p.split('/').next().unwrap_or("") {
-        "agents" if p.contains("/sessions") => "Sessions",
-        "agents" if p.contains("/artifacts") => "Artifacts",
-        "agents" => "Agents",
-        "sessions" => "Sessions",
-        "artifacts" | "files" => "Artifacts",
-        "start_agent" | "agent_status" => "Legacy interactions",
-        "start_pipeline"
-        | "get_pl_run"
-        | "kill_pipeline"
-        | "list_saved_items"
-        | "list_workbooks"
-        | "get_inputs"
-        | "get_plrun_saved_item_map"
-        | "upload_file"
-        | "upload_files"
-        | "download_file"
-        | "download_files" => "Legacy flows",
-        "export_data" | "export_status" | "get_audit_logs" => "Data exports",
-        "models" => "Models",
-        "teams" | "organizations" => "Tenancy",
-        "tools" => "Tools for AI agents",
+    let first = p.split('/').next().unwrap_or("");
+    match (first, legacy_family(path)) {
+        ("export_data" | "export_status" | "get_audit_logs", _) => "Data exports",
+        (_, Some(Legacy::Interactions)) => "Legacy interactions",
+        (_, Some(Legacy::Other)) => "Legacy flows",
+        ("agents", _) if p.contains("/sessions") => "Sessions",
+        ("agents", _) if p.contains("/artifacts") => "Artifacts",
+        ("agents", _) => "Agents",
+        ("sessions", _) => "Sessions",
+        ("artifacts" | "files", _) => "Artifacts",
+        ("models", _) => "Models",
+        ("teams" | "organizations", _) => "Tenancy",
+        ("tools", _) => "Tools for AI agents",
         _ => "Later",
     }
 }

@@ -18,14 +18,7 @@ pub trait RequestBody: DeserializeOwned {
 /// Parses `body` into `T`; the error names the field.
 pub fn parse<T: RequestBody>(body: Value) -> Result<T, ApiError> {
     if !body.is_object() {
-        let kind = match &body {
-            Value::Array(_) => "an array",
-            Value::String(_) => "a string",
-            Value::Number(_) => "a number",
-            Value::Bool(_) => "a boolean",
-            _ => "null",
-        };
-        return Err(ApiError::new(ErrorCode::InvalidRequest, format!("The request body must be a JSON object, not {kind}.")));
+        return Err(ApiError::new(ErrorCode::InvalidRequest, format!("The request body must be a JSON object, not {}.", crate::schema::json_kind(&body))));
     }
     serde_path_to_error::deserialize(body).map_err(|e| {
         let (param, message) = crate::schema::error_path(e);

@@ -7,6 +7,18 @@ use utoipa::ToSchema;
 
 const REF_PREFIX: &str = "#/components/schemas/";
 
+/// "a string", "an array", …: what a JSON value is, for error messages.
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// The schema of `T` with every component reference inlined.
 pub fn json_schema<T: ToSchema>() -> Value {
     let mut deps: Vec<(String, RefOr<Schema>)> = Vec::new();

@@ -133,6 +133,20 @@ impl ToolSpec {
     }
 }
 
+/// Response headers a tool result reports (§10.4 `structuredContent.headers`).
+pub const RESULT_HEADERS: [&str; 4] = ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "retry-after"];
+
+/// An MCP `tools/call` result for an endpoint's answer (§10.4): text content with
+/// `{status, body}`, `structuredContent` `{status, headers, body}`, `isError` for ≥ 400.
+pub fn mcp_call_result(status: u16, headers: Map<String, Value>, body: Value) -> Value {
+    let text = json!({"status": status, "body": body}).to_string();
+    json!({
+        "content": [{"type": "text", "text": text}],
+        "structuredContent": {"status": status, "headers": headers, "body": body},
+        "isError": status >= 400,
+    })
+}
+
 /// The catalogue, in order (§10.1).
 pub fn catalogue() -> &'static [ToolSpec] {
     CATALOGUE
@@ -158,24 +172,15 @@ fn build_of<T: ToolArgs>(args: Value, caller: &ToolCaller) -> Result<ToolRequest
     let args = match args {
         Value::Null => Value::Object(Map::new()),
         Value::Object(o) => Value::Object(o.into_iter().filter(|(_, v)| !v.is_null()).collect()),
-        other => return Err(ArgError { param: String::new(), message: format!("Tool arguments must be a JSON object, not {}.", kind(&other)) }),
+        other => {
+            return Err(ArgError { param: String::new(), message: format!("Tool arguments must be a JSON object, not {}.", crate::schema::json_kind(&other)) })
+        }
     };
     let t: T = serde_path_to_error::deserialize(args).map_err(|e| {
         let (param, inner) = crate::schema::error_path(e);
         ArgError { message: format!("Invalid argument{}: {inner}.", if param.is_empty() { String::new() } else { format!(" {param}") }), param }
     })?;
     Ok(t.request(caller))
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Percent-encodes one path segment.
@@ -502,44 +507,25 @@ pub struct ExportDataArgs {
 
 impl ToolArgs for ExportDataArgs {
     fn request(self, caller: &ToolCaller) -> ToolRequest {
-        let mut body = match serde_json::to_value(ExportDataBody::from(self)) {
+        let req = crate::legacy::ExportDataRequest {
+            user_id: caller.user_id.clone(),
+            data_type: self.data_type,
+            export_fields: self.export_fields,
+            start_date: self.start_date,
+            end_date: self.end_date,
+            export_level: self.export_level,
+            workspace_ids: self.workspace_ids,
+            include_all_workspaces: self.include_all_workspaces,
+            include_personal_workspaces: self.include_personal_workspaces,
+            entity_ids: self.entity_ids,
+            category_filter: self.category_filter,
+        };
+        let mut body = match serde_json::to_value(req) {
             Ok(Value::Object(o)) => o,
             _ => Map::new(),
         };
         body.retain(|_, v| !v.is_null());
-        body.insert("user_id".into(), Value::String(caller.user_id.clone()));
         ToolRequest { method: "POST", path: "/export_data".into(), query: vec![], body: Some(Value::Object(body)) }
-    }
-}
-
-#[derive(Serialize)]
-struct ExportDataBody {
-    data_type: Option<ExportDataType>,
-    export_fields: Vec<String>,
-    start_date: String,
-    end_date: String,
-    export_level: Option<ExportLevel>,
-    workspace_ids: Option<Vec<String>>,
-    include_all_workspaces: Option<bool>,
-    include_personal_workspaces: Option<bool>,
-    entity_ids: Option<Vec<String>>,
-    category_filter: Option<Vec<CreditCategory>>,
-}
-
-impl From<ExportDataArgs> for ExportDataBody {
-    fn from(a: ExportDataArgs) -> Self {
-        ExportDataBody {
-            data_type: a.data_type,
-            export_fields: a.export_fields,
-            start_date: a.start_date,
-            end_date: a.end_date,
-            export_level: a.export_level,
-            workspace_ids: a.workspace_ids,
-            include_all_workspaces: a.include_all_workspaces,
-            include_personal_workspaces: a.include_personal_workspaces,
-            entity_ids: a.entity_ids,
-            category_filter: a.category_filter,
-        }
     }
 }
 

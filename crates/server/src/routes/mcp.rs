@@ -11,10 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use rmcp::model::{
-    CallToolResult, ContentBlock, ErrorCode as RpcCode, Implementation, InitializeResult, ListToolsResult, ProtocolVersion, ServerCapabilities, Tool,
-    ToolsCapability,
-};
+use rmcp::model::{ErrorCode as RpcCode, Implementation, InitializeResult, ListToolsResult, ProtocolVersion, ServerCapabilities, Tool, ToolsCapability};
 use serde_json::{json, Map, Value};
 use wire::tools::{ToolCaller, ToolFormat};
 use wire::{ApiError, ErrorCode};
@@ -154,7 +151,7 @@ fn result_headers(rate: Option<&RateInfo>, inner: &HeaderMap) -> Map<String, Val
         }
     }
     let mut out = Map::new();
-    for name in ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "retry-after"] {
+    for name in wire::tools::RESULT_HEADERS {
         if let Some(v) = h.get(name).and_then(|v| v.to_str().ok()) {
             out.insert(name.to_string(), Value::String(v.to_string()));
         }
@@ -162,15 +159,8 @@ fn result_headers(rate: Option<&RateInfo>, inner: &HeaderMap) -> Map<String, Val
     out
 }
 
-fn tool_result(status: u16, headers: Map<String, Value>, body: Value) -> CallToolResult {
-    let text = json!({"status": status, "body": body}).to_string();
-    let structured = json!({"status": status, "headers": headers, "body": body});
-    let content = vec![ContentBlock::text(text)];
-    let mut r = if status >= 400 { CallToolResult::error(content) } else { CallToolResult::success(content) };
-    r.structured_content = Some(structured);
-    // `resultType` belongs to protocol 2026-07-28; the versions served here have none.
-    r.result_type = None;
-    r
+fn tool_result(status: u16, headers: Map<String, Value>, body: Value) -> Value {
+    wire::tools::mcp_call_result(status, headers, body)
 }
 
 async fn call_tool(st: &AppState, v1: &V1, rate: Option<RateInfo>, headers: &HeaderMap, id: Value, params: &Value) -> Response {
