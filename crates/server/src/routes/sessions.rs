@@ -216,10 +216,16 @@ async fn send(State(st): State<AppState>, v1: V1, Path(id): Path<String>, header
         })
         .await;
     }
-    match eng.send_message(&v1.caller, &id, &req).await {
-        Ok((v, _)) => (StatusCode::ACCEPTED, Json(v)).into_response(),
-        Err(e) => Nested(e).into_response(),
-    }
+    let key_id = v1.caller.key.id.clone();
+    let path_ids = id.clone();
+    let idem = IdemRequest { headers: &headers, key_id: &key_id, route: "S7", path_ids: &path_ids, body: &body, raw_query: uri.query(), legacy: false };
+    crate::idempotency::run(&st, idem, || async move {
+        match eng.send_message(&v1.caller, &id, &req).await {
+            Ok((v, _)) => (StatusCode::ACCEPTED, Json(v)).into_response(),
+            Err(e) => Nested(e).into_response(),
+        }
+    })
+    .await
 }
 
 async fn cancel(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<impl serde::Serialize>> {
@@ -257,9 +263,22 @@ async fn list_queue(State(st): State<AppState>, v1: V1, Path(id): Path<String>) 
     Ok(Json(eng.list_queue(&v1.caller, &id).await?))
 }
 
-async fn queue_message(State(st): State<AppState>, v1: V1, Path(id): Path<String>, Body(req): Body<QueueMessageRequest>) -> V1Result<impl IntoResponse> {
+async fn queue_message(State(st): State<AppState>, v1: V1, Path(id): Path<String>, headers: HeaderMap, uri: Uri, JsonBody(body): JsonBody) -> Response {
     let eng = st.engine_for_session(&id).await;
-    Ok((StatusCode::CREATED, Json(eng.queue_message_response(&v1.caller, &id, req).await?)))
+    let req: QueueMessageRequest = match wire::request::parse(body.clone()) {
+        Ok(r) => r,
+        Err(e) => return Nested(e).into_response(),
+    };
+    let key_id = v1.caller.key.id.clone();
+    let path_ids = id.clone();
+    let idem = IdemRequest { headers: &headers, key_id: &key_id, route: "S13", path_ids: &path_ids, body: &body, raw_query: uri.query(), legacy: false };
+    crate::idempotency::run(&st, idem, || async move {
+        match eng.queue_message_response(&v1.caller, &id, req).await {
+            Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+            Err(e) => Nested(e).into_response(),
+        }
+    })
+    .await
 }
 
 async fn edit_queued(
@@ -277,10 +296,25 @@ async fn delete_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path
     Ok(Json(eng.delete_queued(&v1.caller, &id, &qid).await?))
 }
 
-async fn send_queued(State(st): State<AppState>, v1: V1, Path((id, qid)): Path<(String, String)>) -> V1Result<impl IntoResponse> {
+async fn send_queued(
+    State(st): State<AppState>,
+    v1: V1,
+    Path((id, qid)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+    JsonBody(body): JsonBody,
+) -> Response {
     let eng = st.engine_for_session(&id).await;
-    let (v, _) = eng.send_queued_now(&v1.caller, &id, &qid).await?;
-    Ok((StatusCode::ACCEPTED, Json(v)))
+    let key_id = v1.caller.key.id.clone();
+    let path_ids = format!("{id}/{qid}");
+    let idem = IdemRequest { headers: &headers, key_id: &key_id, route: "S16", path_ids: &path_ids, body: &body, raw_query: uri.query(), legacy: false };
+    crate::idempotency::run(&st, idem, || async move {
+        match eng.send_queued_now(&v1.caller, &id, &qid).await {
+            Ok((v, _)) => (StatusCode::ACCEPTED, Json(v)).into_response(),
+            Err(e) => Nested(e).into_response(),
+        }
+    })
+    .await
 }
 
 async fn get_access(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<impl serde::Serialize>> {
