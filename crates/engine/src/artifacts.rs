@@ -178,8 +178,13 @@ impl Engine {
     /// session is visible but not readable).
     async fn artifact_for(&self, caller: &Caller, id: &str) -> Result<ArtifactRecord, ApiError> {
         let art = self.store.artifact(id).await.map_err(db)?.filter(|a| a.deleted_at.is_none()).ok_or_else(|| artifact_not_found(id))?;
-        let s = self.store.session(&art.session_id).await.map_err(db)?.filter(|s| self.session_visible(caller, s)).ok_or_else(|| artifact_not_found(id))?;
-        if !self.can_read_session(caller, &s) {
+        let s = self.store.session(&art.session_id).await.map_err(db)?.ok_or_else(|| artifact_not_found(id))?;
+        // The session's rights decide (§2.5): its creator and grantees read.
+        let rights = self.session_rights(caller, &s).await?;
+        if !rights.visible {
+            return Err(artifact_not_found(id));
+        }
+        if !rights.read {
             return Err(ApiError::new(ErrorCode::PermissionDenied, "Only readers of the artifact's session may use it."));
         }
         Ok(art)
@@ -195,7 +200,7 @@ impl Engine {
         let agent = self.visible_agent(caller, agent_id).await?;
         let session = q.str("session_id").or_else(|| q.str("interaction_id"));
         let search = q.str("search_query").map(str::to_lowercase);
-        let mut items = self.store.artifacts_of_agent(&agent.id, &caller.user.id).await.map_err(db)?;
+        let mut items = self.store.artifacts_of_agent(&agent.id, &caller.reader()).await.map_err(db)?;
         items.retain(|(a, v)| {
             let name = a.custom_name.clone().unwrap_or_else(|| v.filename.clone()).to_lowercase();
             session.is_none_or(|s| a.session_id == s) && search.as_ref().is_none_or(|n| name.contains(n))

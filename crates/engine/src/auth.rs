@@ -44,6 +44,15 @@ impl Caller {
         &self.user.id
     }
 
+    /// The principals session grants can name for this user (store-side read filter).
+    pub fn reader(&self) -> store::Reader {
+        store::Reader {
+            user_id: self.user.id.clone(),
+            team_ids: self.memberships.iter().map(|(t, _)| t.clone()).collect(),
+            organization_id: self.user.organization_id.clone(),
+        }
+    }
+
     /// The workspace lists read and creates write to.
     pub fn home_tenant(&self) -> Tenant {
         match &self.scope {

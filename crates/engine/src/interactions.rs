@@ -99,13 +99,18 @@ impl Engine {
         let agent = self.visible_agent(&caller, &gummie_id).await;
         let session = match non_empty_str(&m, "interaction_id") {
             None => None,
-            Some(iid) => Some(self.store.session(&iid).await.map_err(db)?.filter(|s| self.session_visible(&caller, s))),
+            Some(iid) => match self.store.session(&iid).await.map_err(db)? {
+                // The session's rights decide (§2.5): continuing needs the use right.
+                Some(s) => {
+                    let rights = self.session_rights(&caller, &s).await?;
+                    if rights.visible && !rights.edit {
+                        return Err(flat(403, "unauthorized_interaction_access"));
+                    }
+                    Some(rights.visible.then_some(s))
+                }
+                None => Some(None),
+            },
         };
-        if let Some(Some(s)) = &session {
-            if !self.can_read_session(&caller, s) {
-                return Err(flat(403, "unauthorized_interaction_access"));
-            }
-        }
         let agent = agent.map_err(|_| flat(404, "gummie_not_found"))?;
         let existing = match session {
             None => None,
@@ -142,14 +147,12 @@ impl Engine {
         project_id: Option<&str>,
     ) -> Result<AgentStatusResponse, ApiError> {
         let caller = self.legacy_caller(key, user_id, project_id, "unauthorized").await?;
-        let s: SessionRecord = self
-            .store
-            .session(interaction_id)
-            .await
-            .map_err(db)?
-            .filter(|s| self.session_visible(&caller, s))
-            .ok_or_else(|| flat(404, "interaction_not_found"))?;
-        if !self.can_read_session(&caller, &s) {
+        let s: SessionRecord = self.store.session(interaction_id).await.map_err(db)?.ok_or_else(|| flat(404, "interaction_not_found"))?;
+        let rights = self.session_rights(&caller, &s).await?;
+        if !rights.visible {
+            return Err(flat(404, "interaction_not_found"));
+        }
+        if !rights.read {
             return Err(flat(403, "unauthorized"));
         }
         let state = SessionState::parse(&s.state).unwrap_or(SessionState::Failed);

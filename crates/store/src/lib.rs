@@ -133,7 +133,7 @@ pub trait SessionStore: Send + Sync {
     async fn queue_position(&self, run: &RunRecord) -> Result<i64>;
     async fn request_cancel(&self, run_id: &str) -> Result<()>;
     /// Sessions of an agent created by `creator`, newest first.
-    async fn sessions_of_agent(&self, agent_id: &str, creator: &str) -> Result<Vec<SessionRecord>>;
+    async fn sessions_of_agent(&self, agent_id: &str, reader: &Reader) -> Result<Vec<SessionRecord>>;
     async fn rename_session(&self, id: &str, name: &str) -> Result<()>;
     /// First event seq of a run (its `start`), if any.
     async fn first_event_of_run(&self, session_id: &str, run_id: &str) -> Result<Option<i64>>;
@@ -188,7 +188,7 @@ pub trait ArtifactStore: Send + Sync {
     async fn artifact(&self, id: &str) -> Result<Option<ArtifactRecord>>;
     async fn artifact_versions(&self, artifact_id: &str) -> Result<Vec<ArtifactVersionRecord>>;
     /// Live artifacts of an agent's sessions created by `creator`.
-    async fn artifacts_of_agent(&self, agent_id: &str, creator: &str) -> Result<Vec<(ArtifactRecord, ArtifactVersionRecord)>>;
+    async fn artifacts_of_agent(&self, agent_id: &str, reader: &Reader) -> Result<Vec<(ArtifactRecord, ArtifactVersionRecord)>>;
     async fn delete_artifact(&self, id: &str, at: i64) -> Result<bool>;
     async fn rename_artifact(&self, id: &str, name: Option<&str>) -> Result<()>;
     async fn set_artifact_password(&self, id: &str, hash: &str) -> Result<()>;

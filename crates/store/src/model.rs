@@ -328,3 +328,12 @@ pub struct McpSessionRecord {
     pub protocol_version: String,
     pub created_at: i64,
 }
+
+/// Who reads: the user and the principals session grants name (§2.5 rights: the
+/// creator, or a grantee by person, team or organization).
+#[derive(Debug, Clone, Default)]
+pub struct Reader {
+    pub user_id: String,
+    pub team_ids: Vec<String>,
+    pub organization_id: String,
+}

@@ -317,13 +317,14 @@ impl Engine {
         let search = q.str("search").or_else(|| q.str("search_query")).map(str::to_lowercase);
         let creator = q.str("creator_user_id");
         let trigger = q.str("trigger_id");
-        let mut sessions = self.store.sessions_of_agent(&agent.id, &caller.user.id).await.map_err(db)?;
+        let mut sessions = self.store.sessions_of_agent(&agent.id, &caller.reader()).await.map_err(db)?;
         sessions.retain(|s| {
             states.as_ref().is_none_or(|l| l.contains(&s.state))
                 && kind.is_none_or(|k| s.kind == k)
                 && creator.is_none_or(|c| s.creator_user_id == c)
                 && trigger.is_none()
-                && self.session_visible(caller, s)
+                // Rows come back readable (created or shared); the caller's own follow the team scope.
+                && (s.creator_user_id != caller.user.id || self.session_visible(caller, s))
         });
         if let Some(needle) = &search {
             let mut keep = Vec::new();

@@ -71,11 +71,6 @@ impl Engine {
         caller.can_see(s.team_id.as_deref(), &s.creator_user_id)
     }
 
-    /// Read right: the creator (grants come with S18).
-    pub fn can_read_session(&self, caller: &Caller, s: &SessionRecord) -> bool {
-        s.creator_user_id == caller.user.id
-    }
-
     /// Appends a user message and starts (or queues) a run, creating the session if
     /// asked. Enforces §6.1's transitions and the concurrency limits.
     pub async fn accept_turn(&self, user: &User, agent: &AgentRecord, target: TurnTarget<'_>, input: TurnInput) -> Result<Accepted, TurnRefused> {

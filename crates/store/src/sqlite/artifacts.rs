@@ -3,7 +3,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::SqliteStore;
-use crate::{ArtifactRecord, ArtifactStore, ArtifactVersionRecord, Result, SessionFileRecord};
+use crate::{ArtifactRecord, ArtifactStore, ArtifactVersionRecord, Reader, Result, SessionFileRecord};
 
 fn artifact_from(r: &SqliteRow) -> ArtifactRecord {
     ArtifactRecord {
@@ -101,17 +101,15 @@ impl ArtifactStore for SqliteStore {
         Ok(rows.iter().map(|r| version_from(r, "")).collect())
     }
 
-    async fn artifacts_of_agent(&self, agent_id: &str, creator: &str) -> Result<Vec<(ArtifactRecord, ArtifactVersionRecord)>> {
-        let rows = sqlx::query(
+    async fn artifacts_of_agent(&self, agent_id: &str, reader: &Reader) -> Result<Vec<(ArtifactRecord, ArtifactVersionRecord)>> {
+        let sql = format!(
             "SELECT a.*, v.id AS v_id, v.artifact_id AS v_artifact_id, v.major_version AS v_major_version, v.filename AS v_filename, v.media_type AS v_media_type, \
              v.size AS v_size, v.blob_key AS v_blob_key, v.etag AS v_etag, v.created_at AS v_created_at \
              FROM artifacts a JOIN sessions s ON s.id = a.session_id JOIN artifact_versions v ON v.id = a.current_version_id \
-             WHERE a.agent_id = ? AND s.creator_user_id = ? AND a.deleted_at IS NULL",
-        )
-        .bind(agent_id)
-        .bind(creator)
-        .fetch_all(&self.reader)
-        .await?;
+             WHERE a.agent_id = ?4 AND a.deleted_at IS NULL AND {}",
+            super::sessions::READABLE
+        );
+        let rows = super::sessions::bind_reader(sqlx::query(&sql), reader).bind(agent_id).fetch_all(&self.reader).await?;
         Ok(rows.iter().map(|r| (artifact_from(r), version_from(r, "v_"))).collect())
     }
 

@@ -5,8 +5,8 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{map_unique, SqliteStore};
 use crate::{
-    ActiveCounts, ClaimedRun, EventRecord, MessageRecord, QueuedMessageRecord, Result, RunRecord, RunStore, RunUpdate, SessionFileRecord, SessionRecord,
-    SessionStore, SlotLimits, StepRecord, StoreError,
+    ActiveCounts, ClaimedRun, EventRecord, MessageRecord, QueuedMessageRecord, Reader, Result, RunRecord, RunStore, RunUpdate, SessionFileRecord,
+    SessionRecord, SessionStore, SlotLimits, StepRecord, StoreError,
 };
 
 fn parse(s: &str, what: &str) -> Result<Value> {
@@ -314,12 +314,9 @@ impl SessionStore for SqliteStore {
         Ok(())
     }
 
-    async fn sessions_of_agent(&self, agent_id: &str, creator: &str) -> Result<Vec<SessionRecord>> {
-        let rows = sqlx::query("SELECT * FROM sessions WHERE agent_id = ? AND creator_user_id = ? ORDER BY created_at DESC, id DESC")
-            .bind(agent_id)
-            .bind(creator)
-            .fetch_all(&self.reader)
-            .await?;
+    async fn sessions_of_agent(&self, agent_id: &str, reader: &Reader) -> Result<Vec<SessionRecord>> {
+        let sql = format!("SELECT * FROM sessions s WHERE s.agent_id = ?4 AND {READABLE} ORDER BY s.created_at DESC, s.id DESC");
+        let rows = bind_reader(sqlx::query(&sql), reader).bind(agent_id).fetch_all(&self.reader).await?;
         rows.iter().map(session_from).collect()
     }
 
@@ -726,4 +723,17 @@ impl RunStore for SqliteStore {
             .await?;
         rows.iter().map(event_from).collect()
     }
+}
+
+/// `s` (a session row) is readable by the reader bound as ?1 (user), ?2 (organization)
+/// and ?3 (JSON array of team ids): its creator, or a grantee.
+pub(crate) const READABLE: &str = "(s.creator_user_id = ?1 OR EXISTS (SELECT 1 FROM session_grants g WHERE g.session_id = s.id AND \
+     ((g.kind = 'person' AND g.principal = ?1) OR (g.kind = 'organization' AND g.principal = ?2) \
+     OR (g.kind = 'team' AND g.principal IN (SELECT value FROM json_each(?3))))))";
+
+pub(crate) fn bind_reader<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    reader: &'q Reader,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    q.bind(&reader.user_id).bind(&reader.organization_id).bind(serde_json::to_string(&reader.team_ids).unwrap_or_else(|_| "[]".into()))
 }
