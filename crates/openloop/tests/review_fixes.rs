@@ -167,3 +167,30 @@ async fn responses_that_ignore_a_small_body_keep_the_connection_usable() {
         assert!(r2.as_deref().is_some_and(|r| r.starts_with("HTTP/1.1 200")), "{method} {path}: the connection was dropped after {r1}");
     }
 }
+
+#[tokio::test]
+async fn large_unread_bodies_announce_connection_close() {
+    use tokio::io::AsyncWriteExt;
+    let s = Server::start(bin(), &[("OPENLOOP_MAX_BODY_BYTES", "4096")]);
+    let host = s.url("").trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(100_000));
+    for (method, path) in [("PUT", "/api/v1/agents"), ("POST", "/api/v1/no-such-route"), ("POST", "/api/v1/skills"), ("POST", "/api/v1/agents")] {
+        let mut sock = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {ADMIN_KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            big.len()
+        );
+        sock.write_all(head.as_bytes()).await.unwrap();
+        // The server may answer before reading it all; either way the client must learn
+        // whether the connection goes on.
+        let _ = sock.write_all(big.as_bytes()).await;
+        let r1 = read_response(&mut sock).await.expect("a response");
+        if r1.to_ascii_lowercase().contains("connection: close") {
+            continue;
+        }
+        let second = format!("GET /healthz HTTP/1.1\r\nhost: {host}\r\n\r\n");
+        let ok = sock.write_all(second.as_bytes()).await.is_ok();
+        let r2 = if ok { read_response(&mut sock).await } else { None };
+        assert!(r2.is_some_and(|r| r.starts_with("HTTP/1.1 200")), "{method} {path}: kept alive without Connection: close, then dropped: {r1}");
+    }
+}

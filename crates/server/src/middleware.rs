@@ -213,12 +213,21 @@ pub async fn common_headers(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > 0 && n <= PREREAD_LIMIT);
+    let has_body = req.headers().get(header::TRANSFER_ENCODING).is_some()
+        || req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(!has_body));
     let req = if small {
         let (parts, body) = req.into_parts();
         match axum::body::to_bytes(body, PREREAD_LIMIT as usize).await {
-            Ok(bytes) => Request::from_parts(parts, axum::body::Body::from(bytes)),
+            Ok(bytes) => {
+                finished.store(true, std::sync::atomic::Ordering::Relaxed);
+                Request::from_parts(parts, axum::body::Body::from(bytes))
+            }
             Err(_) => return Nested(ApiError::new(ErrorCode::InvalidRequest, "The request body could not be read.")).into_response(),
         }
+    } else if has_body {
+        let (parts, body) = req.into_parts();
+        Request::from_parts(parts, axum::body::Body::new(TrackedBody { inner: body, finished: finished.clone() }))
     } else {
         req
     };
@@ -228,6 +237,11 @@ pub async fn common_headers(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
+    // A large body the handler did not read to the end: the connection cannot be reused,
+    // so say so instead of letting the client find a closed socket.
+    if !finished.load(std::sync::atomic::Ordering::Relaxed) {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Ok(v) = HeaderValue::from_str(&rid) {
         h.insert("x-request-id", v);
     }
@@ -248,4 +262,36 @@ pub async fn common_headers(req: Request, next: Next) -> Response {
         "request"
     );
     resp
+}
+
+/// A request body that records when it was read to the end.
+struct TrackedBody {
+    inner: axum::body::Body,
+    finished: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(None) = &polled {
+            self.finished.store(true, std::sync::atomic::Ordering::Relaxed);
+        } else if self.inner.is_end_stream() {
+            self.finished.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
