@@ -121,6 +121,15 @@ async fn two_step_download_suite(s3: bool) {
     assert_eq!(resp.bytes().await.unwrap().as_ref(), b"Quarterly");
     let resp = reqwest::Client::new().get(&url).header("range", "bytes=100-").send().await.unwrap();
     assert_eq!(resp.status(), 416);
+    // If-Range (RFC 9110 §13.1.5): the range applies only while the ETag matches.
+    let etag = h["etag"].to_str().unwrap().to_string();
+    let resp = reqwest::Client::new().get(&url).header("range", "bytes=2-10").header("if-range", &etag).send().await.unwrap();
+    assert_eq!(resp.status(), 206);
+    let resp = reqwest::Client::new().get(&url).header("range", "bytes=2-10").header("if-range", "\"stale-version\"").send().await.unwrap();
+    assert_eq!(resp.status(), 200, "a non-matching If-Range serves the whole current file");
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), b"# Quarterly report v2");
+    let resp = reqwest::Client::new().get(&url).header("range", "bytes=2-10").header("if-range", "Wed, 21 Oct 2015 07:28:00 GMT").send().await.unwrap();
+    assert_eq!(resp.status(), 200, "a date never matches a strong-ETag resource");
     // Older version and binary content.
     let (_, vers, _) = send(s.get(ADMIN_KEY, &format!("/artifacts/{art}/versions"))).await;
     let v = vers["versions"].as_array().unwrap();

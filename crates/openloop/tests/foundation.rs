@@ -198,3 +198,23 @@ async fn invalid_configuration_exits_2_naming_the_setting() {
     assert_eq!(out.status.code(), Some(2));
     let _: Value = Value::Null;
 }
+
+#[tokio::test]
+async fn readyz_reports_an_unwritable_data_dir() {
+    let s = Server::start(bin(), &[]);
+    let (st, b, _) = send(s.client.get(s.url("").replace("/api/v1", "/readyz"))).await;
+    assert_eq!((st, b["checks"]["data_dir"].as_str()), (200, Some("ok")), "{b}");
+    // Root ignores permission bits; the immutable attribute stops even root's writes.
+    let dir = s.data_dir.to_string_lossy().to_string();
+    let locked = std::process::Command::new("chattr").args(["+i", &dir]).status().is_ok_and(|st| st.success());
+    if !locked {
+        eprintln!("skipped: chattr +i is not available on this filesystem, so a read-only data dir cannot be simulated");
+        return;
+    }
+    let (st, b, h) = send(s.client.get(s.url("").replace("/api/v1", "/readyz"))).await;
+    let _ = std::process::Command::new("chattr").args(["-i", &dir]).status();
+    assert_eq!((st, b["checks"]["data_dir"].as_str()), (503, Some("error")), "{b}");
+    assert!(h.contains_key("retry-after"));
+    let (st, _, _) = send(s.client.get(s.url("").replace("/api/v1", "/readyz"))).await;
+    assert_eq!(st, 200, "ready again once writable");
+}

@@ -114,7 +114,10 @@ async fn file(State(st): State<AppState>, Path((artifact_id, version_id, _name))
         }
         return r;
     }
-    let range = match req.headers().get(header::RANGE).and_then(|v| v.to_str().ok()) {
+    // RFC 9110 §13.1.5: a Range with an If-Range that does not match this version's
+    // strong ETag (or is a date, which a strong-ETag resource never matches) is ignored.
+    let if_range_ok = req.headers().get(header::IF_RANGE).is_none_or(|v| v.to_str().is_ok_and(|v| v.trim() == etag));
+    let range = match req.headers().get(header::RANGE).and_then(|v| v.to_str().ok()).filter(|_| if_range_ok) {
         None => None,
         Some(h) => match blobs::parse_range(h, size) {
             Ok(r) => r,

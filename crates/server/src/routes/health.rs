@@ -17,6 +17,14 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// The data directory exists and takes a write (a read-only or full disk does not).
+async fn data_dir_writable(dir: &std::path::Path) -> bool {
+    let probe = dir.join(".readyz-probe");
+    let ok = tokio::fs::write(&probe, b"ok").await.is_ok();
+    let _ = tokio::fs::remove_file(&probe).await;
+    ok
+}
+
 async fn readyz(State(st): State<AppState>) -> Response {
     if st.lifecycle.is_draining() {
         let mut r = (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "draining"}))).into_response();
@@ -30,7 +38,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
             "error"
         }
     };
-    let data_dir = if st.config.data_dir.is_dir() { "ok" } else { "error" };
+    let data_dir = if data_dir_writable(&st.config.data_dir).await { "ok" } else { "error" };
     let ok = database == "ok" && data_dir == "ok";
     let body = json!({"status": if ok { "ready" } else { "not_ready" }, "checks": {"database": database, "data_dir": data_dir, "migrations": database}});
     if ok {
