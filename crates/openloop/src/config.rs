@@ -98,6 +98,9 @@ pub struct ServeArgs {
     /// Browser origins allowed to call the API (comma-separated; the MCP server refuses others).
     #[arg(long, env = "OPENLOOP_CORS_ORIGINS")]
     pub cors_origins: Option<String>,
+    /// Seconds a connection may take to send a request's headers (and may stay idle between requests).
+    #[arg(long, env = "OPENLOOP_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
     /// Seconds stream events are kept after a session's last run ended.
     #[arg(long, env = "OPENLOOP_STREAM_RETENTION_SECS")]
     pub stream_retention_secs: Option<u64>,
@@ -204,6 +207,7 @@ pub struct FileSettings {
     pub incognito_ttl_secs: Option<u64>,
     pub keepalive_secs: Option<u64>,
     pub cors_origins: Option<String>,
+    pub header_timeout_secs: Option<u64>,
     pub workers: Option<usize>,
     pub lease_secs: Option<u64>,
     pub run_max_attempts: Option<i64>,
@@ -254,6 +258,7 @@ pub struct Settings {
     pub signed_url_ttl_secs: u64,
     pub keepalive_secs: u64,
     pub cors_origins: Vec<String>,
+    pub header_timeout_secs: u64,
     pub blobs: blobs::BlobConfig,
 }
 
@@ -413,6 +418,7 @@ impl Settings {
             signed_url_ttl_secs,
             keepalive_secs: a.keepalive_secs.or(f.keepalive_secs).unwrap_or(15).max(1),
             cors_origins: split_list(a.cors_origins.or(f.cors_origins)),
+            header_timeout_secs: a.header_timeout_secs.or(f.header_timeout_secs).unwrap_or(10).max(1),
             blobs,
         };
         s.validate()?;

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use engine::catalogue::Provider;
 use engine::{Engine, KeyKind, ModelCatalogue, Signer};
 use server::{AppState, Lifecycle, RateLimitConfig, ServerConfig};
@@ -284,20 +283,13 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
         listeners.push(tokio::net::TcpListener::bind(extra).await.map_err(|e| anyhow::anyhow!("cannot listen on {extra} (OPENLOOP_EXTRA_ADDRS): {e}"))?);
     }
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let header_timeout = Duration::from_secs(settings.header_timeout_secs);
     for l in listeners {
-        let app = app.clone().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let app = app.clone();
         let mut stop = stop_tx.subscribe();
-        // Small responses and SSE events must leave at once, not wait for Nagle's timer.
-        let l = l.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        servers.push(tokio::spawn(async move {
-            axum::serve(l, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.recv().await;
-                })
-                .await
-        }));
+        servers.push(tokio::spawn(server::listen::serve(l, app, header_timeout, async move {
+            let _ = stop.recv().await;
+        })));
     }
     println!("openloop listening on http://{local}");
     tracing::info!(addr = %local, public_url = %settings.public_url, "listening");
@@ -305,8 +297,8 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     shutdown_signal(lifecycle).await;
     let _ = stop_tx.send(());
     for s in servers {
-        if let Ok(Err(e)) = s.await {
-            tracing::warn!(error = %e, "listener ended with an error");
+        if let Err(e) = s.await {
+            tracing::warn!(error = %e, "a listener task failed");
         }
     }
     // Running runs stop without writing; the next start resumes them from their last step.

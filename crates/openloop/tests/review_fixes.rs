@@ -194,3 +194,28 @@ async fn large_unread_bodies_announce_connection_close() {
         assert!(r2.is_some_and(|r| r.starts_with("HTTP/1.1 200")), "{method} {path}: kept alive without Connection: close, then dropped: {r1}");
     }
 }
+
+#[tokio::test]
+async fn half_open_connections_are_closed_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start(bin(), &[("OPENLOOP_HEADER_TIMEOUT_SECS", "1")]);
+    let host = s.url("").trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let mut socks = Vec::new();
+    for _ in 0..50 {
+        let mut sock = tokio::net::TcpStream::connect(&host).await.unwrap();
+        sock.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n").await.unwrap(); // never finished
+        socks.push(sock);
+    }
+    let started = std::time::Instant::now();
+    for mut sock in socks {
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf)).await.expect("closed within the timeout").unwrap_or(0);
+        // hyper may answer 408 before closing; either way the connection ends.
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "{:?}", started.elapsed());
+    // The server still serves.
+    let (st, _, _) = send(s.client.get(s.url("").replace("/api/v1", "/healthz"))).await;
+    assert_eq!(st, 200);
+}

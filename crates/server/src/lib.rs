@@ -7,6 +7,7 @@
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod listen;
 pub mod middleware;
 pub mod openapi;
 pub mod ratelimit;
