@@ -6,12 +6,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde_json::Value;
 
 use crate::error::Flat;
 use crate::extract::{read_json, AuthedKey};
-use crate::zip::ZipStream;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -97,11 +96,11 @@ async fn download_files(State(st): State<AppState>, req: Request) -> Response {
         Err(e) => return Flat(e).into_response(),
     };
     let Some(blobs) = st.engine.blobs.clone() else { return Flat(wire::ApiError::flat(500, "internal_error")).into_response() };
-    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
-    tokio::spawn(async move {
-        let mut zip = ZipStream::default();
-        let mut used: Vec<String> = Vec::new();
-        for f in files {
+    // Entries open their blob lazily, one at a time; duplicate names get " (n)".
+    let mut used: Vec<String> = Vec::new();
+    let named: Vec<(String, String)> = files
+        .into_iter()
+        .map(|f| {
             let mut name = f.file_name.clone();
             let mut n = 0;
             while used.contains(&name) {
@@ -109,33 +108,18 @@ async fn download_files(State(st): State<AppState>, req: Request) -> Response {
                 name = engine::files::numbered(&f.file_name, n);
             }
             used.push(name.clone());
-            let Ok(mut read) = blobs.get(&f.blob_key, None).await else {
-                let _ = tx.send(Err(std::io::Error::other("a file disappeared while zipping"))).await;
-                return;
-            };
-            if tx.send(Ok(zip.begin(&name))).await.is_err() {
-                return;
-            }
-            while let Some(chunk) = read.stream.next().await {
-                match chunk {
-                    Ok(c) => {
-                        zip.data(&c);
-                        if tx.send(Ok(c)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                        return;
-                    }
-                }
-            }
-            if tx.send(Ok(zip.end())).await.is_err() {
-                return;
-            }
+            (name, f.blob_key)
+        })
+        .collect();
+    let entries = futures::stream::iter(named).then(move |(name, key)| {
+        let blobs = blobs.clone();
+        async move {
+            let read = blobs.get(&key, None).await.map_err(|_| std::io::Error::other("a file disappeared while zipping"))?;
+            let data = read.stream.map(|c| c.map_err(|e| std::io::Error::other(e.to_string()))).boxed();
+            Ok::<crate::zip::Entry, std::io::Error>((name, data))
         }
-        let _ = tx.send(Ok(zip.finish())).await;
     });
+    let rx = crate::zip::archive(entries);
     let mut r = Response::new(Body::from_stream(rx));
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
