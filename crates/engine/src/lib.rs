@@ -190,6 +190,14 @@ impl Default for EngineConfig {
 
 /// Store failures become a generic 500; the cause is logged, never sent.
 pub(crate) fn db(e: StoreError) -> ApiError {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "storage cannot write");
+        return ApiError::new(
+            wire::ErrorCode::ServiceUnavailable,
+            "Storage cannot accept writes right now (disk full or read-only); nothing was changed. Retry in a few seconds.",
+        )
+        .retry_after(5);
+    }
     tracing::error!(error = %e, "store error");
     ApiError::internal()
 }

@@ -27,6 +27,21 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The database cannot write right now (disk full, read-only, I/O error): the caller
+    /// should retry later, not report a bug.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(db)) => {
+                // SQLite primary codes: READONLY 8, IOERR 10, FULL 13, CANTOPEN 14 (extended codes keep them in the low byte).
+                db.code().and_then(|c| c.parse::<i64>().ok()).is_some_and(|c| matches!(c & 0xff, 8 | 10 | 13 | 14))
+            }
+            StoreError::Db(sqlx::Error::Io(_)) => true,
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Organizations, users, teams, memberships and API keys.

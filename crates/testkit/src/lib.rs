@@ -32,6 +32,17 @@ impl Server {
     pub fn start(bin: &Path, env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().to_path_buf();
+        let mut s = Self::start_at(bin, data_dir, env);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// As `start`, with the data directory at `data_dir` (kept afterwards).
+    pub fn start_in(bin: &Path, data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_at(bin, data_dir.to_path_buf(), env)
+    }
+
+    fn start_at(bin: &Path, data_dir: PathBuf, env: &[(&str, &str)]) -> Server {
         let mut all: HashMap<String, String> = [
             ("OPENLOOP_BOOTSTRAP_USER_ID", ADMIN_USER),
             ("OPENLOOP_BOOTSTRAP_API_KEY", ADMIN_KEY),
@@ -45,8 +56,7 @@ impl Server {
         for (k, v) in env {
             all.insert(k.to_string(), v.to_string());
         }
-        let mut s =
-            Server { bin: bin.to_path_buf(), base_url: String::new(), data_dir, _tmp: Some(tmp), env: all, child: None, client: reqwest::Client::new() };
+        let mut s = Server { bin: bin.to_path_buf(), base_url: String::new(), data_dir, _tmp: None, env: all, child: None, client: reqwest::Client::new() };
         s.spawn("127.0.0.1:0");
         s
     }

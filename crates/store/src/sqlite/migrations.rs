@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "flow files", include_str!("0007_flow_files.sql")),
     (8, "event retention", include_str!("0008_event_retention.sql")),
     (9, "mcp sessions", include_str!("0009_mcp_sessions.sql")),
+    (10, "health probe", include_str!("0010_health.sql")),
 ];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<()> {

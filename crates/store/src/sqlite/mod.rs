@@ -44,7 +44,19 @@ impl SqliteStore {
     }
 
     pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        match self.writer.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => Ok(tx),
+            Err(first) => {
+                // A COMMIT that failed (disk full, I/O error) can leave the writer
+                // connection believing it is still inside a transaction, which would
+                // refuse every later write. Replace the connection and try once more.
+                tracing::warn!(error = %first, "starting a write transaction failed; reopening the writer connection");
+                if let Ok(mut conn) = self.writer.acquire().await {
+                    conn.close_on_drop();
+                }
+                Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+        }
     }
 
     pub async fn close(&self) {

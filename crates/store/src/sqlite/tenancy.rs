@@ -161,6 +161,13 @@ impl TenancyStore for SqliteStore {
 
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
+        // Readiness means writes work too (a full or read-only disk is not ready).
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT INTO _health (id, checked_at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at")
+            .bind(wire_now_micros())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -234,4 +241,8 @@ impl TenancyStore for SqliteStore {
         tx.commit().await?;
         Ok(res.rows_affected() == 1)
     }
+}
+
+fn wire_now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
