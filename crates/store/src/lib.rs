@@ -22,7 +22,7 @@ pub enum StoreError {
     #[error("not found")]
     NotFound,
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(#[from] rusqlite::Error),
     #[error("corrupt row: {0}")]
     Corrupt(String),
 }
@@ -31,13 +31,27 @@ impl StoreError {
     /// The database cannot write right now (disk full, read-only, I/O error): the caller
     /// should retry later, not report a bug.
     pub fn is_unavailable(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        matches!(
+            self,
+            StoreError::Db(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, C::DiskFull | C::ReadOnly | C::SystemIoFailure | C::CannotOpen)
+        )
+    }
+
+    /// A unique or primary-key constraint failed.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Db(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+    }
+
+    /// An equivalent error (errors are not `Clone`; a batch's commit error reaches every job).
+    pub fn duplicate(&self) -> StoreError {
         match self {
-            StoreError::Db(sqlx::Error::Database(db)) => {
-                // SQLite primary codes: READONLY 8, IOERR 10, FULL 13, CANTOPEN 14 (extended codes keep them in the low byte).
-                db.code().and_then(|c| c.parse::<i64>().ok()).is_some_and(|c| matches!(c & 0xff, 8 | 10 | 13 | 14))
-            }
-            StoreError::Db(sqlx::Error::Io(_)) => true,
-            _ => false,
+            StoreError::Conflict(w) => StoreError::Conflict(w.clone()),
+            StoreError::NotFound => StoreError::NotFound,
+            StoreError::Db(rusqlite::Error::SqliteFailure(e, m)) => StoreError::Db(rusqlite::Error::SqliteFailure(*e, m.clone())),
+            other => StoreError::Corrupt(other.to_string()),
         }
     }
 }

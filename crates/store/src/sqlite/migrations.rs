@@ -1,6 +1,6 @@
 //! Embedded, ordered schema migrations. Each runs once, in its own transaction.
 
-use sqlx::SqlitePool;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::Result;
 
@@ -17,28 +17,20 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "health probe", include_str!("0010_health.sql")),
 ];
 
-pub(crate) async fn run(pool: &SqlitePool) -> Result<()> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)")
-        .execute(pool)
-        .await?;
+pub(crate) fn run(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)")?;
     for (version, description, sql) in MIGRATIONS {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let done: Option<i64> = sqlx::query_scalar("SELECT version FROM _migrations WHERE version = ?").bind(version).fetch_optional(&mut *tx).await?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let done: Option<i64> = tx.query_row("SELECT version FROM _migrations WHERE version = ?", [version], |r| r.get(0)).optional()?;
         if done.is_some() {
             continue;
         }
-        sqlx::raw_sql(sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO _migrations (version, description, applied_at) VALUES (?, ?, ?)")
-            .bind(version)
-            .bind(description)
-            .bind(wire_now())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO _migrations (version, description, applied_at) VALUES (?, ?, ?)",
+            rusqlite::params![version, description, wire::time::now_micros()],
+        )?;
+        tx.commit()?;
     }
     Ok(())
-}
-
-fn wire_now() -> i64 {
-    wire::time::now_micros()
 }
