@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "event retention", include_str!("0008_event_retention.sql")),
     (9, "mcp sessions", include_str!("0009_mcp_sessions.sql")),
     (10, "health probe", include_str!("0010_health.sql")),
+    (11, "claim index, run counts", include_str!("0011_claim_index_run_counts.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

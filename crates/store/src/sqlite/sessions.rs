@@ -156,7 +156,25 @@ fn upsert_message(c: &Connection, m: &MessageRecord) -> Result<()> {
     Ok(())
 }
 
+/// Moves one run between the counted states (`queued`, `processing`) of its agent and
+/// organization; other states are not counted.
+fn count_transition(c: &Connection, agent_id: &str, org_id: &str, from: Option<&str>, to: Option<&str>) -> Result<()> {
+    if from == to {
+        return Ok(());
+    }
+    let mut st =
+        c.prepare_cached("INSERT INTO run_counts (scope, key, state, n) VALUES (?, ?, ?, ?) ON CONFLICT(scope, key, state) DO UPDATE SET n = n + excluded.n")?;
+    for (state, delta) in [(from, -1i64), (to, 1)] {
+        if let Some(state) = state.filter(|s| matches!(*s, "queued" | "processing")) {
+            st.execute(params!["agent", agent_id, state, delta])?;
+            st.execute(params!["org", org_id, state, delta])?;
+        }
+    }
+    Ok(())
+}
+
 fn insert_run_and_job(c: &Connection, r: &RunRecord, now: i64) -> Result<()> {
+    count_transition(c, &r.agent_id, &r.organization_id, None, Some(&r.state))?;
     c.prepare_cached(
         "INSERT INTO runs (id, session_id, agent_id, organization_id, user_message_id, assistant_message_id, state, attempts, cancel_requested, usage, created_at) \
          VALUES (?, ?, ?, ?, ?, NULL, ?, 0, 0, '{}', ?)",
@@ -275,9 +293,9 @@ impl SessionStore for SqliteStore {
         let (a, o) = (agent_id.to_string(), organization_id.to_string());
         self.read(move |c| {
             Ok(c.prepare_cached(
-                "SELECT (SELECT COUNT(*) FROM runs WHERE agent_id = ?1 AND state = 'processing'), \
-                        (SELECT COUNT(*) FROM runs WHERE organization_id = ?2 AND state = 'processing'), \
-                        (SELECT COUNT(*) FROM runs WHERE agent_id = ?1 AND state = 'queued')",
+                "SELECT COALESCE((SELECT n FROM run_counts WHERE scope = 'agent' AND key = ?1 AND state = 'processing'), 0), \
+                        COALESCE((SELECT n FROM run_counts WHERE scope = 'org' AND key = ?2 AND state = 'processing'), 0), \
+                        COALESCE((SELECT n FROM run_counts WHERE scope = 'agent' AND key = ?1 AND state = 'queued'), 0)",
             )?
             .query_row([a, o], |r| Ok(ActiveCounts { agent_processing: r.get(0)?, org_processing: r.get(1)?, agent_queued: r.get(2)? }))?)
         })
@@ -460,7 +478,7 @@ impl RunStore for SqliteStore {
         // Look on a reader first: an idle poll must not queue behind the writer.
         let any = self
             .read(move |c| {
-                Ok(c.prepare_cached("SELECT id FROM jobs WHERE state = 'ready' AND available_at <= ? LIMIT 1")?
+                Ok(c.prepare_cached("SELECT id FROM jobs INDEXED BY jobs_ready WHERE state = 'ready' AND available_at <= ? LIMIT 1")?
                     .query_row([now], |r| r.get::<_, i64>(0))
                     .optional()?)
             })
@@ -470,17 +488,19 @@ impl RunStore for SqliteStore {
         }
         let owner = owner.to_string();
         self.write(move |c| {
-            let picked: Option<(i64, String)> = c
+            // Ready jobs in id order through the partial index; a queued run is taken only
+            // while its agent and organization have a free slot (counters, not counts).
+            let picked: Option<(i64, String, String)> = c
                 .prepare_cached(
-                    "SELECT j.id, j.run_id FROM jobs j JOIN runs r ON r.id = j.run_id \
+                    "SELECT j.id, j.run_id, r.state FROM jobs j INDEXED BY jobs_ready JOIN runs r ON r.id = j.run_id \
                      WHERE j.state = 'ready' AND j.available_at <= ?1 AND ( r.state != 'queued' OR ( \
-                       (SELECT COUNT(*) FROM runs x WHERE x.agent_id = r.agent_id AND x.state = 'processing') < ?2 AND \
-                       (SELECT COUNT(*) FROM runs y WHERE y.organization_id = r.organization_id AND y.state = 'processing') < ?3 )) \
+                       COALESCE((SELECT n FROM run_counts WHERE scope = 'agent' AND key = r.agent_id AND state = 'processing'), 0) < ?2 AND \
+                       COALESCE((SELECT n FROM run_counts WHERE scope = 'org' AND key = r.organization_id AND state = 'processing'), 0) < ?3 )) \
                      ORDER BY j.id LIMIT 1",
                 )?
-                .query_row(params![now, limits.agent, limits.org], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(params![now, limits.agent, limits.org], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            let Some((job_id, run_id)) = picked else { return Ok(None) };
+            let Some((job_id, run_id, old_state)) = picked else { return Ok(None) };
             let attempts: i64 = c
                 .prepare_cached(
                     "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 WHERE id = ? RETURNING attempts",
@@ -489,6 +509,7 @@ impl RunStore for SqliteStore {
             let run = c
                 .prepare_cached("UPDATE runs SET state = 'processing', attempts = ?, started_at = COALESCE(started_at, ?) WHERE id = ? RETURNING *")?
                 .query_row(params![attempts, now, run_id], run_from)?;
+            count_transition(c, &run.agent_id, &run.organization_id, Some(&old_state), Some("processing"))?;
             c.prepare_cached(
                 "UPDATE sessions SET state = 'processing', updated_at = ? WHERE id = ? AND current_run_id = ? AND state IN ('queued', 'processing')",
             )?
@@ -625,15 +646,51 @@ impl From<RunUpdate<'_>> for OwnedRunUpdate {
 fn update_run_tx(c: &Connection, u: OwnedRunUpdate) -> Result<Option<Vec<EventRecord>>> {
     let now = wire::time::now_micros();
     // One read for everything the checks and the usage sums need.
-    type Checks = (String, String, Option<String>, String, Option<String>, Option<String>, Option<String>);
+    struct Checks {
+        session_id: String,
+        run_usage: String,
+        assistant: Option<String>,
+        session_usage: String,
+        current: Option<String>,
+        job_state: Option<String>,
+        holder: Option<String>,
+        run_state: String,
+        agent_id: String,
+        org_id: String,
+    }
     let row: Option<Checks> = c
         .prepare_cached(
-            "SELECT r.session_id, r.usage, r.assistant_message_id, s.usage, s.current_run_id, j.state, j.lease_owner \
+            "SELECT r.session_id, r.usage, r.assistant_message_id, s.usage, s.current_run_id, j.state, j.lease_owner, r.state, r.agent_id, r.organization_id \
              FROM runs r JOIN sessions s ON s.id = r.session_id LEFT JOIN jobs j ON j.run_id = r.id WHERE r.id = ?",
         )?
-        .query_row([&u.run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+        .query_row([&u.run_id], |r| {
+            Ok(Checks {
+                session_id: r.get(0)?,
+                run_usage: r.get(1)?,
+                assistant: r.get(2)?,
+                session_usage: r.get(3)?,
+                current: r.get(4)?,
+                job_state: r.get(5)?,
+                holder: r.get(6)?,
+                run_state: r.get(7)?,
+                agent_id: r.get(8)?,
+                org_id: r.get(9)?,
+            })
+        })
         .optional()?;
-    let Some((session_id, run_usage_raw, assistant, sess_usage_raw, current, job_state, holder)) = row else {
+    let Some(Checks {
+        session_id,
+        run_usage: run_usage_raw,
+        assistant,
+        session_usage: sess_usage_raw,
+        current,
+        job_state,
+        holder,
+        run_state,
+        agent_id,
+        org_id,
+    }) = row
+    else {
         return Err(StoreError::NotFound);
     };
     let leased = job_state.as_deref() == Some("leased");
@@ -678,6 +735,9 @@ fn update_run_tx(c: &Connection, u: OwnedRunUpdate) -> Result<Option<Vec<EventRe
              finish_reason = COALESCE(?, finish_reason), error_message = COALESCE(?, error_message), finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
         )?
         .execute(params![run_usage, new_assistant, u.run_state, u.finish_reason, u.error_message, u.terminal, now, u.run_id])?;
+    }
+    if let Some(to) = &u.run_state {
+        count_transition(c, &agent_id, &org_id, Some(&run_state), Some(to))?;
     }
     if u.terminal || u.release_job {
         c.prepare_cached("DELETE FROM jobs WHERE run_id = ?")?.execute([&u.run_id])?;
