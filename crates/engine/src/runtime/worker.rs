@@ -64,9 +64,9 @@ impl Engine {
                 }
                 continue;
             };
+            // A slot this run frees is taken by this worker's next claim: no other worker
+            // needs waking (waking all of them made each completion a thundering herd).
             self.process(claimed.run, claimed.attempts, &owner, &mut shutdown).await;
-            // A slot freed: queued runs of this agent may start.
-            self.wake.notify_waiters();
         }
     }
 

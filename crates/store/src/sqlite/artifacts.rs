@@ -99,7 +99,7 @@ impl ArtifactStore for SqliteStore {
 
     async fn artifacts_of_agent(&self, agent_id: &str, reader: &Reader) -> Result<Vec<(ArtifactRecord, ArtifactVersionRecord)>> {
         let (agent_id, reader) = (agent_id.to_string(), reader.clone());
-        self.read(move |c| {
+        self.read_blocking(move |c| {
             let sql = format!(
                 "SELECT a.*, v.id AS v_id, v.artifact_id AS v_artifact_id, v.major_version AS v_major_version, v.filename AS v_filename, v.media_type AS v_media_type, \
                  v.size AS v_size, v.blob_key AS v_blob_key, v.etag AS v_etag, v.created_at AS v_created_at \

@@ -145,10 +145,25 @@ impl Db {
         rx.await.map_err(|_| closed())?
     }
 
-    /// Runs `f` on a read-only connection (a snapshot; never waits on the writer).
+    /// Runs `f` on a read-only connection (a snapshot; never waits on the writer), on the
+    /// calling thread: point reads take microseconds, less than a hop to another thread.
     pub(crate) async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
         let Some(pool) = &self.readers else {
             // In-memory databases have one connection: reads are jobs on the writer.
+            return self.write(f).await;
+        };
+        let _permit = pool.permits.acquire().await.map_err(|_| closed())?;
+        let conn = pool.idle.lock().map_err(|_| closed())?.pop().ok_or_else(closed)?;
+        let out = f(&conn);
+        if let Ok(mut idle) = pool.idle.lock() {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// As `read`, on a blocking thread: for reads whose size grows with the data (lists).
+    pub(crate) async fn read_blocking<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let Some(pool) = &self.readers else {
             return self.write(f).await;
         };
         let _permit = pool.permits.acquire().await.map_err(|_| closed())?;

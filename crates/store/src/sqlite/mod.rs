@@ -36,9 +36,14 @@ impl SqliteStore {
         self.db.write(f).await
     }
 
-    /// A read on a snapshot (see `Db::read`).
+    /// A point read on a snapshot (see `Db::read`).
     pub(crate) async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
         self.db.read(f).await
+    }
+
+    /// A read whose size grows with the data, on a blocking thread (see `Db::read_blocking`).
+    pub(crate) async fn read_blocking<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        self.db.read_blocking(f).await
     }
 
     pub async fn close(&self) {

@@ -324,7 +324,7 @@ impl SessionStore for SqliteStore {
 
     async fn sessions_of_agent(&self, agent_id: &str, reader: &Reader) -> Result<Vec<SessionRecord>> {
         let (agent_id, reader) = (agent_id.to_string(), reader.clone());
-        self.read(move |c| {
+        self.read_blocking(move |c| {
             let sql = format!("SELECT * FROM sessions s WHERE s.agent_id = ?4 AND {READABLE} ORDER BY s.created_at DESC, s.id DESC");
             let (u, o, t) = reader_params(&reader);
             Ok(c.prepare_cached(&sql)?.query_map(params![u, o, t, agent_id], session_from)?.collect::<rusqlite::Result<Vec<_>>>()?)
