@@ -74,6 +74,8 @@ fn configure(c: &Connection, writer: bool) -> rusqlite::Result<()> {
         // Checkpoints (copying the WAL into the database, with an fsync) run on their
         // own thread, not in the middle of the writer's commits.
         c.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // A restarted log is cut back to this size, so a burst does not keep its disk.
+        c.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         // WAL + NORMAL: durable across process crashes (kill -9); an OS crash may lose
         // the last transactions but never corrupts the database.
         let _: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -124,10 +126,8 @@ impl Db {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Target::File(_) = &target {
             let cp_target = target.clone();
-            let conn = open_conn(&cp_target, false).and_then(|c| {
-                c.pragma_update(None, "query_only", "OFF")?;
-                Ok(c)
-            });
+            // Checkpointing writes the database file: a read-write connection.
+            let conn = open_conn(&cp_target, true);
             if let Ok(conn) = conn {
                 let stop = stop.clone();
                 let _ = std::thread::Builder::new().name("openloop-sqlite-checkpoint".into()).spawn(move || checkpoint_loop(conn, stop));
@@ -281,10 +281,20 @@ fn reopen_if_stuck(conn: &mut Connection, target: &Target) {
 
 /// Checkpoints the WAL (PASSIVE: never blocks the writer or readers) every 200 ms, off
 /// the writer thread; when nothing was committed since, it costs a header read.
+/// WAL frames after which the checkpointer waits for readers so the log starts over
+/// (4 KiB pages: 16 MiB). Busy readers otherwise keep a PASSIVE checkpoint from ever
+/// restarting the log, and every page lookup walks an ever longer WAL index.
+const WAL_RESTART_FRAMES: i64 = 4096;
+
 fn checkpoint_loop(conn: Connection, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let checkpoint = |mode: &str| conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)));
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+        let res = match checkpoint("PASSIVE") {
+            Ok((_, frames)) if frames > WAL_RESTART_FRAMES => checkpoint("RESTART").map(|_| ()),
+            other => other.map(|_| ()),
+        };
+        if let Err(e) = res {
             tracing::debug!(error = %e, "checkpoint failed; retrying");
         }
     }
