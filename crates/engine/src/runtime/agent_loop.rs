@@ -138,9 +138,25 @@ struct Ctx<'a> {
     started: Instant,
     /// The user who created the session (default recipient of asks).
     session_creator: String,
-    /// A `start` event to write with the first step's opening event.
-    pending_start: Vec<Value>,
+    /// Work done but not yet written: it rides on the next write (see `Deferred`).
+    deferred: std::sync::Mutex<Deferred>,
 }
+
+/// Events and a final step commit held back so they share the run's next transaction
+/// instead of taking one each: a fast model's opening events go with its first batch,
+/// and the last model step's commit goes with the run's terminal state. Every write goes
+/// through `Ctx::write`, which takes these first, so nothing is reordered or dropped.
+#[derive(Default)]
+struct Deferred {
+    events: Vec<Value>,
+    step: Option<StepRecord>,
+    usage_delta: Option<Value>,
+}
+
+/// How long the opening events (`start`, `start-step`) wait for the model's first
+/// output before they are written alone: a fast provider's reply shares their
+/// transaction, a slow one's readers still see the run start promptly.
+const OPENING_GRACE: std::time::Duration = std::time::Duration::from_millis(25);
 
 impl<'a> Ctx<'a> {
     fn stop_now(&self) -> Option<Stop> {
@@ -160,9 +176,42 @@ impl<'a> Ctx<'a> {
         self.msg.parts = Value::Array(build_parts(&self.run.id, &self.steps, None));
     }
 
-    /// Writes under our lease and publishes the events. `Ok(false)` = lease lost.
-    async fn write(&self, u: RunUpdate<'_>) -> Result<bool, RunError> {
-        match self.engine.store.update_run(u).await {
+    fn defer(&self, f: impl FnOnce(&mut Deferred)) {
+        if let Ok(mut d) = self.deferred.lock() {
+            f(&mut d);
+        }
+    }
+
+    /// Writes under our lease (with whatever was deferred) and publishes the events.
+    /// `Ok(false)` = lease lost.
+    async fn write(&self, mut u: RunUpdate<'_>) -> Result<bool, RunError> {
+        let deferred = self.deferred.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
+        let usage_sum;
+        let step = deferred.step.clone();
+        if u.step.is_none() {
+            u.step = step.as_ref();
+        }
+        match (u.usage_delta, deferred.usage_delta.as_ref()) {
+            (Some(a), Some(b)) => {
+                let mut sum = a.clone();
+                crate::runtime::parts::add_usage(&mut sum, b);
+                usage_sum = sum;
+                u.usage_delta = Some(&usage_sum);
+            }
+            (None, Some(b)) => u.usage_delta = Some(b),
+            _ => {}
+        }
+        if !deferred.events.is_empty() {
+            let mut events = deferred.events.clone();
+            events.append(&mut u.events);
+            u.events = events;
+        }
+        let written = self.engine.store.update_run(u).await;
+        if written.is_err() {
+            // Kept for the failure report that follows (a `start` must precede its `finish`).
+            self.defer(|d| *d = deferred);
+        }
+        match written {
             Ok(Some(ev)) => {
                 self.engine.bus.publish(ev);
                 Ok(true)
@@ -179,8 +228,10 @@ impl<'a> Ctx<'a> {
         RunUpdate { ..RunUpdate::new(&self.run.id, Some(&self.owner)) }
     }
 
+    /// Appends events (and anything deferred); nothing to write is not a write.
     async fn emit(&self, events: Vec<Value>) -> Result<bool, RunError> {
-        if events.is_empty() {
+        let nothing_deferred = self.deferred.lock().map(|d| d.events.is_empty() && d.step.is_none()).unwrap_or(true);
+        if events.is_empty() && nothing_deferred {
             return Ok(true);
         }
         self.write(RunUpdate { events, ..self.update() }).await
@@ -215,19 +266,28 @@ impl<'a> Ctx<'a> {
         native: &str,
         with_tools: bool,
     ) -> Result<(Flow, ModelOutput), RunError> {
-        let mut opening = std::mem::take(&mut self.pending_start);
-        opening.push(StreamEvent::StartStep { step }.to_value());
-        if !self.emit(opening).await? {
-            return Ok((Flow::Stop(Stop::LeaseLost), ModelOutput::default()));
-        }
+        self.defer(|d| d.events.push(StreamEvent::StartStep { step }.to_value()));
+        let opening_due = tokio::time::Instant::now() + OPENING_GRACE;
+        let mut opening_sent = false;
         let (messages, tools) = self.context(with_tools);
         let (temperature, max_tokens, reasoning_effort) = self.model_settings();
         let req = ChatRequest { model: native.to_string(), messages, tools, temperature, max_tokens, reasoning_effort };
         let mut stop = self.stop.clone();
-        let stream = tokio::select! {
-            r = model.stream(req) => r,
-            _ = stop.wait_for(|s| *s != Stop::Running) => {
-                return Ok((Flow::Stop(self.stop_now().unwrap_or(Stop::Cancelled)), ModelOutput { partial: true, ..Default::default() }));
+        let opening = model.stream(req);
+        tokio::pin!(opening);
+        let stream = loop {
+            let due = tokio::select! {
+                r = &mut opening => break r,
+                _ = stop.wait_for(|s| *s != Stop::Running) => {
+                    return Ok((Flow::Stop(self.stop_now().unwrap_or(Stop::Cancelled)), ModelOutput { partial: true, ..Default::default() }));
+                }
+                _ = tokio::time::sleep_until(opening_due), if !opening_sent => true,
+            };
+            if due {
+                opening_sent = true;
+                if !self.emit(vec![]).await? {
+                    return Ok((Flow::Stop(Stop::LeaseLost), ModelOutput::default()));
+                }
             }
         };
         let mut stream = match stream {
@@ -244,13 +304,22 @@ impl<'a> Ctx<'a> {
         let mut flow = Flow::Continue;
         loop {
             let batch = tokio::select! {
-                b = stream.next() => b,
+                b = stream.next() => Some(b),
                 _ = stop.wait_for(|s| *s != Stop::Running) => {
                     out.partial = true;
                     flow = Flow::Stop(self.stop_now().unwrap_or(Stop::Cancelled));
                     break;
                 }
+                _ = tokio::time::sleep_until(opening_due), if !opening_sent => None,
             };
+            let Some(batch) = batch else {
+                opening_sent = true;
+                if !self.emit(vec![]).await? {
+                    return Ok((Flow::Stop(Stop::LeaseLost), out));
+                }
+                continue;
+            };
+            opening_sent = true;
             let Some(batch) = batch else { break };
             let mut events = Vec::new();
             let mut failed = None;
@@ -340,6 +409,15 @@ impl<'a> Ctx<'a> {
             output: serde_json::to_value(&out).unwrap_or(Value::Null),
         });
         let step_rec = self.step(step, "").cloned();
+        if matches!(flow, Flow::Continue) && (out.tool_calls.is_empty() || !with_tools) {
+            // The run's last step: its commit rides on the terminal write that follows.
+            self.defer(|d| {
+                d.events.extend(events);
+                d.step = step_rec;
+                d.usage_delta = Some(delta);
+            });
+            return Ok((flow, out));
+        }
         let ok = self.write(RunUpdate { message: Some(&self.msg), step: step_rec.as_ref(), usage_delta: Some(&delta), events, ..self.update() }).await?;
         if !ok {
             return Ok((Flow::Stop(Stop::LeaseLost), out));
@@ -664,7 +742,7 @@ pub async fn execute(engine: &Arc<Engine>, run: RunRecord, owner: &str, stop: wa
     let session_creator = prior.iter().rev().find(|m| m.role == "user").and_then(|m| m.creator_id.clone()).unwrap_or_default();
     let mut ctx = Ctx {
         session_creator,
-        pending_start: vec![],
+        deferred: Default::default(),
         engine,
         run,
         agent,
@@ -686,13 +764,14 @@ pub async fn execute(engine: &Arc<Engine>, run: RunRecord, owner: &str, stop: wa
     };
     if ctx.steps.is_empty() {
         // Written together with the first step's opening event (one transaction less).
-        ctx.pending_start = vec![StreamEvent::Start {
+        let start = StreamEvent::Start {
             interaction_id: ctx.run.session_id.clone(),
             session_id: ctx.run.session_id.clone(),
             message_id: Some(ctx.msg.id.clone()),
             state: SessionState::Processing,
         }
-        .to_value()];
+        .to_value();
+        ctx.defer(|d| d.events.push(start));
     }
     let max_steps = ctx
         .agent
