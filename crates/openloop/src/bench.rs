@@ -30,6 +30,10 @@ pub struct BenchArgs {
     /// Size of the artifact downloaded for the throughput figure (MiB; 0 skips).
     #[arg(long, default_value_t = 1024)]
     pub download_mib: u64,
+    /// Backlog sizes: for each, that many runs are queued while no worker runs, then a
+    /// server with workers drains them (comma-separated; empty skips).
+    #[arg(long, value_delimiter = ',', default_value = "500,20000")]
+    pub backlog: Vec<usize>,
 }
 
 /// Send instants of paced chunks, by (stream id, chunk index).
@@ -112,6 +116,17 @@ fn rss_kib(pid: u32) -> Option<u64> {
     status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time (user + system) the process has used so far.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (u64, u64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    // In USER_HZ ticks, which Linux fixes at 100 per second for user space.
+    Some(Duration::from_secs_f64((utime + stime) as f64 / 100.0))
+}
+
 struct Child {
     child: std::process::Child,
     base: String,
@@ -168,11 +183,23 @@ async fn spawn_server(fake_url: &str, dir: &std::path::Path, workers: usize) -> 
     Ok((Child { child, base }, started.elapsed()))
 }
 
-/// Waits until every run is terminal. Runs are claimed in submission order, so ids are
-/// checked one at a time in that order: the poller adds one request at a time, not a
-/// flood that would compete with the runs being measured.
-async fn wait_all(client: &reqwest::Client, base: &str, ids: Vec<String>) -> anyhow::Result<usize> {
+/// Waits until every run is terminal; returns (failed, when the last one was seen
+/// terminal). Runs are claimed in submission order, so the last one is polled first (one
+/// request every 2 ms, not a flood competing with the runs measured); then every id is
+/// checked, waiting on any that is not done yet.
+async fn wait_all(client: &reqwest::Client, base: &str, ids: Vec<String>) -> anyhow::Result<(usize, Instant)> {
+    if let Some(last) = ids.last() {
+        wait_terminal(client, base, std::slice::from_ref(last)).await?;
+    }
+    let done = Instant::now();
+    let (failed, waited) = wait_terminal(client, base, &ids).await?;
+    Ok((failed, if waited { Instant::now() } else { done }))
+}
+
+/// Polls each id until terminal: (failed, whether any had to be waited for).
+async fn wait_terminal(client: &reqwest::Client, base: &str, ids: &[String]) -> anyhow::Result<(usize, bool)> {
     let mut failed = 0;
+    let mut waited = false;
     let deadline = Instant::now() + Duration::from_secs(600);
     for id in ids {
         loop {
@@ -186,11 +213,98 @@ async fn wait_all(client: &reqwest::Client, base: &str, ids: Vec<String>) -> any
                     failed += 1;
                     break;
                 }
-                _ => tokio::time::sleep(Duration::from_millis(2)).await,
+                _ => {
+                    waited = true;
+                    tokio::time::sleep(Duration::from_millis(2)).await
+                }
             }
         }
     }
-    Ok(failed)
+    Ok((failed, waited))
+}
+
+/// Submits `runs` start_agent calls from `clients` concurrent clients; ids in submission order.
+async fn submit(client: &reqwest::Client, base: &str, body: &Value, runs: usize, clients: usize) -> anyhow::Result<Vec<String>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (client, base, body, next) = (client.clone(), base.to_string(), body.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= runs {
+                    break;
+                }
+                let r = client.post(format!("{base}/api/v1/start_agent")).bearer_auth(KEY).json(&body).send().await?;
+                let status = r.status();
+                let v: Value = r.json().await?;
+                if status.as_u16() != 202 {
+                    anyhow::bail!("start_agent answered {status}: {v}");
+                }
+                out.push((i, v["interaction_id"].as_str().unwrap_or_default().to_string()));
+            }
+            Ok::<_, anyhow::Error>(out)
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await??);
+    }
+    ids.sort();
+    Ok(ids.into_iter().map(|(_, id)| id).collect())
+}
+
+/// One backlog measurement: runs queued up front, then drained by a fresh server.
+struct Backlog {
+    runs: usize,
+    runs_per_sec: f64,
+    cpu_per_run_ms: f64,
+    failed: usize,
+}
+
+/// Queues `runs` runs on a server without workers, stops it, starts one with workers on
+/// the same data and times the drain (from ready to the last run terminal).
+async fn backlog(fake_url: &str, runs: usize, args: &BenchArgs) -> anyhow::Result<Backlog> {
+    let dir = tempfile::tempdir()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let (queuer, _) = spawn_server(fake_url, dir.path(), 0).await?;
+    let agent_id = create_agent(&client, &queuer.base).await?;
+    let body = json!({"gummie_id": agent_id, "message": "hello", "user_id": USER});
+    let mut ids = Vec::with_capacity(runs);
+    // In slices, so progress shows on long backlogs.
+    let slice = 5000;
+    while ids.len() < runs {
+        let n = slice.min(runs - ids.len());
+        ids.extend(submit(&client, &queuer.base, &body, n, args.clients).await?);
+        eprintln!("  queued {}/{runs}", ids.len());
+    }
+    drop(queuer);
+    let (drainer, _) = spawn_server(fake_url, dir.path(), args.workers).await?;
+    let pid = drainer.child.id();
+    let cpu0 = cpu_time(pid);
+    let t0 = Instant::now();
+    let (failed, done) = wait_all(&client, &drainer.base, ids).await?;
+    let cpu = cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a));
+    let elapsed = done.duration_since(t0);
+    Ok(Backlog {
+        runs,
+        runs_per_sec: runs as f64 / elapsed.as_secs_f64(),
+        cpu_per_run_ms: cpu.map(|c| c.as_secs_f64() * 1000.0 / runs as f64).unwrap_or(f64::NAN),
+        failed,
+    })
+}
+
+async fn create_agent(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let agent: Value = client
+        .post(format!("{base}/api/v1/agents"))
+        .bearer_auth(KEY)
+        .json(&json!({"name": "bench", "model_name": "openai/bench-model"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(agent["agent"]["id"].as_str().ok_or_else(|| anyhow::anyhow!("agent creation failed: {agent}"))?.to_string())
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -211,15 +325,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let idle_rss = rss_kib(server.child.id());
     let base = server.base.clone();
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-    let agent: Value = client
-        .post(format!("{base}/api/v1/agents"))
-        .bearer_auth(KEY)
-        .json(&json!({"name": "bench", "model_name": "openai/bench-model"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let agent_id = agent["agent"]["id"].as_str().ok_or_else(|| anyhow::anyhow!("agent creation failed: {agent}"))?.to_string();
+    let agent_id = create_agent(&client, &base).await?;
     let body = json!({"gummie_id": agent_id, "message": "hello", "user_id": USER});
 
     // 1. Accept latency, one request at a time.
@@ -246,32 +352,40 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     wait_all(&client, &base, ids).await?;
     lat.sort_by(f64::total_cmp);
 
-    // 2. Throughput: accepted → completed.
+    // 2. Throughput: accepted → completed, with one client timing start_agent meanwhile.
     eprintln!("bench: {} runs with {} concurrent clients…", args.runs, args.clients);
-    let next = Arc::new(AtomicUsize::new(0));
+    let pid = server.child.id();
+    let cpu0 = cpu_time(pid);
     let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.clients {
-        let (client, base, body, next) = (client.clone(), base.clone(), body.clone(), next.clone());
-        let total = args.runs;
-        tasks.push(tokio::spawn(async move {
-            let mut out = Vec::new();
-            while next.fetch_add(1, Ordering::SeqCst) < total {
+    let probing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let probe = {
+        let (client, base, body, probing) = (client.clone(), base.clone(), body.clone(), probing.clone());
+        tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while probing.load(Ordering::SeqCst) {
+                let t = Instant::now();
                 let r = client.post(format!("{base}/api/v1/start_agent")).bearer_auth(KEY).json(&body).send().await?;
-                let v: Value = r.json().await?;
-                out.push(v["interaction_id"].as_str().unwrap_or_default().to_string());
+                let ok = r.status().as_u16() == 202;
+                let _ = r.bytes().await?;
+                if ok {
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            Ok::<_, reqwest::Error>(out)
-        }));
-    }
-    let mut ids = Vec::new();
-    for t in tasks {
-        ids.extend(t.await??);
-    }
+            Ok::<_, reqwest::Error>(lat)
+        })
+    };
+    let ids = submit(&client, &base, &body, args.runs, args.clients).await?;
     let accepted_in = t0.elapsed();
-    let failed = wait_all(&client, &base, ids).await?;
-    let total = t0.elapsed();
+    let (failed, done) = wait_all(&client, &base, ids).await?;
+    probing.store(false, Ordering::SeqCst);
+    let total = done.duration_since(t0);
+    let cpu = cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a));
+    let mut probe_lat = probe.await??;
+    probe_lat.sort_by(f64::total_cmp);
     let rate = args.runs as f64 / total.as_secs_f64();
+    // Includes the probe's few runs; they are < 1 % of the total at the defaults.
+    let cpu_per_run = cpu.map(|c| c.as_secs_f64() * 1000.0 / args.runs as f64).unwrap_or(f64::NAN);
     let busy_rss = rss_kib(server.child.id());
 
     // 3. Session create accept latency (S1 with input, 202).
@@ -297,7 +411,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let direct = stream_direct(&client, &fake_url).await?;
     let via = stream_via_openloop(&client, &base, &agent_id).await?;
 
-    // 5. Artifact download vs cat.
+    // 5. Cost flat in the backlog: runs queued up front, then drained.
+    let mut backlogs = Vec::new();
+    for &n in &args.backlog {
+        eprintln!("bench: backlog of {n} runs queued up front, then drained…");
+        backlogs.push(backlog(&fake_url, n, &args).await?);
+    }
+
+    // 6. Artifact download vs cat.
     let download = if args.download_mib > 0 {
         eprintln!("bench: {} MiB artifact download vs cat…", args.download_mib);
         Some(download_bench(&client, &base, &agent_id, dir.path(), server.child.id(), args.download_mib).await?)
@@ -325,6 +446,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         total.as_secs_f64(),
         failed
     );
+    println!("| server CPU per run (user + system, /proc), same phase | ≤ 1 ms | {cpu_per_run:.2} ms |");
+    println!(
+        "| start_agent accept latency while those runs execute (one probing client, n={}) | p50 ≤ 1 ms, p99 ≤ 5 ms | p50 {:.3} ms, p99 {:.3} ms |",
+        probe_lat.len(),
+        percentile(&probe_lat, 50.0),
+        percentile(&probe_lat, 99.0)
+    );
+    for b in &backlogs {
+        println!(
+            "| backlog of {} runs queued up front, drained by {} workers | flat in backlog | {:.0} runs/s, CPU {:.2} ms per run, {} failed |",
+            b.runs, args.workers, b.runs_per_sec, b.cpu_per_run_ms, b.failed
+        );
+    }
+    if let Some((small, large)) = backlogs.first().zip(backlogs.last()).filter(|(a, b)| a.runs != b.runs) {
+        println!(
+            "| backlog ratio ({} vs {} queued) | within 20 % | runs/s {:.2}×, CPU per run {:.2}× |",
+            large.runs,
+            small.runs,
+            large.runs_per_sec / small.runs_per_sec,
+            large.cpu_per_run_ms / small.cpu_per_run_ms
+        );
+    }
     println!(
         "| session create (S1 with input) accept latency, n={} | p50 ≤ 1 ms, p99 ≤ 5 ms | p50 {:.3} ms, p99 {:.3} ms |",
         slat.len(),

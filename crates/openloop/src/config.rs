@@ -104,7 +104,7 @@ pub struct ServeArgs {
     /// Seconds stream events are kept after a session's last run ended.
     #[arg(long, env = "OPENLOOP_STREAM_RETENTION_SECS")]
     pub stream_retention_secs: Option<u64>,
-    /// Worker tasks per process.
+    /// Worker tasks per process (0: this process accepts runs but never executes them).
     #[arg(long, env = "OPENLOOP_WORKERS")]
     pub workers: Option<usize>,
     /// Job lease in seconds (renewed every third of it).
@@ -346,7 +346,6 @@ impl Settings {
             incognito_ttl: std::time::Duration::from_secs(a.incognito_ttl_secs.or(f.incognito_ttl_secs).unwrap_or(900).max(1)),
         };
         for (name, v) in [
-            ("OPENLOOP_WORKERS", runtime.workers as i64),
             ("OPENLOOP_RUN_MAX_ATTEMPTS", runtime.max_attempts),
             ("OPENLOOP_AGENT_MAX_CONCURRENCY", runtime.agent_max_concurrency),
             ("OPENLOOP_ORG_MAX_CONCURRENCY", runtime.org_max_concurrency),

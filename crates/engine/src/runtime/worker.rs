@@ -28,7 +28,7 @@ impl Engine {
             Err(e) => tracing::error!(error = %e, "could not release stale leases"),
         }
         let mut handles = Vec::new();
-        for i in 0..self.config.runtime.workers.max(1) {
+        for i in 0..self.config.runtime.workers {
             let engine = self.clone();
             let sd = shutdown.clone();
             handles.push(tokio::spawn(async move { engine.worker_loop(i, sd).await }));
