@@ -119,7 +119,7 @@ impl Engine {
                 if s.agent_id != agent.id {
                     return Err(flat(400, "interaction_gummie_mismatch"));
                 }
-                if !SessionState::parse(&s.state).is_some_and(SessionState::accepts_legacy_continuation) {
+                if !s.state.accepts_legacy_continuation() {
                     return Err(flat(409, "interaction_not_in_terminal_state"));
                 }
                 Some(s)
@@ -155,7 +155,7 @@ impl Engine {
         if !rights.read {
             return Err(flat(403, "unauthorized"));
         }
-        let state = SessionState::parse(&s.state).unwrap_or(SessionState::Failed);
+        let state = s.state;
         let legacy_state = match state.legacy() {
             "COMPLETED" => LegacyState::Completed,
             "FAILED" => LegacyState::Failed,

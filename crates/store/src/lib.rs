@@ -25,6 +25,10 @@ pub enum StoreError {
     Db(#[from] rusqlite::Error),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A state transition whose `from` no longer holds: someone else moved the run
+    /// first. Nothing was written; the caller re-reads and decides.
+    #[error("refused: the run is {actual}, not {expected}")]
+    Refused { expected: &'static str, actual: String },
 }
 
 impl StoreError {
@@ -51,6 +55,7 @@ impl StoreError {
             StoreError::Conflict(w) => StoreError::Conflict(w.clone()),
             StoreError::NotFound => StoreError::NotFound,
             StoreError::Db(rusqlite::Error::SqliteFailure(e, m)) => StoreError::Db(rusqlite::Error::SqliteFailure(*e, m.clone())),
+            StoreError::Refused { expected, actual } => StoreError::Refused { expected, actual: actual.clone() },
             other => StoreError::Corrupt(other.to_string()),
         }
     }
@@ -140,22 +145,18 @@ pub trait IdempotencyStore: Send + Sync {
 /// Sessions, their transcript and the runs that answer them.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Creates a session; with `turn`, also its first user message, run and queue job,
-    /// all in one transaction. `Conflict` if the id is taken. Returns appended events.
-    async fn create_session(&self, s: &SessionRecord, turn: Option<(&MessageRecord, &RunRecord)>, events: Vec<Value>) -> Result<Vec<EventRecord>>;
+    /// Creates a session without a turn. `Conflict` if the id is taken.
+    async fn create_session(&self, s: &SessionRecord, events: Vec<Value>) -> Result<Vec<EventRecord>>;
+    /// Creates a session with its first user message, run and queue job in one
+    /// transaction; the turn's admission rule decides inside it (limits, state).
+    /// `Conflict` if the id is taken.
+    async fn create_session_with_turn(&self, s: &SessionRecord, turn: NewTurn) -> Result<std::result::Result<TurnWritten, Refusal>>;
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>>;
     async fn messages(&self, session_id: &str) -> Result<Vec<MessageRecord>>;
-    /// Appends a user message, a run and its job iff the session's state is one of
-    /// `from_states`; `None` when the state did not match (nothing written).
-    async fn start_turn(
-        &self,
-        session_id: &str,
-        from_states: &[&str],
-        msg: &MessageRecord,
-        run: &RunRecord,
-        events: Vec<Value>,
-        dequeue: Option<&str>,
-    ) -> Result<Option<Vec<EventRecord>>>;
+    /// Appends a user message, a run and its job to the session if its admission rule
+    /// (run inside the transaction, on the session's state and the slot counts) agrees.
+    /// `NotFound` if the session does not exist.
+    async fn start_turn(&self, session_id: &str, turn: NewTurn) -> Result<std::result::Result<TurnWritten, Refusal>>;
     async fn run(&self, id: &str) -> Result<Option<RunRecord>>;
     async fn active_counts(&self, agent_id: &str, organization_id: &str) -> Result<ActiveCounts>;
     /// 1-based place of a queued run among its agent's queued runs.

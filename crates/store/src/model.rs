@@ -121,8 +121,7 @@ pub struct SessionRecord {
     /// `api` | `tool` | `flow`
     pub kind: String,
     pub name: Option<String>,
-    /// API.md §6.1 state name.
-    pub state: String,
+    pub state: SessionState,
     pub metadata: Value,
     pub agent_snapshot: Value,
     pub usage: Value,
@@ -149,6 +148,106 @@ pub struct MessageRecord {
     pub created_at: i64,
 }
 
+pub use wire::sessions::SessionState;
+
+/// States of a run: the session states a run passes through (§6.1), so a session whose
+/// current run is in state X is in state X too. Changed only through [`Transition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunState {
+    Queued,
+    Processing,
+    ApprovalRequired,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 6] = [Self::Queued, Self::Processing, Self::ApprovalRequired, Self::Completed, Self::Failed, Self::Cancelled];
+
+    pub fn as_str(self) -> &'static str {
+        self.session_state().as_str()
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// The state of a session whose current run is in this state.
+    pub fn session_state(self) -> SessionState {
+        match self {
+            Self::Queued => SessionState::Queued,
+            Self::Processing => SessionState::Processing,
+            Self::ApprovalRequired => SessionState::ApprovalRequired,
+            Self::Completed => SessionState::Completed,
+            Self::Failed => SessionState::Failed,
+            Self::Cancelled => SessionState::Cancelled,
+        }
+    }
+
+    /// The run state matching a session state (`idle` has none).
+    pub fn of_session(s: SessionState) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.session_state() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// A run state change produced by the engine's transition function. The store applies
+/// it only while the run is still in `from` (`WHERE state = from`), moving the session
+/// along when the run is its current one; otherwise the whole write is refused with
+/// [`crate::StoreError::Refused`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub from: RunState,
+    pub to: RunState,
+}
+
+/// What a new turn's admission rule sees, read inside the write transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmissionView {
+    /// The session's state before the turn (`idle` for a new session).
+    pub session_state: SessionState,
+    pub counts: ActiveCounts,
+}
+
+/// Why a turn was not written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// The session's state does not take messages.
+    NotAccepting(SessionState),
+    /// No free slot and no room in the queue.
+    Full,
+    /// The queued message to deliver is gone (delivered or deleted meanwhile).
+    Dequeued,
+}
+
+/// The engine's decision for a new turn, made inside the write transaction: the state
+/// the run (and the session) start in and the events that announce it. Limits are
+/// checked here, so concurrent accepts cannot overshoot them.
+pub type AdmissionRule = Box<dyn FnOnce(&AdmissionView) -> std::result::Result<(RunState, Vec<Value>), Refusal> + Send>;
+
+/// A user message and the run that answers it, written in one transaction.
+pub struct NewTurn {
+    pub message: MessageRecord,
+    /// `state` is set from the admission rule's decision.
+    pub run: RunRecord,
+    pub admit: AdmissionRule,
+    /// A queued message this turn delivers (removed in the same transaction).
+    pub dequeue: Option<String>,
+}
+
+/// A written turn.
+#[derive(Debug, Clone)]
+pub struct TurnWritten {
+    pub events: Vec<EventRecord>,
+    pub state: RunState,
+    /// 1-based place among the agent's queued runs when `state` is `queued`.
+    pub queue_position: Option<i64>,
+}
+
 /// One run: the agent's work for one user message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRecord {
@@ -158,7 +257,7 @@ pub struct RunRecord {
     pub organization_id: String,
     pub user_message_id: String,
     pub assistant_message_id: Option<String>,
-    pub state: String,
+    pub state: RunState,
     pub attempts: i64,
     pub cancel_requested: bool,
     pub finish_reason: Option<String>,
@@ -223,8 +322,8 @@ pub struct RunUpdate<'a> {
     pub run_id: &'a str,
     /// Only the holder of the lease may write (None: administrative writes).
     pub lease_owner: Option<&'a str>,
-    pub run_state: Option<&'a str>,
-    pub session_state: Option<&'a str>,
+    /// A state change (and the session's, when this is its current run).
+    pub transition: Option<Transition>,
     pub finish_reason: Option<&'a str>,
     pub error_message: Option<&'a str>,
     /// Upserted transcript message.
@@ -303,8 +402,7 @@ impl<'a> RunUpdate<'a> {
         RunUpdate {
             run_id,
             lease_owner,
-            run_state: None,
-            session_state: None,
+            transition: None,
             finish_reason: None,
             error_message: None,
             message: None,

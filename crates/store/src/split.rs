@@ -130,8 +130,11 @@ impl SessionStore for SplitStore {
     async fn delete_idle_sessions(&self, before: i64) -> Result<u64> {
         self.sessions.delete_idle_sessions(before).await
     }
-    async fn create_session(&self, s: &SessionRecord, turn: Option<(&MessageRecord, &RunRecord)>, events: Vec<Value>) -> Result<Vec<EventRecord>> {
-        self.sessions.create_session(s, turn, events).await
+    async fn create_session(&self, s: &SessionRecord, events: Vec<Value>) -> Result<Vec<EventRecord>> {
+        self.sessions.create_session(s, events).await
+    }
+    async fn create_session_with_turn(&self, s: &SessionRecord, turn: NewTurn) -> Result<std::result::Result<TurnWritten, Refusal>> {
+        self.sessions.create_session_with_turn(s, turn).await
     }
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
         self.sessions.session(id).await
@@ -139,16 +142,8 @@ impl SessionStore for SplitStore {
     async fn messages(&self, session_id: &str) -> Result<Vec<MessageRecord>> {
         self.sessions.messages(session_id).await
     }
-    async fn start_turn(
-        &self,
-        session_id: &str,
-        from_states: &[&str],
-        msg: &MessageRecord,
-        run: &RunRecord,
-        events: Vec<Value>,
-        dequeue: Option<&str>,
-    ) -> Result<Option<Vec<EventRecord>>> {
-        self.sessions.start_turn(session_id, from_states, msg, run, events, dequeue).await
+    async fn start_turn(&self, session_id: &str, turn: NewTurn) -> Result<std::result::Result<TurnWritten, Refusal>> {
+        self.sessions.start_turn(session_id, turn).await
     }
     async fn run(&self, id: &str) -> Result<Option<RunRecord>> {
         self.sessions.run(id).await

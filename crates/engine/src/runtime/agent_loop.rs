@@ -13,7 +13,7 @@ use tools::{Tool, ToolContext};
 
 use super::parts::{assistant_turns, build_parts, history, tool_call_id, ModelOutput, ToolOutput};
 use super::Stop;
-use crate::sessions::state::{transition, SessionEvent, SessionState};
+use crate::sessions::state::{run_transition, SessionEvent, SessionState, Transition};
 use crate::Engine;
 use wire::events::{ArtifactData, EventUsage, FinishReason, RunErrorInfo, StreamEvent};
 use wire::sessions::PendingApproval;
@@ -217,6 +217,12 @@ impl<'a> Ctx<'a> {
                 Ok(true)
             }
             Ok(None) => Ok(false),
+            Err(e @ store::StoreError::Refused { .. }) => {
+                // Someone else moved the run (only possible if our lease is gone): stop
+                // without writing, as with a lost lease.
+                tracing::warn!(error = %e, run_id = %self.run.id, "the run's state changed under this worker; stopping");
+                Ok(false)
+            }
             Err(e) => {
                 tracing::error!(error = %e, run_id = %self.run.id, "store error while committing a step");
                 Err(RunError::new("RuntimeError", "the run's progress could not be saved"))
@@ -625,24 +631,30 @@ impl<'a> Ctx<'a> {
 
     /// Pauses the run on its open asks: `approval-required` + `finish`, job released.
     async fn pause(&mut self, asks: Vec<Value>) -> Outcome {
-        let state = transition(SessionState::Processing, SessionEvent::ApprovalNeeded).unwrap_or(SessionState::ApprovalRequired);
+        let Some(t) = self.transition(SessionEvent::ApprovalNeeded) else { return Outcome::Abandoned };
+        let state = t.to.session_state();
         let pending: Vec<PendingApproval> = asks.iter().filter_map(public_approval).collect();
         let tool_call_id = asks.iter().find_map(|a| a.get("toolCallId").and_then(Value::as_str).map(str::to_string));
         let events = vec![
             StreamEvent::ApprovalRequired { pending_approvals: pending, tool_call_id }.to_value(),
             self.finish_event(FinishReason::ApprovalRequired, state),
         ];
-        let u = RunUpdate {
-            run_state: Some("approval_required"),
-            session_state: Some(state.as_str()),
-            message: Some(&self.msg),
-            events,
-            release_job: true,
-            ..self.update()
-        };
+        let u = RunUpdate { transition: Some(t), message: Some(&self.msg), events, release_job: true, ..self.update() };
         match self.write(u).await {
             Ok(true) => Outcome::Finished,
             _ => Outcome::Abandoned,
+        }
+    }
+
+    /// The run's transition for `event` from the state this worker holds it in; `None`
+    /// (logged) when the table refuses, which would be a bug in the runtime.
+    fn transition(&self, event: SessionEvent) -> Option<Transition> {
+        match run_transition(self.run.state, event) {
+            Ok(t) => Some(t),
+            Err(from) => {
+                tracing::error!(run_id = %self.run.id, from = from.as_str(), ?event, "the run's state machine refused a transition; leaving the run to its lease");
+                None
+            }
         }
     }
 
@@ -651,11 +663,12 @@ impl<'a> Ctx<'a> {
     }
 
     async fn finish(&mut self, outcome: Result<&'static str, RunError>) -> Outcome {
-        let (event, run_state, reason, error) = match &outcome {
-            Ok(reason) => (SessionEvent::RunCompleted, "completed", *reason, None),
-            Err(e) => (SessionEvent::RunFailed, "failed", "error", Some(e.clone())),
+        let (event, reason, error) = match &outcome {
+            Ok(reason) => (SessionEvent::RunCompleted, *reason, None),
+            Err(e) => (SessionEvent::RunFailed, "error", Some(e.clone())),
         };
-        let state = transition(SessionState::Processing, event).unwrap_or(SessionState::Failed);
+        let Some(t) = self.transition(event) else { return Outcome::Abandoned };
+        let state = t.to.session_state();
         let mut events = Vec::new();
         let error_text = error.as_ref().map(RunError::text);
         if let Some(e) = &error {
@@ -664,8 +677,7 @@ impl<'a> Ctx<'a> {
         events.push(self.finish_event(FinishReason::parse(reason).unwrap_or(FinishReason::Stop), state));
         self.msg.parts = Value::Array(build_parts(&self.run.id, &self.steps, error_text.as_deref()));
         let u = RunUpdate {
-            run_state: Some(run_state),
-            session_state: Some(state.as_str()),
+            transition: Some(t),
             finish_reason: Some(reason),
             error_message: error_text.as_deref(),
             message: Some(&self.msg),
@@ -686,14 +698,13 @@ impl<'a> Ctx<'a> {
             Stop::Interrupted => "interrupted",
             _ => return Outcome::Abandoned,
         };
-        let state = SessionState::Cancelled;
-        self.msg.parts = Value::Array(build_parts(&self.run.id, &self.steps, None));
         // Interrupted (S16) also leaves the session `cancelled` for the moment: the new
         // run's turn moves it on.
-        let session_state = Some(state.as_str());
+        let Some(t) = self.transition(SessionEvent::Cancel) else { return Outcome::Abandoned };
+        let state = t.to.session_state();
+        self.msg.parts = Value::Array(build_parts(&self.run.id, &self.steps, None));
         let u = RunUpdate {
-            run_state: Some("cancelled"),
-            session_state,
+            transition: Some(t),
             finish_reason: Some(reason),
             message: Some(&self.msg),
             events: vec![self.finish_event(FinishReason::parse(reason).unwrap_or(FinishReason::Cancelled), state)],
@@ -849,9 +860,12 @@ pub async fn fail_run(engine: &Arc<Engine>, run: &RunRecord, owner: Option<&str>
         error.event(),
         StreamEvent::finish(&run.session_id, FinishReason::Error, SessionState::Failed, Some(EventUsage::from_value(&run.usage))).to_value(),
     ];
+    let Ok(t) = run_transition(run.state, SessionEvent::RunFailed) else {
+        tracing::error!(run_id = %run.id, from = run.state.as_str(), "a run in this state cannot fail");
+        return Outcome::Abandoned;
+    };
     let u = RunUpdate {
-        run_state: Some("failed"),
-        session_state: Some("failed"),
+        transition: Some(t),
         finish_reason: Some("error"),
         error_message: Some(&text),
         message: Some(&msg),

@@ -125,7 +125,7 @@ impl Engine {
         // A run that ended completed or failed hands the session to its queue (§6.1).
         if outcome == super::agent_loop::Outcome::Finished {
             if let Ok(Some(r)) = self.store.run(&run_id).await {
-                if r.state == "completed" || r.state == "failed" {
+                if matches!(r.state, store::RunState::Completed | store::RunState::Failed) {
                     self.drain_queue(&session_id).await;
                 }
             }

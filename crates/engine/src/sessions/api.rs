@@ -11,7 +11,7 @@ use wire::sessions::{
 };
 use wire::{ApiError, ErrorCode};
 
-use super::state::{transition, SessionEvent, SessionState};
+use super::state::{run_transition, transition, RunState, SessionEvent, SessionState};
 use super::{Accepted, TurnInput, TurnRefused, TurnTarget};
 use crate::input::Query;
 use crate::pagination::{PageRequest, SortVal};
@@ -76,9 +76,8 @@ fn queued_message(q: &QueuedMessageRecord, position: usize) -> QueuedMessage {
     }
 }
 
-/// The state column as the wire enum (a stored value outside §6.1 reads as `failed`).
 pub fn state_of(s: &SessionRecord) -> SessionState {
-    SessionState::parse(&s.state).unwrap_or(SessionState::Failed)
+    s.state
 }
 
 fn kind_of(s: &SessionRecord) -> SessionKind {
@@ -148,7 +147,7 @@ impl Engine {
 
     /// Open asks of the session's current run.
     pub async fn pending_approvals(&self, s: &SessionRecord) -> Result<Vec<PendingApproval>, ApiError> {
-        if s.state != "approval_required" {
+        if s.state != SessionState::ApprovalRequired {
             return Ok(vec![]);
         }
         let Some(run) = &s.current_run_id else { return Ok(vec![]) };
@@ -206,8 +205,8 @@ impl Engine {
     /// `{"session": …, "queue_position": …}`.
     pub async fn session_response(&self, s: &SessionRecord, with_messages: bool) -> Result<SessionResponse, ApiError> {
         let session = self.session_view(s, with_messages).await?;
-        let queue_position = match (&s.state[..], &s.current_run_id) {
-            ("queued", Some(r)) => match self.store.run(r).await.map_err(db)? {
+        let queue_position = match (s.state, &s.current_run_id) {
+            (SessionState::Queued, Some(r)) => match self.store.run(r).await.map_err(db)? {
                 Some(run) => Some(self.store.queue_position(&run).await.map_err(db)?),
                 None => None,
             },
@@ -258,7 +257,7 @@ impl Engine {
                     organization_id: caller.user.organization_id.clone(),
                     kind: kind.into(),
                     name,
-                    state: SessionState::Idle.as_str().into(),
+                    state: SessionState::Idle,
                     metadata: stored_meta,
                     agent_snapshot: super::agent_snapshot(&agent),
                     usage: json!({}),
@@ -268,7 +267,7 @@ impl Engine {
                     created_at: now,
                     updated_at: now,
                 };
-                match self.store.create_session(&s, None, vec![]).await {
+                match self.store.create_session(&s, vec![]).await {
                     Ok(_) => {}
                     Err(store::StoreError::Conflict(_)) => return Err(refused(TurnRefused::SessionExists, self)),
                     Err(e) => return Err(db(e)),
@@ -294,15 +293,18 @@ impl Engine {
             return Err(ApiError::new(ErrorCode::InvalidSort, "sort_order must be newest, oldest, name_asc, name_desc, credits_desc or credits_asc.")
                 .param("sort_order"));
         }
-        let states: Option<Vec<String>> = match q.str("state") {
+        let states: Option<Vec<SessionState>> = match q.str("state") {
             None => None,
             Some(v) => {
-                let list: Vec<String> = v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect();
-                if let Some(bad) = list.iter().find(|x| SessionState::parse(x).is_none()) {
-                    return Err(ApiError::invalid_request(
-                        "state",
-                        format!("Unknown state {bad:?}; use idle, queued, processing, approval_required, completed, failed or cancelled."),
-                    ));
+                let mut list = Vec::new();
+                for x in v.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                    let Some(st) = SessionState::parse(x) else {
+                        return Err(ApiError::invalid_request(
+                            "state",
+                            format!("Unknown state {x:?}; use idle, queued, processing, approval_required, completed, failed or cancelled."),
+                        ));
+                    };
+                    list.push(st);
                 }
                 Some(list)
             }
@@ -376,16 +378,14 @@ impl Engine {
     /// Ends a paused run whose asks are dismissed by a new message (§6.1).
     async fn dismiss_paused(&self, s: &SessionRecord) -> Result<(), ApiError> {
         let Some(run_id) = &s.current_run_id else { return Ok(()) };
-        let u = RunUpdate {
-            run_state: Some("cancelled"),
-            session_state: Some(SessionState::Cancelled.as_str()),
-            finish_reason: Some("cancelled"),
-            terminal: true,
-            only_if_unleased: true,
-            ..RunUpdate::new(run_id, None)
-        };
-        if let Some(ev) = self.store.update_run(u).await.map_err(db)? {
-            self.bus.publish(ev);
+        let Ok(t) = run_transition(RunState::ApprovalRequired, SessionEvent::Cancel) else { return Ok(()) };
+        let u = RunUpdate { transition: Some(t), finish_reason: Some("cancelled"), terminal: true, only_if_unleased: true, ..RunUpdate::new(run_id, None) };
+        match self.store.update_run(u).await {
+            Ok(Some(ev)) => self.bus.publish(ev),
+            // Resumed or cancelled by someone else first: the turn that follows sees
+            // the session's state as it is now.
+            Ok(None) | Err(store::StoreError::Refused { .. }) => {}
+            Err(e) => return Err(db(e)),
         }
         Ok(())
     }
@@ -421,7 +421,7 @@ impl Engine {
         let s = self.session_for_use(caller, id).await?;
         let parts = self.attachment_parts(&s, req.attachments.as_ref()).await?;
         let agent = self.session_agent(&s).await?;
-        if s.state == SessionState::ApprovalRequired.as_str() {
+        if s.state == SessionState::ApprovalRequired {
             self.dismiss_paused(&s).await?;
         }
         let s = self.reload(id).await?;
@@ -531,19 +531,25 @@ impl Engine {
     async fn stop_active(&self, s: &SessionRecord, stop: crate::Stop) -> Result<SessionRecord, ApiError> {
         let Some(run_id) = s.current_run_id.clone() else { return Ok(s.clone()) };
         let reason = if stop == crate::Stop::Interrupted { FinishReason::Interrupted } else { FinishReason::Cancelled };
-        if matches!(s.state.as_str(), "queued" | "approval_required" | "processing") {
+        let from = RunState::of_session(s.state).filter(|r| !r.is_terminal());
+        if let Some(t) = from.and_then(|from| run_transition(from, SessionEvent::Cancel).ok()) {
             let u = RunUpdate {
-                run_state: Some("cancelled"),
-                session_state: Some(SessionState::Cancelled.as_str()),
+                transition: Some(t),
                 finish_reason: Some(reason.as_str()),
                 events: vec![StreamEvent::finish(&s.id, reason, SessionState::Cancelled, Some(EventUsage::from_value(&s.usage))).to_value()],
                 terminal: true,
                 only_if_unleased: true,
                 ..RunUpdate::new(&run_id, None)
             };
-            if let Some(ev) = self.store.update_run(u).await.map_err(db)? {
-                self.bus.publish(ev);
-                return self.reload(&s.id).await;
+            match self.store.update_run(u).await {
+                Ok(Some(ev)) => {
+                    self.bus.publish(ev);
+                    return self.reload(&s.id).await;
+                }
+                // A worker holds it (below), or the run moved on (claimed, finished):
+                // the signal path below handles both.
+                Ok(None) | Err(store::StoreError::Refused { .. }) => {}
+                Err(e) => return Err(db(e)),
             }
         }
         // A worker holds it.
@@ -555,7 +561,7 @@ impl Engine {
     /// S9.
     pub async fn cancel_session(&self, caller: &Caller, id: &str) -> Result<SessionResponse, ApiError> {
         let s = self.session_for_use(caller, id).await?;
-        let state = SessionState::parse(&s.state).unwrap_or(SessionState::Failed);
+        let state = s.state;
         let s = match transition(state, SessionEvent::Cancel) {
             Ok(to) if to != state => self.stop_active(&s, crate::Stop::Cancelled).await?,
             _ => s,
@@ -575,7 +581,7 @@ impl Engine {
         let queue = self.store.queued_messages(&s.id).await.map_err(db)?;
         let q = queue.into_iter().find(|q| q.id == qid).ok_or_else(|| Self::qm_not_found(qid))?;
         let agent = self.session_agent(&s).await?;
-        let s = if SessionState::parse(&s.state).is_some_and(SessionState::is_active) { self.stop_active(&s, crate::Stop::Interrupted).await? } else { s };
+        let s = if s.state.is_active() { self.stop_active(&s, crate::Stop::Interrupted).await? } else { s };
         let input = TurnInput { text: q.input.clone(), message_id: Some(q.id.clone()), dequeue: Some(q.id.clone()), parts: vec![] };
         let acc = self.accept_turn(&caller.user, &agent, TurnTarget::Existing(&s), input).await.map_err(|e| match e {
             TurnRefused::NotAccepting(_) => Self::qm_not_found(qid),
@@ -631,7 +637,7 @@ impl Engine {
             parsed.push((it.action_request_id.clone(), it.action, it.reason.clone(), values));
         }
         let s = self.session_for_use(caller, id).await?;
-        if s.state != SessionState::ApprovalRequired.as_str() {
+        if s.state != SessionState::ApprovalRequired {
             return Err(ApiError::new(ErrorCode::NoPendingApprovals, format!("The session is {}; nothing waits for approval.", s.state)));
         }
         let run_id = s.current_run_id.clone().ok_or_else(|| ApiError::new(ErrorCode::NoPendingApprovals, "Nothing waits for approval."))?;
@@ -691,18 +697,19 @@ impl Engine {
         if !steps.iter().any(|st| st.state == "awaiting") {
             let to = transition(SessionState::ApprovalRequired, SessionEvent::ApprovalsResolved).unwrap_or(SessionState::Processing);
             let start = StreamEvent::Start { interaction_id: s.id.clone(), session_id: s.id.clone(), message_id: None, state: to };
-            let u = RunUpdate {
-                run_state: Some("processing"),
-                session_state: Some(to.as_str()),
-                events: vec![start.to_value()],
-                only_if_unleased: true,
-                enqueue_job: true,
-                ..RunUpdate::new(&run_id, None)
-            };
-            if let Some(ev) = self.store.update_run(u).await.map_err(db)? {
-                self.bus.publish(ev);
+            let t = run_transition(RunState::ApprovalRequired, SessionEvent::ApprovalsResolved)
+                .map_err(|from| db(store::StoreError::Refused { expected: "approval_required", actual: from.as_str().into() }))?;
+            let u =
+                RunUpdate { transition: Some(t), events: vec![start.to_value()], only_if_unleased: true, enqueue_job: true, ..RunUpdate::new(&run_id, None) };
+            match self.store.update_run(u).await {
+                Ok(Some(ev)) => {
+                    self.bus.publish(ev);
+                    self.wake.notify_one();
+                }
+                // Cancelled (or resumed by a concurrent decision) first: nothing to resume.
+                Ok(None) | Err(store::StoreError::Refused { .. }) => {}
+                Err(e) => return Err(db(e)),
             }
-            self.wake.notify_one();
         }
         let s = self.reload(id).await?;
         let session = self.session_view(&s, true).await?;
@@ -713,11 +720,11 @@ impl Engine {
     /// event (`Err`) for not-resumable cursors, finished runs and never-run sessions.
     pub async fn resume_point(&self, s: &SessionRecord, last_cursor: Option<&str>) -> Result<Result<i64, StreamFrame>, ApiError> {
         let state = state_of(s);
-        let synthetic = |reason: FinishReason, _: &str, seq: i64| StreamFrame {
+        let synthetic = |reason: FinishReason, _: &SessionState, seq: i64| StreamFrame {
             event: StreamEvent::finish(&s.id, reason, state, None),
             stream_cursor: format!("{}:{seq}", s.id),
         };
-        let active = SessionState::parse(&s.state).is_some_and(SessionState::is_active);
+        let active = s.state.is_active();
         let after = match last_cursor {
             Some(c) => {
                 let parsed = c.rsplit_once(':').and_then(|(sid, n)| (sid == s.id).then(|| n.parse::<i64>().ok()).flatten());

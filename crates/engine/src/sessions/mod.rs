@@ -8,7 +8,7 @@ pub mod state;
 pub mod stream;
 
 use serde_json::{json, Value};
-use store::{AgentRecord, MessageRecord, RunRecord, SessionRecord, StoreError, User};
+use store::{AdmissionRule, AdmissionView, AgentRecord, MessageRecord, NewTurn, Refusal, RunRecord, RunState, SessionRecord, SlotLimits, StoreError, User};
 use wire::{ApiError, ErrorCode};
 
 use crate::{db, Caller, Engine};
@@ -75,22 +75,14 @@ impl Engine {
     /// asked. Enforces §6.1's transitions and the concurrency limits.
     pub async fn accept_turn(&self, user: &User, agent: &AgentRecord, target: TurnTarget<'_>, input: TurnInput) -> Result<Accepted, TurnRefused> {
         let rt = &self.config.runtime;
-        let counts = self.store.active_counts(&agent.id, &user.organization_id).await.map_err(|e| TurnRefused::Internal(db(e)))?;
-        let slot_free = counts.agent_processing < rt.agent_max_concurrency && counts.org_processing < rt.org_max_concurrency;
-        if !slot_free && (rt.overflow_reject || counts.agent_queued >= rt.agent_max_queue) {
-            return Err(TurnRefused::ConcurrencyLimit);
-        }
-        let from = match &target {
-            TurnTarget::New { .. } => SessionState::Idle,
-            TurnTarget::Existing(s) => SessionState::parse(&s.state).unwrap_or(SessionState::Failed),
-        };
-        let to = transition(from, SessionEvent::MessageAccepted { slot_free }).map_err(TurnRefused::NotAccepting)?;
+        let (limits, max_queue, overflow_reject) =
+            (SlotLimits { agent: rt.agent_max_concurrency, org: rt.org_max_concurrency }, rt.agent_max_queue, rt.overflow_reject);
         let now = wire::time::now_micros();
         let session_id = match &target {
             TurnTarget::New { id, .. } => id.clone(),
             TurnTarget::Existing(s) => s.id.clone(),
         };
-        let msg = MessageRecord {
+        let mut msg = MessageRecord {
             id: input.message_id.clone().unwrap_or_else(|| wire::ids::new_id("msg")),
             session_id: session_id.clone(),
             ord: 0,
@@ -108,7 +100,8 @@ impl Engine {
             organization_id: user.organization_id.clone(),
             user_message_id: msg.id.clone(),
             assistant_message_id: None,
-            state: to.as_str().into(),
+            // Decided by the admission rule inside the write transaction.
+            state: RunState::Queued,
             attempts: 0,
             cancel_requested: false,
             finish_reason: None,
@@ -118,13 +111,25 @@ impl Engine {
             started_at: None,
             finished_at: None,
         };
-        let mut msg = msg;
         msg.run_id = Some(run.id.clone());
-        let events = if to == SessionState::Queued {
-            vec![wire::events::StreamEvent::DataState { data: wire::events::StateData { state: to, queue_position: None } }.to_value()]
-        } else {
-            vec![]
-        };
+        // §6.1 and the limits, decided on the counts and the session state read inside
+        // the write transaction: concurrent accepts cannot both take the last slot.
+        let admit: AdmissionRule = Box::new(move |view: &AdmissionView| {
+            let c = view.counts;
+            let slot_free = c.agent_processing < limits.agent && c.org_processing < limits.org;
+            if !slot_free && (overflow_reject || c.agent_queued >= max_queue) {
+                return Err(Refusal::Full);
+            }
+            let to = transition(view.session_state, SessionEvent::MessageAccepted { slot_free }).map_err(Refusal::NotAccepting)?;
+            let run_state = RunState::of_session(to).ok_or(Refusal::NotAccepting(view.session_state))?;
+            let events = if to == SessionState::Queued {
+                vec![wire::events::StreamEvent::DataState { data: wire::events::StateData { state: to, queue_position: None } }.to_value()]
+            } else {
+                vec![]
+            };
+            Ok((run_state, events))
+        });
+        let turn = NewTurn { message: msg.clone(), run: run.clone(), admit, dequeue: input.dequeue.clone() };
         let written = match target {
             TurnTarget::New { id, kind, name, metadata } => {
                 let s = SessionRecord {
@@ -135,37 +140,38 @@ impl Engine {
                     organization_id: user.organization_id.clone(),
                     kind: kind.into(),
                     name,
-                    state: to.as_str().into(),
+                    state: SessionState::Idle,
                     metadata,
                     agent_snapshot: agent_snapshot(agent),
                     usage: json!({}),
                     last_seq: 0,
                     purged_through: 0,
-                    current_run_id: Some(run.id.clone()),
+                    current_run_id: None,
                     created_at: now,
                     updated_at: now,
                 };
-                match self.store.create_session(&s, Some((&msg, &run)), events).await {
-                    Ok(ev) => Some(ev),
+                match self.store.create_session_with_turn(&s, turn).await {
+                    Ok(w) => w,
                     Err(StoreError::Conflict(_)) => return Err(TurnRefused::SessionExists),
                     Err(e) => return Err(TurnRefused::Internal(db(e))),
                 }
             }
-            TurnTarget::Existing(s) => {
-                let accepting: Vec<&str> = SessionState::ALL.iter().filter(|x| x.accepts_messages()).map(|x| x.as_str()).collect();
-                match self.store.start_turn(&s.id, &accepting, &msg, &run, events, input.dequeue.as_deref()).await {
-                    Ok(ev) => ev,
-                    Err(e) => return Err(TurnRefused::Internal(db(e))),
-                }
+            TurnTarget::Existing(s) => match self.store.start_turn(&s.id, turn).await {
+                Ok(w) => w,
+                Err(e) => return Err(TurnRefused::Internal(db(e))),
+            },
+        };
+        let written = match written {
+            Ok(w) => w,
+            Err(Refusal::Full) => return Err(TurnRefused::ConcurrencyLimit),
+            Err(Refusal::NotAccepting(state)) => return Err(TurnRefused::NotAccepting(state)),
+            Err(Refusal::Dequeued) => {
+                // Delivered by someone else meanwhile: report the session's state now.
+                let now_state = self.store.session(&session_id).await.ok().flatten().map(|s| s.state).unwrap_or(SessionState::Processing);
+                return Err(TurnRefused::NotAccepting(now_state));
             }
         };
-        let Some(events) = written else {
-            // The state changed under us: report the current one.
-            let now_state =
-                self.store.session(&session_id).await.ok().flatten().and_then(|s| SessionState::parse(&s.state)).unwrap_or(SessionState::Processing);
-            return Err(TurnRefused::NotAccepting(now_state));
-        };
-        self.bus.publish(events);
+        self.bus.publish(written.events);
         // last_used_at has minute precision in practice; skip the write when recent.
         if agent.last_used_at.is_none_or(|t| now - t > 60_000_000) {
             if let Err(e) = self.store.touch_agent_used(&agent.id, now).await {
@@ -174,9 +180,8 @@ impl Engine {
         }
         // One idle worker is enough for one new run.
         self.wake.notify_one();
-        let queue_position =
-            if to == SessionState::Queued { Some(self.store.queue_position(&run).await.map_err(|e| TurnRefused::Internal(db(e)))?) } else { None };
-        Ok(Accepted { session_id, run, user_message: msg, state: to, queue_position })
+        let run = RunRecord { state: written.state, ..run };
+        Ok(Accepted { session_id, run, user_message: msg, state: written.state.session_state(), queue_position: written.queue_position })
     }
 
     pub fn concurrency_error(&self) -> ApiError {

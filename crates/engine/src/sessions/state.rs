@@ -1,6 +1,7 @@
 //! The session state machine (API.md §6.1): one enum, one transition function. Both
 //! handlers and workers go through `transition`; no other change may be observed.
 
+pub use store::{RunState, Transition};
 pub use wire::sessions::SessionState;
 
 /// What happened to a session.
@@ -48,6 +49,16 @@ pub fn transition(from: SessionState, event: SessionEvent) -> Result<SessionStat
     Ok(to)
 }
 
+/// The run's side of `transition`: a run passes through the session states of its
+/// lifetime, so the same table decides. `Err` carries the state that refused.
+pub fn run_transition(from: RunState, event: SessionEvent) -> Result<Transition, RunState> {
+    let to = transition(from.session_state(), event).map_err(|_| from)?;
+    match RunState::of_session(to) {
+        Some(to) if to != from => Ok(Transition { from, to }),
+        _ => Err(from),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +81,21 @@ mod tests {
         assert_eq!(transition(S::Idle, E::SlotFreed), Err(S::Idle));
         for s in S::ALL {
             assert_eq!(S::parse(s.as_str()), Some(s));
+        }
+    }
+
+    #[test]
+    fn runs_follow_the_same_table() {
+        use RunState as R;
+        assert_eq!(run_transition(R::Queued, E::SlotFreed), Ok(Transition { from: R::Queued, to: R::Processing }));
+        assert_eq!(run_transition(R::Processing, E::RunCompleted), Ok(Transition { from: R::Processing, to: R::Completed }));
+        assert_eq!(run_transition(R::ApprovalRequired, E::Cancel), Ok(Transition { from: R::ApprovalRequired, to: R::Cancelled }));
+        // A finished run is not cancelled again, nor completed twice.
+        assert_eq!(run_transition(R::Completed, E::Cancel), Err(R::Completed));
+        assert_eq!(run_transition(R::Completed, E::RunCompleted), Err(R::Completed));
+        assert_eq!(run_transition(R::Cancelled, E::ApprovalsResolved), Err(R::Cancelled));
+        for r in R::ALL {
+            assert_eq!(R::parse(r.as_str()), Some(r));
         }
     }
 

@@ -4,8 +4,8 @@ use serde_json::{json, Value};
 
 use super::{unique, SqliteStore};
 use crate::{
-    ActiveCounts, ClaimedRun, EventRecord, MessageRecord, QueuedMessageRecord, Reader, Result, RunRecord, RunStore, RunUpdate, SessionFileRecord,
-    SessionRecord, SessionStore, SlotLimits, StepRecord, StoreError,
+    ActiveCounts, AdmissionView, ClaimedRun, EventRecord, MessageRecord, NewTurn, QueuedMessageRecord, Reader, Refusal, Result, RunRecord, RunState, RunStore,
+    RunUpdate, SessionFileRecord, SessionRecord, SessionState, SessionStore, SlotLimits, StepRecord, StoreError, Transition, TurnWritten,
 };
 
 fn parse(s: &str, what: &str) -> rusqlite::Result<Value> {
@@ -22,7 +22,7 @@ fn session_from(r: &Row) -> rusqlite::Result<SessionRecord> {
         organization_id: r.get("organization_id")?,
         kind: r.get("type")?,
         name: r.get("name")?,
-        state: r.get("state")?,
+        state: state_from(r, SessionState::parse)?,
         metadata: parse(&r.get::<_, String>("metadata")?, "session metadata")?,
         agent_snapshot: parse(&r.get::<_, String>("agent_snapshot")?, "agent snapshot")?,
         usage: parse(&r.get::<_, String>("usage")?, "session usage")?,
@@ -48,6 +48,15 @@ fn message_from(r: &Row) -> rusqlite::Result<MessageRecord> {
     })
 }
 
+/// A `state` column: an unknown value is a corrupt row, never a guess.
+fn state_from<T>(r: &Row, parse: impl Fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let v: String = r.get("state")?;
+    parse(&v).ok_or_else(|| {
+        let idx = r.as_ref().column_index("state").unwrap_or(0);
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, format!("unknown state {v:?}").into())
+    })
+}
+
 fn run_from(r: &Row) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
         id: r.get("id")?,
@@ -56,7 +65,7 @@ fn run_from(r: &Row) -> rusqlite::Result<RunRecord> {
         organization_id: r.get("organization_id")?,
         user_message_id: r.get("user_message_id")?,
         assistant_message_id: r.get("assistant_message_id")?,
-        state: r.get("state")?,
+        state: state_from(r, RunState::parse)?,
         attempts: r.get("attempts")?,
         cancel_requested: r.get::<_, i64>("cancel_requested")? != 0,
         finish_reason: r.get("finish_reason")?,
@@ -158,30 +167,108 @@ fn upsert_message(c: &Connection, m: &MessageRecord) -> Result<()> {
 
 /// Moves one run between the counted states (`queued`, `processing`) of its agent and
 /// organization; other states are not counted.
-fn count_transition(c: &Connection, agent_id: &str, org_id: &str, from: Option<&str>, to: Option<&str>) -> Result<()> {
+fn count_transition(c: &Connection, agent_id: &str, org_id: &str, from: Option<RunState>, to: Option<RunState>) -> Result<()> {
     if from == to {
         return Ok(());
     }
     let mut st =
         c.prepare_cached("INSERT INTO run_counts (scope, key, state, n) VALUES (?, ?, ?, ?) ON CONFLICT(scope, key, state) DO UPDATE SET n = n + excluded.n")?;
     for (state, delta) in [(from, -1i64), (to, 1)] {
-        if let Some(state) = state.filter(|s| matches!(*s, "queued" | "processing")) {
-            st.execute(params!["agent", agent_id, state, delta])?;
-            st.execute(params!["org", org_id, state, delta])?;
+        if let Some(state) = state.filter(|s| matches!(s, RunState::Queued | RunState::Processing)) {
+            st.execute(params!["agent", agent_id, state.as_str(), delta])?;
+            st.execute(params!["org", org_id, state.as_str(), delta])?;
         }
     }
     Ok(())
 }
 
 fn insert_run_and_job(c: &Connection, r: &RunRecord, now: i64) -> Result<()> {
-    count_transition(c, &r.agent_id, &r.organization_id, None, Some(&r.state))?;
+    count_transition(c, &r.agent_id, &r.organization_id, None, Some(r.state))?;
     c.prepare_cached(
         "INSERT INTO runs (id, session_id, agent_id, organization_id, user_message_id, assistant_message_id, state, attempts, cancel_requested, usage, created_at) \
          VALUES (?, ?, ?, ?, ?, NULL, ?, 0, 0, '{}', ?)",
     )?
-    .execute(params![r.id, r.session_id, r.agent_id, r.organization_id, r.user_message_id, r.state, r.created_at])?;
+    .execute(params![r.id, r.session_id, r.agent_id, r.organization_id, r.user_message_id, r.state.as_str(), r.created_at])?;
     c.prepare_cached("INSERT INTO jobs (run_id, state, attempts, available_at, created_at) VALUES (?, 'ready', 0, ?, ?)")?.execute(params![r.id, now, now])?;
     Ok(())
+}
+
+fn insert_session(c: &Connection, s: &SessionRecord) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO sessions (id, agent_id, creator_user_id, team_id, organization_id, type, name, state, metadata, agent_snapshot, usage, last_seq, current_run_id, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+    )?
+    .execute(params![
+        s.id,
+        s.agent_id,
+        s.creator_user_id,
+        s.team_id,
+        s.organization_id,
+        s.kind,
+        s.name,
+        s.state.as_str(),
+        s.metadata.to_string(),
+        s.agent_snapshot.to_string(),
+        s.usage.to_string(),
+        s.current_run_id,
+        s.created_at,
+        s.updated_at
+    ])
+    .map_err(|e| unique(e, "session"))?;
+    Ok(())
+}
+
+fn active_counts_tx(c: &Connection, agent_id: &str, org_id: &str) -> Result<ActiveCounts> {
+    Ok(c.prepare_cached(
+        "SELECT COALESCE((SELECT n FROM run_counts WHERE scope = 'agent' AND key = ?1 AND state = 'processing'), 0), \
+                COALESCE((SELECT n FROM run_counts WHERE scope = 'org' AND key = ?2 AND state = 'processing'), 0), \
+                COALESCE((SELECT n FROM run_counts WHERE scope = 'agent' AND key = ?1 AND state = 'queued'), 0)",
+    )?
+    .query_row([agent_id, org_id], |r| Ok(ActiveCounts { agent_processing: r.get(0)?, org_processing: r.get(1)?, agent_queued: r.get(2)? }))?)
+}
+
+fn queue_position_tx(c: &Connection, run: &RunRecord) -> Result<i64> {
+    let n: i64 = c
+        .prepare_cached("SELECT COUNT(*) FROM runs WHERE agent_id = ? AND state = 'queued' AND (created_at < ? OR (created_at = ? AND id <= ?))")?
+        .query_row(params![run.agent_id, run.created_at, run.created_at, run.id], |r| r.get(0))?;
+    Ok(n.max(1))
+}
+
+/// Writes a turn the admission rule accepts, inside the caller's transaction (the
+/// session row exists). Nothing is written when it refuses.
+/// `first` runs once the turn is admitted, before anything else is written.
+fn write_turn(
+    c: &Connection,
+    session_state: SessionState,
+    turn: NewTurn,
+    first: impl FnOnce(&Connection) -> Result<()>,
+) -> Result<std::result::Result<TurnWritten, Refusal>> {
+    let NewTurn { message, mut run, admit, dequeue } = turn;
+    let counts = active_counts_tx(c, &run.agent_id, &run.organization_id)?;
+    let (state, events) = match admit(&AdmissionView { session_state, counts }) {
+        Ok(v) => v,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    run.state = state;
+    let now = message.created_at;
+    if let Some(qid) = &dequeue {
+        let removed = c.prepare_cached("DELETE FROM session_queue WHERE id = ? AND session_id = ?")?.execute([qid, &run.session_id])?;
+        if removed == 0 {
+            return Ok(Err(Refusal::Dequeued));
+        }
+    }
+    first(c)?;
+    upsert_message(c, &message)?;
+    insert_run_and_job(c, &run, now)?;
+    c.prepare_cached("UPDATE sessions SET state = ?, current_run_id = ?, updated_at = ? WHERE id = ?")?.execute(params![
+        state.session_state().as_str(),
+        run.id,
+        now,
+        run.session_id
+    ])?;
+    let events = append_events(c, &run.session_id, Some(&run.id), events, now)?;
+    let queue_position = if state == RunState::Queued { Some(queue_position_tx(c, &run)?) } else { None };
+    Ok(Ok(TurnWritten { events, state, queue_position }))
 }
 
 /// `s` (a session row) is readable by the reader bound as ?1 (user), ?2 (organization)
@@ -197,40 +284,19 @@ pub(crate) fn reader_params(reader: &Reader) -> (String, String, String) {
 
 #[async_trait]
 impl SessionStore for SqliteStore {
-    async fn create_session(&self, s: &SessionRecord, turn: Option<(&MessageRecord, &RunRecord)>, events: Vec<Value>) -> Result<Vec<EventRecord>> {
+    async fn create_session(&self, s: &SessionRecord, events: Vec<Value>) -> Result<Vec<EventRecord>> {
         let s = s.clone();
-        let turn = turn.map(|(m, r)| (m.clone(), r.clone()));
         self.write(move |c| {
-            c.prepare_cached(
-                "INSERT INTO sessions (id, agent_id, creator_user_id, team_id, organization_id, type, name, state, metadata, agent_snapshot, usage, last_seq, current_run_id, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-            )?
-            .execute(params![
-                s.id,
-                s.agent_id,
-                s.creator_user_id,
-                s.team_id,
-                s.organization_id,
-                s.kind,
-                s.name,
-                s.state,
-                s.metadata.to_string(),
-                s.agent_snapshot.to_string(),
-                s.usage.to_string(),
-                s.current_run_id,
-                s.created_at,
-                s.updated_at
-            ])
-            .map_err(|e| unique(e, "session"))?;
-            let mut run_id = None;
-            if let Some((m, r)) = &turn {
-                upsert_message(c, m)?;
-                insert_run_and_job(c, r, s.created_at)?;
-                run_id = Some(r.id.as_str());
-            }
-            append_events(c, &s.id, run_id, events, s.created_at)
+            insert_session(c, &s)?;
+            append_events(c, &s.id, None, events, s.created_at)
         })
         .await
+    }
+
+    async fn create_session_with_turn(&self, s: &SessionRecord, turn: NewTurn) -> Result<std::result::Result<TurnWritten, Refusal>> {
+        let s = s.clone();
+        // A refused turn writes no session either.
+        self.write(move |c| write_turn(c, SessionState::Idle, turn, |c| insert_session(c, &s))).await
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
@@ -248,38 +314,13 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn start_turn(
-        &self,
-        session_id: &str,
-        from_states: &[&str],
-        msg: &MessageRecord,
-        run: &RunRecord,
-        events: Vec<Value>,
-        dequeue: Option<&str>,
-    ) -> Result<Option<Vec<EventRecord>>> {
+    async fn start_turn(&self, session_id: &str, turn: NewTurn) -> Result<std::result::Result<TurnWritten, Refusal>> {
         let session_id = session_id.to_string();
-        let from: Vec<String> = from_states.iter().map(|s| s.to_string()).collect();
-        let (msg, run, dequeue) = (msg.clone(), run.clone(), dequeue.map(str::to_string));
         self.write(move |c| {
-            // The state check and the change are one transaction on the only writer.
-            let state: Option<String> = c.prepare_cached("SELECT state FROM sessions WHERE id = ?")?.query_row([&session_id], |r| r.get(0)).optional()?;
-            match state {
-                Some(st) if from.contains(&st) => {}
-                _ => return Ok(None),
-            }
-            let now = msg.created_at;
-            if let Some(qid) = &dequeue {
-                let removed = c.prepare_cached("DELETE FROM session_queue WHERE id = ? AND session_id = ?")?.execute([qid, &session_id])?;
-                if removed == 0 {
-                    // Already delivered (or deleted) by someone else.
-                    return Ok(None);
-                }
-            }
-            upsert_message(c, &msg)?;
-            insert_run_and_job(c, &run, now)?;
-            c.prepare_cached("UPDATE sessions SET state = ?, current_run_id = ?, updated_at = ? WHERE id = ?")?
-                .execute(params![run.state, run.id, now, session_id])?;
-            Ok(Some(append_events(c, &session_id, Some(&run.id), events, now)?))
+            let state: Option<SessionState> =
+                c.prepare_cached("SELECT * FROM sessions WHERE id = ?")?.query_row([&session_id], |r| state_from(r, SessionState::parse)).optional()?;
+            let Some(state) = state else { return Err(StoreError::NotFound) };
+            write_turn(c, state, turn, |_| Ok(()))
         })
         .await
     }
@@ -291,26 +332,12 @@ impl SessionStore for SqliteStore {
 
     async fn active_counts(&self, agent_id: &str, organization_id: &str) -> Result<ActiveCounts> {
         let (a, o) = (agent_id.to_string(), organization_id.to_string());
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT COALESCE((SELECT n FROM run_counts WHERE scope = 'agent' AND key = ?1 AND state = 'processing'), 0), \
-                        COALESCE((SELECT n FROM run_counts WHERE scope = 'org' AND key = ?2 AND state = 'processing'), 0), \
-                        COALESCE((SELECT n FROM run_counts WHERE scope = 'agent' AND key = ?1 AND state = 'queued'), 0)",
-            )?
-            .query_row([a, o], |r| Ok(ActiveCounts { agent_processing: r.get(0)?, org_processing: r.get(1)?, agent_queued: r.get(2)? }))?)
-        })
-        .await
+        self.read(move |c| active_counts_tx(c, &a, &o)).await
     }
 
     async fn queue_position(&self, run: &RunRecord) -> Result<i64> {
         let run = run.clone();
-        self.read(move |c| {
-            let n: i64 = c
-                .prepare_cached("SELECT COUNT(*) FROM runs WHERE agent_id = ? AND state = 'queued' AND (created_at < ? OR (created_at = ? AND id <= ?))")?
-                .query_row(params![run.agent_id, run.created_at, run.created_at, run.id], |r| r.get(0))?;
-            Ok(n.max(1))
-        })
-        .await
+        self.read(move |c| queue_position_tx(c, &run)).await
     }
 
     async fn request_cancel(&self, run_id: &str) -> Result<()> {
@@ -501,15 +528,19 @@ impl RunStore for SqliteStore {
                 .query_row(params![now, limits.agent, limits.org], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
             let Some((job_id, run_id, old_state)) = picked else { return Ok(None) };
+            let old_state = RunState::parse(&old_state).ok_or_else(|| StoreError::Corrupt(format!("run {run_id} has an unknown state {old_state:?}")))?;
             let attempts: i64 = c
                 .prepare_cached(
                     "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 WHERE id = ? RETURNING attempts",
                 )?
                 .query_row(params![owner, lease_until, job_id], |r| r.get(0))?;
+            // Queued → processing (a slot freed); a processing run is being resumed.
             let run = c
-                .prepare_cached("UPDATE runs SET state = 'processing', attempts = ?, started_at = COALESCE(started_at, ?) WHERE id = ? RETURNING *")?
-                .query_row(params![attempts, now, run_id], run_from)?;
-            count_transition(c, &run.agent_id, &run.organization_id, Some(&old_state), Some("processing"))?;
+                .prepare_cached(
+                    "UPDATE runs SET state = 'processing', attempts = ?, started_at = COALESCE(started_at, ?) WHERE id = ? AND state = ? RETURNING *",
+                )?
+                .query_row(params![attempts, now, run_id, old_state.as_str()], run_from)?;
+            count_transition(c, &run.agent_id, &run.organization_id, Some(old_state), Some(RunState::Processing))?;
             c.prepare_cached(
                 "UPDATE sessions SET state = 'processing', updated_at = ? WHERE id = ? AND current_run_id = ? AND state IN ('queued', 'processing')",
             )?
@@ -611,8 +642,7 @@ struct OwnedRunUpdate {
     message: Option<MessageRecord>,
     step: Option<StepRecord>,
     usage_delta: Option<Value>,
-    run_state: Option<String>,
-    session_state: Option<String>,
+    transition: Option<Transition>,
     finish_reason: Option<String>,
     error_message: Option<String>,
     events: Vec<Value>,
@@ -631,8 +661,7 @@ impl From<RunUpdate<'_>> for OwnedRunUpdate {
             message: u.message.cloned(),
             step: u.step.cloned(),
             usage_delta: u.usage_delta.cloned(),
-            run_state: u.run_state.map(str::to_string),
-            session_state: u.session_state.map(str::to_string),
+            transition: u.transition,
             finish_reason: u.finish_reason.map(str::to_string),
             error_message: u.error_message.map(str::to_string),
             events: u.events,
@@ -655,12 +684,13 @@ fn update_run_tx(c: &Connection, u: OwnedRunUpdate) -> Result<Option<Vec<EventRe
         job_state: Option<String>,
         holder: Option<String>,
         run_state: String,
+        session_state: String,
         agent_id: String,
         org_id: String,
     }
     let row: Option<Checks> = c
         .prepare_cached(
-            "SELECT r.session_id, r.usage, r.assistant_message_id, s.usage, s.current_run_id, j.state, j.lease_owner, r.state, r.agent_id, r.organization_id \
+            "SELECT r.session_id, r.usage, r.assistant_message_id, s.usage, s.current_run_id, j.state, j.lease_owner, r.state, s.state, r.agent_id, r.organization_id \
              FROM runs r JOIN sessions s ON s.id = r.session_id LEFT JOIN jobs j ON j.run_id = r.id WHERE r.id = ?",
         )?
         .query_row([&u.run_id], |r| {
@@ -673,8 +703,9 @@ fn update_run_tx(c: &Connection, u: OwnedRunUpdate) -> Result<Option<Vec<EventRe
                 job_state: r.get(5)?,
                 holder: r.get(6)?,
                 run_state: r.get(7)?,
-                agent_id: r.get(8)?,
-                org_id: r.get(9)?,
+                session_state: r.get(8)?,
+                agent_id: r.get(9)?,
+                org_id: r.get(10)?,
             })
         })
         .optional()?;
@@ -687,6 +718,7 @@ fn update_run_tx(c: &Connection, u: OwnedRunUpdate) -> Result<Option<Vec<EventRe
         job_state,
         holder,
         run_state,
+        session_state,
         agent_id,
         org_id,
     }) = row
@@ -702,8 +734,18 @@ fn update_run_tx(c: &Connection, u: OwnedRunUpdate) -> Result<Option<Vec<EventRe
             return Ok(None);
         }
     }
+    let is_current = current.as_deref() == Some(u.run_id.as_str());
+    // The gate: a transition applies only from the state it was computed from, and the
+    // session (while this is its current run) must be in that state too.
+    if let Some(t) = u.transition {
+        let session_from = t.from.session_state().as_str();
+        if run_state != t.from.as_str() || (is_current && session_state != session_from) {
+            let actual = if run_state != t.from.as_str() { run_state } else { format!("session {session_state}") };
+            return Err(StoreError::Refused { expected: t.from.as_str(), actual });
+        }
+    }
     if let Some(qid) = &u.dequeue {
-        c.prepare_cached("DELETE FROM session_queue WHERE id = ?")?.execute([qid])?;
+        c.prepare_cached("DELETE FROM session_queue WHERE id = ? AND session_id = ?")?.execute([qid, &session_id])?;
     }
     if let Some(m) = &u.message {
         upsert_message(c, m)?;
@@ -728,16 +770,22 @@ fn update_run_tx(c: &Connection, u: OwnedRunUpdate) -> Result<Option<Vec<EventRe
     };
     let new_assistant = if assistant.is_none() { u.message.as_ref().map(|m| m.id.clone()) } else { None };
     let run_changes =
-        run_usage.is_some() || new_assistant.is_some() || u.run_state.is_some() || u.finish_reason.is_some() || u.error_message.is_some() || u.terminal;
+        run_usage.is_some() || new_assistant.is_some() || u.transition.is_some() || u.finish_reason.is_some() || u.error_message.is_some() || u.terminal;
     if run_changes {
-        c.prepare_cached(
-            "UPDATE runs SET usage = COALESCE(?, usage), assistant_message_id = COALESCE(assistant_message_id, ?), state = COALESCE(?, state), \
-             finish_reason = COALESCE(?, finish_reason), error_message = COALESCE(?, error_message), finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
-        )?
-        .execute(params![run_usage, new_assistant, u.run_state, u.finish_reason, u.error_message, u.terminal, now, u.run_id])?;
+        let (to, from) = (u.transition.map(|t| t.to.as_str()), u.transition.map(|t| t.from.as_str()));
+        let changed = c
+            .prepare_cached(
+                "UPDATE runs SET usage = COALESCE(?, usage), assistant_message_id = COALESCE(assistant_message_id, ?), state = COALESCE(?, state), \
+                 finish_reason = COALESCE(?, finish_reason), error_message = COALESCE(?, error_message), finished_at = CASE WHEN ? THEN ? ELSE finished_at END \
+                 WHERE id = ? AND state = COALESCE(?, state)",
+            )?
+            .execute(params![run_usage, new_assistant, to, u.finish_reason, u.error_message, u.terminal, now, u.run_id, from])?;
+        if changed != 1 {
+            return Err(StoreError::Refused { expected: from.unwrap_or("unchanged"), actual: "changed concurrently".into() });
+        }
     }
-    if let Some(to) = &u.run_state {
-        count_transition(c, &agent_id, &org_id, Some(&run_state), Some(to))?;
+    if let Some(t) = u.transition {
+        count_transition(c, &agent_id, &org_id, Some(t.from), Some(t.to))?;
     }
     if u.terminal || u.release_job {
         c.prepare_cached("DELETE FROM jobs WHERE run_id = ?")?.execute([&u.run_id])?;
@@ -751,7 +799,7 @@ fn update_run_tx(c: &Connection, u: OwnedRunUpdate) -> Result<Option<Vec<EventRe
     }
     // The session row: state (only while this run is current), usage and the event
     // sequence in one statement.
-    let state = u.session_state.filter(|_| current.as_deref() == Some(u.run_id.as_str()));
+    let state = u.transition.filter(|_| is_current).map(|t| t.to.session_state().as_str());
     let n = u.events.len() as i64;
     let last_seq: Option<i64> = if state.is_some() || sess_usage.is_some() || n > 0 {
         Some(
