@@ -15,7 +15,7 @@ use wire::{ApiError, ErrorCode};
 
 use crate::files::{decode_base64, media_type_for, sanitize_file_name};
 use crate::input::{self, Query};
-use crate::pagination::{PageRequest, SortVal};
+use crate::pagination::PageRequest;
 use crate::{db, Caller, Engine};
 
 pub const WRITE_ARTIFACT: &str = "write_artifact";
@@ -199,26 +199,18 @@ impl Engine {
         }
         let agent = self.visible_agent(caller, agent_id).await?;
         let session = q.str("session_id").or_else(|| q.str("interaction_id"));
-        let search = q.str("search_query").map(str::to_lowercase);
-        let mut items = self.store.artifacts_of_agent(&agent.id, &caller.reader()).await.map_err(db)?;
-        items.retain(|(a, v)| {
-            let name = a.custom_name.clone().unwrap_or_else(|| v.filename.clone()).to_lowercase();
-            session.is_none_or(|s| a.session_id == s) && search.as_ref().is_none_or(|n| name.contains(n))
-        });
+        let search = q.str("search_query").map(str::to_ascii_lowercase);
         let binding = format!("{agent_id}|{}|{}|{}|{sort}", caller.user.id, session.unwrap_or(""), search.as_deref().unwrap_or(""));
         let desc = matches!(sort, "newest" | "name_desc");
-        let by_name = sort.starts_with("name");
-        let (page, next) = self.paginate(
-            PageRequest { route: "A1", binding, page_size, cursor: q.str("cursor"), default_page_size: Some(20) },
-            items,
-            |(a, v)| {
-                (
-                    if by_name { SortVal::Str(a.custom_name.clone().unwrap_or_else(|| v.filename.clone()).to_lowercase()) } else { SortVal::Int(v.created_at) },
-                    a.id.clone(),
-                )
-            },
-            desc,
-        )?;
+        let req = PageRequest { route: "A1", binding, page_size, cursor: q.str("cursor"), default_page_size: Some(20) };
+        let start = self.page_start(&req, desc)?;
+        let size = start.size.unwrap_or(20);
+        let filter = store::ArtifactFilter { agent_id: agent.id.clone(), reader: caller.reader(), session_id: session.map(str::to_string), search };
+        let order = if sort.starts_with("name") { store::ArtifactSort::Name } else { store::ArtifactSort::Created };
+        let window = store::PageWindow { after: start.after, limit: size.saturating_add(1), desc };
+        let rows = self.store.list_artifacts(&filter, order, &window).await.map_err(db)?;
+        let rows = rows.into_iter().map(|(k, a, v)| ((k, a.id.clone()), (a, v))).collect();
+        let (page, next) = self.page_of(&req, size, rows, desc)?;
         let creators: Vec<String> = page.iter().map(|(a, _)| a.creator_user_id.clone()).collect();
         let users = self.store.users_by_ids(&creators).await.map_err(db)?;
         let artifacts = page.iter().map(|(a, v)| self.artifact_view(a, v, users.iter().find(|u| u.id == a.creator_user_id))).collect();

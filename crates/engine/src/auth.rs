@@ -45,6 +45,14 @@ impl Caller {
     }
 
     /// The principals session grants can name for this user (store-side read filter).
+    /// The team a team-scoped key is limited to.
+    pub fn scope_team(&self) -> Option<&str> {
+        match &self.scope {
+            Scope::Team(t) => Some(t),
+            Scope::Unscoped => None,
+        }
+    }
+
     pub fn reader(&self) -> store::Reader {
         store::Reader {
             user_id: self.user.id.clone(),

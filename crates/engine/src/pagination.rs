@@ -11,12 +11,7 @@ use crate::Engine;
 
 const CURSOR_TTL_MICROS: i64 = 24 * 3600 * 1_000_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum SortVal {
-    Int(i64),
-    Str(String),
-}
+pub use store::SortVal;
 
 pub type SortKey = (SortVal, String);
 
@@ -46,14 +41,16 @@ fn invalid_cursor(msg: &str) -> ApiError {
     ApiError::new(ErrorCode::InvalidCursor, format!("{msg} Restart the listing without cursor.")).param("cursor")
 }
 
-impl Engine {
-    /// Sorts `items` by `key` (descending if `desc`) and returns one page plus the next
-    /// cursor.
-    pub fn paginate<T>(&self, req: PageRequest<'_>, mut items: Vec<T>, key: impl Fn(&T) -> SortKey, desc: bool) -> Result<(Vec<T>, Option<String>), ApiError> {
-        let mut keyed: Vec<(SortKey, T)> = items.drain(..).map(|t| (key(&t), t)).collect();
-        keyed.sort_by(|a, b| if desc { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+/// Where a page starts: its size (`None`: the whole rest) and the key it follows.
+pub struct PageStart {
+    pub size: Option<usize>,
+    pub after: Option<SortKey>,
+}
 
-        let (page_size, after) = match req.cursor {
+impl Engine {
+    /// Opens and checks the request's cursor (route, filters, sort, size, expiry).
+    pub fn page_start(&self, req: &PageRequest<'_>, desc: bool) -> Result<PageStart, ApiError> {
+        match req.cursor {
             Some(token) => {
                 let bytes = self.signer.open(token).ok_or_else(|| invalid_cursor("The cursor is malformed or was tampered with."))?;
                 let c: CursorPayload = serde_json::from_slice(&bytes).map_err(|_| invalid_cursor("The cursor is malformed."))?;
@@ -66,10 +63,45 @@ impl Engine {
                 if req.page_size.is_some_and(|p| p != c.p) {
                     return Err(invalid_cursor("The cursor was issued for another page_size."));
                 }
-                (Some(c.p), Some(c.k))
+                Ok(PageStart { size: Some(c.p), after: Some(c.k) })
             }
-            None => (req.page_size.or(req.default_page_size), None),
+            None => Ok(PageStart { size: req.page_size.or(req.default_page_size), after: None }),
+        }
+    }
+
+    /// The sealed cursor of the page after the one ending at `last`.
+    pub fn next_cursor(&self, req: &PageRequest<'_>, size: usize, last: &SortKey, desc: bool) -> Result<String, ApiError> {
+        let payload = CursorPayload {
+            r: req.route.to_string(),
+            b: req.binding.clone(),
+            p: size,
+            k: last.clone(),
+            d: desc,
+            x: wire::time::now_micros() + CURSOR_TTL_MICROS,
         };
+        let bytes = serde_json::to_vec(&payload).map_err(|_| ApiError::internal())?;
+        Ok(self.signer.seal(&bytes))
+    }
+
+    /// A page of rows a store query returned (at most `size + 1`, sorted): the first
+    /// `size` and the cursor after them when there were more.
+    pub fn page_of<T>(&self, req: &PageRequest<'_>, size: usize, mut rows: Vec<(SortKey, T)>, desc: bool) -> Result<(Vec<T>, Option<String>), ApiError> {
+        let more = rows.len() > size;
+        rows.truncate(size);
+        let next = match (more, rows.last()) {
+            (true, Some((k, _))) => Some(self.next_cursor(req, size, k, desc)?),
+            _ => None,
+        };
+        Ok((rows.into_iter().map(|(_, t)| t).collect(), next))
+    }
+
+    /// Sorts `items` by `key` (descending if `desc`) and returns one page plus the next
+    /// cursor.
+    pub fn paginate<T>(&self, req: PageRequest<'_>, mut items: Vec<T>, key: impl Fn(&T) -> SortKey, desc: bool) -> Result<(Vec<T>, Option<String>), ApiError> {
+        let mut keyed: Vec<(SortKey, T)> = items.drain(..).map(|t| (key(&t), t)).collect();
+        keyed.sort_by(|a, b| if desc { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+
+        let PageStart { size: page_size, after } = self.page_start(&req, desc)?;
 
         let start = match &after {
             None => 0,
@@ -89,18 +121,7 @@ impl Engine {
         let more = rest.len() > size;
         let page: Vec<(SortKey, T)> = rest.into_iter().take(size).collect();
         let next = match (more, page.last()) {
-            (true, Some((k, _))) => {
-                let payload = CursorPayload {
-                    r: req.route.to_string(),
-                    b: req.binding.clone(),
-                    p: size,
-                    k: k.clone(),
-                    d: desc,
-                    x: wire::time::now_micros() + CURSOR_TTL_MICROS,
-                };
-                let bytes = serde_json::to_vec(&payload).map_err(|_| ApiError::internal())?;
-                Some(self.signer.seal(&bytes))
-            }
+            (true, Some((k, _))) => Some(self.next_cursor(&req, size, k, desc)?),
             _ => None,
         };
         Ok((page.into_iter().map(|(_, t)| t).collect(), next))

@@ -162,8 +162,9 @@ pub trait SessionStore: Send + Sync {
     /// 1-based place of a queued run among its agent's queued runs.
     async fn queue_position(&self, run: &RunRecord) -> Result<i64>;
     async fn request_cancel(&self, run_id: &str) -> Result<()>;
-    /// Sessions of an agent created by `creator`, newest first.
-    async fn sessions_of_agent(&self, agent_id: &str, reader: &Reader) -> Result<Vec<SessionRecord>>;
+    /// One page of an agent's sessions the reader may read (S3), in SQL: each row with
+    /// its sort value, at most `page.limit` rows after `page.after`.
+    async fn list_sessions(&self, filter: &SessionFilter, sort: SessionSort, page: &PageWindow) -> Result<Vec<(SortVal, SessionRecord)>>;
     async fn rename_session(&self, id: &str, name: &str) -> Result<()>;
     /// First event seq of a run (its `start`), if any.
     async fn first_event_of_run(&self, session_id: &str, run_id: &str) -> Result<Option<i64>>;
@@ -217,8 +218,13 @@ pub trait ArtifactStore: Send + Sync {
     async fn add_artifact_version(&self, new_artifact: &ArtifactRecord, version: &ArtifactVersionRecord) -> Result<(ArtifactRecord, ArtifactVersionRecord)>;
     async fn artifact(&self, id: &str) -> Result<Option<ArtifactRecord>>;
     async fn artifact_versions(&self, artifact_id: &str) -> Result<Vec<ArtifactVersionRecord>>;
-    /// Live artifacts of an agent's sessions created by `creator`.
-    async fn artifacts_of_agent(&self, agent_id: &str, reader: &Reader) -> Result<Vec<(ArtifactRecord, ArtifactVersionRecord)>>;
+    /// One page of the live artifacts of an agent's sessions the reader may read (A1).
+    async fn list_artifacts(
+        &self,
+        filter: &ArtifactFilter,
+        sort: ArtifactSort,
+        page: &PageWindow,
+    ) -> Result<Vec<(SortVal, ArtifactRecord, ArtifactVersionRecord)>>;
     async fn delete_artifact(&self, id: &str, at: i64) -> Result<bool>;
     async fn rename_artifact(&self, id: &str, name: Option<&str>) -> Result<()>;
     async fn set_artifact_password(&self, id: &str, hash: &str) -> Result<()>;

@@ -435,3 +435,63 @@ pub struct Reader {
     pub team_ids: Vec<String>,
     pub organization_id: String,
 }
+
+/// A listing's sort value; rows compare as (value, id), so the order is total.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SortVal {
+    Int(i64),
+    Str(String),
+}
+
+/// One page of a keyset listing: rows strictly after `after` in the listing's order.
+#[derive(Debug, Clone)]
+pub struct PageWindow {
+    pub after: Option<(SortVal, String)>,
+    pub limit: usize,
+    pub desc: bool,
+}
+
+/// S3 orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionSort {
+    Created,
+    /// The session's name, else the agent's name when it was created; case-folded.
+    Name,
+    /// Credits spent (credit_cost × 10,000, rounded).
+    Credits,
+}
+
+/// S3 filters, applied in the query.
+#[derive(Debug, Clone)]
+pub struct SessionFilter {
+    pub agent_id: String,
+    pub reader: Reader,
+    /// The caller's own sessions are listed only inside this team (a team-scoped key);
+    /// `None`: personal ones and those of the reader's teams.
+    pub own_team: Option<String>,
+    pub states: Option<Vec<SessionState>>,
+    pub kind: Option<String>,
+    pub creator: Option<String>,
+    /// Case-folded substring of the name or of any message's text.
+    pub search: Option<String>,
+}
+
+/// A1 orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactSort {
+    /// When the current version was written.
+    Created,
+    /// The custom name, else the current version's file name; case-folded.
+    Name,
+}
+
+/// A1 filters, applied in the query.
+#[derive(Debug, Clone)]
+pub struct ArtifactFilter {
+    pub agent_id: String,
+    pub reader: Reader,
+    pub session_id: Option<String>,
+    /// Case-folded substring of the listed name.
+    pub search: Option<String>,
+}

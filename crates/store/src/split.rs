@@ -157,8 +157,8 @@ impl SessionStore for SplitStore {
     async fn request_cancel(&self, run_id: &str) -> Result<()> {
         self.sessions.request_cancel(run_id).await
     }
-    async fn sessions_of_agent(&self, agent_id: &str, reader: &Reader) -> Result<Vec<SessionRecord>> {
-        self.sessions.sessions_of_agent(agent_id, reader).await
+    async fn list_sessions(&self, filter: &SessionFilter, sort: SessionSort, page: &PageWindow) -> Result<Vec<(SortVal, SessionRecord)>> {
+        self.sessions.list_sessions(filter, sort, page).await
     }
     async fn rename_session(&self, id: &str, name: &str) -> Result<()> {
         self.sessions.rename_session(id, name).await
@@ -234,8 +234,13 @@ impl ArtifactStore for SplitStore {
     async fn artifact_versions(&self, artifact_id: &str) -> Result<Vec<ArtifactVersionRecord>> {
         self.sessions.artifact_versions(artifact_id).await
     }
-    async fn artifacts_of_agent(&self, agent_id: &str, reader: &Reader) -> Result<Vec<(ArtifactRecord, ArtifactVersionRecord)>> {
-        self.sessions.artifacts_of_agent(agent_id, reader).await
+    async fn list_artifacts(
+        &self,
+        filter: &ArtifactFilter,
+        sort: ArtifactSort,
+        page: &PageWindow,
+    ) -> Result<Vec<(SortVal, ArtifactRecord, ArtifactVersionRecord)>> {
+        self.sessions.list_artifacts(filter, sort, page).await
     }
     async fn delete_artifact(&self, id: &str, at: i64) -> Result<bool> {
         self.sessions.delete_artifact(id, at).await

@@ -122,6 +122,14 @@ fn usage_json(u: &Usage, credit_cost: f64) -> Value {
     })
 }
 
+/// Sets an assistant message's parts, and its `content` to their text (what search reads).
+fn set_parts(msg: &mut MessageRecord, parts: Vec<Value>) {
+    let parts = Value::Array(parts);
+    let text = super::parts::text_of(&parts);
+    msg.content = (!text.is_empty()).then_some(text);
+    msg.parts = parts;
+}
+
 struct Ctx<'a> {
     engine: &'a Arc<Engine>,
     run: RunRecord,
@@ -173,7 +181,7 @@ impl<'a> Ctx<'a> {
     fn record_step(&mut self, rec: StepRecord) {
         self.steps.retain(|s| !(s.step == rec.step && s.call_id == rec.call_id));
         self.steps.push(rec);
-        self.msg.parts = Value::Array(build_parts(&self.run.id, &self.steps, None));
+        set_parts(&mut self.msg, build_parts(&self.run.id, &self.steps, None));
     }
 
     fn defer(&self, f: impl FnOnce(&mut Deferred)) {
@@ -675,7 +683,7 @@ impl<'a> Ctx<'a> {
             events.push(e.event());
         }
         events.push(self.finish_event(FinishReason::parse(reason).unwrap_or(FinishReason::Stop), state));
-        self.msg.parts = Value::Array(build_parts(&self.run.id, &self.steps, error_text.as_deref()));
+        set_parts(&mut self.msg, build_parts(&self.run.id, &self.steps, error_text.as_deref()));
         let u = RunUpdate {
             transition: Some(t),
             finish_reason: Some(reason),
@@ -702,7 +710,7 @@ impl<'a> Ctx<'a> {
         // run's turn moves it on.
         let Some(t) = self.transition(SessionEvent::Cancel) else { return Outcome::Abandoned };
         let state = t.to.session_state();
-        self.msg.parts = Value::Array(build_parts(&self.run.id, &self.steps, None));
+        set_parts(&mut self.msg, build_parts(&self.run.id, &self.steps, None));
         let u = RunUpdate {
             transition: Some(t),
             finish_reason: Some(reason),
@@ -766,7 +774,7 @@ pub async fn execute(engine: &Arc<Engine>, run: RunRecord, owner: &str, stop: wa
         usage,
         started: Instant::now(),
     };
-    ctx.msg.parts = Value::Array(build_parts(&ctx.run.id, &ctx.steps, None));
+    set_parts(&mut ctx.msg, build_parts(&ctx.run.id, &ctx.steps, None));
 
     let model_name = engine.resolve_model_name(&ctx.agent.config.model_name);
     let (model, native) = match engine.providers.resolve(&model_name) {
@@ -845,17 +853,18 @@ pub async fn fail_run(engine: &Arc<Engine>, run: &RunRecord, owner: Option<&str>
     let text = error.text();
     let steps = engine.store.run_steps(&run.id).await.unwrap_or_default();
     let msg_id = run.assistant_message_id.clone().unwrap_or_else(|| super::parts::derived_id("msg", &format!("{}/assistant", run.id)));
-    let msg = MessageRecord {
+    let mut msg = MessageRecord {
         id: msg_id,
         session_id: run.session_id.clone(),
         ord: 0,
         run_id: Some(run.id.clone()),
         role: "assistant".into(),
         content: None,
-        parts: Value::Array(build_parts(&run.id, &steps, Some(&text))),
+        parts: Value::Null,
         creator_id: None,
         created_at: wire::time::now_micros(),
     };
+    set_parts(&mut msg, build_parts(&run.id, &steps, Some(&text)));
     let events = vec![
         error.event(),
         StreamEvent::finish(&run.session_id, FinishReason::Error, SessionState::Failed, Some(EventUsage::from_value(&run.usage))).to_value(),

@@ -14,7 +14,7 @@ use wire::{ApiError, ErrorCode};
 use super::state::{run_transition, transition, RunState, SessionEvent, SessionState};
 use super::{Accepted, TurnInput, TurnRefused, TurnTarget};
 use crate::input::Query;
-use crate::pagination::{PageRequest, SortVal};
+use crate::pagination::PageRequest;
 use crate::runtime::agent_loop::public_approval;
 use crate::runtime::parts::text_of;
 use crate::{db, Caller, Engine};
@@ -316,49 +316,38 @@ impl Engine {
             }
         }
         let agent = self.visible_agent(caller, agent_id).await?;
-        let search = q.str("search").or_else(|| q.str("search_query")).map(str::to_lowercase);
+        let search = q.str("search").or_else(|| q.str("search_query")).map(str::to_ascii_lowercase);
         let creator = q.str("creator_user_id");
         let trigger = q.str("trigger_id");
-        let mut sessions = self.store.sessions_of_agent(&agent.id, &caller.reader()).await.map_err(db)?;
-        sessions.retain(|s| {
-            states.as_ref().is_none_or(|l| l.contains(&s.state))
-                && kind.is_none_or(|k| s.kind == k)
-                && creator.is_none_or(|c| s.creator_user_id == c)
-                && trigger.is_none()
-                // Rows come back readable (created or shared); the caller's own follow the team scope.
-                && (s.creator_user_id != caller.user.id || self.session_visible(caller, s))
-        });
-        if let Some(needle) = &search {
-            let mut keep = Vec::new();
-            for s in sessions {
-                let name_hit = display_name(&s).unwrap_or_default().to_lowercase().contains(needle);
-                let hit = name_hit || {
-                    let msgs = self.store.messages(&s.id).await.map_err(db)?;
-                    msgs.iter().any(|m| m.content.as_deref().unwrap_or("").to_lowercase().contains(needle) || text_of(&m.parts).to_lowercase().contains(needle))
-                };
-                if hit {
-                    keep.push(s);
-                }
-            }
-            sessions = keep;
-        }
         let binding =
             format!("{agent_id}|{}|{:?}|{}|{}|{}|{sort}", caller.user.id, states, kind.unwrap_or(""), creator.unwrap_or(""), search.as_deref().unwrap_or(""));
         let desc = matches!(sort, "newest" | "name_desc" | "credits_desc");
-        let credits = |s: &SessionRecord| (s.usage.get("credit_cost").and_then(Value::as_f64).unwrap_or(0.0) * 10000.0).round() as i64;
-        let (page, next) = self.paginate(
-            PageRequest { route: "S3", binding, page_size, cursor: q.str("cursor"), default_page_size: Some(20) },
-            sessions,
-            |s| {
-                let primary = match sort {
-                    "name_asc" | "name_desc" => SortVal::Str(display_name(s).unwrap_or_default().to_lowercase()),
-                    "credits_desc" | "credits_asc" => SortVal::Int(credits(s)),
-                    _ => SortVal::Int(s.created_at),
-                };
-                (primary, s.id.clone())
-            },
-            desc,
-        )?;
+        let req = PageRequest { route: "S3", binding, page_size, cursor: q.str("cursor"), default_page_size: Some(20) };
+        let start = self.page_start(&req, desc)?;
+        let size = start.size.unwrap_or(20);
+        // No session has a trigger yet: a trigger filter matches nothing.
+        let rows = if trigger.is_some() {
+            vec![]
+        } else {
+            let filter = store::SessionFilter {
+                agent_id: agent.id.clone(),
+                reader: caller.reader(),
+                own_team: caller.scope_team().map(str::to_string),
+                states,
+                kind: kind.map(str::to_string),
+                creator: creator.map(str::to_string),
+                search,
+            };
+            let order = match sort {
+                "name_asc" | "name_desc" => store::SessionSort::Name,
+                "credits_desc" | "credits_asc" => store::SessionSort::Credits,
+                _ => store::SessionSort::Created,
+            };
+            let window = store::PageWindow { after: start.after, limit: size.saturating_add(1), desc };
+            self.store.list_sessions(&filter, order, &window).await.map_err(db)?
+        };
+        let rows = rows.into_iter().map(|(k, s)| ((k, s.id.clone()), s)).collect();
+        let (page, next) = self.page_of(&req, size, rows, desc)?;
         let mut items = Vec::with_capacity(page.len());
         for s in &page {
             items.push(self.session_view(s, false).await?);

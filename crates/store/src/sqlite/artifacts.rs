@@ -1,8 +1,9 @@
 use async_trait::async_trait;
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::SqliteStore;
-use crate::{ArtifactRecord, ArtifactStore, ArtifactVersionRecord, Reader, Result, SessionFileRecord};
+use crate::{ArtifactFilter, ArtifactRecord, ArtifactSort, ArtifactStore, ArtifactVersionRecord, PageWindow, Result, SessionFileRecord, SortVal};
 
 fn artifact_from(r: &Row) -> rusqlite::Result<ArtifactRecord> {
     Ok(ArtifactRecord {
@@ -75,7 +76,8 @@ impl ArtifactStore for SqliteStore {
                 "INSERT INTO artifact_versions (id, artifact_id, major_version, filename, media_type, size, blob_key, etag, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![v.id, v.artifact_id, v.major_version, v.filename, v.media_type, v.size, v.blob_key, v.etag, v.created_at])?;
-            c.prepare_cached("UPDATE artifacts SET current_version_id = ? WHERE id = ?")?.execute([&v.id, &art.id])?;
+            c.prepare_cached("UPDATE artifacts SET current_version_id = ?, listed_at = ?, listed_name = lower(COALESCE(custom_name, ?)) WHERE id = ?")?
+                .execute(params![v.id, v.created_at, v.filename, art.id])?;
             art.current_version_id = v.id.clone();
             Ok((art, v))
         })
@@ -97,20 +99,49 @@ impl ArtifactStore for SqliteStore {
         .await
     }
 
-    async fn artifacts_of_agent(&self, agent_id: &str, reader: &Reader) -> Result<Vec<(ArtifactRecord, ArtifactVersionRecord)>> {
-        let (agent_id, reader) = (agent_id.to_string(), reader.clone());
+    async fn list_artifacts(
+        &self,
+        filter: &ArtifactFilter,
+        sort: ArtifactSort,
+        page: &PageWindow,
+    ) -> Result<Vec<(SortVal, ArtifactRecord, ArtifactVersionRecord)>> {
+        let (filter, page) = (filter.clone(), page.clone());
         self.read_blocking(move |c| {
-            let sql = format!(
+            let key = match sort {
+                ArtifactSort::Created => "a.listed_at",
+                ArtifactSort::Name => "a.listed_name",
+            };
+            let (u, o, t) = super::sessions::reader_params(&filter.reader);
+            let mut args: Vec<SqlValue> = vec![u.into(), o.into(), t.into(), filter.agent_id.clone().into()];
+            let mut sql = format!(
                 "SELECT a.*, v.id AS v_id, v.artifact_id AS v_artifact_id, v.major_version AS v_major_version, v.filename AS v_filename, v.media_type AS v_media_type, \
-                 v.size AS v_size, v.blob_key AS v_blob_key, v.etag AS v_etag, v.created_at AS v_created_at \
+                 v.size AS v_size, v.blob_key AS v_blob_key, v.etag AS v_etag, v.created_at AS v_created_at, {key} AS sort_key \
                  FROM artifacts a JOIN sessions s ON s.id = a.session_id JOIN artifact_versions v ON v.id = a.current_version_id \
                  WHERE a.agent_id = ?4 AND a.deleted_at IS NULL AND {}",
                 super::sessions::READABLE
             );
-            let (u, o, t) = super::sessions::reader_params(&reader);
-            Ok(c.prepare_cached(&sql)?
-                .query_map(params![u, o, t, agent_id], |r| Ok((artifact_from(r)?, version_from(r, "v_")?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?)
+            let mut arg = |v: SqlValue| {
+                args.push(v);
+                format!("?{}", args.len())
+            };
+            if let Some(sid) = &filter.session_id {
+                sql.push_str(&format!(" AND a.session_id = {}", arg(sid.clone().into())));
+            }
+            if let Some(needle) = &filter.search {
+                sql.push_str(&format!(" AND instr(a.listed_name, {}) > 0", arg(needle.clone().into())));
+            }
+            let (cmp, dir) = if page.desc { ("<", "DESC") } else { (">", "ASC") };
+            if let Some((k, id)) = &page.after {
+                let (k, id) = (arg(super::sessions::sort_arg(k)), arg(id.clone().into()));
+                sql.push_str(&format!(" AND ({key}, a.id) {cmp} ({k}, {id})"));
+            }
+            let limit = arg((page.limit.min(i64::MAX as usize) as i64).into());
+            sql.push_str(&format!(" ORDER BY {key} {dir}, a.id {dir} LIMIT {limit}"));
+            let rows = c
+                .prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| Ok((super::sessions::sort_val(r)?, artifact_from(r)?, version_from(r, "v_")?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })
         .await
     }
@@ -124,7 +155,10 @@ impl ArtifactStore for SqliteStore {
     async fn rename_artifact(&self, id: &str, name: Option<&str>) -> Result<()> {
         let (id, name) = (id.to_string(), name.map(str::to_string));
         self.write(move |c| {
-            c.prepare_cached("UPDATE artifacts SET custom_name = ? WHERE id = ?")?.execute(params![name, id])?;
+            c.prepare_cached(
+                "UPDATE artifacts SET custom_name = ?1, listed_name = lower(COALESCE(?1, (SELECT v.filename FROM artifact_versions v WHERE v.id = current_version_id))) WHERE id = ?2",
+            )?
+            .execute(params![name, id])?;
             Ok(())
         })
         .await

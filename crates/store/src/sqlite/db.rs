@@ -126,8 +126,13 @@ impl Db {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Target::File(_) = &target {
             let cp_target = target.clone();
-            // Checkpointing writes the database file: a read-write connection.
-            let conn = open_conn(&cp_target, true);
+            // Checkpointing writes the database file: a read-write connection. A RESTART
+            // holds writers back while it waits for readers: it waits briefly and the
+            // next round retries, so a slow reader cannot stall every write for long.
+            let conn = open_conn(&cp_target, true).and_then(|c| {
+                c.busy_timeout(Duration::from_millis(50))?;
+                Ok(c)
+            });
             if let Ok(conn) = conn {
                 let stop = stop.clone();
                 let _ = std::thread::Builder::new().name("openloop-sqlite-checkpoint".into()).spawn(move || checkpoint_loop(conn, stop));

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "mcp sessions", include_str!("0009_mcp_sessions.sql")),
     (10, "health probe", include_str!("0010_health.sql")),
     (11, "claim index, run counts", include_str!("0011_claim_index_run_counts.sql")),
+    (12, "keyset listings", include_str!("0012_keyset_listings.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

@@ -1,11 +1,13 @@
 use async_trait::async_trait;
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
 
 use super::{unique, SqliteStore};
 use crate::{
-    ActiveCounts, AdmissionView, ClaimedRun, EventRecord, MessageRecord, NewTurn, QueuedMessageRecord, Reader, Refusal, Result, RunRecord, RunState, RunStore,
-    RunUpdate, SessionFileRecord, SessionRecord, SessionState, SessionStore, SlotLimits, StepRecord, StoreError, Transition, TurnWritten,
+    ActiveCounts, AdmissionView, ClaimedRun, EventRecord, MessageRecord, NewTurn, PageWindow, QueuedMessageRecord, Reader, Refusal, Result, RunRecord,
+    RunState, RunStore, RunUpdate, SessionFileRecord, SessionFilter, SessionRecord, SessionSort, SessionState, SessionStore, SlotLimits, SortVal, StepRecord,
+    StoreError, Transition, TurnWritten,
 };
 
 fn parse(s: &str, what: &str) -> rusqlite::Result<Value> {
@@ -228,9 +230,14 @@ fn active_counts_tx(c: &Connection, agent_id: &str, org_id: &str) -> Result<Acti
 }
 
 fn queue_position_tx(c: &Connection, run: &RunRecord) -> Result<i64> {
+    // Claims serve ready jobs in job-id (write) order, so the place is counted in that
+    // order too; the callers' clocks may disagree with the write order.
     let n: i64 = c
-        .prepare_cached("SELECT COUNT(*) FROM runs WHERE agent_id = ? AND state = 'queued' AND (created_at < ? OR (created_at = ? AND id <= ?))")?
-        .query_row(params![run.agent_id, run.created_at, run.created_at, run.id], |r| r.get(0))?;
+        .prepare_cached(
+            "SELECT COUNT(*) FROM jobs j INDEXED BY jobs_ready JOIN runs r ON r.id = j.run_id \
+             WHERE j.state = 'ready' AND j.id <= (SELECT id FROM jobs WHERE run_id = ?1) AND r.agent_id = ?2 AND r.state = 'queued'",
+        )?
+        .query_row(params![run.id, run.agent_id], |r| r.get(0))?;
     Ok(n.max(1))
 }
 
@@ -267,8 +274,31 @@ fn write_turn(
         run.session_id
     ])?;
     let events = append_events(c, &run.session_id, Some(&run.id), events, now)?;
-    let queue_position = if state == RunState::Queued { Some(queue_position_tx(c, &run)?) } else { None };
+    // A new job has the highest id, so every other queued run of the agent is ahead of
+    // it: its place is the agent's queued count (a counter, O(1) however long the queue).
+    let queue_position = if state == RunState::Queued { Some(active_counts_tx(c, &run.agent_id, &run.organization_id)?.agent_queued.max(1)) } else { None };
     Ok(Ok(TurnWritten { events, state, queue_position }))
+}
+
+/// A session's listed name, case-folded (S3 `name_*` order and search; index in 0012).
+const SESSION_NAME_KEY: &str = "lower(COALESCE(s.name, json_extract(s.agent_snapshot, '$.name'), ''))";
+
+/// The `sort_key` column of a listing row.
+pub(crate) fn sort_val(r: &Row) -> rusqlite::Result<SortVal> {
+    Ok(match r.get_ref("sort_key")? {
+        rusqlite::types::ValueRef::Integer(i) => SortVal::Int(i),
+        rusqlite::types::ValueRef::Real(f) => SortVal::Int(f as i64),
+        rusqlite::types::ValueRef::Text(t) => SortVal::Str(String::from_utf8_lossy(t).into_owned()),
+        _ => SortVal::Str(String::new()),
+    })
+}
+
+/// A cursor's sort value as a query argument.
+pub(crate) fn sort_arg(k: &SortVal) -> SqlValue {
+    match k {
+        SortVal::Int(i) => SqlValue::Integer(*i),
+        SortVal::Str(s) => SqlValue::Text(s.clone()),
+    }
 }
 
 /// `s` (a session row) is readable by the reader bound as ?1 (user), ?2 (organization)
@@ -349,12 +379,54 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn sessions_of_agent(&self, agent_id: &str, reader: &Reader) -> Result<Vec<SessionRecord>> {
-        let (agent_id, reader) = (agent_id.to_string(), reader.clone());
+    async fn list_sessions(&self, filter: &SessionFilter, sort: SessionSort, page: &PageWindow) -> Result<Vec<(SortVal, SessionRecord)>> {
+        let (filter, page) = (filter.clone(), page.clone());
         self.read_blocking(move |c| {
-            let sql = format!("SELECT * FROM sessions s WHERE s.agent_id = ?4 AND {READABLE} ORDER BY s.created_at DESC, s.id DESC");
-            let (u, o, t) = reader_params(&reader);
-            Ok(c.prepare_cached(&sql)?.query_map(params![u, o, t, agent_id], session_from)?.collect::<rusqlite::Result<Vec<_>>>()?)
+            // Each key is the expression of the index that serves the order (0012).
+            let key = match sort {
+                SessionSort::Created => "s.created_at",
+                SessionSort::Name => SESSION_NAME_KEY,
+                SessionSort::Credits => "CAST(round(COALESCE(json_extract(s.usage, '$.credit_cost'), 0) * 10000) AS INTEGER)",
+            };
+            let (u, o, t) = reader_params(&filter.reader);
+            let mut args: Vec<SqlValue> = vec![u.into(), o.into(), t.into(), filter.agent_id.clone().into(), filter.own_team.clone().into()];
+            let mut sql = format!(
+                "SELECT s.*, {key} AS sort_key FROM sessions s WHERE s.agent_id = ?4 AND {READABLE} \
+                 AND (s.creator_user_id != ?1 OR (CASE WHEN ?5 IS NOT NULL THEN s.team_id = ?5 \
+                      ELSE (s.team_id IS NULL OR s.team_id IN (SELECT value FROM json_each(?3))) END))"
+            );
+            let mut arg = |v: SqlValue| {
+                args.push(v);
+                format!("?{}", args.len())
+            };
+            if let Some(states) = &filter.states {
+                let list: Vec<String> = states.iter().map(|st| arg(st.as_str().to_string().into())).collect();
+                sql.push_str(&format!(" AND s.state IN ({})", if list.is_empty() { "NULL".into() } else { list.join(", ") }));
+            }
+            if let Some(kind) = &filter.kind {
+                sql.push_str(&format!(" AND s.type = {}", arg(kind.clone().into())));
+            }
+            if let Some(creator) = &filter.creator {
+                sql.push_str(&format!(" AND s.creator_user_id = {}", arg(creator.clone().into())));
+            }
+            if let Some(needle) = &filter.search {
+                let n = arg(needle.clone().into());
+                sql.push_str(&format!(
+                    " AND (instr({SESSION_NAME_KEY}, {n}) > 0 OR EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.id AND instr(lower(m.content), {n}) > 0))"
+                ));
+            }
+            let (cmp, dir) = if page.desc { ("<", "DESC") } else { (">", "ASC") };
+            if let Some((k, id)) = &page.after {
+                let (k, id) = (arg(sort_arg(k)), arg(id.clone().into()));
+                sql.push_str(&format!(" AND ({key}, s.id) {cmp} ({k}, {id})"));
+            }
+            let limit = arg((page.limit.min(i64::MAX as usize) as i64).into());
+            sql.push_str(&format!(" ORDER BY {key} {dir}, s.id {dir} LIMIT {limit}"));
+            let rows = c
+                .prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| Ok((sort_val(r)?, session_from(r)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })
         .await
     }

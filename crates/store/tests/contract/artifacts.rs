@@ -91,7 +91,7 @@ pub async fn artifacts_of_agent_follow_readers(b: &dyn Backend) {
         let store = store.clone();
         let (agent_id, r) = (agent.id.clone(), reader(u, &[]));
         async move {
-            let mut v: Vec<(String, String)> = store.artifacts_of_agent(&agent_id, &r).await.unwrap().into_iter().map(|(a, v)| (a.id, v.id)).collect();
+            let mut v: Vec<(String, String)> = readable_artifacts(&*store, &agent_id, &r).await.into_iter().map(|(a, v)| (a.id, v.id)).collect();
             v.sort();
             v
         }

@@ -2,7 +2,7 @@
 //! `engine::runtime::agent_loop`, `engine::artifacts`), and small helpers.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -12,8 +12,8 @@ use super::Backend;
 
 pub const SECOND: i64 = 1_000_000;
 
-/// The session states in which a new user message is accepted (`SessionState::accepts_messages`).
-pub const ACCEPTING: &[&str] = &["idle", "completed", "failed", "cancelled", "approval_required"];
+/// The session states in which a new user message starts a run (§6.1).
+pub const ACCEPTING: [SessionState; 4] = [SessionState::Idle, SessionState::Completed, SessionState::Failed, SessionState::Cancelled];
 
 /// Limits nobody reaches.
 pub const NO_LIMITS: SlotLimits = SlotLimits { agent: 1_000_000, org: 1_000_000 };
@@ -141,7 +141,7 @@ pub async fn agent(s: &dyn Store, owner: &User, team: Option<&str>) -> AgentReco
     a
 }
 
-pub fn session_record(agent: &AgentRecord, creator: &User, state: &str) -> SessionRecord {
+pub fn session_record(agent: &AgentRecord, creator: &User, state: SessionState) -> SessionRecord {
     let t = now();
     SessionRecord {
         id: id("sess"),
@@ -151,7 +151,7 @@ pub fn session_record(agent: &AgentRecord, creator: &User, state: &str) -> Sessi
         organization_id: creator.organization_id.clone(),
         kind: "api".into(),
         name: None,
-        state: state.to_string(),
+        state,
         metadata: json!({"source": "contract-test"}),
         agent_snapshot: json!({"name": agent.config.name, "team_id": agent.team_id, "creator_user_id": agent.creator_user_id}),
         usage: json!({}),
@@ -163,8 +163,9 @@ pub fn session_record(agent: &AgentRecord, creator: &User, state: &str) -> Sessi
     }
 }
 
-/// A user message and the run answering it, for `session` (a run in `run_state`).
-pub fn turn(session: &SessionRecord, run_state: &str) -> (MessageRecord, RunRecord) {
+/// A user message and the run answering it, for `session`. The run's state is a
+/// placeholder (`queued`): the turn's admission rule decides it.
+pub fn turn(session: &SessionRecord) -> (MessageRecord, RunRecord) {
     let t = now();
     let msg_id = id("msg");
     let run = RunRecord {
@@ -174,7 +175,7 @@ pub fn turn(session: &SessionRecord, run_state: &str) -> (MessageRecord, RunReco
         organization_id: session.organization_id.clone(),
         user_message_id: msg_id.clone(),
         assistant_message_id: None,
-        state: run_state.to_string(),
+        state: RunState::Queued,
         attempts: 0,
         cancel_requested: false,
         finish_reason: None,
@@ -198,6 +199,54 @@ pub fn turn(session: &SessionRecord, run_state: &str) -> (MessageRecord, RunReco
     (msg, run)
 }
 
+/// The turn `(msg, run)` decided by `admit`.
+pub fn new_turn(msg: &MessageRecord, run: &RunRecord, admit: AdmissionRule) -> NewTurn {
+    NewTurn { message: msg.clone(), run: run.clone(), admit, dequeue: None }
+}
+
+/// The engine's admission rule (`engine::sessions::accept_turn`), on the counts and the
+/// session state the store reads inside the write: a slot is free while both the agent
+/// and the organization are under their limits; without a free slot the run queues,
+/// unless the agent's queue holds `max_queue` runs already (`Full`; `max_queue` 0 is
+/// the reject mode). Only the §6.1 accepting states take a message. The run's state is
+/// announced by a `data-state` event.
+pub fn admission(limits: SlotLimits, max_queue: i64) -> AdmissionRule {
+    Box::new(move |v: &AdmissionView| {
+        let c = v.counts;
+        let slot_free = c.agent_processing < limits.agent && c.org_processing < limits.org;
+        if !slot_free && c.agent_queued >= max_queue {
+            return Err(Refusal::Full);
+        }
+        if !ACCEPTING.contains(&v.session_state) {
+            return Err(Refusal::NotAccepting(v.session_state));
+        }
+        let state = if slot_free { RunState::Processing } else { RunState::Queued };
+        Ok((state, vec![state_event(state.as_str())]))
+    })
+}
+
+/// A rule that admits the run in `state` whatever the counts (from the §6.1 accepting
+/// states only), announcing it with a `data-state` event.
+pub fn admit_as(state: RunState) -> AdmissionRule {
+    Box::new(move |v: &AdmissionView| {
+        if !ACCEPTING.contains(&v.session_state) {
+            return Err(Refusal::NotAccepting(v.session_state));
+        }
+        Ok((state, vec![state_event(state.as_str())]))
+    })
+}
+
+/// A rule that records what it was shown, then defers to `inner`.
+pub fn spy(inner: AdmissionRule) -> (AdmissionRule, Arc<Mutex<Vec<AdmissionView>>>) {
+    let seen = Arc::new(Mutex::new(vec![]));
+    let log = seen.clone();
+    let rule: AdmissionRule = Box::new(move |v: &AdmissionView| {
+        log.lock().unwrap().push(*v);
+        inner(v)
+    });
+    (rule, seen)
+}
+
 /// The engine's `data-state` event.
 pub fn state_event(state: &str) -> Value {
     json!({"type": "data-state", "data": {"state": state}})
@@ -210,18 +259,27 @@ pub fn event(kind: &str, n: usize) -> Value {
 
 /// Creates an idle session without a turn.
 pub async fn idle_session(s: &dyn Store, agent: &AgentRecord, creator: &User) -> SessionRecord {
-    let rec = session_record(agent, creator, "idle");
-    assert!(s.create_session(&rec, None, vec![]).await.unwrap().is_empty());
+    let rec = session_record(agent, creator, SessionState::Idle);
+    assert!(s.create_session(&rec, vec![]).await.unwrap().is_empty());
     rec
 }
 
-/// Creates a session with its first turn, whose run is `run_state` (`queued` or `processing`).
-pub async fn session_with_run(s: &dyn Store, agent: &AgentRecord, creator: &User, run_state: &str) -> (SessionRecord, RunRecord) {
-    let mut rec = session_record(agent, creator, run_state);
-    let (msg, run) = turn(&rec, run_state);
-    rec.current_run_id = Some(run.id.clone());
-    s.create_session(&rec, Some((&msg, &run)), vec![state_event(run_state)]).await.unwrap();
-    (rec, run)
+/// Creates a session with its first turn, whose run is admitted in `state` (`queued`
+/// or `processing`); returns the session and the run as stored.
+pub async fn session_with_run(s: &dyn Store, agent: &AgentRecord, creator: &User, state: RunState) -> (SessionRecord, RunRecord) {
+    let rec = session_record(agent, creator, SessionState::Idle);
+    let (msg, run) = turn(&rec);
+    let w = s.create_session_with_turn(&rec, new_turn(&msg, &run, admit_as(state))).await.unwrap().expect("a new session admits its turn");
+    assert_eq!(w.state, state);
+    (s.session(&rec.id).await.unwrap().expect("created"), RunRecord { state, ..run })
+}
+
+/// A new turn on an existing session, admitted in `state`.
+pub async fn next_turn(s: &dyn Store, session: &SessionRecord, state: RunState) -> (MessageRecord, RunRecord) {
+    let (msg, run) = turn(session);
+    let w = s.start_turn(&session.id, new_turn(&msg, &run, admit_as(state))).await.unwrap().expect("the session admits a turn");
+    assert_eq!(w.state, state);
+    (msg, RunRecord { state, ..run })
 }
 
 /// The assistant message of `run`.
@@ -279,11 +337,10 @@ pub fn artifact_records(session: &SessionRecord, stored_filename: &str) -> (Arti
     (art, ver)
 }
 
-/// The worker's completion of a run it holds.
+/// The worker's completion of a run it holds (`processing` → `completed`).
 pub fn finish<'a>(run_id: &'a str, owner: &'a str) -> RunUpdate<'a> {
     RunUpdate {
-        run_state: Some("completed"),
-        session_state: Some("completed"),
+        transition: Some(Transition { from: RunState::Processing, to: RunState::Completed }),
         finish_reason: Some("stop"),
         events: vec![json!({"type": "finish", "finish_reason": "stop"})],
         terminal: true,
@@ -291,11 +348,21 @@ pub fn finish<'a>(run_id: &'a str, owner: &'a str) -> RunUpdate<'a> {
     }
 }
 
-/// The API's cancellation of a queued or paused run (`stop_active`).
-pub fn cancel(run_id: &str) -> RunUpdate<'_> {
+/// The worker's pause for approval of a run it holds (`processing` →
+/// `approval_required`): the job goes, the run stays.
+pub fn pause<'a>(run_id: &'a str, owner: &'a str) -> RunUpdate<'a> {
     RunUpdate {
-        run_state: Some("cancelled"),
-        session_state: Some("cancelled"),
+        transition: Some(Transition { from: RunState::Processing, to: RunState::ApprovalRequired }),
+        events: vec![state_event("approval_required")],
+        release_job: true,
+        ..RunUpdate::new(run_id, Some(owner))
+    }
+}
+
+/// The API's cancellation (`stop_active`) of a run it read in state `from`.
+pub fn cancel(run_id: &str, from: RunState) -> RunUpdate<'_> {
+    RunUpdate {
+        transition: Some(Transition { from, to: RunState::Cancelled }),
         finish_reason: Some("cancelled"),
         events: vec![json!({"type": "finish", "finish_reason": "cancelled"})],
         terminal: true,
@@ -304,11 +371,11 @@ pub fn cancel(run_id: &str) -> RunUpdate<'_> {
     }
 }
 
-/// The API's resumption of a paused run (`resolve_approvals`).
+/// The API's resumption of a paused run (`resolve_approvals`: `approval_required` →
+/// `processing`).
 pub fn resume(run_id: &str) -> RunUpdate<'_> {
     RunUpdate {
-        run_state: Some("processing"),
-        session_state: Some("processing"),
+        transition: Some(Transition { from: RunState::ApprovalRequired, to: RunState::Processing }),
         events: vec![json!({"type": "start"})],
         only_if_unleased: true,
         enqueue_job: true,
@@ -316,8 +383,29 @@ pub fn resume(run_id: &str) -> RunUpdate<'_> {
     }
 }
 
+/// Whether `r` is the store's refusal of a transition from `expected` (nothing written).
+pub fn is_refused<T>(r: &Result<T>, expected: RunState) -> bool {
+    matches!(r, Err(StoreError::Refused { expected: e, .. }) if *e == expected.as_str())
+}
+
 pub fn reader(u: &User, teams: &[&Team]) -> Reader {
     Reader { user_id: u.id.clone(), team_ids: teams.iter().map(|t| t.id.clone()).collect(), organization_id: u.organization_id.clone() }
+}
+
+/// Every session of `agent_id` the reader may read, newest first (one unbounded page).
+pub async fn readable_sessions(s: &dyn Store, agent_id: &str, reader: &Reader) -> Vec<SessionRecord> {
+    let filter =
+        SessionFilter { agent_id: agent_id.to_string(), reader: reader.clone(), own_team: None, states: None, kind: None, creator: None, search: None };
+    let page = PageWindow { after: None, limit: 1_000_000, desc: true };
+    s.list_sessions(&filter, SessionSort::Created, &page).await.unwrap().into_iter().map(|(_, r)| r).collect()
+}
+
+/// Every live artifact of `agent_id`'s sessions the reader may read, with its current
+/// version (one unbounded page).
+pub async fn readable_artifacts(s: &dyn Store, agent_id: &str, reader: &Reader) -> Vec<(ArtifactRecord, ArtifactVersionRecord)> {
+    let filter = ArtifactFilter { agent_id: agent_id.to_string(), reader: reader.clone(), session_id: None, search: None };
+    let page = PageWindow { after: None, limit: 1_000_000, desc: true };
+    s.list_artifacts(&filter, ArtifactSort::Created, &page).await.unwrap().into_iter().map(|(_, a, v)| (a, v)).collect()
 }
 
 /// Every event of a session, oldest first.

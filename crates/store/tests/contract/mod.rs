@@ -10,6 +10,7 @@ pub mod agents;
 pub mod artifacts;
 pub mod fixtures;
 pub mod idempotency;
+pub mod listing;
 pub mod races;
 pub mod runs;
 pub mod sessions;
@@ -52,28 +53,33 @@ macro_rules! contract_suite {
             claim_complete_replay, stale_takeover_and_expiry, release_forgets_running_claims,
         ]);
         $crate::contract_suite!(@family $make, 2, sessions: [
-            create_without_turn, create_with_turn, create_conflict_writes_nothing, start_turn_only_from_allowed_states,
+            create_without_turn, create_with_turn, admission_rule_decides_inside_the_write, create_conflict_writes_nothing,
+            start_turn_only_from_allowed_states,
             start_turn_dequeues_atomically, queue_respects_max_edit_delete, grants_and_readers, files_rename_cancel_queue_position,
             delete_idle_sessions_removes_every_trace,
+            queue_places_follow_claim_order,
         ]);
         $crate::contract_suite!(@family $make, 2, runs: [
             claim_heartbeat_commit_finish, non_owner_writes_nothing, expiry_requeue_and_release, events_paging_and_purge,
             cancel_only_if_unleased, pause_and_resume, session_state_follows_only_the_current_run,
-            #[ignore = "bug: update_run's dequeue deletes the queued message by id alone, whatever its session"]
-            dequeue_stays_in_the_runs_session,
-            #[ignore = "bug: update_run with only_if_unleased rewrites a finished run (no job = 'unleased'): a late cancel flips completed to cancelled"]
-            late_cancel_leaves_a_finished_run_alone,
-            #[ignore = "bug: update_run with only_if_unleased + enqueue_job resurrects a cancelled run (processing, new job, claimable)"]
-            late_resume_leaves_a_cancelled_run_alone,
+            dequeue_stays_in_the_runs_session, late_cancel_leaves_a_finished_run_alone, late_resume_leaves_a_cancelled_run_alone,
+            refused_transition_writes_nothing, applied_transition_moves_session_and_counts,
         ]);
         $crate::contract_suite!(@family $make, 2, artifacts: [
             versions_rename_password_delete, artifacts_of_agent_follow_readers, flow_files_replace,
+        ]);
+        $crate::contract_suite!(@family $make, 2, listing: [
+            sessions_page_in_every_order, session_filters, own_team_scopes_own_sessions, rename_and_usage_move_sessions,
+            artifacts_page_in_every_order, artifact_filters_and_readers,
         ]);
         $crate::contract_suite!(@family $make, 4, races: [
             claim_run_respects_slot_limits, claim_and_cancel_are_exclusive, start_turn_has_one_winner,
             dequeue_delivers_a_queued_message_once, enqueue_message_never_exceeds_max, add_artifact_version_has_no_gap,
             claim_idempotency_has_one_new, update_agent_has_one_winner, ensure_user_creates_once,
-            message_ordinals_and_event_seqs_are_unique,
+            message_ordinals_and_event_seqs_are_unique, admission_of_new_sessions_respects_limits,
+            admission_reports_distinct_queue_places,
+            admission_on_idle_sessions_respects_limits,
+            claims_and_admissions_respect_limits,
         ]);
     };
     (@family $make:expr, $threads:tt, $family:ident: [$($(#[$meta:meta])* $name:ident),* $(,)?]) => {

@@ -36,7 +36,7 @@ pub async fn claim_run_respects_slot_limits(b: &dyn Backend) {
 
     let runs: Vec<RunRecord> = join_all((0..RUNS).map(|i| {
         let (s, a, u) = (stores[i % 2].clone(), agents[usize::from(i % 3 == 2)].clone(), w.user.clone());
-        async move { session_with_run(&*s, &a, &u, "queued").await.1 }
+        async move { session_with_run(&*s, &a, &u, RunState::Queued).await.1 }
     }))
     .await;
     let c = stores[1].active_counts(&agents[0].id, &w.org).await.unwrap();
@@ -75,7 +75,7 @@ pub async fn claim_run_respects_slot_limits(b: &dyn Backend) {
                     continue;
                 };
                 assert!(held.claimed.lock().unwrap().insert(c.run.id.clone()), "run {} claimed twice", c.run.id);
-                assert_eq!((c.run.state.as_str(), c.attempts), ("processing", 1));
+                assert_eq!((c.run.state, c.attempts), (RunState::Processing, 1));
                 let agent_n = held.per_agent[&c.run.agent_id].fetch_add(1, SeqCst) + 1;
                 let org_n = held.org.fetch_add(1, SeqCst) + 1;
                 held.max_agent.fetch_max(agent_n, SeqCst);
@@ -98,7 +98,7 @@ pub async fn claim_run_respects_slot_limits(b: &dyn Backend) {
     let claimed = held.claimed.lock().unwrap().clone();
     assert_eq!(claimed, runs.iter().map(|r| r.id.clone()).collect::<HashSet<_>>(), "every run was claimed exactly once");
     for r in &runs {
-        assert_eq!(stores[0].run(&r.id).await.unwrap().unwrap().state, "completed");
+        assert_eq!(stores[0].run(&r.id).await.unwrap().unwrap().state, RunState::Completed);
     }
     for a in &agents {
         let c = stores[0].active_counts(&a.id, &w.org).await.unwrap();
@@ -119,7 +119,7 @@ pub async fn claim_and_cancel_are_exclusive(b: &dyn Backend) {
     let w = world(&*stores[0]).await;
     let runs: Vec<RunRecord> = join_all((0..N).map(|i| {
         let (s, a, u) = (stores[i % 2].clone(), w.agent.clone(), w.user.clone());
-        async move { session_with_run(&*s, &a, &u, "queued").await.1 }
+        async move { session_with_run(&*s, &a, &u, RunState::Queued).await.1 }
     }))
     .await;
     let run_ids = Arc::new(runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
@@ -157,7 +157,7 @@ pub async fn claim_and_cancel_are_exclusive(b: &dyn Backend) {
                     if tried[k].swap(true, SeqCst) {
                         continue;
                     }
-                    if s.update_run(cancel(&run_ids[k])).await.unwrap().is_some() {
+                    if s.update_run(cancel(&run_ids[k], RunState::Queued)).await.unwrap().is_some() {
                         cancelled.lock().unwrap().push(run_ids[k].clone());
                         resolved.fetch_add(1, SeqCst);
                     }
@@ -179,17 +179,18 @@ pub async fn claim_and_cancel_are_exclusive(b: &dyn Backend) {
     assert!(!claimed.is_empty() && !cancelled.is_empty(), "one side never won ({} claimed): the race tested nothing", claimed.len());
 
     for r in &cancelled_ids {
-        assert_eq!(stores[0].run(r).await.unwrap().unwrap().state, "cancelled");
+        assert_eq!(stores[0].run(r).await.unwrap().unwrap().state, RunState::Cancelled);
     }
     for (r, owner) in &claimed {
-        assert_eq!(stores[1].run(r).await.unwrap().unwrap().state, "processing");
+        assert_eq!(stores[1].run(r).await.unwrap().unwrap().state, RunState::Processing);
         stores[0].update_run(finish(r, owner)).await.unwrap().expect("the claimer still holds its lease");
     }
     let c = stores[1].active_counts(&w.agent.id, &w.org).await.unwrap();
     assert_eq!((c.agent_queued, c.agent_processing, c.org_processing), (0, 0, 0), "counts return to zero");
 }
 
-/// Many messages sent at once to one idle session: exactly one starts a turn.
+/// Many messages sent at once to one idle session: exactly one starts a turn, the
+/// others are refused by their rule, which saw the winner's state.
 pub async fn start_turn_has_one_winner(b: &dyn Backend) {
     let stores = two_stores(b).await;
     let w = world(&*stores[0]).await;
@@ -198,23 +199,28 @@ pub async fn start_turn_has_one_winner(b: &dyn Backend) {
     let results = race(&stores, N, |_, s| {
         let sess = sess.clone();
         async move {
-            let (msg, run) = turn(&sess, "processing");
-            let r = s.start_turn(&sess.id, ACCEPTING, &msg, &run, vec![state_event("processing")], None).await.unwrap();
+            let (msg, run) = turn(&sess);
+            let r = s.start_turn(&sess.id, new_turn(&msg, &run, admit_as(RunState::Processing))).await.unwrap();
             (msg, run, r)
         }
     })
     .await;
-    let winners: Vec<_> = results.iter().filter(|(_, _, r)| r.is_some()).collect();
+    let winners: Vec<_> = results.iter().filter(|(_, _, r)| r.is_ok()).collect();
     assert_eq!(winners.len(), 1, "exactly one start_turn succeeds");
-    let (msg, run, ev) = winners[0];
-    assert_eq!(ev.as_ref().unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1]);
+    let (msg, run, written) = winners[0];
+    assert_eq!(written.as_ref().unwrap().events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1]);
+    for (_, _, r) in &results {
+        if let Err(refusal) = r {
+            assert_eq!(refusal, &Refusal::NotAccepting(SessionState::Processing), "a loser's rule saw the winner's state");
+        }
+    }
 
     let s = &*stores[1];
     let got = s.session(&sess.id).await.unwrap().unwrap();
-    assert_eq!((got.state.as_str(), got.current_run_id.as_deref(), got.last_seq), ("processing", Some(run.id.as_str()), 1));
+    assert_eq!((got.state, got.current_run_id.as_deref(), got.last_seq), (SessionState::Processing, Some(run.id.as_str()), 1));
     assert_eq!(s.messages(&sess.id).await.unwrap().into_iter().map(|m| m.id).collect::<Vec<_>>(), vec![msg.id.clone()], "only the winner's message");
     for (_, r, res) in &results {
-        if res.is_none() {
+        if res.is_err() {
             assert!(s.run(&r.id).await.unwrap().is_none(), "a loser's run was written");
         }
     }
@@ -239,10 +245,15 @@ pub async fn dequeue_delivers_a_queued_message_once(b: &dyn Backend) {
         let (sess, q) = (sess.clone(), q.clone());
         async move {
             // As `drain_queue` does: the message takes the queued id.
-            let (mut msg, mut run) = turn(&sess, "processing");
+            let (mut msg, mut run) = turn(&sess);
             msg.id = q.id.clone();
             run.user_message_id = q.id.clone();
-            s.start_turn(&sess.id, ACCEPTING, &msg, &run, vec![], Some(&q.id)).await.unwrap().map(|_| run.id)
+            let t = NewTurn { dequeue: Some(q.id.clone()), ..new_turn(&msg, &run, admit_as(RunState::Processing)) };
+            match s.start_turn(&sess.id, t).await.unwrap() {
+                Ok(_) => Some(run.id),
+                Err(Refusal::NotAccepting(_) | Refusal::Dequeued) => None,
+                Err(other) => panic!("unexpected refusal {other:?}"),
+            }
         }
     })
     .await;
@@ -442,14 +453,13 @@ pub async fn message_ordinals_and_event_seqs_are_unique(b: &dyn Backend) {
     let s0 = &*stores[0];
 
     // Session 0 has a finished first turn (written to administratively) and a current one.
-    let (first, old_run) = session_with_run(s0, &w.agent, &w.user, "processing").await;
+    let (first, old_run) = session_with_run(s0, &w.agent, &w.user, RunState::Processing).await;
     s0.claim_run("w0", now(), far(), NO_LIMITS).await.unwrap().expect("claimable");
     s0.update_run(finish(&old_run.id, "w0")).await.unwrap().expect("finished");
-    let (msg, run) = turn(&first, "processing");
-    s0.start_turn(&first.id, ACCEPTING, &msg, &run, vec![], None).await.unwrap().expect("second turn");
+    let (_, run) = next_turn(s0, &first, RunState::Processing).await;
     let mut targets = vec![(first.id.clone(), run.id.clone())];
     for _ in 1..SESSIONS {
-        let (sess, run) = session_with_run(s0, &w.agent, &w.user, "processing").await;
+        let (sess, run) = session_with_run(s0, &w.agent, &w.user, RunState::Processing).await;
         targets.push((sess.id, run.id));
     }
     let mut n = 0;
@@ -519,7 +529,8 @@ pub async fn message_ordinals_and_event_seqs_are_unique(b: &dyn Backend) {
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         let last = s.session(session_id).await.unwrap().unwrap().last_seq;
         assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "session {k}: event seqs are 1..=last_seq without gap or duplicate");
-        let before = if k == 0 { 2 } else { 1 };
+        // Session 0: its first turn's state and finish events, its second turn's state event.
+        let before = if k == 0 { 3 } else { 1 };
         assert_eq!(last, before + events_per_session[k], "session {k}: every event was appended once");
 
         let run = s.run(run_id).await.unwrap().unwrap();
@@ -527,4 +538,272 @@ pub async fn message_ordinals_and_event_seqs_are_unique(b: &dyn Backend) {
     }
     let msgs = s.messages(&targets[0].0).await.unwrap();
     assert!(msgs.iter().any(|m| m.run_id.as_deref() == Some(old_run.id.as_str()) && m.role == "assistant"), "the old turn got its notes");
+}
+
+/// The limits of the admission races: one agent may run 3, its organization 5.
+const ADMIT_LIMITS: SlotLimits = SlotLimits { agent: 3, org: 5 };
+
+/// What an admission race left, contender by contender.
+struct Admitted {
+    session: SessionRecord,
+    run: RunRecord,
+    outcome: std::result::Result<TurnWritten, Refusal>,
+}
+
+/// Checks, right after a contender's write, that the store's counts are within the
+/// limits and the queue within its maximum.
+async fn assert_within_limits(s: &dyn Store, agent_id: &str, org_id: &str, max_queue: i64) {
+    let c = s.active_counts(agent_id, org_id).await.unwrap();
+    assert!(c.agent_processing <= ADMIT_LIMITS.agent, "{} runs of the agent admitted as processing (limit {})", c.agent_processing, ADMIT_LIMITS.agent);
+    assert!(c.org_processing <= ADMIT_LIMITS.org, "{} runs of the organization processing (limit {})", c.org_processing, ADMIT_LIMITS.org);
+    assert!(c.agent_queued <= max_queue, "{} runs of the agent queued (max {max_queue})", c.agent_queued);
+}
+
+/// After an admission race: exactly `processing` runs were admitted as processing and
+/// `queued` as queued, everything else was refused `Full` (or, for a session that was
+/// already taken, `NotAccepting`) and left no trace; what was admitted is stored as
+/// decided; the counts are exact.
+async fn check_admissions(s: &dyn Store, results: &[Admitted], agent_id: &str, org_id: &str, processing: usize, queued: usize) {
+    let admitted_as = |st: RunState| results.iter().filter(|a| matches!(&a.outcome, Ok(w) if w.state == st)).count();
+    assert_eq!(admitted_as(RunState::Processing), processing, "runs admitted as processing");
+    assert_eq!(admitted_as(RunState::Queued), queued, "runs admitted as queued");
+    for a in results {
+        match &a.outcome {
+            Ok(w) => {
+                assert_eq!(w.queue_position.is_some(), w.state == RunState::Queued, "a place is reported for queued runs only");
+                assert_eq!(s.run(&a.run.id).await.unwrap().map(|r| r.state), Some(w.state), "the run is stored as admitted");
+                let sess = s.session(&a.session.id).await.unwrap().expect("an admitted session exists");
+                assert_eq!((sess.state, sess.current_run_id.as_deref()), (w.state.session_state(), Some(a.run.id.as_str())));
+            }
+            Err(Refusal::Full) => assert!(s.run(&a.run.id).await.unwrap().is_none(), "a refused run was written"),
+            Err(Refusal::NotAccepting(st)) => {
+                assert!(matches!(st, SessionState::Processing | SessionState::Queued), "refused from {st}");
+                assert!(s.run(&a.run.id).await.unwrap().is_none(), "a refused run was written");
+            }
+            Err(other) => panic!("unexpected refusal {other:?}"),
+        }
+    }
+    let c = s.active_counts(agent_id, org_id).await.unwrap();
+    assert_eq!((c.agent_processing, c.agent_queued), (processing as i64, queued as i64), "the counts are the admitted runs");
+}
+
+/// The places reported to the queued runs of a race: 1..=n, each once.
+fn assert_places_are_distinct(results: &[Admitted]) {
+    let mut places: Vec<i64> = results.iter().filter_map(|a| a.outcome.as_ref().ok().and_then(|w| w.queue_position)).collect();
+    places.sort();
+    assert_eq!(places, (1..=places.len() as i64).collect::<Vec<_>>(), "queued runs are told distinct places 1..=n");
+}
+
+/// Many new sessions with a first message for one agent at once, on two instances: the
+/// admission rule decides inside the write, so no more than the agent's limit start as
+/// processing, the queue stops at its maximum, and nothing refused is written.
+async fn race_new_sessions(b: &dyn Backend, n: usize, max_queue: i64) -> (World, [Arc<dyn Store>; 2], Vec<Admitted>) {
+    let stores = two_stores(b).await;
+    let w = world(&*stores[0]).await;
+    let results = race(&stores, n, |_, s| {
+        let (a, u, org) = (w.agent.clone(), w.user.clone(), w.org.clone());
+        async move {
+            let session = session_record(&a, &u, SessionState::Idle);
+            let (msg, run) = turn(&session);
+            let outcome = s.create_session_with_turn(&session, new_turn(&msg, &run, admission(ADMIT_LIMITS, max_queue))).await.unwrap();
+            assert_within_limits(&*s, &a.id, &org, max_queue).await;
+            Admitted { session, run, outcome }
+        }
+    })
+    .await;
+    (w, stores, results)
+}
+
+pub async fn admission_of_new_sessions_respects_limits(b: &dyn Backend) {
+    const N: usize = 80;
+    const MAX_QUEUE: i64 = 60;
+    let (w, stores, results) = race_new_sessions(b, N, MAX_QUEUE).await;
+    let full = results.iter().filter(|a| a.outcome.as_ref().err() == Some(&Refusal::Full)).count();
+    assert_eq!(full, N - 3 - MAX_QUEUE as usize, "the rest is refused: no slot, queue full");
+    for a in results.iter().filter(|a| a.outcome.is_err()) {
+        assert!(stores[1].session(&a.session.id).await.unwrap().is_none(), "a refused new session was written");
+    }
+    check_admissions(&*stores[1], &results, &w.agent.id, &w.org, 3, MAX_QUEUE as usize).await;
+
+    // Every admitted run is a job; the processing ones are claimable at once.
+    let mut claimed = 0;
+    while stores[0].claim_run("w1", now(), far(), ADMIT_LIMITS).await.unwrap().is_some() {
+        claimed += 1;
+    }
+    assert_eq!(claimed, 3, "only the processing runs are claimable while their slots are taken");
+}
+
+/// As above, each queued run is told its place in the agent's queue when admitted:
+/// places are distinct, 1..=n, since each admission is one serialised write.
+pub async fn admission_reports_distinct_queue_places(b: &dyn Backend) {
+    let (_, _, results) = race_new_sessions(b, 60, 1000).await;
+    assert_eq!(results.iter().filter(|a| matches!(&a.outcome, Ok(w) if w.state == RunState::Queued)).count(), 57);
+    assert_places_are_distinct(&results);
+}
+
+/// Many messages at once to many idle sessions of one agent (some sessions receiving
+/// two), on two instances, while another agent of the organization holds 3 of its 5
+/// slots: the organization's limit binds first (2 processing), each session admits at
+/// most one turn, the queue stops at its maximum.
+pub async fn admission_on_idle_sessions_respects_limits(b: &dyn Backend) {
+    const SESSIONS: usize = 60;
+    const N: usize = 80;
+    const MAX_QUEUE: i64 = 40;
+    let stores = two_stores(b).await;
+    let w = world(&*stores[0]).await;
+    let busy = agent(&*stores[0], &w.user, None).await;
+    for _ in 0..3 {
+        session_with_run(&*stores[0], &busy, &w.user, RunState::Processing).await;
+    }
+    let sessions: Arc<Vec<SessionRecord>> = Arc::new(
+        join_all((0..SESSIONS).map(|i| {
+            let (s, a, u) = (stores[i % 2].clone(), w.agent.clone(), w.user.clone());
+            async move { idle_session(&*s, &a, &u).await }
+        }))
+        .await,
+    );
+
+    let results = race(&stores, N, |i, s| {
+        let (sessions, agent_id, org) = (sessions.clone(), w.agent.id.clone(), w.org.clone());
+        async move {
+            let session = sessions[i % SESSIONS].clone();
+            let (msg, run) = turn(&session);
+            let outcome = s.start_turn(&session.id, new_turn(&msg, &run, admission(ADMIT_LIMITS, MAX_QUEUE))).await.unwrap();
+            assert_within_limits(&*s, &agent_id, &org, MAX_QUEUE).await;
+            Admitted { session, run, outcome }
+        }
+    })
+    .await;
+
+    let s = &*stores[1];
+    check_admissions(s, &results, &w.agent.id, &w.org, 2, MAX_QUEUE as usize).await;
+    for sess in sessions.iter() {
+        let admitted = results.iter().filter(|a| a.session.id == sess.id && a.outcome.is_ok()).count();
+        assert!(admitted <= 1, "session {} admitted {admitted} turns", sess.id);
+        let got = s.session(&sess.id).await.unwrap().unwrap();
+        if admitted == 0 {
+            assert_eq!((got.state, got.current_run_id, got.last_seq), (SessionState::Idle, None, 0), "a session whose turns were refused is untouched");
+        }
+    }
+    let c = s.active_counts(&busy.id, &w.org).await.unwrap();
+    assert_eq!((c.agent_processing, c.org_processing, c.agent_queued), (3, 5, 0), "the organization is at its limit");
+}
+
+/// Workers claim (and finish) runs while messages keep arriving for two agents of one
+/// organization, on two instances: at no time do more runs of an agent or of the
+/// organization process than the limits allow, whether a run got its slot at admission
+/// or at a claim, and every admitted run is eventually claimed and finished once.
+pub async fn claims_and_admissions_respect_limits(b: &dyn Backend) {
+    // Contenders i % 3 == 2 claim, the others accept.
+    const ACCEPTERS: usize = 40;
+    const TURNS: usize = 2;
+    const CLAIMERS: usize = ACCEPTERS / 2;
+    const MAX_QUEUE: i64 = 15;
+    let stores = two_stores(b).await;
+    let w = world(&*stores[0]).await;
+    let other = agent(&*stores[0], &w.user, None).await;
+    let agents = Arc::new([w.agent.clone(), other]);
+
+    /// Runs known to be processing (a subset of the store's at every instant: added
+    /// after the write that made them so, removed before the write that ends them).
+    #[derive(Default)]
+    struct Ledger {
+        processing: HashMap<String, String>,
+        gone: HashSet<String>,
+        max_agent: i64,
+        max_org: i64,
+    }
+    impl Ledger {
+        fn add(&mut self, run: &RunRecord) {
+            if self.gone.contains(&run.id) {
+                return;
+            }
+            self.processing.insert(run.id.clone(), run.agent_id.clone());
+            let agent_n = self.processing.values().filter(|a| **a == run.agent_id).count() as i64;
+            let org_n = self.processing.len() as i64;
+            self.max_agent = self.max_agent.max(agent_n);
+            self.max_org = self.max_org.max(org_n);
+            assert!(agent_n <= ADMIT_LIMITS.agent, "{agent_n} runs of one agent processing at once (limit {})", ADMIT_LIMITS.agent);
+            assert!(org_n <= ADMIT_LIMITS.org, "{org_n} runs of the organization processing at once (limit {})", ADMIT_LIMITS.org);
+        }
+        fn end(&mut self, run_id: &str) {
+            self.processing.remove(run_id);
+            self.gone.insert(run_id.to_string());
+        }
+    }
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let admitted = Arc::new(Mutex::new(Vec::<(String, RunState)>::new()));
+    let accepters_done = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(Mutex::new(HashSet::<String>::new()));
+    let started = Instant::now();
+
+    race(&stores, ACCEPTERS + CLAIMERS, |i, s| {
+        let (agents, org, user) = (agents.clone(), w.org.clone(), w.user.clone());
+        let (ledger, admitted, accepters_done, finished) = (ledger.clone(), admitted.clone(), accepters_done.clone(), finished.clone());
+        async move {
+            // Accepters and claimers interleave on both instances.
+            if i % 3 != 2 {
+                for k in 0..TURNS {
+                    let a = &agents[(i + k) % 2];
+                    let session = session_record(a, &user, SessionState::Idle);
+                    let (msg, run) = turn(&session);
+                    let outcome = s.create_session_with_turn(&session, new_turn(&msg, &run, admission(ADMIT_LIMITS, MAX_QUEUE))).await.unwrap();
+                    if let Ok(wr) = &outcome {
+                        admitted.lock().unwrap().push((run.id.clone(), wr.state));
+                        if wr.state == RunState::Processing {
+                            ledger.lock().unwrap().add(&run);
+                        }
+                    }
+                    for a in agents.iter() {
+                        assert_within_limits(&*s, &a.id, &org, MAX_QUEUE).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1 + (i % 3) as u64)).await;
+                }
+                accepters_done.fetch_add(1, SeqCst);
+            } else {
+                let owner = format!("worker-{i}");
+                loop {
+                    assert_not_stuck(started, "claiming while admitting");
+                    let done = accepters_done.load(SeqCst) == ACCEPTERS;
+                    if done && finished.lock().unwrap().len() == admitted.lock().unwrap().len() {
+                        break;
+                    }
+                    let t = now();
+                    let Some(c) = s.claim_run(&owner, t, t + 600 * SECOND, ADMIT_LIMITS).await.unwrap() else {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        continue;
+                    };
+                    assert_eq!(c.run.state, RunState::Processing);
+                    ledger.lock().unwrap().add(&c.run);
+                    assert_within_limits(&*s, &c.run.agent_id, &org, MAX_QUEUE).await;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    ledger.lock().unwrap().end(&c.run.id);
+                    s.update_run(finish(&c.run.id, &owner)).await.unwrap().expect("the owner finishes its run");
+                    assert!(finished.lock().unwrap().insert(c.run.id.clone()), "run {} finished twice", c.run.id);
+                }
+            }
+        }
+    })
+    .await;
+
+    let admitted = admitted.lock().unwrap().clone();
+    let finished = finished.lock().unwrap().clone();
+    assert_eq!(finished, admitted.iter().map(|(r, _)| r.clone()).collect::<HashSet<_>>(), "every admitted run was claimed and finished once");
+    for (r, _) in &admitted {
+        assert_eq!(stores[1].run(r).await.unwrap().unwrap().state, RunState::Completed);
+    }
+    for a in agents.iter() {
+        let c = stores[0].active_counts(&a.id, &w.org).await.unwrap();
+        assert_eq!((c.agent_queued, c.agent_processing, c.org_processing), (0, 0, 0), "counts return to zero");
+    }
+    // The race did push against the limits (otherwise it proved nothing).
+    let queued = admitted.iter().filter(|(_, st)| *st == RunState::Queued).count();
+    let ledger = ledger.lock().unwrap();
+    assert!(queued > 0, "no run had to queue: the race tested nothing");
+    assert!(
+        ledger.max_agent >= 2 && ledger.max_org >= 3,
+        "runs never overlapped (agent {}, org {}): the race tested nothing",
+        ledger.max_agent,
+        ledger.max_org
+    );
 }

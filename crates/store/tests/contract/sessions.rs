@@ -35,8 +35,8 @@ pub async fn create_without_turn(b: &dyn Backend) {
     let s = &*store;
     let w = world(s).await;
 
-    let rec = session_record(&w.agent, &w.user, "idle");
-    assert!(s.create_session(&rec, None, vec![]).await.unwrap().is_empty(), "no events asked, none appended");
+    let rec = session_record(&w.agent, &w.user, SessionState::Idle);
+    assert!(s.create_session(&rec, vec![]).await.unwrap().is_empty(), "no events asked, none appended");
     assert_eq!(s.session(&rec.id).await.unwrap(), Some(rec.clone()), "the session reads back as written");
     assert!(s.messages(&rec.id).await.unwrap().is_empty());
     assert!(s.queued_messages(&rec.id).await.unwrap().is_empty());
@@ -46,8 +46,8 @@ pub async fn create_without_turn(b: &dyn Backend) {
     assert!(s.session("sess_missing").await.unwrap().is_none());
 
     // Events written with the session get seqs 1.. and move last_seq.
-    let rec2 = session_record(&w.agent, &w.user, "idle");
-    let ev = s.create_session(&rec2, None, vec![event("data-note", 1), event("data-note", 2)]).await.unwrap();
+    let rec2 = session_record(&w.agent, &w.user, SessionState::Idle);
+    let ev = s.create_session(&rec2, vec![event("data-note", 1), event("data-note", 2)]).await.unwrap();
     assert_seqs_follow(&ev, 0);
     assert!(ev.iter().all(|e| e.session_id == rec2.id && e.run_id.is_none() && e.kind == "data-note"));
     assert_eq!(all_events(s, &rec2.id).await, ev, "returned events are the stored ones");
@@ -59,32 +59,44 @@ pub async fn create_with_turn(b: &dyn Backend) {
     let s = &*store;
     let w = world(s).await;
 
-    let mut rec = session_record(&w.agent, &w.user, "queued");
-    let (msg, run) = turn(&rec, "queued");
-    rec.current_run_id = Some(run.id.clone());
-    let ev = s.create_session(&rec, Some((&msg, &run)), vec![state_event("queued")]).await.unwrap();
+    // The engine passes an idle session without a current run; the rule decides.
+    let rec = session_record(&w.agent, &w.user, SessionState::Idle);
+    let (msg, run) = turn(&rec);
+    let (rule, seen) = spy(admit_as(RunState::Queued));
+    let written = s.create_session_with_turn(&rec, new_turn(&msg, &run, rule)).await.unwrap().expect("admitted");
+    assert_eq!(seen.lock().unwrap().iter().map(|v| v.session_state).collect::<Vec<_>>(), vec![SessionState::Idle], "the rule ran once, on an idle session");
+    assert_eq!((written.state, written.queue_position), (RunState::Queued, Some(1)), "a queued turn reports its place");
+    let ev = written.events;
     assert_seqs_follow(&ev, 0);
     assert_eq!(ev[0].run_id.as_deref(), Some(run.id.as_str()), "the turn's events belong to its run");
     assert_eq!(ev[0].kind, "data-state");
     assert_eq!(ev[0].data, state_event("queued"));
+    assert_eq!(all_events(s, &rec.id).await, ev, "returned events are the stored ones");
 
     let got = s.session(&rec.id).await.unwrap().expect("created");
-    assert_eq!(got, SessionRecord { last_seq: 1, ..rec.clone() });
+    assert!(got.updated_at >= rec.updated_at);
+    let expected = SessionRecord { state: SessionState::Queued, current_run_id: Some(run.id.clone()), last_seq: 1, updated_at: got.updated_at, ..rec.clone() };
+    assert_eq!(got, expected, "the session takes the run's state and points at it");
 
     let msgs = s.messages(&rec.id).await.unwrap();
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0], MessageRecord { ord: msgs[0].ord, ..msg.clone() }, "the first message reads back (the store assigns ord)");
 
     let r = s.run(&run.id).await.unwrap().expect("the run exists");
-    assert_eq!(r, run, "the run reads back as written");
+    assert_eq!(r, RunRecord { state: RunState::Queued, ..run.clone() }, "the run reads back as written, in the rule's state");
     assert_eq!(s.first_event_of_run(&rec.id, &run.id).await.unwrap(), Some(1));
 
     let c = s.active_counts(&w.agent.id, &w.org).await.unwrap();
     assert_eq!((c.agent_queued, c.agent_processing, c.org_processing), (1, 0, 0), "a queued run counts as queued");
-    assert_eq!(s.queue_position(&run).await.unwrap(), 1);
+    assert_eq!(s.queue_position(&r).await.unwrap(), 1);
 
-    // A turn whose run starts processing at once counts as processing.
-    let (_, run2) = session_with_run(s, &w.agent, &w.user, "processing").await;
+    // A turn whose run starts processing at once counts as processing, and has no place.
+    let rec2 = session_record(&w.agent, &w.user, SessionState::Idle);
+    let (msg2, run2) = turn(&rec2);
+    let written = s.create_session_with_turn(&rec2, new_turn(&msg2, &run2, admit_as(RunState::Processing))).await.unwrap().expect("admitted");
+    assert_eq!((written.state, written.queue_position), (RunState::Processing, None));
+    assert_eq!(s.session(&rec2.id).await.unwrap().unwrap().state, SessionState::Processing);
+    assert_eq!(s.run(&run2.id).await.unwrap().unwrap().state, RunState::Processing);
     let c = s.active_counts(&w.agent.id, &w.org).await.unwrap();
     assert_eq!((c.agent_queued, c.agent_processing, c.org_processing), (1, 1, 1));
 
@@ -99,6 +111,94 @@ pub async fn create_with_turn(b: &dyn Backend) {
     assert_eq!(claimed, expected, "creating a session with a turn enqueues its run");
 }
 
+/// The admission rule runs inside the write, on the session's state and the counts of
+/// the run's agent and organization as committed; whatever it refuses is not written,
+/// not even the new session.
+pub async fn admission_rule_decides_inside_the_write(b: &dyn Backend) {
+    let store = b.open().await;
+    let s = &*store;
+    let w = world(s).await;
+    let other_agent = agent(s, &w.user, None).await;
+    let elsewhere = super::fixtures::org(s, "Elsewhere").await;
+    let stranger = user(s, &elsewhere).await;
+    let foreign_agent = agent(s, &stranger, None).await;
+
+    // The agent: 1 processing, 2 queued; another agent of the org: 1 processing; an
+    // agent of another organization: 1 processing (counted nowhere here).
+    session_with_run(s, &w.agent, &w.user, RunState::Processing).await;
+    session_with_run(s, &w.agent, &w.user, RunState::Queued).await;
+    let (done, done_run) = session_with_run(s, &w.agent, &w.user, RunState::Queued).await;
+    session_with_run(s, &other_agent, &w.user, RunState::Processing).await;
+    session_with_run(s, &foreign_agent, &stranger, RunState::Processing).await;
+
+    let view = |v: &AdmissionView| (v.session_state, v.counts.agent_processing, v.counts.org_processing, v.counts.agent_queued);
+
+    // A new session: idle, with the counts.
+    let rec = session_record(&w.agent, &w.user, SessionState::Idle);
+    let (msg, run) = turn(&rec);
+    let (rule, seen) = spy(admission(SlotLimits { agent: 2, org: 10 }, 10));
+    let written = s.create_session_with_turn(&rec, new_turn(&msg, &run, rule)).await.unwrap().expect("a slot is free");
+    assert_eq!(seen.lock().unwrap().iter().map(view).collect::<Vec<_>>(), vec![(SessionState::Idle, 1, 2, 2)]);
+    assert_eq!((written.state, written.queue_position), (RunState::Processing, None), "the rule's decision is written");
+    assert_eq!(s.run(&run.id).await.unwrap().unwrap().state, RunState::Processing);
+
+    // An existing session: its current state (a cancelled turn), and the counts now.
+    s.update_run(cancel(&done_run.id, RunState::Queued)).await.unwrap().expect("a queued run is cancelled");
+    let (msg, run) = turn(&done);
+    let (rule, seen) = spy(admission(SlotLimits { agent: 2, org: 10 }, 10));
+    let written = s.start_turn(&done.id, new_turn(&msg, &run, rule)).await.unwrap().expect("queued");
+    assert_eq!(seen.lock().unwrap().iter().map(view).collect::<Vec<_>>(), vec![(SessionState::Cancelled, 2, 3, 1)]);
+    assert_eq!((written.state, written.queue_position), (RunState::Queued, Some(2)), "queued behind the older queued run");
+    let got = s.session(&done.id).await.unwrap().unwrap();
+    assert_eq!((got.state, got.current_run_id.as_deref()), (SessionState::Queued, Some(run.id.as_str())));
+    assert_eq!(s.run(&run.id).await.unwrap().unwrap().state, RunState::Queued);
+
+    // Refused: nothing at all is written, neither for a new session nor for an
+    // existing one, and the refusal is the rule's.
+    let counts_before = s.active_counts(&w.agent.id, &w.org).await.unwrap();
+    for (rule, refusal) in [
+        (admission(SlotLimits { agent: 2, org: 10 }, 0), Refusal::Full),
+        (admission(SlotLimits { agent: 2, org: 10 }, 2), Refusal::Full),
+        (Box::new(|_: &AdmissionView| Err(Refusal::NotAccepting(SessionState::Processing))) as AdmissionRule, Refusal::NotAccepting(SessionState::Processing)),
+    ] {
+        let rec = session_record(&w.agent, &w.user, SessionState::Idle);
+        let (msg, run) = turn(&rec);
+        let r = s.create_session_with_turn(&rec, new_turn(&msg, &run, rule)).await.unwrap();
+        assert_eq!(r.err(), Some(refusal), "the rule's refusal is returned");
+        assert!(s.session(&rec.id).await.unwrap().is_none(), "a refused new session is not written");
+        assert!(s.messages(&rec.id).await.unwrap().is_empty());
+        assert!(all_events(s, &rec.id).await.is_empty());
+        assert!(s.run(&run.id).await.unwrap().is_none(), "nor its run");
+    }
+    let idle = idle_session(s, &w.agent, &w.user).await;
+    let before = snapshot(s, &idle.id).await;
+    let (msg, run) = turn(&idle);
+    let r = s.start_turn(&idle.id, new_turn(&msg, &run, admission(SlotLimits { agent: 2, org: 10 }, 0))).await.unwrap();
+    assert_eq!(r.err(), Some(Refusal::Full));
+    assert_eq!(snapshot(s, &idle.id).await, before, "a refused turn writes nothing");
+    assert!(s.run(&run.id).await.unwrap().is_none());
+    let c = s.active_counts(&w.agent.id, &w.org).await.unwrap();
+    assert_eq!(
+        (c.agent_processing, c.org_processing, c.agent_queued),
+        (counts_before.agent_processing, counts_before.org_processing, counts_before.agent_queued)
+    );
+
+    // The counts are those of the run's own agent and organization.
+    let rec = session_record(&foreign_agent, &stranger, SessionState::Idle);
+    let (msg, run) = turn(&rec);
+    let (rule, seen) = spy(admit_as(RunState::Queued));
+    s.create_session_with_turn(&rec, new_turn(&msg, &run, rule)).await.unwrap().expect("admitted");
+    assert_eq!(seen.lock().unwrap().iter().map(view).collect::<Vec<_>>(), vec![(SessionState::Idle, 1, 1, 0)]);
+
+    // Every admitted run is a job: 4 of the agent (the cancelled one is gone), 1 of the
+    // other agent, 2 of the foreign one.
+    let mut n = 0;
+    while s.claim_run("w1", now(), far(), NO_LIMITS).await.unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 7, "admitted turns are claimable, refused ones are not");
+}
+
 pub async fn create_conflict_writes_nothing(b: &dyn Backend) {
     let store = b.open().await;
     let s = &*store;
@@ -106,13 +206,15 @@ pub async fn create_conflict_writes_nothing(b: &dyn Backend) {
     let rec = idle_session(s, &w.agent, &w.user).await;
     let before = snapshot(s, &rec.id).await;
 
-    let mut dup = session_record(&w.agent, &w.user, "queued");
+    let mut dup = session_record(&w.agent, &w.user, SessionState::Idle);
     dup.id = rec.id.clone();
-    let (msg, run) = turn(&dup, "queued");
-    dup.current_run_id = Some(run.id.clone());
-    let r = s.create_session(&dup, Some((&msg, &run)), vec![state_event("queued")]).await;
+    let (msg, run) = turn(&dup);
+    let r = s.create_session_with_turn(&dup, new_turn(&msg, &run, admit_as(RunState::Queued))).await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "a taken session id is a Conflict, got {r:?}");
     assert_eq!(snapshot(s, &rec.id).await, before, "the existing session is untouched");
+    let again = s.create_session(&rec, vec![event("data-note", 0)]).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "also without a turn, got {again:?}");
+    assert_eq!(snapshot(s, &rec.id).await, before);
     assert!(s.run(&run.id).await.unwrap().is_none(), "the turn's run was not written");
     assert!(s.claim_run("w1", now(), far(), NO_LIMITS).await.unwrap().is_none(), "no job was enqueued");
     let c = s.active_counts(&w.agent.id, &w.org).await.unwrap();
@@ -125,19 +227,23 @@ pub async fn start_turn_only_from_allowed_states(b: &dyn Backend) {
     let w = world(s).await;
 
     // Accepting states: the turn is written and the session follows its run.
-    for state in ["idle", "completed", "failed", "cancelled"] {
+    for state in ACCEPTING {
         let rec = session_record(&w.agent, &w.user, state);
-        s.create_session(&rec, None, vec![event("data-note", 0)]).await.unwrap();
-        let (msg, run) = turn(&rec, "processing");
-        let ev = s.start_turn(&rec.id, ACCEPTING, &msg, &run, vec![state_event("processing")], None).await.unwrap();
-        let ev = ev.unwrap_or_else(|| panic!("start_turn from {state} is accepted"));
+        s.create_session(&rec, vec![event("data-note", 0)]).await.unwrap();
+        let (msg, run) = turn(&rec);
+        let (rule, seen) = spy(admit_as(RunState::Processing));
+        let written = s.start_turn(&rec.id, new_turn(&msg, &run, rule)).await.unwrap();
+        let written = written.unwrap_or_else(|r| panic!("start_turn from {state} is accepted, got {r:?}"));
+        assert_eq!(seen.lock().unwrap().iter().map(|v| v.session_state).collect::<Vec<_>>(), vec![state], "the rule sees the stored state");
+        assert_eq!((written.state, written.queue_position), (RunState::Processing, None));
+        let ev = written.events;
         assert_seqs_follow(&ev, 1);
         assert!(ev.iter().all(|e| e.run_id.as_deref() == Some(run.id.as_str())));
         let got = s.session(&rec.id).await.unwrap().unwrap();
-        assert_eq!(got.state, "processing", "the session takes the run's state");
+        assert_eq!(got.state, SessionState::Processing, "the session takes the run's state");
         assert_eq!(got.current_run_id.as_deref(), Some(run.id.as_str()));
         assert_eq!(got.last_seq, 2);
-        assert_eq!(s.run(&run.id).await.unwrap(), Some(run.clone()));
+        assert_eq!(s.run(&run.id).await.unwrap(), Some(RunRecord { state: RunState::Processing, ..run.clone() }));
         let msgs = s.messages(&rec.id).await.unwrap();
         assert_eq!(msgs.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec![msg.id.as_str()]);
     }
@@ -148,14 +254,14 @@ pub async fn start_turn_only_from_allowed_states(b: &dyn Backend) {
     }
     assert_eq!(n, 4);
 
-    // Other states, or a state outside `from_states`: None, and nothing written.
-    for (state, from) in [("queued", ACCEPTING), ("processing", ACCEPTING), ("idle", &["completed", "failed"][..])] {
+    // States the rule refuses: the refusal comes back, and nothing is written.
+    for state in [SessionState::Queued, SessionState::Processing, SessionState::ApprovalRequired] {
         let rec = session_record(&w.agent, &w.user, state);
-        s.create_session(&rec, None, vec![]).await.unwrap();
+        s.create_session(&rec, vec![]).await.unwrap();
         let before = snapshot(s, &rec.id).await;
-        let (msg, run) = turn(&rec, "processing");
-        let r = s.start_turn(&rec.id, from, &msg, &run, vec![state_event("processing")], None).await.unwrap();
-        assert!(r.is_none(), "start_turn from {state} with {from:?} is refused");
+        let (msg, run) = turn(&rec);
+        let r = s.start_turn(&rec.id, new_turn(&msg, &run, admit_as(RunState::Processing))).await.unwrap();
+        assert_eq!(r.err(), Some(Refusal::NotAccepting(state)), "start_turn from {state} is refused");
         assert_eq!(snapshot(s, &rec.id).await, before, "a refused start_turn writes nothing");
         assert!(s.run(&run.id).await.unwrap().is_none(), "no run was written");
     }
@@ -163,24 +269,26 @@ pub async fn start_turn_only_from_allowed_states(b: &dyn Backend) {
     let c = s.active_counts(&w.agent.id, &w.org).await.unwrap();
     assert_eq!((c.agent_queued, c.agent_processing), (0, 4));
 
-    // An unknown session never accepts a turn.
-    let ghost = session_record(&w.agent, &w.user, "idle");
-    let (msg, run) = turn(&ghost, "processing");
-    let r = s.start_turn(&ghost.id, ACCEPTING, &msg, &run, vec![], None).await;
-    assert!(matches!(r, Ok(None) | Err(StoreError::NotFound)), "start_turn on an unknown session: {r:?}");
+    // An unknown session never accepts a turn (and its rule is not asked).
+    let ghost = session_record(&w.agent, &w.user, SessionState::Idle);
+    let (msg, run) = turn(&ghost);
+    let (rule, seen) = spy(admit_as(RunState::Processing));
+    let r = s.start_turn(&ghost.id, new_turn(&msg, &run, rule)).await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "start_turn on an unknown session: {r:?}");
+    assert!(seen.lock().unwrap().is_empty());
     assert!(s.run(&run.id).await.unwrap().is_none());
+    assert!(s.session(&ghost.id).await.unwrap().is_none(), "start_turn creates no session");
 
     // A second turn of a session: its message comes after the first one.
-    let (rec, run1) = session_with_run(s, &w.agent, &w.user, "processing").await;
+    let (rec, run1) = session_with_run(s, &w.agent, &w.user, RunState::Processing).await;
     s.claim_run("w1", now(), far(), NO_LIMITS).await.unwrap().expect("claimable");
     s.update_run(finish(&run1.id, "w1")).await.unwrap().expect("the owner finishes");
-    let (msg2, run2) = turn(&rec, "queued");
-    s.start_turn(&rec.id, ACCEPTING, &msg2, &run2, vec![state_event("queued")], None).await.unwrap().expect("completed accepts a turn");
+    let (msg2, _) = next_turn(s, &rec, RunState::Queued).await;
     let msgs = s.messages(&rec.id).await.unwrap();
     assert_eq!(msgs.len(), 2);
     assert_eq!(msgs[1].id, msg2.id, "messages are listed in order");
     assert!(msgs[0].ord < msgs[1].ord, "a later message has a larger ord");
-    assert_eq!(s.session(&rec.id).await.unwrap().unwrap().state, "queued");
+    assert_eq!(s.session(&rec.id).await.unwrap().unwrap().state, SessionState::Queued);
 }
 
 pub async fn start_turn_dequeues_atomically(b: &dyn Backend) {
@@ -195,20 +303,25 @@ pub async fn start_turn_dequeues_atomically(b: &dyn Backend) {
     assert!(s.enqueue_message(&q2, 10).await.unwrap());
 
     // Delivering q1 (the engine reuses the queued id as the message id).
-    let (mut msg, run) = turn(&rec, "processing");
-    msg.id = q1.id.clone();
-    let run = RunRecord { user_message_id: q1.id.clone(), ..run };
-    s.start_turn(&rec.id, ACCEPTING, &msg, &run, vec![], Some(&q1.id)).await.unwrap().expect("delivered");
+    let delivering = |q: &QueuedMessageRecord| {
+        let (mut msg, mut run) = turn(&rec);
+        msg.id = q.id.clone();
+        run.user_message_id = q.id.clone();
+        let t = NewTurn { dequeue: Some(q.id.clone()), ..new_turn(&msg, &run, admit_as(RunState::Processing)) };
+        (t, run)
+    };
+    let (t1, run) = delivering(&q1);
+    s.start_turn(&rec.id, t1).await.unwrap().expect("delivered");
     assert_eq!(s.queued_messages(&rec.id).await.unwrap(), vec![q2.clone()], "the delivered message left the queue");
     assert_eq!(s.messages(&rec.id).await.unwrap()[0].id, q1.id);
 
     s.claim_run("w1", now(), far(), NO_LIMITS).await.unwrap().expect("claimable");
     s.update_run(finish(&run.id, "w1")).await.unwrap().expect("finished");
 
-    // A queued message that is gone (delivered or deleted): None, nothing written.
+    // A queued message that is gone (delivered or deleted): Dequeued, nothing written.
     let before = snapshot(s, &rec.id).await;
-    let (msg, run) = turn(&rec, "processing");
-    assert!(s.start_turn(&rec.id, ACCEPTING, &msg, &run, vec![state_event("processing")], Some(&q1.id)).await.unwrap().is_none());
+    let (again, run) = delivering(&q1);
+    assert_eq!(s.start_turn(&rec.id, again).await.unwrap().err(), Some(Refusal::Dequeued));
     assert_eq!(snapshot(s, &rec.id).await, before, "nothing written");
     assert!(s.run(&run.id).await.unwrap().is_none());
 
@@ -216,10 +329,17 @@ pub async fn start_turn_dequeues_atomically(b: &dyn Backend) {
     let other = idle_session(s, &w.agent, &w.user).await;
     let foreign = queued_message(&other.id, "elsewhere", now());
     assert!(s.enqueue_message(&foreign, 10).await.unwrap());
-    let (msg, run) = turn(&rec, "processing");
-    assert!(s.start_turn(&rec.id, ACCEPTING, &msg, &run, vec![], Some(&foreign.id)).await.unwrap().is_none());
+    let (steal, run) = delivering(&foreign);
+    assert_eq!(s.start_turn(&rec.id, steal).await.unwrap().err(), Some(Refusal::Dequeued));
     assert_eq!(s.queued_messages(&other.id).await.unwrap(), vec![foreign], "the other session's queue is untouched");
     assert_eq!(snapshot(s, &rec.id).await, before);
+    assert!(s.run(&run.id).await.unwrap().is_none());
+
+    // A turn the rule refuses keeps its queued message queued.
+    let (refused, _) = delivering(&q2);
+    let refused = NewTurn { admit: Box::new(|_: &AdmissionView| Err(Refusal::Full)), ..refused };
+    assert_eq!(s.start_turn(&rec.id, refused).await.unwrap().err(), Some(Refusal::Full));
+    assert_eq!(snapshot(s, &rec.id).await, before, "the queued message stays");
 }
 
 pub async fn queue_respects_max_edit_delete(b: &dyn Backend) {
@@ -275,7 +395,7 @@ pub async fn grants_and_readers(b: &dyn Backend) {
     let other_agent = agent_of(s, &creator).await;
     let t = now();
     let mk = |by: &User, i: i64| {
-        let mut r = session_record(&agent, by, "idle");
+        let mut r = session_record(&agent, by, SessionState::Idle);
         r.created_at = t + i;
         r.updated_at = t + i;
         r
@@ -286,10 +406,10 @@ pub async fn grants_and_readers(b: &dyn Backend) {
     let to_org = mk(&owner, 4);
     let private = mk(&owner, 5);
     for r in [&own, &to_person, &to_team, &to_org, &private] {
-        s.create_session(r, None, vec![]).await.unwrap();
+        s.create_session(r, vec![]).await.unwrap();
     }
-    let not_this_agent = session_record(&other_agent, &creator, "idle");
-    s.create_session(&not_this_agent, None, vec![]).await.unwrap();
+    let not_this_agent = session_record(&other_agent, &creator, SessionState::Idle);
+    s.create_session(&not_this_agent, vec![]).await.unwrap();
 
     let g = |k: &str, p: &str, r: &str| (k.to_string(), p.to_string(), r.to_string());
     s.change_session_grants(&to_person.id, &[g("person", &grantee.id, "viewer")], &[]).await.unwrap();
@@ -299,7 +419,7 @@ pub async fn grants_and_readers(b: &dyn Backend) {
     let sees = |r: Reader| {
         let store = store.clone();
         let agent_id = agent.id.clone();
-        async move { store.sessions_of_agent(&agent_id, &r).await.unwrap().into_iter().map(|s| s.id).collect::<Vec<_>>() }
+        async move { readable_sessions(&*store, &agent_id, &r).await.into_iter().map(|s| s.id).collect::<Vec<_>>() }
     };
     assert_eq!(sees(reader(&creator, &[])).await, vec![to_org.id.clone(), own.id.clone()], "creator: own sessions and org grants, newest first");
     assert_eq!(sees(reader(&grantee, &[])).await, vec![to_org.id.clone(), to_person.id.clone()], "grantee by person");
@@ -311,7 +431,7 @@ pub async fn grants_and_readers(b: &dyn Backend) {
         "the creator sees all of theirs"
     );
     assert!(sees(reader(&outsider, &[])).await.is_empty(), "another organization sees nothing");
-    let full = s.sessions_of_agent(&agent.id, &reader(&creator, &[])).await.unwrap();
+    let full = readable_sessions(s, &agent.id, &reader(&creator, &[])).await;
     assert_eq!(full[1], own, "listed sessions read back in full");
 
     // Upserts replace the role; removals apply after upserts, atomically.
@@ -357,17 +477,17 @@ pub async fn files_rename_cancel_queue_position(b: &dyn Backend) {
     // Queue positions among the agent's queued runs, oldest first.
     let mut runs = vec![];
     for i in 0..3 {
-        let mut r = session_record(&w.agent, &w.user, "queued");
-        let (msg, mut run) = turn(&r, "queued");
+        let r = session_record(&w.agent, &w.user, SessionState::Idle);
+        let (msg, mut run) = turn(&r);
         run.created_at = t + 10 + i;
-        r.current_run_id = Some(run.id.clone());
-        s.create_session(&r, Some((&msg, &run)), vec![]).await.unwrap();
-        runs.push(run);
+        let written = s.create_session_with_turn(&r, new_turn(&msg, &run, admit_as(RunState::Queued))).await.unwrap().expect("queued");
+        assert_eq!(written.queue_position, Some(i + 1), "the place reported at admission");
+        runs.push(RunRecord { state: RunState::Queued, ..run });
     }
     for (i, r) in runs.iter().enumerate() {
         assert_eq!(s.queue_position(r).await.unwrap(), i as i64 + 1);
     }
-    s.update_run(cancel(&runs[0].id)).await.unwrap().expect("a queued run is cancelled");
+    s.update_run(cancel(&runs[0].id, RunState::Queued)).await.unwrap().expect("a queued run is cancelled");
     assert_eq!(s.queue_position(&runs[1]).await.unwrap(), 1, "a cancelled run leaves the queue");
     assert_eq!(s.queue_position(&runs[2]).await.unwrap(), 2);
 
@@ -378,6 +498,33 @@ pub async fn files_rename_cancel_queue_position(b: &dyn Backend) {
     assert!(!s.run(&runs[2].id).await.unwrap().unwrap().cancel_requested);
 }
 
+/// The place a queued run is told is the order in which it will be served. Two
+/// requests read the clock, then write in the other order (as concurrent requests do):
+/// the run admitted first is claimed first, so it is place 1 and the other place 2.
+pub async fn queue_places_follow_claim_order(b: &dyn Backend) {
+    let store = b.open().await;
+    let s = &*store;
+    let w = world(s).await;
+    let t = now();
+    let admit = |stamp: i64| {
+        let rec = session_record(&w.agent, &w.user, SessionState::Idle);
+        let (mut msg, mut run) = turn(&rec);
+        (msg.created_at, run.created_at) = (stamp, stamp);
+        async move {
+            let written = s.create_session_with_turn(&rec, new_turn(&msg, &run, admit_as(RunState::Queued))).await.unwrap().expect("queued");
+            (written.queue_position, RunRecord { state: RunState::Queued, ..run })
+        }
+    };
+    let (first_place, first) = admit(t + 10).await;
+    let (second_place, second) = admit(t).await;
+    let claimed: Vec<String> = [s.claim_run("w1", now(), far(), NO_LIMITS).await.unwrap(), s.claim_run("w1", now(), far(), NO_LIMITS).await.unwrap()]
+        .into_iter()
+        .map(|c| c.expect("claimable").run.id)
+        .collect();
+    assert_eq!(claimed, vec![first.id.clone(), second.id.clone()], "queued runs are served in admission order");
+    assert_eq!((first_place, second_place), (Some(1), Some(2)), "the places told match the order of service");
+}
+
 pub async fn delete_idle_sessions_removes_every_trace(b: &dyn Backend) {
     let store = b.open().await;
     let s = &*store;
@@ -385,7 +532,7 @@ pub async fn delete_idle_sessions_removes_every_trace(b: &dyn Backend) {
     let t0 = now();
 
     // A finished session with a bit of everything.
-    let (done, run) = session_with_run(s, &w.agent, &w.user, "processing").await;
+    let (done, run) = session_with_run(s, &w.agent, &w.user, RunState::Processing).await;
     s.claim_run("w1", now(), far(), NO_LIMITS).await.unwrap().expect("claimable");
     let step = StepRecord { run_id: run.id.clone(), step: 0, call_id: String::new(), state: "done".into(), output: json!({"text": "hi"}) };
     let reply = assistant_message(&run, "hi");
@@ -407,7 +554,7 @@ pub async fn delete_idle_sessions_removes_every_trace(b: &dyn Backend) {
     s.change_session_grants(&done.id, &[("person".into(), w.user.id.clone(), "viewer".into())], &[]).await.unwrap();
     let idle = idle_session(s, &w.agent, &w.user).await;
     // An active session is never deleted, however old.
-    let (active, active_run) = session_with_run(s, &w.agent, &w.user, "queued").await;
+    let (active, active_run) = session_with_run(s, &w.agent, &w.user, RunState::Queued).await;
 
     assert_eq!(s.delete_idle_sessions(t0 - 10 * SECOND).await.unwrap(), 0, "nothing is that old");
     assert_eq!(s.delete_idle_sessions(now() + 3600 * SECOND).await.unwrap(), 2, "the finished and the idle session go");
