@@ -31,9 +31,19 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1024)]
     pub download_mib: u64,
     /// Backlog sizes: for each, that many runs are queued while no worker runs, then a
-    /// server with workers drains them (comma-separated; empty skips).
+    /// server with workers drains them (comma-separated; 0 skips).
     #[arg(long, value_delimiter = ',', default_value = "500,20000")]
     pub backlog: Vec<usize>,
+    /// Session counts for the listing figure (S3/A1 page cost; comma-separated; 0 skips).
+    #[arg(long, value_delimiter = ',', default_value = "10,100000")]
+    pub list_sessions: Vec<usize>,
+    /// The `langgraph` executable (from `langgraph-cli[inmem]`, see bench/langgraph):
+    /// runs the same throughput phase against LangGraph's in-memory server.
+    #[arg(long)]
+    pub langgraph: Option<std::path::PathBuf>,
+    /// The directory holding the LangGraph graph (graph.py, langgraph.json).
+    #[arg(long, default_value = "bench/langgraph")]
+    pub langgraph_graph: std::path::PathBuf,
 }
 
 /// Send instants of paced chunks, by (stream id, chunk index).
@@ -295,6 +305,143 @@ async fn backlog(fake_url: &str, runs: usize, args: &BenchArgs) -> anyhow::Resul
     })
 }
 
+const LIST_SAMPLES: usize = 100;
+const LIST_PAGE: usize = 5;
+
+/// Page costs (p50, ms) of S3 and A1 over a seeded data set.
+struct Listing {
+    sessions: usize,
+    s3_ms: f64,
+    s3_deep_ms: f64,
+    s3_search_ms: f64,
+    a1_ms: f64,
+}
+
+/// Seeds `n` sessions (each with a user message and an artifact; every other one mentions
+/// "needle") through the store, next to a server without workers, then times pages of
+/// 5 (so 10 sessions fill every page measured: first, second, search, artifacts).
+async fn listing(fake_url: &str, n: usize) -> anyhow::Result<Listing> {
+    use store::{ArtifactStore, SessionStore};
+    let dir = tempfile::tempdir()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(16).build()?;
+    let (server, _) = spawn_server(fake_url, dir.path(), 0).await?;
+    let base = server.base.clone();
+    let agent_id = create_agent(&client, &base).await?;
+    let first: Value =
+        client.post(format!("{base}/api/v1/agents/{agent_id}/sessions")).bearer_auth(KEY).json(&json!({"input": "hello"})).send().await?.json().await?;
+    let first_id = first["session"]["id"].as_str().ok_or_else(|| anyhow::anyhow!("no session: {first}"))?.to_string();
+    let store = Arc::new(store::sqlite::SqliteStore::open(&format!("sqlite://{}", dir.path().join("openloop.db").display())).await?);
+    let template = store.session(&first_id).await?.ok_or_else(|| anyhow::anyhow!("seed session missing"))?;
+    let seeded = Arc::new(AtomicUsize::new(1));
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (store, template, seeded, agent_id) = (store.clone(), template.clone(), seeded.clone(), agent_id.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = seeded.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let now = wire::time::now_micros();
+                let sid = wire::ids::new_id("ses");
+                let s = store::SessionRecord { id: sid.clone(), name: Some(format!("session {i}")), created_at: now, updated_at: now, ..template.clone() };
+                let text = if i % 2 == 0 { format!("find the needle {i}") } else { format!("hello {i}") };
+                let message = store::MessageRecord {
+                    id: wire::ids::new_id("msg"),
+                    session_id: sid.clone(),
+                    ord: 0,
+                    run_id: None,
+                    role: "user".into(),
+                    content: Some(text),
+                    parts: json!([]),
+                    creator_id: Some(USER.into()),
+                    created_at: now,
+                };
+                let run = store::RunRecord {
+                    id: wire::ids::new_id("run"),
+                    session_id: sid.clone(),
+                    agent_id: agent_id.clone(),
+                    organization_id: template.organization_id.clone(),
+                    user_message_id: message.id.clone(),
+                    assistant_message_id: None,
+                    state: store::RunState::Queued,
+                    attempts: 0,
+                    cancel_requested: false,
+                    finish_reason: None,
+                    error_message: None,
+                    usage: json!({}),
+                    created_at: now,
+                    started_at: None,
+                    finished_at: None,
+                };
+                let turn = store::NewTurn { message, run, admit: Box::new(|_| Ok((store::RunState::Queued, vec![]))), dequeue: None };
+                store.create_session_with_turn(&s, turn).await?.map_err(|r| anyhow::anyhow!("seed refused: {r:?}"))?;
+                let art = store::ArtifactRecord {
+                    id: wire::ids::new_id("art"),
+                    session_id: sid,
+                    agent_id: agent_id.clone(),
+                    creator_user_id: USER.into(),
+                    stored_filename: format!("report-{i}.txt"),
+                    custom_name: None,
+                    current_version_id: String::new(),
+                    password_hash: None,
+                    deleted_at: None,
+                    created_at: now,
+                };
+                let ver = store::ArtifactVersionRecord {
+                    id: wire::ids::new_id("ver"),
+                    artifact_id: String::new(),
+                    major_version: 0,
+                    filename: format!("report-{i}.txt"),
+                    media_type: "text/plain".into(),
+                    size: 2,
+                    blob_key: format!("artifacts/none-{i}"),
+                    etag: "\"0\"".into(),
+                    created_at: now,
+                };
+                store.add_artifact_version(&art, &ver).await?;
+                if i % 20000 == 0 {
+                    eprintln!("  seeded {i}/{n}");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    store.close().await;
+    let time = |path: String| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let mut lat = Vec::with_capacity(LIST_SAMPLES);
+            for i in 0..LIST_SAMPLES + 10 {
+                let t = Instant::now();
+                let r = client.get(format!("{base}{path}")).bearer_auth(KEY).send().await?;
+                let ok = r.status().is_success();
+                let body = r.bytes().await?;
+                if !ok {
+                    anyhow::bail!("GET {path} failed: {}", String::from_utf8_lossy(&body));
+                }
+                if i >= 10 {
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            lat.sort_by(f64::total_cmp);
+            Ok::<_, anyhow::Error>(percentile(&lat, 50.0))
+        }
+    };
+    // The cursor of page 2: keyset paging costs the same at any depth.
+    let sessions_path = format!("/api/v1/agents/{agent_id}/sessions?page_size={LIST_PAGE}");
+    let v: Value = client.get(format!("{base}{sessions_path}")).bearer_auth(KEY).send().await?.json().await?;
+    let cursor = v["next_cursor"].as_str().unwrap_or_default().to_string();
+    let s3_ms = time(sessions_path.clone()).await?;
+    let s3_deep_ms = time(format!("{sessions_path}&cursor={cursor}")).await?;
+    let s3_search_ms = time(format!("{sessions_path}&search=needle")).await?;
+    let a1_ms = time(format!("/api/v1/agents/{agent_id}/artifacts?page_size={LIST_PAGE}")).await?;
+    drop(server);
+    Ok(Listing { sessions: n, s3_ms, s3_deep_ms, s3_search_ms, a1_ms })
+}
+
 async fn create_agent(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
     let agent: Value = client
         .post(format!("{base}/api/v1/agents"))
@@ -413,12 +560,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // 5. Cost flat in the backlog: runs queued up front, then drained.
     let mut backlogs = Vec::new();
-    for &n in &args.backlog {
+    for &n in args.backlog.iter().filter(|n| **n > 0) {
         eprintln!("bench: backlog of {n} runs queued up front, then drained…");
         backlogs.push(backlog(&fake_url, n, &args).await?);
     }
 
-    // 6. Artifact download vs cat.
+    // 6. Listing cost flat in the number of sessions.
+    let mut listings = Vec::new();
+    for &n in args.list_sessions.iter().filter(|n| **n > 0) {
+        eprintln!("bench: listing pages with {n} sessions (each with a message and an artifact)…");
+        listings.push(listing(&fake_url, n).await?);
+    }
+
+    // 7. The same throughput phase against LangGraph's in-memory server.
+    let langgraph = match &args.langgraph {
+        Some(bin) => {
+            eprintln!("bench: LangGraph in-memory server, {} runs with {} clients…", args.runs, args.clients);
+            Some(crate::bench_langgraph::throughput_with_jobs(bin, &args.langgraph_graph, &fake_url, args.runs, args.clients, args.workers).await?)
+        }
+        None => None,
+    };
+
+    // 8. Artifact download vs cat.
     let download = if args.download_mib > 0 {
         eprintln!("bench: {} MiB artifact download vs cat…", args.download_mib);
         Some(download_bench(&client, &base, &agent_id, dir.path(), server.child.id(), args.download_mib).await?)
@@ -466,6 +629,47 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             small.runs,
             large.runs_per_sec / small.runs_per_sec,
             large.cpu_per_run_ms / small.cpu_per_run_ms
+        );
+    }
+    if let Some(lg) = &langgraph {
+        println!(
+            "| LangGraph in-memory server (langgraph-api {}, langgraph {}), {} runs, {} clients, {} jobs per worker, same client and provider | — | {:.0} runs/s ({} accepted in {:.2} s, all terminal after {:.2} s, {} failed), CPU {:.2} ms per run; sequential accept n={} p50 {:.3} ms / p99 {:.3} ms |",
+            lg.api_version,
+            lg.langgraph_version,
+            lg.runs,
+            lg.clients,
+            lg.jobs_per_worker,
+            lg.runs_per_sec,
+            lg.runs,
+            lg.accepted_in.as_secs_f64(),
+            lg.total.as_secs_f64(),
+            lg.failed,
+            lg.cpu_per_run_ms,
+            lg.accept_n,
+            lg.accept_p50_ms,
+            lg.accept_p99_ms
+        );
+        println!(
+            "| Openloop ÷ LangGraph, same run | ≥ 10× | runs/s {:.1}×, CPU per run {:.2}× less |",
+            rate / lg.runs_per_sec,
+            lg.cpu_per_run_ms / cpu_per_run
+        );
+    }
+    for l in &listings {
+        println!(
+            "| S3/A1 page of {} with {} sessions (p50 of {} sequential requests) | flat in data size | S3 {:.2} ms, S3 page 2 {:.2} ms, S3 search {:.2} ms, A1 {:.2} ms |",
+            LIST_PAGE, l.sessions, LIST_SAMPLES, l.s3_ms, l.s3_deep_ms, l.s3_search_ms, l.a1_ms
+        );
+    }
+    if let Some((small, large)) = listings.first().zip(listings.last()).filter(|(a, b)| a.sessions != b.sessions) {
+        println!(
+            "| listing ratio ({} vs {} sessions) | within 2× | S3 {:.2}×, S3 page 2 {:.2}×, S3 search {:.2}×, A1 {:.2}× |",
+            large.sessions,
+            small.sessions,
+            large.s3_ms / small.s3_ms,
+            large.s3_deep_ms / small.s3_deep_ms,
+            large.s3_search_ms / small.s3_search_ms,
+            large.a1_ms / small.a1_ms
         );
     }
     println!(
