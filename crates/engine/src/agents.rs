@@ -387,7 +387,7 @@ impl Engine {
             },
         };
 
-        let now = wire::time::now_micros();
+        let now = self.now();
         let mut config = AgentConfig {
             name,
             description,
@@ -466,7 +466,7 @@ impl Engine {
         if old == new {
             return Ok(cur.clone());
         }
-        let now = wire::time::now_micros();
+        let now = self.now();
         let mut next = cur.clone();
         next.config = new.config.clone();
         next.team_id = new.team_id.clone();
@@ -560,7 +560,7 @@ impl Engine {
         if !self.can_update_agent(caller, &cur) {
             return Err(permission_denied("delete"));
         }
-        if !self.store.delete_agent(id, wire::time::now_micros()).await.map_err(db)? {
+        if !self.store.delete_agent(id, self.now()).await.map_err(db)? {
             return Err(agent_not_found(id));
         }
         Ok(AgentDeleteResponse { agent_id: id.to_string(), deleted: true })

@@ -94,7 +94,7 @@ impl Engine {
         let size = bytes.len() as i64;
         // The bytes are stored completely before the artifact is committed.
         let meta = blobs.put(&key, bytes::Bytes::from(bytes)).await.map_err(|e| format!("storing the artifact failed: {e}"))?;
-        let now = wire::time::now_micros();
+        let now = self.now();
         let art = ArtifactRecord {
             id: art_id,
             session_id: ctx.session_id.clone(),
@@ -130,7 +130,7 @@ impl Engine {
     /// `{public_url}/files/v1/artifacts/{id}/versions/{vid}/{name}?exp&kid&sig`.
     pub fn signed_artifact_url(&self, art: &ArtifactRecord, ver: &ArtifactVersionRecord) -> (String, i64) {
         let path = format!("/files/v1/artifacts/{}/versions/{}/{}", art.id, ver.id, utf8_percent_encode(&ver.filename, SEGMENT));
-        let exp = chrono::Utc::now().timestamp() + self.config.signed_url_ttl_secs as i64;
+        let exp = self.clock.now_secs() + self.config.signed_url_ttl_secs as i64;
         let kid = self.signer.current_kid().to_string();
         let (_, sig) = self.signer.sign(format!("GET\n{path}\n{exp}\n{kid}").as_bytes());
         (format!("{}{path}?exp={exp}&kid={kid}&sig={sig}", self.config.public_url), exp)
@@ -145,7 +145,7 @@ impl Engine {
         if !self.signer.verify(kid, format!("GET\n{path}\n{exp_raw}\n{kid}").as_bytes(), sig) {
             return Err(invalid());
         }
-        if chrono::Utc::now().timestamp() > exp + 5 {
+        if self.clock.now_secs() > exp + 5 {
             return Err(ApiError::new(ErrorCode::SignatureExpired, "The download link has expired. Ask the API for a new one (GET /artifacts/{id}/download)."));
         }
         Ok(exp)
@@ -243,7 +243,7 @@ impl Engine {
     /// A3.
     pub async fn delete_artifact(&self, caller: &Caller, id: &str) -> Result<ArtifactDeleteResponse, ApiError> {
         let art = self.writable_artifact(caller, id).await?;
-        if !self.store.delete_artifact(&art.id, wire::time::now_micros()).await.map_err(db)? {
+        if !self.store.delete_artifact(&art.id, self.now()).await.map_err(db)? {
             return Err(artifact_not_found(id));
         }
         Ok(ArtifactDeleteResponse { deleted: true })

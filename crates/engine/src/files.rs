@@ -119,7 +119,7 @@ impl Engine {
                     media_type: media_type.clone(),
                     size,
                     blob_key: key.clone(),
-                    created_at: wire::time::now_micros(),
+                    created_at: self.now(),
                 };
                 match self.store.insert_session_file(&rec).await {
                     Ok(()) => break,

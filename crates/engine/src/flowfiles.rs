@@ -77,7 +77,7 @@ impl Engine {
             media_type: media_type_for(&name).to_string(),
             size,
             blob_key: key,
-            created_at: wire::time::now_micros(),
+            created_at: self.now(),
         };
         let old = self.store.upsert_flow_file(ns, &rec).await.map_err(|_| "internal_error")?;
         if let Some(old) = old {

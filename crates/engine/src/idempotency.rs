@@ -89,7 +89,7 @@ pub enum Claimed {
 
 impl Engine {
     pub async fn claim_idempotency(&self, scope: &str, fingerprint: &[u8]) -> Result<Claimed, ApiError> {
-        let now = wire::time::now_micros();
+        let now = self.now();
         match self.store.claim_idempotency(scope, fingerprint, now, now - RETENTION_MICROS, now - STALE_MICROS).await.map_err(db)? {
             IdempotencyClaim::New => Ok(Claimed::New),
             IdempotencyClaim::Replay { status, body } => Ok(Claimed::Replay { status, body }),
@@ -105,11 +105,8 @@ impl Engine {
 
     /// Stores the outcome; 5xx outcomes are released instead (never stored).
     pub async fn finish_idempotency(&self, scope: &str, status: u16, body: &[u8]) {
-        let res = if status >= 500 {
-            self.store.release_idempotency(scope).await
-        } else {
-            self.store.complete_idempotency(scope, status, body, wire::time::now_micros()).await
-        };
+        let res =
+            if status >= 500 { self.store.release_idempotency(scope).await } else { self.store.complete_idempotency(scope, status, body, self.now()).await };
         if let Err(e) = res {
             tracing::error!(error = %e, "could not record an idempotent result");
         }

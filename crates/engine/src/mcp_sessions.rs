@@ -9,8 +9,7 @@ use crate::{db, Engine, KeyInfo};
 impl Engine {
     pub async fn open_mcp_session(&self, key: &KeyInfo, protocol_version: &str) -> Result<String, ApiError> {
         let id = wire::ids::new_id("mcps");
-        let rec =
-            McpSessionRecord { id: id.clone(), key_id: key.id.clone(), protocol_version: protocol_version.to_string(), created_at: wire::time::now_micros() };
+        let rec = McpSessionRecord { id: id.clone(), key_id: key.id.clone(), protocol_version: protocol_version.to_string(), created_at: self.now() };
         self.store.create_mcp_session(&rec).await.map_err(db)?;
         Ok(id)
     }
@@ -24,6 +23,6 @@ impl Engine {
         if self.mcp_session(key, id).await?.is_none() {
             return Ok(false);
         }
-        self.store.end_mcp_session(id, wire::time::now_micros()).await.map_err(db)
+        self.store.end_mcp_session(id, self.now()).await.map_err(db)
     }
 }

@@ -57,7 +57,7 @@ impl Engine {
                 if c.r != req.route || c.b != req.binding || c.d != desc {
                     return Err(invalid_cursor("The cursor belongs to another listing (different endpoint, filters or sort)."));
                 }
-                if c.x < wire::time::now_micros() {
+                if c.x < self.now() {
                     return Err(invalid_cursor("The cursor has expired."));
                 }
                 if req.page_size.is_some_and(|p| p != c.p) {
@@ -71,14 +71,7 @@ impl Engine {
 
     /// The sealed cursor of the page after the one ending at `last`.
     pub fn next_cursor(&self, req: &PageRequest<'_>, size: usize, last: &SortKey, desc: bool) -> Result<String, ApiError> {
-        let payload = CursorPayload {
-            r: req.route.to_string(),
-            b: req.binding.clone(),
-            p: size,
-            k: last.clone(),
-            d: desc,
-            x: wire::time::now_micros() + CURSOR_TTL_MICROS,
-        };
+        let payload = CursorPayload { r: req.route.to_string(), b: req.binding.clone(), p: size, k: last.clone(), d: desc, x: self.now() + CURSOR_TTL_MICROS };
         let bytes = serde_json::to_vec(&payload).map_err(|_| ApiError::internal())?;
         Ok(self.signer.seal(&bytes))
     }

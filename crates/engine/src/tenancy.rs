@@ -66,7 +66,7 @@ impl Engine {
             first_name: u.first_name,
             last_name: u.last_name,
             org_role: if u.org_admin { "admin".into() } else { "member".into() },
-            created_at: wire::time::now_micros(),
+            created_at: self.now(),
         };
         self.store.ensure_user(&user).await?;
         self.store.user(&id).await?.ok_or_else(|| AdminError::NotFound(format!("user {id}")))
@@ -89,7 +89,7 @@ impl Engine {
                 return Err(AdminError::NotFound(format!("organization {org} does not exist; create a user in it first (openloop users create --org {org})")));
             }
         }
-        let team = Team { id: id.clone(), organization_id: org, name: name.to_string(), created_at: wire::time::now_micros() };
+        let team = Team { id: id.clone(), organization_id: org, name: name.to_string(), created_at: self.now() };
         self.store.ensure_team(&team).await?;
         self.store.team(&id).await?.ok_or_else(|| AdminError::NotFound(format!("team {id}")))
     }
@@ -134,7 +134,7 @@ impl Engine {
             user_id,
             team_id,
             created_by,
-            created_at: wire::time::now_micros(),
+            created_at: self.now(),
             revoked_at: None,
         };
         self.store.insert_api_key(&key).await?;

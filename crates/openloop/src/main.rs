@@ -119,6 +119,8 @@ enum KeysCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Named failure points from FAILPOINTS (test builds only; see engine::faults).
+    let _faults = engine::faults::setup();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -86,6 +86,28 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// Sets (or with `None` removes) an environment variable for the next (re)start.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        match value {
+            Some(v) => self.env.insert(key.to_string(), v.to_string()),
+            None => self.env.remove(key),
+        };
+    }
+
+    /// Waits until the process exits on its own (e.g. at a crash failure point).
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return Some(status);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// `kill -9` the process (no graceful shutdown).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -287,6 +287,9 @@ impl<'a> Ctx<'a> {
         let (temperature, max_tokens, reasoning_effort) = self.model_settings();
         let req = ChatRequest { model: native.to_string(), messages, tools, temperature, max_tokens, reasoning_effort };
         let mut stop = self.stop.clone();
+        fail::fail_point!("run.model_call", |_| {
+            Ok((Flow::Fail(RunError::new("ProviderError", "the provider failed (failure point run.model_call)")), ModelOutput::default()))
+        });
         let opening = model.stream(req);
         tokio::pin!(opening);
         let stream = loop {
@@ -537,6 +540,7 @@ impl<'a> Ctx<'a> {
         if !self.write(RunUpdate { message: Some(&self.msg), step: rec.as_ref(), events, ..self.update() }).await? {
             return Ok(Flow::Stop(Stop::LeaseLost));
         }
+        crate::crash_point!("run.after_tool_commit");
         if cancelled {
             return Ok(Flow::Stop(self.stop_now().unwrap_or(Stop::Cancelled)));
         }
@@ -671,6 +675,7 @@ impl<'a> Ctx<'a> {
     }
 
     async fn finish(&mut self, outcome: Result<&'static str, RunError>) -> Outcome {
+        crate::crash_point!("run.before_finish");
         let (event, reason, error) = match &outcome {
             Ok(reason) => (SessionEvent::RunCompleted, *reason, None),
             Err(e) => (SessionEvent::RunFailed, "error", Some(e.clone())),
@@ -751,7 +756,7 @@ pub async fn execute(engine: &Arc<Engine>, run: RunRecord, owner: &str, stop: wa
         content: None,
         parts: json!([]),
         creator_id: None,
-        created_at: wire::time::now_micros(),
+        created_at: engine.now(),
     });
     let usage = run.usage.clone();
     let Some(agent) = agent else {
@@ -862,7 +867,7 @@ pub async fn fail_run(engine: &Arc<Engine>, run: &RunRecord, owner: Option<&str>
         content: None,
         parts: Value::Null,
         creator_id: None,
-        created_at: wire::time::now_micros(),
+        created_at: engine.now(),
     };
     set_parts(&mut msg, build_parts(&run.id, &steps, Some(&text)));
     let events = vec![

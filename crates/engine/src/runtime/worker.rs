@@ -47,7 +47,7 @@ impl Engine {
             }
             // Register interest before looking, so a wake-up between the two is not lost.
             let notified = self.wake.notified();
-            let now = wire::time::now_micros();
+            let now = self.now();
             let claimed = match self.store.claim_run(&owner, now, now + micros(lease), self.slot_limits()).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -98,7 +98,7 @@ impl Engine {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let until = wire::time::now_micros() + micros(lease);
+                let until = hb_engine.now() + micros(lease);
                 match hb_engine.store.heartbeat(&hb_run, &hb_owner, until).await {
                     Ok(true) => {}
                     Ok(false) => {
@@ -151,7 +151,7 @@ impl Engine {
                 _ = tokio::time::sleep(every) => {}
                 _ = shutdown.changed() => return,
             }
-            let now = wire::time::now_micros();
+            let now = self.now();
             let expired = match self.store.expired_runs(now).await {
                 Ok(e) => e,
                 Err(e) => {

@@ -248,7 +248,7 @@ impl Engine {
         let stored_meta = json!({"client": metadata});
         match text {
             None => {
-                let now = wire::time::now_micros();
+                let now = self.now();
                 let s = SessionRecord {
                     id: id.clone(),
                     agent_id: agent.id.clone(),
@@ -436,7 +436,7 @@ impl Engine {
             return Err(ApiError::invalid_request("attachments", "Queued messages carry text only; send attachments with delivery: immediate."));
         }
         let s = self.session_for_use(caller, id).await?;
-        let now = wire::time::now_micros();
+        let now = self.now();
         let q = QueuedMessageRecord { id: wire::ids::new_id("qm"), session_id: s.id.clone(), input: text, created_at: now, updated_at: now };
         if !self.store.enqueue_message(&q, MAX_QUEUE).await.map_err(db)? {
             return Err(ApiError::new(
@@ -484,7 +484,7 @@ impl Engine {
         self.no_queue_when_incognito()?;
         let text = require_content(req.input.as_ref(), req.message.as_ref())?;
         let s = self.session_for_use(caller, id).await?;
-        if !self.store.edit_queued_message(&s.id, qid, &text, wire::time::now_micros()).await.map_err(db)? {
+        if !self.store.edit_queued_message(&s.id, qid, &text, self.now()).await.map_err(db)? {
             return Err(Self::qm_not_found(qid));
         }
         let queue = self.store.queued_messages(&s.id).await.map_err(db)?;

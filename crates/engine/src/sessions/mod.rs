@@ -77,7 +77,7 @@ impl Engine {
         let rt = &self.config.runtime;
         let (limits, max_queue, overflow_reject) =
             (SlotLimits { agent: rt.agent_max_concurrency, org: rt.org_max_concurrency }, rt.agent_max_queue, rt.overflow_reject);
-        let now = wire::time::now_micros();
+        let now = self.now();
         let session_id = match &target {
             TurnTarget::New { id, .. } => id.clone(),
             TurnTarget::Existing(s) => s.id.clone(),
