@@ -563,7 +563,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // through Openloop's SSE, both against the fake's recorded send instants.
     eprintln!("bench: streaming latency ({PACED_CHUNKS} paced events, direct vs through Openloop)…");
     let direct = stream_direct(&client, &fake_url).await?;
-    let via = stream_via_openloop(&client, &base, &agent_id).await?;
+    let (via, streamed_session) = stream_via_openloop(&client, &base, &agent_id).await?;
+    let (delta_events, bytes_per_delta) = event_bytes(&dir.path().join("openloop.db"), &streamed_session)?;
 
     // 5. Cost flat in the backlog: runs queued up front, then drained.
     let mut backlogs = Vec::new();
@@ -638,6 +639,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             large.cpu_per_run_ms / small.cpu_per_run_ms
         );
     }
+    // Retention: every streamed token is one stored text-delta event, kept until
+    // OPENLOOP_STREAM_RETENTION_SECS (default 24 h) after its session's last run ended.
+    println!(
+        "| event log per streamed token ({} text-delta events of the paced stream) | reported | {:.0} bytes per event (row columns); at 100 tokens/s sustained and the 24 h default retention: {:.2} GiB |",
+        delta_events,
+        bytes_per_delta,
+        bytes_per_delta * 100.0 * 86400.0 / (1u64 << 30) as f64
+    );
     if let Some(lg) = &langgraph {
         println!(
             "| LangGraph in-memory server (langgraph-api {}, langgraph {}), {} runs, {} clients, {} jobs per worker, same client and provider | — | {:.0} runs/s ({} accepted in {:.2} s, all terminal after {:.2} s, {} failed), CPU {:.2} ms per run; sequential accept n={} p50 {:.3} ms / p99 {:.3} ms |",
@@ -770,7 +779,7 @@ async fn stream_direct(client: &reqwest::Client, fake_url: &str) -> anyhow::Resu
     Ok(latencies(&id, recv))
 }
 
-async fn stream_via_openloop(client: &reqwest::Client, base: &str, agent_id: &str) -> anyhow::Result<Vec<f64>> {
+async fn stream_via_openloop(client: &reqwest::Client, base: &str, agent_id: &str) -> anyhow::Result<(Vec<f64>, String)> {
     let id = format!("via{}", rand_suffix());
     let resp = client
         .post(format!("{base}/api/v1/agents/{agent_id}/sessions"))
@@ -779,8 +788,12 @@ async fn stream_via_openloop(client: &reqwest::Client, base: &str, agent_id: &st
         .send()
         .await?;
     let mut recv = Vec::new();
+    let mut session_id = String::new();
     read_sse(resp, |d| {
         if let Ok(v) = serde_json::from_str::<Value>(d) {
+            if v["type"] == "start" {
+                session_id = v["session_id"].as_str().unwrap_or_default().to_string();
+            }
             if v["type"] == "text-delta" {
                 let now = Instant::now();
                 recv.extend(parse_delta_index(v["delta"].as_str().unwrap_or("")).into_iter().map(|i| (i, now)));
@@ -792,7 +805,21 @@ async fn stream_via_openloop(client: &reqwest::Client, base: &str, agent_id: &st
         true
     })
     .await?;
-    Ok(latencies(&id, recv))
+    Ok((latencies(&id, recv), session_id))
+}
+
+/// Stored size of a session's streamed text: (text-delta events, bytes per event). The
+/// bytes are the row's columns (events is a WITHOUT ROWID table keyed by session and seq);
+/// B-tree page overhead comes on top.
+fn event_bytes(db: &std::path::Path, session_id: &str) -> anyhow::Result<(i64, f64)> {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let (n, bytes): (i64, Option<i64>) = c.query_row(
+        "SELECT COUNT(*), SUM(length(data) + length(session_id) + COALESCE(length(run_id), 0) + length(type) + 16) FROM events \
+         WHERE session_id = ? AND type = 'text-delta'",
+        [session_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((n, bytes.unwrap_or(0) as f64 / n.max(1) as f64))
 }
 
 fn rand_suffix() -> String {
