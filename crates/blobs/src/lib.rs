@@ -125,6 +125,9 @@ pub enum BlobError {
     TooLarge,
     #[error("invalid blob key: {0}")]
     InvalidKey(String),
+    /// The storage cannot take writes right now (disk full, read-only, quota): retry later.
+    #[error("blob storage unavailable: {0}")]
+    Unavailable(String),
     /// Anything else from the backend (I/O, network, permissions, a satisfiable range being
     /// required, a failing upload stream). Never contains credentials.
     #[error("blob storage error: {0}")]
@@ -407,8 +410,24 @@ impl Drop for UploadGuard {
 fn to_blob_error(secrets: &[String], e: object_store::Error) -> BlobError {
     match e {
         object_store::Error::NotFound { .. } => BlobError::NotFound,
+        e if storage_unavailable(&e) => BlobError::Unavailable(redact(secrets, e.to_string())),
         e => BlobError::Backend(redact(secrets, e.to_string())),
     }
+}
+
+/// An I/O error somewhere in the chain says the file system cannot take writes now:
+/// ENOSPC (full), EROFS (read-only), EDQUOT (quota).
+fn storage_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(io.raw_os_error(), Some(28 | 30 | 122)) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn redact(secrets: &[String], mut msg: String) -> String {

@@ -104,10 +104,7 @@ impl Engine {
         let blobs = self.blobs.as_ref().ok_or_else(ApiError::internal)?;
         let key = format!("sessions/{}/inputs/{}", s.id, wire::ids::new_id("file"));
         let size = bytes.len() as i64;
-        blobs.put(&key, bytes::Bytes::from(bytes)).await.map_err(|e| {
-            tracing::error!(error = %e, "storing an upload failed");
-            ApiError::internal()
-        })?;
+        blobs.put(&key, bytes::Bytes::from(bytes)).await.map_err(crate::blob_err)?;
         let existing = self.store.session_files(&s.id).await.map_err(db)?;
         let mut stored = name.clone();
         let mut n = 0;

@@ -203,16 +203,31 @@ impl Default for EngineConfig {
     }
 }
 
+/// Storage that cannot write (disk full, read-only): 503 with Retry-After.
+fn storage_unavailable() -> ApiError {
+    ApiError::new(
+        wire::ErrorCode::ServiceUnavailable,
+        "Storage cannot accept writes right now (disk full or read-only); nothing was changed. Retry in a few seconds.",
+    )
+    .retry_after(5)
+}
+
 /// Store failures become a generic 500; the cause is logged, never sent.
 pub(crate) fn db(e: StoreError) -> ApiError {
     if e.is_unavailable() {
         tracing::warn!(error = %e, "storage cannot write");
-        return ApiError::new(
-            wire::ErrorCode::ServiceUnavailable,
-            "Storage cannot accept writes right now (disk full or read-only); nothing was changed. Retry in a few seconds.",
-        )
-        .retry_after(5);
+        return storage_unavailable();
     }
     tracing::error!(error = %e, "store error");
+    ApiError::internal()
+}
+
+/// Blob storage failures, as `db` does for the store.
+pub(crate) fn blob_err(e: blobs::BlobError) -> ApiError {
+    if let blobs::BlobError::Unavailable(_) = e {
+        tracing::warn!(error = %e, "blob storage cannot write");
+        return storage_unavailable();
+    }
+    tracing::error!(error = %e, "blob storage error");
     ApiError::internal()
 }
