@@ -297,7 +297,12 @@ fn checkpoint_loop(conn: Connection, stop: std::sync::Arc<std::sync::atomic::Ato
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
         let res = match checkpoint("PASSIVE") {
-            Ok((_, frames)) if frames > WAL_RESTART_FRAMES => checkpoint("RESTART").map(|_| ()),
+            Ok((_, frames)) if frames > WAL_RESTART_FRAMES => {
+                // Wait for readers briefly; if they kept the log from restarting for a
+                // while (it is 4× over), wait longer: a bounded log beats a short stall.
+                let wait = if frames > 4 * WAL_RESTART_FRAMES { 1000 } else { 50 };
+                conn.busy_timeout(Duration::from_millis(wait)).and_then(|_| checkpoint("RESTART")).map(|_| ())
+            }
             other => other.map(|_| ()),
         };
         if let Err(e) = res {
