@@ -1,0 +1,16 @@
+//! The storage API: one trait per table family. Every backend implements all of them and
+//! passes the same contract suite (`tests/contract`).
+
+mod agents;
+mod artifacts;
+mod idempotency;
+mod runs;
+mod sessions;
+mod tenancy;
+
+pub use agents::AgentStore;
+pub use artifacts::ArtifactStore;
+pub use idempotency::{IdempotencyClaim, IdempotencyStore};
+pub use runs::RunStore;
+pub use sessions::SessionStore;
+pub use tenancy::TenancyStore;
