@@ -113,7 +113,7 @@ async fn fake_models() -> Json<Value> {
     Json(json!({"object": "list", "data": [{"id": "bench-model", "object": "model"}]}))
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -127,7 +127,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// CPU time (user + system) the process has used so far.
-fn cpu_time(pid: u32) -> Option<Duration> {
+pub(crate) fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = stat.rsplit_once(')')?.1;
@@ -193,37 +193,46 @@ async fn spawn_server(fake_url: &str, dir: &std::path::Path, workers: usize) -> 
     Ok((Child { child, base }, started.elapsed()))
 }
 
+/// Where a polled run stands.
+pub(crate) enum Poll {
+    Running,
+    Done,
+    Failed,
+}
+
+/// Asks a server about one run.
+pub(crate) type Poller<'a, T> = dyn Fn(&T) -> futures::future::BoxFuture<'a, anyhow::Result<Poll>> + 'a;
+
 /// Waits until every run is terminal; returns (failed, when the last one was seen
 /// terminal). Runs are claimed in submission order, so the last one is polled first (one
-/// request every 2 ms, not a flood competing with the runs measured); then every id is
+/// request every 2 ms, not a flood competing with the runs measured); then every run is
 /// checked, waiting on any that is not done yet.
-async fn wait_all(client: &reqwest::Client, base: &str, ids: Vec<String>) -> anyhow::Result<(usize, Instant)> {
+pub(crate) async fn wait_all<T>(ids: &[T], poll: &Poller<'_, T>) -> anyhow::Result<(usize, Instant)> {
     if let Some(last) = ids.last() {
-        wait_terminal(client, base, std::slice::from_ref(last)).await?;
+        wait_terminal(std::slice::from_ref(last), poll).await?;
     }
     let done = Instant::now();
-    let (failed, waited) = wait_terminal(client, base, &ids).await?;
+    let (failed, waited) = wait_terminal(ids, poll).await?;
     Ok((failed, if waited { Instant::now() } else { done }))
 }
 
-/// Polls each id until terminal: (failed, whether any had to be waited for).
-async fn wait_terminal(client: &reqwest::Client, base: &str, ids: &[String]) -> anyhow::Result<(usize, bool)> {
+/// Polls each run until terminal: (failed, whether any had to be waited for).
+pub(crate) async fn wait_terminal<T>(ids: &[T], poll: &Poller<'_, T>) -> anyhow::Result<(usize, bool)> {
     let mut failed = 0;
     let mut waited = false;
     let deadline = Instant::now() + Duration::from_secs(600);
     for id in ids {
         loop {
             if Instant::now() > deadline {
-                anyhow::bail!("run {id} did not finish within 10 minutes");
+                anyhow::bail!("a run did not finish within 10 minutes");
             }
-            let v: Value = client.get(format!("{base}/api/v1/agent_status/{id}")).bearer_auth(KEY).send().await?.json().await?;
-            match v["state"].as_str() {
-                Some("COMPLETED") => break,
-                Some("FAILED") => {
+            match poll(id).await? {
+                Poll::Done => break,
+                Poll::Failed => {
                     failed += 1;
                     break;
                 }
-                _ => {
+                Poll::Running => {
                     waited = true;
                     tokio::time::sleep(Duration::from_millis(2)).await
                 }
@@ -231,6 +240,21 @@ async fn wait_terminal(client: &reqwest::Client, base: &str, ids: &[String]) -> 
         }
     }
     Ok((failed, waited))
+}
+
+/// Polls Openloop's `agent_status` (L2).
+fn openloop_poller<'a>(client: &'a reqwest::Client, base: &'a str) -> Box<Poller<'a, String>> {
+    Box::new(move |id: &String| {
+        let url = format!("{base}/api/v1/agent_status/{id}");
+        Box::pin(async move {
+            let v: Value = client.get(url).bearer_auth(KEY).send().await?.json().await?;
+            Ok(match v["state"].as_str() {
+                Some("COMPLETED") => Poll::Done,
+                Some("FAILED") => Poll::Failed,
+                _ => Poll::Running,
+            })
+        })
+    })
 }
 
 /// Submits `runs` start_agent calls from `clients` concurrent clients; ids in submission order.
@@ -298,9 +322,10 @@ async fn backlog(fake_url: &str, runs: usize, args: &BenchArgs) -> anyhow::Resul
     let t0 = Instant::now();
     // When the first 500 were done: the rate early in the drain, to compare with the whole.
     let early = ids.len().min(500);
-    wait_terminal(&client, &drainer.base, &ids[early - 1..early]).await?;
+    let poll = openloop_poller(&client, &drainer.base);
+    wait_terminal(&ids[early - 1..early], &*poll).await?;
     let early_rate = early as f64 / t0.elapsed().as_secs_f64();
-    let (failed, done) = wait_all(&client, &drainer.base, ids).await?;
+    let (failed, done) = wait_all(&ids, &*poll).await?;
     let cpu = cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a));
     let elapsed = done.duration_since(t0);
     Ok(Backlog {
@@ -503,7 +528,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             eprintln!("  {i}/{}", args.latency_requests + 50);
         }
     }
-    wait_all(&client, &base, ids).await?;
+    wait_all(&ids, &*openloop_poller(&client, &base)).await?;
     lat.sort_by(f64::total_cmp);
 
     // 2. Throughput: accepted → completed, with one client timing start_agent meanwhile.
@@ -531,7 +556,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let ids = submit(&client, &base, &body, args.runs, args.clients).await?;
     let accepted_in = t0.elapsed();
-    let (failed, done) = wait_all(&client, &base, ids).await?;
+    let (failed, done) = wait_all(&ids, &*openloop_poller(&client, &base)).await?;
     probing.store(false, Ordering::SeqCst);
     let total = done.duration_since(t0);
     let cpu = cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a));

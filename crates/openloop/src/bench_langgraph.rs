@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::bench::{cpu_time, percentile, wait_all, Poll, Poller};
+
 /// Sequential submissions timed for accept latency; the first `LATENCY_WARMUP` are dropped.
 const LATENCY_REQUESTS: usize = 200;
 const LATENCY_WARMUP: usize = 20;
@@ -89,7 +91,7 @@ pub async fn throughput_with_jobs(
         }
         ids.push(run_ref(&v).ok_or_else(|| anyhow::anyhow!("POST /runs returned no run_id/thread_id: {v}"))?);
     }
-    let (warm_failed, _) = wait_all(&client, &base, ids).await?;
+    let (warm_failed, _) = wait_all(&ids, &*poller(&client, &base)).await?;
     if warm_failed > 0 {
         // A graph that fails every run would make the throughput figure meaningless.
         anyhow::bail!("{warm_failed} of the latency-phase LangGraph runs failed; log: {}", server.log_tail());
@@ -104,7 +106,7 @@ pub async fn throughput_with_jobs(
     let t0 = Instant::now();
     let (ids, refused) = submit(&client, &base, &body, runs, clients).await?;
     let accepted_in = t0.elapsed();
-    let (failed, done) = wait_all(&client, &base, ids).await?;
+    let (failed, done) = wait_all(&ids, &*poller(&client, &base)).await?;
     let total = done.duration_since(t0);
     let cpu = cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a));
 
@@ -179,68 +181,25 @@ fn run_ref(v: &Value) -> Option<RunRef> {
     Some((v["thread_id"].as_str()?.to_string(), v["run_id"].as_str()?.to_string()))
 }
 
-/// Waits until every run is terminal, as `bench::wait_all` does: the last run is polled
-/// first (one request every 2 ms, not a flood competing with the runs measured), then every
-/// run is checked in submission order, waiting on any not done yet. Returns (failed, when
-/// the last one was seen terminal); failed counts statuses other than `success`.
-async fn wait_all(client: &reqwest::Client, base: &str, ids: Vec<RunRef>) -> anyhow::Result<(usize, Instant)> {
-    if let Some(last) = ids.last() {
-        wait_terminal(client, base, std::slice::from_ref(last)).await?;
-    }
-    let done = Instant::now();
-    let (failed, waited) = wait_terminal(client, base, &ids).await?;
-    Ok((failed, if waited { Instant::now() } else { done }))
-}
-
-/// Polls each run until terminal: (failed, whether any had to be waited for).
-async fn wait_terminal(client: &reqwest::Client, base: &str, ids: &[RunRef]) -> anyhow::Result<(usize, bool)> {
-    let mut failed = 0;
-    let mut waited = false;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    for (thread, run) in ids {
-        loop {
-            if Instant::now() > deadline {
-                anyhow::bail!("LangGraph run {run} did not finish within 10 minutes");
-            }
-            let r = client.get(format!("{base}/threads/{thread}/runs/{run}")).send().await?;
+/// Polls a LangGraph run (`GET /threads/{thread}/runs/{run}`); statuses other than
+/// `success` that end a run count as failed.
+fn poller<'a>(client: &'a reqwest::Client, base: &'a str) -> Box<Poller<'a, RunRef>> {
+    Box::new(move |(thread, run): &RunRef| {
+        let (url, run) = (format!("{base}/threads/{thread}/runs/{run}"), run.clone());
+        Box::pin(async move {
+            let r = client.get(url).send().await?;
             let status = r.status();
             let v: Value = r.json().await?;
             if !status.is_success() {
                 anyhow::bail!("GET run {run} answered {status}: {v}");
             }
-            match v["status"].as_str() {
-                Some("success") => break,
-                Some("error" | "timeout" | "interrupted") => {
-                    failed += 1;
-                    break;
-                }
-                _ => {
-                    waited = true;
-                    tokio::time::sleep(Duration::from_millis(2)).await
-                }
-            }
-        }
-    }
-    Ok((failed, waited))
-}
-
-/// CPU time (user + system) the process has used so far.
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let (utime, stime): (u64, u64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
-    // In USER_HZ ticks, which Linux fixes at 100 per second for user space.
-    Some(Duration::from_secs_f64((utime + stime) as f64 / 100.0))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
+            Ok(match v["status"].as_str() {
+                Some("success") => Poll::Done,
+                Some("error" | "timeout" | "interrupted") => Poll::Failed,
+                _ => Poll::Running,
+            })
+        })
+    })
 }
 
 /// A running `langgraph dev` (a single process with `--no-reload`), killed on drop.
