@@ -289,50 +289,74 @@ async fn submit(client: &reqwest::Client, base: &str, body: &Value, runs: usize,
     Ok(ids.into_iter().map(|(_, id)| id).collect())
 }
 
-/// One backlog measurement: runs queued up front, then drained by a fresh server.
+/// One backlog measurement: `total` runs processed in rounds of `depth` queued up front.
 struct Backlog {
+    depth: usize,
+    rounds: usize,
     runs: usize,
     runs_per_sec: f64,
-    /// Runs/s over the first 500 of the drain.
+    /// Runs/s over the first 500 of the first drain.
     early_rate: f64,
     cpu_per_run_ms: f64,
     failed: usize,
 }
 
-/// Queues `runs` runs on a server without workers, stops it, starts one with workers on
-/// the same data and times the drain (from ready to the last run terminal).
-async fn backlog(fake_url: &str, runs: usize, args: &BenchArgs) -> anyhow::Result<Backlog> {
+/// Processes `total` runs in rounds: each round queues `depth` runs on a server without
+/// workers, stops it, starts one with workers on the same data and times the drain (from
+/// ready to the last run terminal). Every depth does the same total work on a database
+/// that grows the same way, so the ratio between depths isolates the cost of the backlog
+/// itself from the cost of a larger database and more WAL checkpoints.
+async fn backlog(fake_url: &str, depth: usize, total: usize, args: &BenchArgs) -> anyhow::Result<Backlog> {
     let dir = tempfile::tempdir()?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-    let (queuer, _) = spawn_server(fake_url, dir.path(), 0).await?;
-    let agent_id = create_agent(&client, &queuer.base).await?;
-    let body = json!({"gummie_id": agent_id, "message": "hello", "user_id": USER});
-    let mut ids = Vec::with_capacity(runs);
-    // In slices, so progress shows on long backlogs.
-    let slice = 5000;
-    while ids.len() < runs {
-        let n = slice.min(runs - ids.len());
-        ids.extend(submit(&client, &queuer.base, &body, n, args.clients).await?);
-        eprintln!("  queued {}/{runs}", ids.len());
+    let rounds = total.div_ceil(depth).max(1);
+    let mut agent_id = None;
+    let (mut drain_time, mut cpu_total, mut failed, mut runs) = (Duration::ZERO, Duration::ZERO, 0, 0);
+    let mut early_rate = f64::NAN;
+    for round in 0..rounds {
+        let (queuer, _) = spawn_server(fake_url, dir.path(), 0).await?;
+        let agent = match &agent_id {
+            Some(a) => a,
+            None => agent_id.insert(create_agent(&client, &queuer.base).await?),
+        };
+        let body = json!({"gummie_id": agent, "message": "hello", "user_id": USER});
+        let mut ids = Vec::with_capacity(depth);
+        // In slices, so progress shows on long backlogs.
+        while ids.len() < depth {
+            let n = 5000.min(depth - ids.len());
+            ids.extend(submit(&client, &queuer.base, &body, n, args.clients).await?);
+            if depth > 5000 {
+                eprintln!("  queued {}/{depth}", ids.len());
+            }
+        }
+        drop(queuer);
+        let (drainer, _) = spawn_server(fake_url, dir.path(), args.workers).await?;
+        let pid = drainer.child.id();
+        let cpu0 = cpu_time(pid);
+        let t0 = Instant::now();
+        let poll = openloop_poller(&client, &drainer.base);
+        if round == 0 {
+            // The rate early in the first drain, to compare with the whole.
+            let early = ids.len().min(500);
+            wait_terminal(&ids[early - 1..early], &*poll).await?;
+            early_rate = early as f64 / t0.elapsed().as_secs_f64();
+        }
+        let (f, done) = wait_all(&ids, &*poll).await?;
+        drain_time += done.duration_since(t0);
+        cpu_total += cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a)).unwrap_or_default();
+        failed += f;
+        runs += ids.len();
+        if rounds > 1 && (round + 1) % 10 == 0 {
+            eprintln!("  round {}/{rounds} drained", round + 1);
+        }
     }
-    drop(queuer);
-    let (drainer, _) = spawn_server(fake_url, dir.path(), args.workers).await?;
-    let pid = drainer.child.id();
-    let cpu0 = cpu_time(pid);
-    let t0 = Instant::now();
-    // When the first 500 were done: the rate early in the drain, to compare with the whole.
-    let early = ids.len().min(500);
-    let poll = openloop_poller(&client, &drainer.base);
-    wait_terminal(&ids[early - 1..early], &*poll).await?;
-    let early_rate = early as f64 / t0.elapsed().as_secs_f64();
-    let (failed, done) = wait_all(&ids, &*poll).await?;
-    let cpu = cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a));
-    let elapsed = done.duration_since(t0);
     Ok(Backlog {
+        depth,
+        rounds,
         runs,
-        runs_per_sec: runs as f64 / elapsed.as_secs_f64(),
+        runs_per_sec: runs as f64 / drain_time.as_secs_f64(),
         early_rate,
-        cpu_per_run_ms: cpu.map(|c| c.as_secs_f64() * 1000.0 / runs as f64).unwrap_or(f64::NAN),
+        cpu_per_run_ms: cpu_total.as_secs_f64() * 1000.0 / runs as f64,
         failed,
     })
 }
@@ -593,9 +617,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // 5. Cost flat in the backlog: runs queued up front, then drained.
     let mut backlogs = Vec::new();
+    let backlog_total = args.backlog.iter().copied().max().unwrap_or(0);
     for &n in args.backlog.iter().filter(|n| **n > 0) {
-        eprintln!("bench: backlog of {n} runs queued up front, then drained…");
-        backlogs.push(backlog(&fake_url, n, &args).await?);
+        eprintln!("bench: {backlog_total} runs in rounds of {n} queued up front, each drained…");
+        backlogs.push(backlog(&fake_url, n, backlog_total, &args).await?);
     }
 
     // 6. Listing cost flat in the number of sessions.
@@ -651,15 +676,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     for b in &backlogs {
         println!(
-            "| backlog of {} runs queued up front, drained by {} workers | flat in backlog | {:.0} runs/s (first 500: {:.0} runs/s), CPU {:.2} ms per run, {} failed |",
-            b.runs, args.workers, b.runs_per_sec, b.early_rate, b.cpu_per_run_ms, b.failed
+            "| {} runs as {} × {} queued up front, each drained by {} workers | flat in backlog | {:.0} runs/s (first 500 of the first drain: {:.0} runs/s), CPU {:.2} ms per run, {} failed |",
+            b.runs, b.rounds, b.depth, args.workers, b.runs_per_sec, b.early_rate, b.cpu_per_run_ms, b.failed
         );
     }
-    if let Some((small, large)) = backlogs.first().zip(backlogs.last()).filter(|(a, b)| a.runs != b.runs) {
+    if let Some((small, large)) = backlogs.first().zip(backlogs.last()).filter(|(a, b)| a.depth != b.depth) {
         println!(
-            "| backlog ratio ({} vs {} queued) | within 20 % | runs/s {:.2}×, CPU per run {:.2}× |",
-            large.runs,
-            small.runs,
+            "| backlog ratio ({} vs {} queued, same total work) | within 20 % | runs/s {:.2}×, CPU per run {:.2}× |",
+            large.depth,
+            small.depth,
             large.runs_per_sec / small.runs_per_sec,
             large.cpu_per_run_ms / small.cpu_per_run_ms
         );
