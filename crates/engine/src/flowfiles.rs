@@ -146,7 +146,7 @@ impl Engine {
         })
     }
 
-    /// F10/F11 lookup: the caller's uploads (flow runs' files come with flows).
+    /// F10/F11 lookup: the files of `run_id` (written by its nodes), then the caller's uploads.
     pub async fn flow_files_for_download(&self, key: &KeyInfo, body: &Value, many: bool) -> Result<Vec<SessionFileRecord>, ApiError> {
         let m = body.as_object().cloned().unwrap_or_default();
         let names: Vec<String> = if many {
@@ -170,19 +170,31 @@ impl Engine {
         } else {
             vec![field(&m, "file_name").ok_or_else(|| flat(400, "file_name is required"))?]
         };
-        if field(&m, "run_id").is_some() {
-            // Flow runs are not available on this server yet, so no run exists.
-            return Err(flat(404, "run_not_found"));
-        }
         let ns = self.flow_namespace(key, &m).await?;
+        // Files of the run first (nodes' files), then the caller's uploads.
+        let mut spaces = Vec::new();
+        if let Some(run_id) = field(&m, "run_id") {
+            let visible = self.store.flow_run(&run_id).await.map_err(db)?.is_some_and(|r| match &r.team_id {
+                Some(t) => ns == format!("team:{t}"),
+                None => ns == format!("user:{}", r.user_id),
+            });
+            if !visible {
+                return Err(flat(404, "run_not_found"));
+            }
+            spaces.push(crate::flows::runner::run_namespace(&run_id));
+        }
+        spaces.push(ns);
         let mut found = Vec::new();
         let mut missing = Vec::new();
-        for n in &names {
+        'names: for n in &names {
             let clean = sanitize_file_name(n).unwrap_or_default();
-            match self.store.flow_file(&ns, &clean).await.map_err(db)? {
-                Some(f) => found.push(f),
-                None => missing.push(Value::String(n.clone())),
+            for space in &spaces {
+                if let Some(f) = self.store.flow_file(space, &clean).await.map_err(db)? {
+                    found.push(f);
+                    continue 'names;
+                }
             }
+            missing.push(Value::String(n.clone()));
         }
         if !missing.is_empty() {
             let mut e = flat(404, "file_not_found");

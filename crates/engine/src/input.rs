@@ -98,6 +98,16 @@ impl Query {
     }
 
     /// The raw value, present even when empty (`?foo=` differs from absence).
+    /// Every parameter (legacy routes read identity and fields from the query).
+    pub fn pairs(&self) -> &HashMap<String, String> {
+        &self.map
+    }
+
+    /// The parameters as a JSON object of strings.
+    pub fn to_object(&self) -> Map<String, Value> {
+        self.map.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
+    }
+
     pub fn raw(&self, key: &str) -> Option<&str> {
         self.map.get(key).map(String::as_str)
     }

@@ -43,7 +43,7 @@ pub fn legacy_message(m: &MessageRecord) -> LegacyMessage {
 
 impl Engine {
     /// Acting user and scope for legacy calls. `deny` is the endpoint's 403 string.
-    async fn legacy_caller(&self, key: &KeyInfo, user_id: Option<&str>, project_id: Option<&str>, deny: &str) -> Result<Caller, ApiError> {
+    pub(crate) async fn legacy_caller(&self, key: &KeyInfo, user_id: Option<&str>, project_id: Option<&str>, deny: &str) -> Result<Caller, ApiError> {
         let (acting, scope) = match &key.kind {
             KeyKind::Personal { user_id: owner } => {
                 if user_id.is_some_and(|u| u != owner) {

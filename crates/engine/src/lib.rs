@@ -15,6 +15,7 @@ pub mod diff;
 pub mod faults;
 pub mod files;
 pub mod flowfiles;
+pub mod flows;
 pub mod idempotency;
 pub mod input;
 pub mod interactions;
@@ -73,6 +74,10 @@ pub struct Engine {
     pub api_invoker: std::sync::OnceLock<Arc<dyn api_tools::ApiInvoker>>,
     /// Wall-clock time (injectable for tests).
     pub clock: Arc<dyn clock::Clock>,
+    /// Wakes idle flow workers when a flow run is started or killed.
+    pub flow_wake: Notify,
+    /// Outbound HTTP of flow nodes (`http_request`, `web_fetch`) under the SSRF policy.
+    pub http: std::sync::OnceLock<tools::WebFetch>,
 }
 
 impl Engine {
@@ -91,6 +96,8 @@ impl Engine {
             blobs: None,
             api_invoker: std::sync::OnceLock::new(),
             clock: Arc::new(clock::SystemClock),
+            flow_wake: Notify::new(),
+            http: std::sync::OnceLock::new(),
         }
     }
 

@@ -107,6 +107,9 @@ pub struct ServeArgs {
     /// Worker tasks per process (0: this process accepts runs but never executes them).
     #[arg(long, env = "OPENLOOP_WORKERS")]
     pub workers: Option<usize>,
+    /// Flow runs executed at once per process (0: flows are accepted, never executed here).
+    #[arg(long, env = "OPENLOOP_FLOW_WORKERS")]
+    pub flow_workers: Option<usize>,
     /// Job lease in seconds (renewed every third of it).
     #[arg(long, env = "OPENLOOP_LEASE_SECS")]
     pub lease_secs: Option<u64>,
@@ -209,6 +212,7 @@ pub struct FileSettings {
     pub cors_origins: Option<String>,
     pub header_timeout_secs: Option<u64>,
     pub workers: Option<usize>,
+    pub flow_workers: Option<usize>,
     pub lease_secs: Option<u64>,
     pub run_max_attempts: Option<i64>,
     pub agent_max_concurrency: Option<i64>,
@@ -331,6 +335,7 @@ impl Settings {
             // provider keeps both cores busy (16 workers: 1,730 runs/s, 64: 2,320 on the
             // bench), and at least as many as the organization may run.
             workers: a.workers.or(f.workers).unwrap_or_else(|| (32 * cores).max(64).max(org_max.max(1) as usize)),
+            flow_workers: a.flow_workers.or(f.flow_workers).unwrap_or(d.flow_workers),
             lease: std::time::Duration::from_secs(a.lease_secs.or(f.lease_secs).unwrap_or(30)),
             max_attempts: a.run_max_attempts.or(f.run_max_attempts).unwrap_or(d.max_attempts),
             agent_max_concurrency: a.agent_max_concurrency.or(f.agent_max_concurrency).unwrap_or(d.agent_max_concurrency),

@@ -193,7 +193,8 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     let discovered = discover_models(settings, &providers).await;
     let policy = tools::SsrfPolicy::new(settings.runtime.ssrf_allow_private, &settings.runtime.ssrf_allowlist)
         .map_err(|e| anyhow::anyhow!("OPENLOOP_SSRF_ALLOWLIST: {e}"))?;
-    let builtin: Vec<Arc<dyn tools::Tool>> = vec![Arc::new(tools::CurrentTime::new()), Arc::new(tools::WebFetch::new(policy))];
+    let http = tools::WebFetch::new(policy);
+    let builtin: Vec<Arc<dyn tools::Tool>> = vec![Arc::new(tools::CurrentTime::new()), Arc::new(http.clone())];
     let engine = Arc::new(
         Engine::new(
             store.clone(),
@@ -212,6 +213,8 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
         .with_blobs(blob_store.clone()),
     );
     bootstrap(&engine, settings).await?;
+    let _ = engine.http.set(http);
+    load_flow_files(&engine, &settings.data_dir).await;
     // Incognito sessions (§7.10): the same agents and identities, session data in an
     // in-memory database that dies with the process.
     let memory = Arc::new(
@@ -275,7 +278,23 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
 
     let (workers_stop, workers_rx) = tokio::sync::watch::channel(false);
     let mut workers = engine.start_workers(workers_rx.clone()).await;
-    workers.extend(incognito.start_workers(workers_rx).await);
+    workers.extend(incognito.start_workers(workers_rx.clone()).await);
+    // Flow runs: a restarted single process owns every lease (replicas come with PostgreSQL).
+    if let Err(e) = engine.store.release_flow_leases().await {
+        tracing::warn!(error = %e, "releasing flow-run leases failed");
+    }
+    workers.extend(engine.start_flow_workers(workers_rx));
+    #[cfg(unix)]
+    {
+        // SIGHUP reloads $OPENLOOP_DATA_DIR/flows/*.json.
+        let (engine, dir) = (engine.clone(), settings.data_dir.clone());
+        tokio::spawn(async move {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+            while hup.recv().await.is_some() {
+                load_flow_files(&engine, &dir).await;
+            }
+        });
+    }
 
     let mut servers = Vec::new();
     let mut listeners = vec![listener];
@@ -309,4 +328,18 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Saved items from `<data dir>/flows/*.json` (API.md §8.4): a new version only when a
+/// file changed; a bad file is reported and skipped.
+async fn load_flow_files(engine: &Engine, data_dir: &Path) {
+    let dir = data_dir.join("flows");
+    if !dir.is_dir() {
+        return;
+    }
+    let (loaded, errors) = engine.load_flow_dir(&dir).await;
+    for e in &errors {
+        tracing::warn!(error = %e, "flow file skipped");
+    }
+    tracing::info!(dir = %dir.display(), loaded, skipped = errors.len(), "flow files loaded");
 }

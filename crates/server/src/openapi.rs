@@ -81,6 +81,19 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     collect::<StartPipelineResponse>(&mut out);
     collect::<FlowRun>(&mut out);
     collect::<SavedItemsResponse>(&mut out);
+    collect::<KillPipelineResponse>(&mut out);
+    collect::<WorkbooksResponse>(&mut out);
+    collect::<FlowInputsResponse>(&mut out);
+    collect::<FlowRunSummary>(&mut out);
+    collect::<wire::flows::FlowSaveRequest>(&mut out);
+    collect::<wire::flows::FlowDetail>(&mut out);
+    collect::<wire::flows::FlowListResponse>(&mut out);
+    collect::<wire::flows::FlowValidateResponse>(&mut out);
+    collect::<wire::flows::FlowVersionsResponse>(&mut out);
+    collect::<wire::flows::FlowDeleteResponse>(&mut out);
+    collect::<wire::flows::WorkbookCreateRequest>(&mut out);
+    collect::<wire::flows::WorkbookView>(&mut out);
+    collect::<wire::flows::WorkbookListResponse>(&mut out);
     collect::<UploadFileRequest>(&mut out);
     collect::<UploadFileResponse>(&mut out);
     collect::<UploadFilesRequest>(&mut out);
@@ -233,10 +246,22 @@ fn doc(id: &str) -> OpDoc {
         "A8" => nested(Some(Json("ArtifactPasswordRequest")), vec![ok(200, "Stored", Json("SuccessResponse"))], vec![], &[]),
         "L1" => flat(Some(Json("StartAgentRequest")), vec![ok(202, "Started", Json("StartAgentResponse"))], vec![], &[409]),
         "L2" => flat(None, vec![ok(200, "The interaction in any state", Json("AgentStatusResponse"))], q::<LegacyIdentityQuery>(), &[]),
-        "F1" => flat(Some(Json("StartPipelineRequest")), vec![ok(200, "Started", Json("StartPipelineResponse"))], vec![], &[501]),
-        "F2" => flat(None, vec![ok(200, "The run", Json("FlowRun"))], q::<FlowRunQuery>(), &[501]),
-        "F3" => flat(None, vec![ok(200, "Terminating", AnyJson)], q::<FlowRunQuery>(), &[501]),
-        "F4" | "F5" | "F6" | "F7" => flat(None, vec![ok(200, "Flows", AnyJson)], q::<LegacyIdentityQuery>(), &[501]),
+        "F1" => flat(Some(Json("StartPipelineRequest")), vec![ok(200, "Started (QUEUED)", Json("StartPipelineResponse"))], vec![], &[404]),
+        "F2" => flat(None, vec![ok(200, "The run", Json("FlowRun"))], q::<FlowRunQuery>(), &[404]),
+        "F3" => flat(None, vec![ok(200, "Terminating (or unchanged when terminal)", Json("KillPipelineResponse"))], q::<FlowRunQuery>(), &[404]),
+        "F4" => flat(None, vec![ok(200, "Saved items of the user or team", Json("SavedItemsResponse"))], q::<LegacyIdentityQuery>(), &[]),
+        "F5" => flat(None, vec![ok(200, "Workbooks with their saved items", Json("WorkbooksResponse"))], q::<LegacyIdentityQuery>(), &[]),
+        "F6" => flat(None, vec![ok(200, "The flow's inputs", Json("FlowInputsResponse"))], q::<LegacyIdentityQuery>(), &[404]),
+        "F7" => flat(None, vec![ok(200, "Saved item id → its 10 most recent runs (FlowRunSummary)", AnyJson)], q::<LegacyIdentityQuery>(), &[404]),
+        "FL1" => nested(None, vec![ok(200, "Saved flows of the workspace", Json("FlowListResponse"))], vec![], &[]),
+        "FL2" => nested(Some(Json("FlowSaveRequest")), vec![ok(201, "Saved (version 1)", Json("FlowDetail"))], vec![], &[409]),
+        "FL3" => nested(Some(Json("FlowSaveRequest")), vec![ok(200, "Every validation error", Json("FlowValidateResponse"))], vec![], &[]),
+        "FL4" => nested(None, vec![ok(200, "The flow and its document (`?version=N`: an older one)", Json("FlowDetail"))], vec![], &[]),
+        "FL5" => nested(Some(Json("FlowSaveRequest")), vec![ok(200, "Saved as the next version", Json("FlowDetail"))], vec![], &[]),
+        "FL6" => nested(None, vec![ok(200, "Deleted", Json("FlowDeleteResponse"))], vec![], &[]),
+        "FL7" => nested(None, vec![ok(200, "Versions, newest first", Json("FlowVersionsResponse"))], vec![], &[]),
+        "WB1" => nested(None, vec![ok(200, "Workbooks of the workspace", Json("WorkbookListResponse"))], vec![], &[]),
+        "WB2" => nested(Some(Json("WorkbookCreateRequest")), vec![ok(201, "Created", Json("WorkbookView"))], vec![], &[409]),
         "F8" => flat(Some(Json("UploadFileRequest")), vec![ok(200, "Stored", Json("UploadFileResponse"))], vec![], &[]),
         "F9" => flat(
             Some(Json("UploadFilesRequest")),

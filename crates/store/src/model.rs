@@ -495,3 +495,145 @@ pub struct ArtifactFilter {
     /// Case-folded substring of the listed name.
     pub search: Option<String>,
 }
+
+/// A workbook: a folder of flows (F5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkbookRecord {
+    pub id: String,
+    pub organization_id: String,
+    /// Personal workspace owner (None for a team's workbook).
+    pub owner_user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: i64,
+}
+
+/// A saved flow (saved item) at its current version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowRecord {
+    pub id: String,
+    pub organization_id: String,
+    pub owner_user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub workbook_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// 1 for the first save; each save adds one.
+    pub version: i64,
+    /// The flow document as saved (normalized JSON).
+    pub document: Value,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One saved version of a flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowVersionRecord {
+    pub flow_id: String,
+    pub version: i64,
+    pub document: Value,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+/// Flow-run states (API.md §6.2). Changed only through [`FlowRunState::can_move_to`]
+/// checked transitions that the store applies `WHERE state = from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlowRunState {
+    Queued,
+    Started,
+    Running,
+    Done,
+    Failed,
+    Terminating,
+    Terminated,
+}
+
+impl FlowRunState {
+    pub const ALL: [FlowRunState; 7] = [Self::Queued, Self::Started, Self::Running, Self::Done, Self::Failed, Self::Terminating, Self::Terminated];
+    pub const LIVE: [FlowRunState; 4] = [Self::Queued, Self::Started, Self::Running, Self::Terminating];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Started => "STARTED",
+            Self::Running => "RUNNING",
+            Self::Done => "DONE",
+            Self::Failed => "FAILED",
+            Self::Terminating => "TERMINATING",
+            Self::Terminated => "TERMINATED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Done | Self::Failed | Self::Terminated)
+    }
+
+    /// The one transition table of flow runs: QUEUED → STARTED → RUNNING → DONE | FAILED,
+    /// any live state → TERMINATING → TERMINATED (a claimed STARTED/RUNNING run that is
+    /// re-claimed after a crash stays where it was).
+    pub fn can_move_to(self, to: FlowRunState) -> bool {
+        use FlowRunState::*;
+        matches!(
+            (self, to),
+            (Queued, Started)
+                | (Started, Running)
+                | (Running, Done)
+                | (Running, Failed)
+                | (Started, Failed)
+                | (Queued, Failed)
+                | (Queued | Started | Running, Terminating)
+                | (Terminating, Terminated)
+        )
+    }
+}
+
+/// A flow run (F1/F2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowRunRecord {
+    pub id: String,
+    pub flow_id: String,
+    pub flow_version: i64,
+    pub workbook_id: String,
+    pub organization_id: String,
+    /// The acting user the run executes as.
+    pub user_id: String,
+    /// The team scope (`project_id`) the run was started in.
+    pub team_id: Option<String>,
+    pub state: FlowRunState,
+    /// Input name → value, as bound at start.
+    pub inputs: Value,
+    pub outputs: Value,
+    pub error: Option<String>,
+    pub credit_cost: f64,
+    pub kill_requested: bool,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// The committed result of one node of a flow run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowNodeResult {
+    pub run_id: String,
+    pub node_id: String,
+    /// `done` or `skipped` (an inactive branch of a condition).
+    pub status: String,
+    pub output: Value,
+    pub credit_cost: f64,
+    pub created_at: i64,
+}
+
+/// Who a flow listing is for: a personal workspace or a team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowOwner {
+    User(String),
+    Team(String),
+}

@@ -258,3 +258,73 @@ impl ArtifactStore for SplitStore {
         self.sessions.flow_file(namespace, file_name).await
     }
 }
+
+#[async_trait]
+impl FlowStore for SplitStore {
+    async fn ensure_workbook(&self, w: &WorkbookRecord) -> Result<()> {
+        self.shared.ensure_workbook(w).await
+    }
+    async fn workbook(&self, id: &str) -> Result<Option<WorkbookRecord>> {
+        self.shared.workbook(id).await
+    }
+    async fn list_workbooks(&self, owner: &FlowOwner) -> Result<Vec<WorkbookRecord>> {
+        self.shared.list_workbooks(owner).await
+    }
+    async fn save_flow(&self, f: &FlowRecord) -> Result<FlowRecord> {
+        self.shared.save_flow(f).await
+    }
+    async fn flow(&self, id: &str) -> Result<Option<FlowRecord>> {
+        self.shared.flow(id).await
+    }
+    async fn flow_version(&self, id: &str, version: i64) -> Result<Option<FlowVersionRecord>> {
+        self.shared.flow_version(id, version).await
+    }
+    async fn flow_versions(&self, id: &str) -> Result<Vec<FlowVersionRecord>> {
+        self.shared.flow_versions(id).await
+    }
+    async fn list_flows(&self, owner: &FlowOwner) -> Result<Vec<FlowRecord>> {
+        self.shared.list_flows(owner).await
+    }
+    async fn flows_in_workbook(&self, workbook_id: &str) -> Result<Vec<FlowRecord>> {
+        self.shared.flows_in_workbook(workbook_id).await
+    }
+    async fn delete_flow(&self, id: &str, now: i64) -> Result<bool> {
+        self.shared.delete_flow(id, now).await
+    }
+    async fn create_flow_run(&self, r: &FlowRunRecord) -> Result<()> {
+        self.shared.create_flow_run(r).await
+    }
+    async fn flow_run(&self, id: &str) -> Result<Option<FlowRunRecord>> {
+        self.shared.flow_run(id).await
+    }
+    async fn recent_flow_runs(&self, flow_id: &str, limit: usize) -> Result<Vec<FlowRunRecord>> {
+        self.shared.recent_flow_runs(flow_id, limit).await
+    }
+    async fn claim_flow_run(&self, owner: &str, now: i64, lease_until: i64) -> Result<Option<FlowRunRecord>> {
+        self.shared.claim_flow_run(owner, now, lease_until).await
+    }
+    async fn heartbeat_flow_run(&self, id: &str, owner: &str, lease_until: i64) -> Result<bool> {
+        self.shared.heartbeat_flow_run(id, owner, lease_until).await
+    }
+    async fn release_flow_leases(&self) -> Result<u64> {
+        self.shared.release_flow_leases().await
+    }
+    async fn move_flow_run(&self, id: &str, owner: Option<&str>, from: FlowRunState, to: FlowRunState, end: FlowRunEnd) -> Result<()> {
+        self.shared.move_flow_run(id, owner, from, to, end).await
+    }
+    async fn request_flow_kill(&self, id: &str) -> Result<Option<FlowRunRecord>> {
+        self.shared.request_flow_kill(id).await
+    }
+    async fn commit_flow_node(&self, owner: &str, r: &FlowNodeResult, log: Vec<String>) -> Result<bool> {
+        self.shared.commit_flow_node(owner, r, log).await
+    }
+    async fn flow_node_results(&self, run_id: &str) -> Result<Vec<FlowNodeResult>> {
+        self.shared.flow_node_results(run_id).await
+    }
+    async fn append_flow_log(&self, run_id: &str, lines: Vec<String>) -> Result<()> {
+        self.shared.append_flow_log(run_id, lines).await
+    }
+    async fn flow_log(&self, run_id: &str) -> Result<Vec<String>> {
+        self.shared.flow_log(run_id).await
+    }
+}

@@ -124,6 +124,56 @@ impl WebFetch {
         }
     }
 
+    /// An HTTP request for flow nodes (`http_request`): any method, headers and body, under
+    /// the same policy (every redirect target re-checked; a 303 or a redirected POST becomes
+    /// a GET without body). Returns `{"url", "status", "content_type", "text", "truncated"}`
+    /// whatever the status; only network and policy failures are errors.
+    pub async fn request(&self, method: &str, url: &str, headers: &[(String, String)], body: Option<String>) -> Result<Value, ToolError> {
+        let url = Url::parse(url.trim()).map_err(|e| ToolError::new(format!("invalid url: {e}")))?;
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| ToolError::new(format!("invalid method {method:?}")))?;
+        let total = self.limits.total_timeout;
+        let max_bytes = self.limits.max_bytes;
+        let run = async move {
+            let (mut method, mut body) = (method, body);
+            let mut current = without_credentials(url);
+            let mut redirects = 0;
+            loop {
+                let addrs = self.policy.resolve_all_checked(&current).await.map_err(ToolError::new)?;
+                let client = self.client_for(&current, &addrs)?;
+                let mut rb = client.request(method.clone(), current.clone());
+                for (k, v) in headers {
+                    rb = rb.header(k.as_str(), v.as_str());
+                }
+                if let Some(b) = &body {
+                    rb = rb.body(b.clone());
+                }
+                let response = rb.send().await.map_err(|e| request_error(&e, total))?;
+                let status = response.status();
+                if is_redirect(status) {
+                    if let Some(location) = response.headers().get(LOCATION) {
+                        if redirects == MAX_REDIRECTS {
+                            return Err(ToolError::new(format!("too many redirects (more than {MAX_REDIRECTS})")));
+                        }
+                        let location = location.to_str().map_err(|_| ToolError::new("redirect with a non-ASCII Location header"))?;
+                        let next = current.join(location).map_err(|e| ToolError::new(format!("redirect to an invalid URL {location:?}: {e}")))?;
+                        if status.as_u16() == 303 || (method == reqwest::Method::POST && matches!(status.as_u16(), 301 | 302)) {
+                            method = reqwest::Method::GET;
+                            body = None;
+                        }
+                        current = without_credentials(next);
+                        redirects += 1;
+                        continue;
+                    }
+                }
+                return read_any(response, current, max_bytes).await;
+            }
+        };
+        match tokio::time::timeout(total, run).await {
+            Ok(r) => r,
+            Err(_) => Err(ToolError::new(format!("request timed out after {total:?}"))),
+        }
+    }
+
     /// A client that can only reach the checked `addrs`: DNS pinned, no proxy, no redirects,
     /// no cookies.
     fn client_for(&self, url: &Url, addrs: &[SocketAddr]) -> Result<reqwest::Client, ToolError> {
@@ -330,6 +380,24 @@ impl Tool for WebFetch {
         let args: WebFetchArgs = parse_args(args)?;
         self.fetch(args).await
     }
+}
+
+/// Any response as text (lossy UTF-8, capped at `max_bytes`), for `request`.
+async fn read_any(mut response: reqwest::Response, url: Url, max_bytes: usize) -> Result<Value, ToolError> {
+    let status = response.status().as_u16();
+    let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut truncated = false;
+    while let Some(chunk) = response.chunk().await.map_err(|e| chained("reading the response failed", &e))? {
+        let room = max_bytes.saturating_sub(buf.len());
+        if chunk.len() > room {
+            buf.extend_from_slice(&chunk[..room]);
+            truncated = true;
+            break;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(serde_json::json!({"url": url.as_str(), "status": status, "content_type": content_type, "text": String::from_utf8_lossy(&buf), "truncated": truncated}))
 }
 
 #[cfg(test)]

@@ -60,6 +60,7 @@ pub enum ErrorCode {
     // 409
     SessionAlreadyExists,
     AgentAlreadyExists,
+    FlowAlreadyExists,
     InteractionNotInTerminalState,
     AgentVersionConflict,
     NoPendingApprovals,
@@ -130,6 +131,7 @@ impl ErrorCode {
             MethodNotAllowed => 405,
             SessionAlreadyExists
             | AgentAlreadyExists
+            | FlowAlreadyExists
             | InteractionNotInTerminalState
             | AgentVersionConflict
             | NoPendingApprovals

@@ -157,6 +157,54 @@ pub struct SavedItemsResponse {
     pub saved_items: Vec<SavedItem>,
 }
 
+/// F3.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KillPipelineResponse {
+    pub success: bool,
+    pub run_id: String,
+}
+
+/// F5 item.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Workbook {
+    pub workbook_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_ts: String,
+    pub saved_items: Vec<SavedItem>,
+}
+
+/// F5.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkbooksResponse {
+    pub workbooks: Vec<Workbook>,
+}
+
+/// F6 item.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FlowInput {
+    pub name: String,
+    /// `string` or `file` (Openloop documents may also declare number, boolean, list, object).
+    pub data_type: String,
+    pub description: Option<String>,
+}
+
+/// F6.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FlowInputsResponse {
+    pub inputs: Vec<FlowInput>,
+}
+
+/// F7 item: one recent run of a saved item.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FlowRunSummary {
+    pub run_id: String,
+    pub state: FlowRunState,
+    pub created_ts: String,
+    pub finished_ts: Option<String>,
+    pub user_id: Option<String>,
+}
+
 /// F8 body.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct UploadFileRequest {

@@ -8,6 +8,7 @@ pub mod agents;
 pub mod artifacts;
 pub mod error;
 pub mod events;
+pub mod flows;
 pub mod ids;
 pub mod legacy;
 pub mod request;

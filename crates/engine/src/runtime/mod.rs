@@ -13,6 +13,8 @@ use std::time::Duration;
 /// Runtime settings (API.md §9.1).
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
+    /// Flow runs executed at once by this process.
+    pub flow_workers: usize,
     pub workers: usize,
     pub lease: Duration,
     pub max_attempts: i64,
@@ -39,6 +41,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             workers: 16,
+            flow_workers: 8,
             lease: Duration::from_secs(30),
             max_attempts: 3,
             agent_max_concurrency: 4,

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod artifacts;
 pub mod flowfiles;
+pub mod flows;
 pub mod health;
 pub mod interactions;
 pub mod later;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::routes())
         .merge(artifacts::routes())
         .merge(flowfiles::routes())
+        .merge(flows::routes())
         .merge(tools::routes());
     let mut oauth: Router<AppState> = Router::new();
     let mut voice: Router<AppState> = Router::new();

@@ -3,6 +3,7 @@
 
 mod agents;
 mod artifacts;
+mod flows;
 mod idempotency;
 mod runs;
 mod sessions;
@@ -10,6 +11,7 @@ mod tenancy;
 
 pub use agents::AgentStore;
 pub use artifacts::ArtifactStore;
+pub use flows::{FlowRunEnd, FlowStore};
 pub use idempotency::{IdempotencyClaim, IdempotencyStore};
 pub use runs::RunStore;
 pub use sessions::SessionStore;

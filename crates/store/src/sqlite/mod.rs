@@ -4,6 +4,7 @@
 mod agents;
 mod artifacts;
 mod db;
+mod flows;
 mod idempotency;
 mod migrations;
 mod sessions;

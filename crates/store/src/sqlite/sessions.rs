@@ -10,7 +10,7 @@ use crate::{
     StoreError, Transition, TurnWritten,
 };
 
-fn parse(s: &str, what: &str) -> rusqlite::Result<Value> {
+pub(crate) fn parse(s: &str, what: &str) -> rusqlite::Result<Value> {
     serde_json::from_str(s)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(StoreError::Corrupt(format!("{what}: {e}")))))
 }
@@ -51,7 +51,7 @@ fn message_from(r: &Row) -> rusqlite::Result<MessageRecord> {
 }
 
 /// A `state` column: an unknown value is a corrupt row, never a guess.
-fn state_from<T>(r: &Row, parse: impl Fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+pub(crate) fn state_from<T>(r: &Row, parse: impl Fn(&str) -> Option<T>) -> rusqlite::Result<T> {
     let v: String = r.get("state")?;
     parse(&v).ok_or_else(|| {
         let idx = r.as_ref().column_index("state").unwrap_or(0);

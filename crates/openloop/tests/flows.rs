@@ -1,0 +1,338 @@
+//! Flows over real HTTP: documents saved through the management API, runs started and
+//! watched through F1–F7, the node library against the fake provider, kill (F3), bad
+//! documents and inputs, and a kill -9 in the middle of a parallel flow.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use testkit::fake_llm::{FakeLlm, Reply};
+use testkit::{send, Server, ADMIN_KEY, ADMIN_USER};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn bin() -> &'static std::path::Path {
+    env!("CARGO_BIN_EXE_openloop").as_ref()
+}
+
+fn start(fake: &FakeLlm, extra: &[(&str, &str)]) -> Server {
+    let url = fake.openai_base_url();
+    let mut env = vec![
+        ("OPENAI_BASE_URL", url.as_str()),
+        ("OPENAI_API_KEY", "sk-test"),
+        ("OPENLOOP_LOG", "error"),
+        ("OPENLOOP_LEASE_SECS", "3"),
+        ("OPENLOOP_RATE_LIMIT_REQUESTS", "1000000"),
+    ];
+    env.extend_from_slice(extra);
+    Server::start(bin(), &env)
+}
+
+async fn agent(s: &Server) -> String {
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "helper", "model_name": "gpt-4o-mini"}))).await;
+    assert_eq!(st, 201, "{b}");
+    b["agent"]["id"].as_str().unwrap().to_string()
+}
+
+async fn save(s: &Server, doc: Value) -> String {
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/flows", json!({"document": doc}))).await;
+    assert_eq!(st, 201, "{b}");
+    b["saved_item_id"].as_str().unwrap().to_string()
+}
+
+async fn start_run(s: &Server, flow: &str, inputs: Value) -> String {
+    let items: Vec<Value> = inputs.as_object().unwrap().iter().map(|(k, v)| json!({"input_name": k, "value": v})).collect();
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/start_pipeline", json!({"saved_item_id": flow, "user_id": ADMIN_USER, "pipeline_inputs": items}))).await;
+    assert_eq!(st, 200, "{b}");
+    assert!(b["url"].as_str().unwrap().contains("/api/v1/get_pl_run?run_id="), "{b}");
+    b["run_id"].as_str().unwrap().to_string()
+}
+
+async fn run_status(s: &Server, run: &str) -> Value {
+    let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/get_pl_run?run_id={run}&user_id={ADMIN_USER}"))).await;
+    assert_eq!(st, 200, "{b}");
+    b
+}
+
+async fn wait_run(s: &Server, run: &str, states: &[&str]) -> Value {
+    for _ in 0..1500 {
+        let b = run_status(s, run).await;
+        if states.iter().any(|x| b["state"] == *x) {
+            return b;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("run {run} never reached {states:?}: {}", run_status(s, run).await);
+}
+
+#[tokio::test]
+async fn a_flow_runs_every_node_kind_and_reports_through_f2_to_f7() {
+    let fake = FakeLlm::start().await;
+    fake.on_user_contains_always("Draft about", Reply::text("alpha\nbeta\nalpha\n").usage(10, 5));
+    fake.on_user_contains_always("agent please", Reply::text("agent says hi"));
+    fake.on_user_contains_always("Rate:", Reply::text("{\"score\": 7, \"why\": \"ok\"}"));
+    fake.on_user_contains_always("classify me", Reply::text("Positive."));
+    fake.on_user_contains_always("item:", Reply::text("seen"));
+    let s = start(&fake, &[]);
+    let agent = agent(&s).await;
+    let doc = json!({
+        "name": "Everything", "description": "one of each",
+        "inputs": [{"name": "topic", "data_type": "string", "description": "what about"}, {"name": "n", "data_type": "number", "default": 2}],
+        "nodes": [
+            {"id": "draft", "kind": "llm", "model": "openai/gpt-4o-mini", "prompt": "Draft about {{topic}}"},
+            {"id": "lines", "kind": "split", "separator": "\n", "inputs": {"text": "draft.text"}},
+            {"id": "nonempty", "kind": "filter", "not_empty": true, "inputs": {"items": "lines.items"}},
+            {"id": "unique", "kind": "dedupe", "inputs": {"items": "nonempty.items"}},
+            {"id": "joined", "kind": "join", "separator": ",", "inputs": {"items": "unique.items"}},
+            {"id": "helper", "kind": "agent", "agent_id": agent, "prompt": "agent please: {{topic}}"},
+            {"id": "rate", "kind": "llm", "model": "openai/gpt-4o-mini", "prompt": "Rate: {{joined}}",
+             "schema": {"type": "object", "required": ["score"], "properties": {"score": {"type": "number"}}}},
+            {"id": "score", "kind": "json_path", "path": "$.score", "inputs": {"value": "rate.json"}},
+            {"id": "big", "kind": "condition", "op": "gt", "value": 5, "inputs": {"value": "score.value"}},
+            {"id": "yes", "kind": "template", "template": "big {{v}}", "inputs": {"v": "big.true"}},
+            {"id": "no", "kind": "template", "template": "small {{v}}", "inputs": {"v": "big.false"}},
+            {"id": "mood", "kind": "categorize", "model": "openai/gpt-4o-mini", "categories": ["Positive", "Negative"], "inputs": {"text": "summary.text"}},
+            {"id": "summary", "kind": "template", "template": "classify me: {{helper}} / {{joined}} / n={{n}}"},
+            {"id": "each", "kind": "loop", "concurrency": 2, "inputs": {"items": "unique.items"},
+             "flow": {"name": "per item", "inputs": [{"name": "item"}],
+                      "nodes": [{"id": "ask", "kind": "llm", "model": "openai/gpt-4o-mini", "prompt": "item: {{item}}"},
+                                {"id": "fmt", "kind": "template", "template": "{{item}}={{ask}}"}],
+                      "outputs": [{"output_name": "line", "from": "fmt"}]}},
+            {"id": "file", "kind": "write_file", "file_name": "report-{{topic}}.txt", "inputs": {"content": "summary.text"}}
+        ],
+        "outputs": [
+            {"output_name": "joined", "from": "joined"}, {"output_name": "agent", "from": "helper"},
+            {"output_name": "verdict", "from": "yes"}, {"output_name": "other", "from": "no"},
+            {"output_name": "mood", "from": "mood"}, {"output_name": "each", "from": "each"},
+            {"output_name": "file", "from": "file"}, {"output_name": "n", "from": "input.n"}
+        ]
+    });
+    let flow = save(&s, doc).await;
+    let run = start_run(&s, &flow, json!({"topic": "cats"})).await;
+    let b = wait_run(&s, &run, &["DONE", "FAILED"]).await;
+    assert_eq!(b["state"], "DONE", "{b}");
+    let out = &b["outputs"];
+    assert_eq!(out["joined"], "alpha,beta");
+    assert_eq!(out["agent"], "agent says hi");
+    assert_eq!(out["verdict"], "big 7");
+    assert_eq!(out["other"], Value::Null, "the untaken branch is skipped: {b}");
+    assert_eq!(out["mood"], "Positive");
+    assert_eq!(out["each"], json!(["alpha=seen", "beta=seen"]));
+    assert_eq!(out["file"], "report-cats.txt");
+    assert_eq!(out["n"], 2);
+    let log: Vec<String> = serde_json::from_value(b["log"].clone()).unwrap();
+    assert_eq!(log.first().map(String::as_str), Some("Run started"), "{log:?}");
+    assert_eq!(log.last().map(String::as_str), Some("Run finished"), "{log:?}");
+    assert!(log.iter().any(|l| l == "Node no skipped (its branch was not taken)"), "{log:?}");
+    assert!(b["credit_cost"].as_f64().unwrap() > 0.0, "model calls cost credits: {b}");
+    assert!(b["finished_ts"].as_str().unwrap().ends_with("+00:00"));
+
+    // F10 finds the run's file by run_id.
+    let resp =
+        s.client.post(s.url("/download_file")).bearer_auth(ADMIN_KEY).json(&json!({"file_name": "report-cats.txt", "run_id": run})).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().starts_with("classify me: agent says hi"));
+
+    // F4–F7.
+    let (_, items, _) = send(s.get(ADMIN_KEY, "/list_saved_items")).await;
+    assert_eq!(items["saved_items"][0]["saved_item_id"], flow.as_str(), "{items}");
+    let (_, books, _) = send(s.get(ADMIN_KEY, "/list_workbooks")).await;
+    assert_eq!(books["workbooks"][0]["saved_items"][0]["saved_item_id"], flow.as_str(), "{books}");
+    let (_, inputs, _) = send(s.get(ADMIN_KEY, &format!("/get_inputs?saved_item_id={flow}"))).await;
+    assert_eq!(inputs["inputs"][0], json!({"name": "topic", "data_type": "string", "description": "what about"}));
+    let (_, map, _) = send(s.get(ADMIN_KEY, &format!("/get_plrun_saved_item_map?saved_item_id={flow}"))).await;
+    assert_eq!(map[&flow][0]["run_id"], run.as_str(), "{map}");
+    assert_eq!(map[&flow][0]["state"], "DONE");
+    let wb = books["workbooks"][0]["workbook_id"].as_str().unwrap().to_string();
+    let (_, map, _) = send(s.get(ADMIN_KEY, &format!("/get_plrun_saved_item_map?workbook_id={wb}"))).await;
+    assert_eq!(map[&flow][0]["run_id"], run.as_str(), "{map}");
+
+    // A new version; the old one stays readable.
+    let (st, v2, _) =
+        send(s.client.put(s.url(&format!("/flows/{flow}"))).bearer_auth(ADMIN_KEY).json(&json!({"document": {"name": "Tiny", "nodes": []}}))).await;
+    assert_eq!((st, v2["version"].as_i64()), (200, Some(2)), "{v2}");
+    let (_, v1, _) = send(s.get(ADMIN_KEY, &format!("/flows/{flow}?version=1"))).await;
+    assert_eq!(v1["name"], "Everything");
+    let (_, versions, _) = send(s.get(ADMIN_KEY, &format!("/flows/{flow}/versions"))).await;
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn bad_documents_and_inputs_get_clear_errors_naming_node_and_field() {
+    let fake = FakeLlm::start().await;
+    let s = start(&fake, &[]);
+    let cases = [
+        (json!({"name": "x", "nodes": [{"id": "a", "kind": "teleport"}]}), "document.nodes[0].kind", "unknown node kind"),
+        (
+            json!({"name": "x", "nodes": [{"id": "a", "kind": "template", "template": "{{b}}"}, {"id": "b", "kind": "template", "template": "{{a}}"}]}),
+            "document.nodes[0]",
+            "cycle",
+        ),
+        (json!({"name": "x", "nodes": [{"id": "a", "kind": "join", "inputs": {"items": "ghost.items"}}]}), "document.nodes[0].inputs.items", "dangling"),
+        (
+            json!({"name": "x", "nodes": [{"id": "a", "kind": "template", "template": "t"}, {"id": "b", "kind": "join", "inputs": {"items": "a.text"}}]}),
+            "document.nodes[1].inputs.items",
+            "type mismatch",
+        ),
+        (json!({"name": "x", "nodes": [{"id": "a", "kind": "split"}]}), "document.nodes[0].inputs.text", "missing required input"),
+        (json!({"name": "x", "nodes": [{"id": "a", "kind": "llm", "model": "m"}]}), "document.nodes[0].prompt", "prompt is required"),
+        (json!({"name": "x", "nodes": [{"id": "a", "kind": "template", "template": "{{who}}"}]}), "document.nodes[0].template", "placeholder"),
+        (json!({"name": "x", "inputs": [{"name": "api_key"}]}), "document.inputs[0].name", "reserved"),
+        (json!({"nodes": []}), "document.name", "name is required"),
+        (json!({"name": "x", "edges": [{"from": "a.text", "to": "nowhere.text"}]}), "document.edges[0].to", "dangling"),
+    ];
+    for (doc, param, needle) in cases {
+        let (st, b, _) = send(s.post(ADMIN_KEY, "/flows", json!({"document": doc}))).await;
+        assert_eq!(st, 400, "{doc}: {b}");
+        assert_eq!(b["error"]["code"], "invalid_request", "{b}");
+        assert_eq!(b["error"]["param"], param, "{doc}: {b}");
+        assert!(b["error"]["message"].as_str().unwrap().contains(needle), "{doc}: {b}");
+    }
+    // YAML text is accepted too; validation reports every error.
+    let (st, b, _) =
+        send(s.post(ADMIN_KEY, "/flows/validate", json!({"document": "name: y\nnodes:\n  - id: a\n    kind: template\n    template: hi\n"}))).await;
+    assert_eq!((st, &b["valid"]), (200, &json!(true)), "{b}");
+    let (_, b, _) =
+        send(s.post(ADMIN_KEY, "/flows/validate", json!({"document": {"name": "x", "nodes": [{"id": "a", "kind": "split"}, {"id": "b", "kind": "nope"}]}})))
+            .await;
+    assert_eq!(b["errors"].as_array().unwrap().len(), 2, "{b}");
+
+    // F1 inputs.
+    let flow = save(
+        &s,
+        json!({"name": "f", "inputs": [{"name": "doc", "data_type": "file"}], "nodes": [{"id": "t", "kind": "template", "template": "{{doc}}"}],
+        "outputs": [{"output_name": "o", "from": "t"}]}),
+    )
+    .await;
+    let f1 = |body: Value| send(s.post(ADMIN_KEY, "/start_pipeline", body));
+    let (st, b, _) = f1(json!({"user_id": ADMIN_USER})).await;
+    assert_eq!((st, b), (400, json!({"error": "saved_item_id is required"})));
+    let (st, b, _) = f1(json!({"saved_item_id": "nope", "user_id": ADMIN_USER})).await;
+    assert_eq!((st, b), (404, json!({"error": "flow_not_found"})));
+    let (st, b, _) = f1(json!({"saved_item_id": flow, "pipeline_inputs": [{"input_name": "user_id", "value": "x"}]})).await;
+    assert_eq!((st, &b["error"]), (400, &json!("reserved_input_name")), "{b}");
+    let (st, b, _) = f1(json!({"saved_item_id": flow, "pipeline_inputs": "doc=1"})).await;
+    assert_eq!((st, &b["error"]), (400, &json!("invalid_pipeline_inputs")), "{b}");
+    let (st, b, _) = f1(json!({"saved_item_id": flow, "pipeline_inputs": [{"input_name": "doc", "value": "missing.txt"}]})).await;
+    assert_eq!((st, &b["error"]), (400, &json!("file_not_found")), "{b}");
+    // A file input reads the uploaded file's text (F8).
+    let (st, _, _) = send(s.post(ADMIN_KEY, "/upload_file", json!({"file_name": "in.txt", "file_content": "aGVsbG8gZmlsZQ=="}))).await;
+    assert_eq!(st, 200);
+    let run = start_run(&s, &flow, json!({"doc": "in.txt"})).await;
+    let b = wait_run(&s, &run, &["DONE", "FAILED"]).await;
+    assert_eq!(b["outputs"]["o"], "hello file", "{b}");
+    // F2/F3 errors; another user's run is not found.
+    let (st, b, _) = send(s.get(ADMIN_KEY, "/get_pl_run")).await;
+    assert_eq!((st, b), (400, json!({"error": "run_id is required"})));
+    let (st, b, _) = send(s.get(ADMIN_KEY, "/get_pl_run?run_id=run_nope")).await;
+    assert_eq!((st, b), (404, json!({"error": "run_not_found"})));
+    let (_, other_key) = s.new_user("org_other");
+    let (st, _, _) = send(s.get(&other_key, &format!("/get_pl_run?run_id={run}"))).await;
+    assert_eq!(st, 404, "another tenant's run is not found");
+    let (st, _, _) = send(s.get(&other_key, &format!("/flows/{flow}"))).await;
+    assert_eq!(st, 404, "another tenant's flow is not found");
+}
+
+#[tokio::test]
+async fn kill_pipeline_terminates_the_run_and_cancels_its_agent_session() {
+    let fake = FakeLlm::start().await;
+    fake.on_user_contains_always("slow agent", Reply::hang());
+    let s = start(&fake, &[]);
+    let agent = agent(&s).await;
+    let flow = save(&s, json!({"name": "k", "nodes": [{"id": "a", "kind": "agent", "agent_id": agent, "prompt": "slow agent"}], "outputs": [{"output_name": "o", "from": "a"}]})).await;
+    let run = start_run(&s, &flow, json!({})).await;
+    wait_run(&s, &run, &["RUNNING"]).await;
+    // Wait until the hidden session exists, then kill.
+    let sid = format!("flow-{run}-a");
+    for _ in 0..200 {
+        if send(s.get(ADMIN_KEY, &format!("/sessions/{sid}"))).await.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/kill_pipeline", json!({"run_id": run}))).await;
+    assert_eq!((st, b), (200, json!({"success": true, "run_id": run})));
+    let b = wait_run(&s, &run, &["TERMINATED"]).await;
+    assert_eq!(b["log"].as_array().unwrap().last().unwrap(), "Run terminated", "{b}");
+    let (_, sess, _) = send(s.get(ADMIN_KEY, &format!("/sessions/{sid}"))).await;
+    assert_eq!(sess["session"]["state"], "cancelled", "{sess}");
+    // Killing a terminal run changes nothing.
+    let (st, _, _) = send(s.post(ADMIN_KEY, "/kill_pipeline", json!({"run_id": run}))).await;
+    assert_eq!(st, 200);
+    assert_eq!(run_status(&s, &run).await["state"], "TERMINATED");
+}
+
+/// A local HTTP endpoint that answers after `delay`, counting requests.
+async fn slow_http(delay: Duration) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                h.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                let body = "{\"ok\": true}";
+                let _ = sock
+                    .write_all(
+                        format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+                            .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    (format!("http://{addr}/slow"), hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_flow_resumes_without_repeating_finished_nodes_or_model_calls() {
+    let fake = FakeLlm::start().await;
+    fake.on_user_contains_always("branch one", Reply::text("one done"));
+    fake.on_user_contains_always("branch two", Reply::text("two done"));
+    let (slow_url, hits) = slow_http(Duration::from_secs(4)).await;
+    // Outbound HTTP stays under the SSRF policy: the local endpoint is allow-listed.
+    let allow = slow_url.trim_start_matches("http://").trim_end_matches("/slow").to_string();
+    let mut s = start(&fake, &[("OPENLOOP_SSRF_ALLOWLIST", &allow)]);
+    let agent = agent(&s).await;
+    let flow = save(
+        &s,
+        json!({"name": "resumable", "inputs": [{"name": "x"}],
+        "nodes": [
+            {"id": "one", "kind": "llm", "model": "openai/gpt-4o-mini", "prompt": "branch one {{x}}"},
+            {"id": "two", "kind": "agent", "agent_id": agent, "prompt": "branch two {{x}}"},
+            {"id": "call", "kind": "http_request", "method": "POST", "url": slow_url, "body": "{{one}} + {{two}}"},
+            {"id": "end", "kind": "template", "template": "{{one}} | {{two}} | {{call}}"}
+        ],
+        "outputs": [{"output_name": "o", "from": "end"}]}),
+    )
+    .await;
+    let run = start_run(&s, &flow, json!({"x": "go"})).await;
+    // Kill when both parallel model branches are committed and the HTTP node is running.
+    for _ in 0..1000 {
+        let b = run_status(&s, &run).await;
+        if hits.load(Ordering::SeqCst) == 1 && b["log"].as_array().unwrap().iter().any(|l| l == "Node call (http_request) started") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "the HTTP node was running: {}", run_status(&s, &run).await);
+    s.kill9();
+    s.restart();
+    let b = wait_run(&s, &run, &["DONE", "FAILED"]).await;
+    assert_eq!(b["state"], "DONE", "{b}");
+    assert_eq!(b["outputs"]["o"], "one done | two done | {\"ok\": true}");
+    let log: Vec<String> = serde_json::from_value(b["log"].clone()).unwrap();
+    for n in ["one", "two", "call", "end"] {
+        let finished = log.iter().filter(|l| l.starts_with(&format!("Node {n} (")) && l.ends_with("finished")).count();
+        assert_eq!(finished, 1, "node {n} committed exactly once: {log:?}");
+    }
+    // Two model calls in all (the llm node, the agent's one step): none repeated.
+    assert_eq!(fake.request_count(), 2, "{log:?}");
+    // The interrupted HTTP node ran again (it had not committed).
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
