@@ -311,7 +311,9 @@ impl Engine {
         };
         let mut state = run.state;
         if state == FlowRunState::Queued {
-            self.move_flow(&run, owner, FlowRunState::Started, end(vec!["Run started".into()])).await?;
+            if let Err(e) = self.move_flow(&run, owner, FlowRunState::Started, end(vec!["Run started".into()])).await {
+                return self.refused_or(e, &run.id, owner).await;
+            }
             state = FlowRunState::Started;
         }
         let graph = match graph {
@@ -322,7 +324,9 @@ impl Engine {
             }
         };
         if state == FlowRunState::Started {
-            self.move_flow(&FlowRunRecord { state, ..run.clone() }, owner, FlowRunState::Running, end(vec![])).await?;
+            if let Err(e) = self.move_flow(&FlowRunRecord { state, ..run.clone() }, owner, FlowRunState::Running, end(vec![])).await {
+                return self.refused_or(e, &run.id, owner).await;
+            }
         }
         let run = FlowRunRecord { state: FlowRunState::Running, ..run };
         let settled: HashMap<String, Settled> = self
@@ -389,6 +393,14 @@ impl Engine {
                     other => other,
                 }
             }
+        }
+    }
+
+    /// A refused transition means the run moved (a kill); other errors go up.
+    async fn refused_or(self: &Arc<Self>, e: StoreError, run_id: &str, owner: &str) -> Result<(), StoreError> {
+        match e {
+            StoreError::Refused { .. } => self.after_refusal(run_id, owner).await,
+            other => Err(other),
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod agents;
 pub mod artifacts;
 pub mod fixtures;
+pub mod flows;
 pub mod idempotency;
 pub mod listing;
 pub mod races;
@@ -67,6 +68,9 @@ macro_rules! contract_suite {
         ]);
         $crate::contract_suite!(@family $make, 2, artifacts: [
             versions_rename_password_delete, artifacts_of_agent_follow_readers, flow_files_replace,
+        ]);
+        $crate::contract_suite!(@family $make, 4, flows: [
+            versions_and_delete, claim_move_kill, concurrent_saves_make_distinct_versions, node_results_are_written_once,
         ]);
         $crate::contract_suite!(@family $make, 2, listing: [
             sessions_page_in_every_order, session_filters, own_team_scopes_own_sessions, rename_and_usage_move_sessions,
