@@ -37,6 +37,12 @@ pub struct BenchArgs {
     /// Session counts for the listing figure (S3/A1 page cost; comma-separated; 0 skips).
     #[arg(long, value_delimiter = ',', default_value = "10,100000")]
     pub list_sessions: Vec<usize>,
+    /// Nodes of the flow-scheduling figure (a chain and a fan-out of template nodes; 0 skips).
+    #[arg(long, default_value_t = 1000)]
+    pub flow_nodes: usize,
+    /// Loop sizes of the flow loop figure (comma-separated; 0 skips).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    pub loop_items: Vec<usize>,
     /// The `langgraph` executable (from `langgraph-cli[inmem]`, see bench/langgraph):
     /// runs the same throughput phase against LangGraph's in-memory server.
     #[arg(long)]
@@ -121,7 +127,7 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
 }
@@ -137,9 +143,9 @@ pub(crate) fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_secs_f64((utime + stime) as f64 / 100.0))
 }
 
-struct Child {
-    child: std::process::Child,
-    base: String,
+pub(crate) struct Child {
+    pub(crate) child: std::process::Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Child {
@@ -149,10 +155,10 @@ impl Drop for Child {
     }
 }
 
-const KEY: &str = "olk_BenchKey000000000000000000000000000000000000";
-const USER: &str = "usr_bench";
+pub(crate) const KEY: &str = "olk_BenchKey000000000000000000000000000000000000";
+pub(crate) const USER: &str = "usr_bench";
 
-async fn spawn_server(fake_url: &str, dir: &std::path::Path, workers: usize) -> anyhow::Result<(Child, Duration)> {
+pub(crate) async fn spawn_server(fake_url: &str, dir: &std::path::Path, workers: usize) -> anyhow::Result<(Child, Duration)> {
     use std::io::BufRead;
     let exe = std::env::current_exe()?;
     let started = Instant::now();
@@ -639,7 +645,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None => None,
     };
 
-    // 8. Artifact download vs cat.
+    // 8. Flow scheduling overhead and loops.
+    let flow_fig = if args.flow_nodes > 0 {
+        eprintln!("bench: flows ({} template nodes; loops of {:?} items)…", args.flow_nodes, args.loop_items);
+        Some(crate::bench_flows::flows(&fake_url, args.flow_nodes, &args.loop_items).await?)
+    } else {
+        None
+    };
+
+    // 9. Artifact download vs cat.
     let download = if args.download_mib > 0 {
         eprintln!("bench: {} MiB artifact download vs cat…", args.download_mib);
         Some(download_bench(&client, &base, &agent_id, dir.path(), server.child.id(), args.download_mib).await?)
@@ -755,6 +769,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         percentile(&via, 50.0) - percentile(&direct, 50.0),
         percentile(&via, 99.0) - percentile(&direct, 99.0)
     );
+    if let Some(f) = &flow_fig {
+        crate::bench_flows::print(f);
+    }
     if let Some(d) = &download {
         println!(
             "| artifact download, {} MiB over loopback | ≥ 0.9× cat; RSS flat | {:.0} MiB/s; `cat > /dev/null` {:.0} MiB/s ({:.2}×); `cat | cat > /dev/null` {:.0} MiB/s ({:.2}×); server RSS before {:.1} MiB, peak (VmHWM) {:.1} MiB |",

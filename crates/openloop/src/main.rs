@@ -1,8 +1,10 @@
 //! `openloop`: the server binary and its admin CLI.
 
 mod bench;
+mod bench_flows;
 mod bench_langgraph;
 mod config;
+mod flows_cli;
 mod mcp_stdio;
 mod serve;
 
@@ -50,6 +52,10 @@ enum Command {
     /// the URL; one that cannot be reached, or refuses the key, at start ends the command
     /// with exit code 1 and a message on stderr (stdout carries only the protocol).
     McpStdio(mcp_stdio::McpStdioArgs),
+    /// Flow documents: validate offline, push to / pull from a running server, run one and
+    /// watch it node by node (OPENLOOP_URL, OPENLOOP_API_KEY).
+    #[command(subcommand)]
+    Flows(flows_cli::FlowsCmd),
 }
 
 #[derive(Subcommand)]
@@ -135,6 +141,7 @@ async fn run(cli: Cli) -> ExitCode {
     // The stdio bridge reads no data directory or config file.
     let command = match cli.command {
         Command::McpStdio(args) => return mcp_stdio::run(args).await,
+        Command::Flows(cmd) => return flows_cli::run(cmd).await,
         other => other,
     };
     let file = match load_file(cli.common.config.as_deref()) {
@@ -180,7 +187,7 @@ async fn admin(common: &CommonArgs, file: &config::FileSettings, cmd: Command) -
     let signer = Signer::parse(&Signer::generate_spec()).map_err(anyhow::Error::msg)?;
     let engine = open_engine(&data_dir, &database_url, signer, ModelCatalogue::default(), String::new()).await?;
     let out = match cmd {
-        Command::Serve(_) | Command::Bench(_) | Command::McpStdio(_) => unreachable!("handled by run"),
+        Command::Serve(_) | Command::Bench(_) | Command::McpStdio(_) | Command::Flows(_) => unreachable!("handled by run"),
         Command::Migrate => json!({"migrated": true, "database_url": database_url}),
         Command::Users(UsersCmd::Create { id, email, first_name, last_name, org, org_admin }) => {
             let u = engine.create_user(engine::tenancy::NewUser { id, organization_id: org, email, first_name, last_name, org_admin }).await?;

@@ -81,7 +81,7 @@ fn non_empty(s: Option<String>) -> Option<String> {
 }
 
 /// `http(s)://host[:port][/prefix][/api/v1][/]` → `http(s)://host[:port][/prefix]/api/v1`.
-fn api_base(raw: &str) -> Result<Url, String> {
+pub(crate) fn api_base(raw: &str) -> Result<Url, String> {
     let raw = raw.trim();
     let mut url = Url::parse(raw).map_err(|e| format!("--url / OPENLOOP_URL: {raw:?} is not a URL ({e}); give e.g. http://127.0.0.1:8765"))?;
     if !matches!(url.scheme(), "http" | "https") {

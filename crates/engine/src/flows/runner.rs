@@ -116,31 +116,50 @@ async fn schedule(
     scope: &str,
     sink: Sink<'_>,
 ) -> Result<(Map<String, Value>, f64), String> {
-    let mut pending: Vec<&Node> = graph.nodes.iter().filter(|n| !settled.contains_key(&n.id)).collect();
+    // Kahn's algorithm over the unsettled nodes: each node counts its unsettled
+    // dependencies; settling one decrements its dependants (O(edges) per run, not a scan
+    // of every pending node per completion).
+    let nodes = &graph.nodes;
+    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let mut waiting = vec![0usize; nodes.len()];
+    let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut left = 0;
+    for (i, n) in nodes.iter().enumerate() {
+        if settled.contains_key(&n.id) {
+            continue;
+        }
+        left += 1;
+        let mut deps: Vec<&str> = n.deps().filter(|d| !settled.contains_key(*d)).collect();
+        deps.sort_unstable();
+        deps.dedup();
+        for d in deps {
+            if let Some(&j) = index.get(d) {
+                waiting[i] += 1;
+                dependants[j].push(i);
+            }
+        }
+    }
+    // Ready nodes start in document (topological) order.
+    let mut ready: std::collections::BTreeSet<usize> = (0..nodes.len()).filter(|&i| !settled.contains_key(&nodes[i].id) && waiting[i] == 0).collect();
     let mut in_flight = FuturesUnordered::new();
     let mut cost = 0.0;
-    loop {
+    while left > 0 {
         if ctx.stopped() {
             return Err("stopped".into());
         }
-        // Start (or skip) every node whose dependencies are settled, in document order.
-        let mut i = 0;
-        while i < pending.len() {
-            let node = pending[i];
-            if !node.deps().all(|d| settled.contains_key(d)) || in_flight.len() >= NODE_CONCURRENCY {
-                i += 1;
-                continue;
-            }
-            pending.remove(i);
+        // Start (or skip) ready nodes up to the concurrency bound.
+        while in_flight.len() < NODE_CONCURRENCY {
+            let Some(i) = ready.pop_first() else { break };
+            let node = &nodes[i];
             match inputs_of(node, inputs, &settled) {
                 None => {
                     if let Sink::Durable { owner } = sink {
                         let r = node_result(ctx, node, "skipped", Value::Null, 0.0);
-                        commit(ctx, owner, r, vec![format!("Node {} skipped (its branch was not taken)", node.id)]).await?;
+                        commit_all(ctx, owner, vec![(r, vec![format!("Node {} skipped (its branch was not taken)", node.id)])]).await?;
                     }
                     settled.insert(node.id.clone(), Settled::Skipped);
-                    // Its dependants may now be ready: rescan.
-                    i = 0;
+                    left -= 1;
+                    release(i, &dependants, &mut waiting, &mut ready);
                 }
                 Some(vars) => {
                     if let Sink::Durable { .. } = sink {
@@ -152,35 +171,65 @@ async fn schedule(
                     let ctx = ctx.clone();
                     in_flight.push(async move {
                         let out = run_node(&ctx, node, vars, &node_scope).await;
-                        (node, out)
+                        (i, out)
                     });
                 }
             }
         }
-        if in_flight.is_empty() {
-            if pending.is_empty() {
-                break;
-            }
-            return Err(format!("node {} can never run (its dependencies do not finish)", pending[0].id));
+        if left == 0 {
+            break;
         }
-        let Some((node, out)) = next_or_stop(ctx, &mut in_flight).await else {
+        if in_flight.is_empty() {
+            let stuck = (0..nodes.len()).find(|&i| !settled.contains_key(&nodes[i].id)).map(|i| nodes[i].id.clone()).unwrap_or_default();
+            return Err(format!("node {stuck} can never run (its dependencies do not finish)"));
+        }
+        let Some(first) = next_or_stop(ctx, &mut in_flight).await else {
             return Err("stopped".into());
         };
-        let out = out.map_err(|e| format!("node {} ({}) failed: {e}", node.id, node.kind.name()))?;
-        cost += out.credit_cost;
-        if let Sink::Durable { owner } = sink {
-            let mut log = out.log;
-            log.push(format!("Node {} ({}) finished", node.id, node.kind.name()));
-            let r = node_result(ctx, node, "done", Value::Object(out.ports.clone()), out.credit_cost);
-            commit(ctx, owner, r, log).await?;
+        // Every node that finished meanwhile is committed with it (one write).
+        let mut finished = vec![first];
+        while let Some(Some(more)) = futures::FutureExt::now_or_never(in_flight.next()) {
+            finished.push(more);
         }
-        settled.insert(node.id.clone(), Settled::Done(out.ports));
+        let mut done = Vec::with_capacity(finished.len());
+        for (i, out) in finished {
+            let node = &nodes[i];
+            let out = out.map_err(|e| format!("node {} ({}) failed: {e}", node.id, node.kind.name()))?;
+            cost += out.credit_cost;
+            done.push((i, out));
+        }
+        if let Sink::Durable { owner } = sink {
+            let batch = done
+                .iter()
+                .map(|(i, out)| {
+                    let node = &nodes[*i];
+                    let mut log = out.log.clone();
+                    log.push(format!("Node {} ({}) finished", node.id, node.kind.name()));
+                    (node_result(ctx, node, "done", Value::Object(out.ports.clone()), out.credit_cost), log)
+                })
+                .collect();
+            commit_all(ctx, owner, batch).await?;
+        }
+        for (i, out) in done {
+            settled.insert(nodes[i].id.clone(), Settled::Done(out.ports));
+            left -= 1;
+            release(i, &dependants, &mut waiting, &mut ready);
+        }
     }
     let mut outputs = Map::new();
     for (name, r) in &graph.outputs {
         outputs.insert(name.clone(), value_of(r, inputs, &settled).unwrap_or(Value::Null));
     }
     Ok((outputs, cost))
+}
+
+fn release(i: usize, dependants: &[Vec<usize>], waiting: &mut [usize], ready: &mut std::collections::BTreeSet<usize>) {
+    for &d in &dependants[i] {
+        waiting[d] -= 1;
+        if waiting[d] == 0 {
+            ready.insert(d);
+        }
+    }
 }
 
 /// The next finished node, or None when the run is told to stop (checked every 50 ms).
@@ -201,16 +250,25 @@ fn node_result(ctx: &RunCtx, node: &Node, status: &str, output: Value, credit_co
     FlowNodeResult { run_id: ctx.run.id.clone(), node_id: node.id.clone(), status: status.into(), output, credit_cost, created_at: ctx.engine.now() }
 }
 
-async fn commit(ctx: &RunCtx, owner: &str, r: FlowNodeResult, log: Vec<String>) -> Result<(), String> {
-    match ctx.engine.store.commit_flow_node(owner, &r, log).await {
-        Ok(true) => Ok(()),
-        // Lease lost (another worker has the run) or already committed: stop here.
-        Ok(false) => {
-            ctx.stop.store(true, Ordering::Relaxed);
-            Err("stopped".into())
+/// Commits node results together (the writer groups concurrent writes into one
+/// transaction); a refusal (lease lost, already committed) stops the run here.
+async fn commit_all(ctx: &RunCtx, owner: &str, batch: Vec<(FlowNodeResult, Vec<String>)>) -> Result<(), String> {
+    let results = futures::future::join_all(batch.into_iter().map(|(r, log)| async move {
+        let id = r.node_id.clone();
+        (id, ctx.engine.store.commit_flow_node(owner, &r, log).await)
+    }))
+    .await;
+    for (id, r) in results {
+        match r {
+            Ok(true) => {}
+            Ok(false) => {
+                ctx.stop.store(true, Ordering::Relaxed);
+                return Err("stopped".into());
+            }
+            Err(e) => return Err(format!("committing node {id} failed: {e}")),
         }
-        Err(e) => Err(format!("committing node {} failed: {e}", r.node_id)),
     }
+    Ok(())
 }
 
 fn value_of(r: &Ref, inputs: &Map<String, Value>, settled: &HashMap<String, Settled>) -> Option<Value> {
