@@ -336,3 +336,75 @@ async fn kill_9_mid_flow_resumes_without_repeating_finished_nodes_or_model_calls
     // The interrupted HTTP node ran again (it had not committed).
     assert_eq!(hits.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_files_load_at_start_and_on_sighup() {
+    let fake = FakeLlm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("flows")).unwrap();
+    let file = dir.path().join("flows/hello.json");
+    let doc = |greeting: &str| {
+        json!({"saved_item_id": "hello_flow", "workbook_id": "wb_files", "workbook_name": "From files", "name": "Hello", "owner": {"user_id": ADMIN_USER},
+               "inputs": [{"name": "who", "data_type": "string"}],
+               "steps": [{"id": "greet", "kind": "llm", "model": "gpt-4o-mini", "prompt": format!("{greeting} {{{{who}}}}")}],
+               "outputs": [{"output_name": "answer", "from": "greet"}]})
+    };
+    std::fs::write(&file, doc("Say hello to").to_string()).unwrap();
+    std::fs::write(dir.path().join("flows/broken.json"), "{not json").unwrap();
+    let url = fake.openai_base_url();
+    let s = Server::start_in(bin(), dir.path(), &[("OPENAI_BASE_URL", &url), ("OPENAI_API_KEY", "sk-test"), ("OPENLOOP_LOG", "error")]);
+    let run = start_run(&s, "hello_flow", json!({"who": "Ada"})).await;
+    let b = wait_run(&s, &run, &["DONE", "FAILED"]).await;
+    assert_eq!(b["outputs"]["answer"], "ok: Say hello to Ada", "steps run as a chain with {{{{input}}}} placeholders: {b}");
+    let (_, books, _) = send(s.get(ADMIN_KEY, "/list_workbooks")).await;
+    assert!(books["workbooks"].as_array().unwrap().iter().any(|w| w["workbook_id"] == "wb_files" && w["name"] == "From files"), "{books}");
+    // Changed on disk, reloaded by SIGHUP: a new version.
+    std::fs::write(&file, doc("Wave at").to_string()).unwrap();
+    s.signal("HUP");
+    let mut version = 0;
+    for _ in 0..200 {
+        let (_, f, _) = send(s.get(ADMIN_KEY, "/flows/hello_flow")).await;
+        version = f["version"].as_i64().unwrap_or(0);
+        if version == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(version, 2);
+    let run = start_run(&s, "hello_flow", json!({"who": "Ada"})).await;
+    assert_eq!(wait_run(&s, &run, &["DONE", "FAILED"]).await["outputs"]["answer"], "ok: Wave at Ada");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_validates_pushes_pulls_and_runs_flows() {
+    let fake = FakeLlm::start().await;
+    let s = start(&fake, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "name: Echo\ninputs:\n  - name: who\nnodes:\n  - id: hi\n    kind: template\n    template: \"hi {{who}}\"\noutputs:\n  - output_name: greeting\n    from: hi\n").unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"name": "x", "nodes": [{"id": "a", "kind": "split"}]}"#).unwrap();
+    let cli =
+        |args: &[&str]| std::process::Command::new(bin()).args(args).env("OPENLOOP_URL", &s.base_url).env("OPENLOOP_API_KEY", ADMIN_KEY).output().unwrap();
+    let out = cli(&["flows", "validate", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let out = cli(&["flows", "validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("node \"a\" (nodes[0].inputs.text): missing required input"), "{out:?}");
+    let out = cli(&["flows", "push", good.to_str().unwrap(), "--id", "echo_flow"]);
+    assert!(out.status.success(), "{out:?}");
+    let pushed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((pushed["saved_item_id"].as_str(), pushed["version"].as_i64()), (Some("echo_flow"), Some(1)));
+    let out = cli(&["flows", "push", good.to_str().unwrap(), "--id", "echo_flow"]);
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["version"], 2, "pushing again saves the next version");
+    let out = cli(&["flows", "pull", "echo_flow"]);
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["name"], "Echo");
+    let out = cli(&["flows", "run", "echo_flow", "--input", "who=CLI"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!({"greeting": "hi CLI"}));
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.contains("Node hi (template) finished") && progress.contains("Run finished"), "{progress}");
+    let out = cli(&["flows", "run", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("flow_not_found"), "{out:?}");
+}

@@ -87,6 +87,13 @@ impl Server {
     }
 
     /// Sets (or with `None` removes) an environment variable for the next (re)start.
+    /// Sends a signal (`HUP`, `TERM`, …) to the running server.
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").arg(format!("-{sig}")).arg(c.id().to_string()).status();
+        }
+    }
+
     pub fn set_env(&mut self, key: &str, value: Option<&str>) {
         match value {
             Some(v) => self.env.insert(key.to_string(), v.to_string()),
