@@ -239,6 +239,16 @@ impl Kind {
         }
     }
 
+    /// Optional input ports: a subflow's inputs (an inline flow's, typed; a saved flow's
+    /// are only known when it runs, so any port name is accepted as `any`).
+    fn optional_input(&self, port: &str) -> Option<PortType> {
+        match self {
+            Kind::Subflow { target: SubflowTarget::Inline(g) } => g.inputs.iter().find(|d| d.name == port).map(InputDecl::port_type),
+            Kind::Subflow { target: SubflowTarget::Saved(_) } => Some(PortType::Any),
+            _ => None,
+        }
+    }
+
     /// Texts with `{{placeholders}}` and the field each comes from.
     fn templates(&self) -> Vec<(&'static str, &str)> {
         match self {
@@ -541,8 +551,12 @@ pub fn validate(doc: &Value) -> Result<Graph, Vec<DocError>> {
             }
         }
         for (port, (r, field)) in &explicit[i] {
-            let expected =
-                fixed.iter().find(|(p, _)| p == port).map(|(_, t)| *t).or_else(|| templ_ports.iter().any(|(p, _)| p == port).then_some(PortType::Any));
+            let expected = fixed
+                .iter()
+                .find(|(p, _)| p == port)
+                .map(|(_, t)| *t)
+                .or_else(|| templ_ports.iter().any(|(p, _)| p == port).then_some(PortType::Any))
+                .or_else(|| node.kind.optional_input(port));
             let Some(expected) = expected else {
                 errs.push(DocError::node(&node.id, field.clone(), format!("node kind {} has no input port {port:?}", node.kind.name())));
                 continue;

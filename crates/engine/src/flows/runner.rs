@@ -204,7 +204,11 @@ async fn schedule(
                 .map(|(i, out)| {
                     let node = &nodes[*i];
                     let mut log = out.log.clone();
-                    log.push(format!("Node {} ({}) finished", node.id, node.kind.name()));
+                    log.push(if out.credit_cost > 0.0 {
+                        format!("Node {} ({}) finished, {} credits", node.id, node.kind.name(), (out.credit_cost * 10000.0).round() / 10000.0)
+                    } else {
+                        format!("Node {} ({}) finished", node.id, node.kind.name())
+                    });
                     (node_result(ctx, node, "done", Value::Object(out.ports.clone()), out.credit_cost), log)
                 })
                 .collect();
