@@ -30,7 +30,7 @@ impl NodeOutput {
 
 /// Runs one node. `vars` are its input ports' values; `scope` makes ids of what it
 /// creates (hidden sessions) unique and stable across restarts.
-pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, vars: HashMap<String, Value>, scope: &str) -> Result<NodeOutput, String> {
+pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, mut vars: HashMap<String, Value>, scope: &str) -> Result<NodeOutput, String> {
     let engine = &ctx.engine;
     match &node.kind {
         Kind::Template { template } => Ok(NodeOutput::one("text", Value::String(render(template, &vars)))),
@@ -135,18 +135,18 @@ pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, vars: HashMap<String, Valu
             Ok(NodeOutput::one("items", Value::Array(items)))
         }
         Kind::Join { separator } => {
-            let items = list(&vars, "items")?;
+            let items = list(&mut vars, "items")?;
             Ok(NodeOutput::one("text", Value::String(items.iter().map(value_text).collect::<Vec<_>>().join(separator))))
         }
         Kind::Filter { contains, equals, not_empty } => {
-            let items = list(&vars, "items")?;
+            let items = list(&mut vars, "items")?;
             let keep = |v: &Value| {
                 contains.as_ref().is_none_or(|c| value_text(v).contains(c.as_str())) && equals.as_ref().is_none_or(|e| e == v) && (!*not_empty || !is_empty(v))
             };
             Ok(NodeOutput::one("items", Value::Array(items.into_iter().filter(keep).collect())))
         }
         Kind::Dedupe => {
-            let items = list(&vars, "items")?;
+            let items = list(&mut vars, "items")?;
             let mut seen = std::collections::HashSet::new();
             Ok(NodeOutput::one("items", Value::Array(items.into_iter().filter(|v| seen.insert(v.to_string())).collect())))
         }
@@ -159,7 +159,7 @@ pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, vars: HashMap<String, Valu
             Ok(out)
         }
         Kind::Loop { body, item_input, concurrency } => {
-            let items = list(&vars, "items")?;
+            let items = list(&mut vars, "items")?;
             let graph = match body.as_ref() {
                 LoopBody::Inline(g) => Arc::new(g.clone()),
                 LoopBody::Saved(id) => Arc::new(ctx.saved_graph(id).await?),
@@ -215,11 +215,12 @@ fn single_or_object(g: &Graph, mut outputs: Map<String, Value>) -> Value {
     }
 }
 
-fn list(vars: &HashMap<String, Value>, port: &str) -> Result<Vec<Value>, String> {
-    match vars.get(port) {
-        Some(Value::Array(a)) => Ok(a.clone()),
+/// Takes a list input out of the node's inputs (no copy of a long list).
+fn list(vars: &mut HashMap<String, Value>, port: &str) -> Result<Vec<Value>, String> {
+    match vars.remove(port) {
+        Some(Value::Array(a)) => Ok(a),
         Some(Value::Null) | None => Ok(vec![]),
-        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(&s) {
             Ok(Value::Array(a)) => Ok(a),
             _ => Err(format!("input {port:?} is a string, not a list")),
         },

@@ -199,25 +199,39 @@ async fn schedule(
             done.push((i, out));
         }
         if let Sink::Durable { owner } = sink {
-            let batch = done
-                .iter()
+            // Results move into the commit and back out of it (a loop's long result list
+            // is not copied for the write).
+            let batch: Vec<(FlowNodeResult, Vec<String>)> = done
+                .into_iter()
                 .map(|(i, out)| {
-                    let node = &nodes[*i];
-                    let mut log = out.log.clone();
+                    let node = &nodes[i];
+                    let mut log = out.log;
                     log.push(if out.credit_cost > 0.0 {
                         format!("Node {} ({}) finished, {} credits", node.id, node.kind.name(), (out.credit_cost * 10000.0).round() / 10000.0)
                     } else {
                         format!("Node {} ({}) finished", node.id, node.kind.name())
                     });
-                    (node_result(ctx, node, "done", Value::Object(out.ports.clone()), out.credit_cost), log)
+                    (node_result(ctx, node, "done", Value::Object(out.ports), out.credit_cost), log)
                 })
                 .collect();
-            commit_all(ctx, owner, batch).await?;
-        }
-        for (i, out) in done {
-            settled.insert(nodes[i].id.clone(), Settled::Done(out.ports));
-            left -= 1;
-            release(i, &dependants, &mut waiting, &mut ready);
+            let results = commit_all(ctx, owner, batch).await?;
+            for r in results {
+                let ports = match r.output {
+                    Value::Object(p) => p,
+                    _ => Map::new(),
+                };
+                if let Some(&i) = index.get(r.node_id.as_str()) {
+                    settled.insert(r.node_id, Settled::Done(ports));
+                    left -= 1;
+                    release(i, &dependants, &mut waiting, &mut ready);
+                }
+            }
+        } else {
+            for (i, out) in done {
+                settled.insert(nodes[i].id.clone(), Settled::Done(out.ports));
+                left -= 1;
+                release(i, &dependants, &mut waiting, &mut ready);
+            }
         }
     }
     let mut outputs = Map::new();
@@ -255,24 +269,26 @@ fn node_result(ctx: &RunCtx, node: &Node, status: &str, output: Value, credit_co
 }
 
 /// Commits node results together (the writer groups concurrent writes into one
-/// transaction); a refusal (lease lost, already committed) stops the run here.
-async fn commit_all(ctx: &RunCtx, owner: &str, batch: Vec<(FlowNodeResult, Vec<String>)>) -> Result<(), String> {
+/// transaction) and hands them back; a refusal (lease lost, already committed) stops the
+/// run here.
+async fn commit_all(ctx: &RunCtx, owner: &str, batch: Vec<(FlowNodeResult, Vec<String>)>) -> Result<Vec<FlowNodeResult>, String> {
     let results = futures::future::join_all(batch.into_iter().map(|(r, log)| async move {
-        let id = r.node_id.clone();
-        (id, ctx.engine.store.commit_flow_node(owner, &r, log).await)
+        let res = ctx.engine.store.commit_flow_node(owner, &r, log).await;
+        (r, res)
     }))
     .await;
-    for (id, r) in results {
-        match r {
-            Ok(true) => {}
+    let mut out = Vec::with_capacity(results.len());
+    for (r, res) in results {
+        match res {
+            Ok(true) => out.push(r),
             Ok(false) => {
                 ctx.stop.store(true, Ordering::Relaxed);
                 return Err("stopped".into());
             }
-            Err(e) => return Err(format!("committing node {id} failed: {e}")),
+            Err(e) => return Err(format!("committing node {} failed: {e}", r.node_id)),
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 fn value_of(r: &Ref, inputs: &Map<String, Value>, settled: &HashMap<String, Settled>) -> Option<Value> {
