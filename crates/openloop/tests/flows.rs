@@ -471,3 +471,47 @@ async fn extract_subflows_web_fetch_and_failures() {
         assert!(b["finished_ts"].is_string());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_loop_resumes_without_calling_the_model_again_for_committed_items() {
+    let fake = FakeLlm::start().await;
+    // Item 3's model call is slow: the server is killed while it runs.
+    fake.on_user_contains("loopitem item3", Reply::text("late").first_byte_delay(Duration::from_secs(30)));
+    let mut s = start(&fake, &[]);
+    let flow = save(
+        &s,
+        json!({"name": "loop resume", "inputs": [{"name": "xs", "data_type": "list"}],
+        "nodes": [{"id": "each", "kind": "loop", "concurrency": 1, "inputs": {"items": "input.xs"},
+                   "flow": {"name": "item", "inputs": [{"name": "x"}], "nodes": [{"id": "ask", "kind": "llm", "model": "gpt-4o-mini", "prompt": "loopitem {{x}}"}],
+                            "outputs": [{"output_name": "o", "from": "ask"}]}}],
+        "outputs": [{"output_name": "all", "from": "each"}]}),
+    )
+    .await;
+    let xs: Vec<String> = (0..6).map(|i| format!("item{i}")).collect();
+    let run = start_run(&s, &flow, json!({"xs": xs})).await;
+    for _ in 0..500 {
+        if fake.request_count() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fake.request_count(), 4, "items 0–2 done, item 3 in flight");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.kill9();
+    s.restart();
+    let b = wait_run(&s, &run, &["DONE", "FAILED"]).await;
+    assert_eq!(b["state"], "DONE", "{b}");
+    let all: Vec<String> = serde_json::from_value(b["outputs"]["all"].clone()).unwrap();
+    assert_eq!(all, (0..6).map(|i| format!("ok: loopitem item{i}")).collect::<Vec<_>>());
+    let asked = |item: &str| {
+        fake.requests()
+            .iter()
+            .filter(|r| r["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str()) == Some(&format!("loopitem {item}")))
+            .count()
+    };
+    for i in 0..3 {
+        assert_eq!(asked(&format!("item{i}")), 1, "item {i} committed before the kill is not asked again");
+    }
+    assert_eq!(asked("item3"), 2, "the item in flight at the kill is asked again");
+    assert!(b["log"].as_array().unwrap().iter().any(|l| l == "Node each ran 6 items (3 committed before a restart)"), "{b}");
+}

@@ -321,6 +321,12 @@ impl FlowStore for SplitStore {
     async fn flow_node_results(&self, run_id: &str) -> Result<Vec<FlowNodeResult>> {
         self.shared.flow_node_results(run_id).await
     }
+    async fn commit_flow_loop_item(&self, owner: &str, run_id: &str, node_id: &str, idx: i64, output: &Value, credit_cost: f64) -> Result<bool> {
+        self.shared.commit_flow_loop_item(owner, run_id, node_id, idx, output, credit_cost).await
+    }
+    async fn flow_loop_items(&self, run_id: &str, node_id: &str) -> Result<Vec<(i64, Value, f64)>> {
+        self.shared.flow_loop_items(run_id, node_id).await
+    }
     async fn append_flow_log(&self, run_id: &str, lines: Vec<String>) -> Result<()> {
         self.shared.append_flow_log(run_id, lines).await
     }

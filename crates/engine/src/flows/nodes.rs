@@ -30,7 +30,7 @@ impl NodeOutput {
 
 /// Runs one node. `vars` are its input ports' values; `scope` makes ids of what it
 /// creates (hidden sessions) unique and stable across restarts.
-pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, mut vars: HashMap<String, Value>, scope: &str) -> Result<NodeOutput, String> {
+pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, mut vars: HashMap<String, Value>, scope: &str, top: bool) -> Result<NodeOutput, String> {
     let engine = &ctx.engine;
     match &node.kind {
         Kind::Template { template } => Ok(NodeOutput::one("text", Value::String(render(template, &vars)))),
@@ -168,24 +168,54 @@ pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, mut vars: HashMap<String, 
                 return Err(format!("the loop's flow has no input {item_input:?}"));
             }
             let n = items.len();
+            // A top-level loop commits each item as it finishes; a resumed run skips those.
+            let durable = if top { ctx.owner.clone() } else { None };
+            let mut results = vec![Value::Null; n];
+            let mut done = vec![false; n];
             let mut cost = 0.0;
-            let mut results = Vec::with_capacity(n);
-            let mut stream = futures::stream::iter(items.into_iter().enumerate())
+            if durable.is_some() {
+                for (i, v, c) in ctx.engine.store.flow_loop_items(&ctx.run.id, &node.id).await.map_err(|e| e.to_string())? {
+                    if let Some(slot) = usize::try_from(i).ok().filter(|i| *i < n) {
+                        results[slot] = v;
+                        done[slot] = true;
+                        cost += c;
+                    }
+                }
+            }
+            let resumed = done.iter().filter(|d| **d).count();
+            let todo: Vec<(usize, Value)> = items.into_iter().enumerate().filter(|(i, _)| !done[*i]).collect();
+            let mut stream = futures::stream::iter(todo)
                 .map(|(i, item)| {
-                    let (graph, ctx) = (graph.clone(), ctx.clone());
+                    let (graph, ctx, durable) = (graph.clone(), ctx.clone(), durable.clone());
                     let inputs: Map<String, Value> = [(item_input.clone(), item)].into_iter().collect();
                     let scope = format!("{scope}-{i}");
-                    async move { run_inline(&ctx, &graph, inputs, &scope).await.map_err(|e| format!("item {i}: {e}")) }
+                    let node_id = node.id.clone();
+                    async move {
+                        let (outputs, c) = run_inline(&ctx, &graph, inputs, &scope).await.map_err(|e| format!("item {i}: {e}"))?;
+                        let v = single_or_object(&graph, outputs);
+                        if let Some(owner) = &durable {
+                            let stored =
+                                ctx.engine.store.commit_flow_loop_item(owner, &ctx.run.id, &node_id, i as i64, &v, c).await.map_err(|e| e.to_string())?;
+                            if !stored {
+                                return Err("stopped".to_string());
+                            }
+                        }
+                        Ok::<_, String>((i, v, c))
+                    }
                 })
-                .buffered(*concurrency);
+                .buffer_unordered(*concurrency);
             while let Some(r) = stream.next().await {
-                let (outputs, c) = r?;
+                let (i, v, c) = r?;
                 cost += c;
-                results.push(single_or_object(&graph, outputs));
+                results[i] = v;
             }
             let mut out = NodeOutput::one("results", Value::Array(results));
             out.credit_cost = cost;
-            out.log.push(format!("Node {} ran {n} items", node.id));
+            out.log.push(if resumed > 0 {
+                format!("Node {} ran {n} items ({resumed} committed before a restart)", node.id)
+            } else {
+                format!("Node {} ran {n} items", node.id)
+            });
             Ok(out)
         }
         Kind::Subflow { target } => {

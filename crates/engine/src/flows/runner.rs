@@ -31,13 +31,15 @@ enum Settled {
 pub struct RunCtx {
     pub engine: Arc<Engine>,
     pub run: FlowRunRecord,
+    /// The lease owner when this process executes the run (commits are fenced by it).
+    pub owner: Option<String>,
     stop: AtomicBool,
     caller: OnceCell<Caller>,
 }
 
 impl RunCtx {
-    pub fn new(engine: Arc<Engine>, run: FlowRunRecord) -> Arc<Self> {
-        Arc::new(RunCtx { engine, run, stop: AtomicBool::new(false), caller: OnceCell::new() })
+    pub fn new(engine: Arc<Engine>, run: FlowRunRecord, owner: Option<String>) -> Arc<Self> {
+        Arc::new(RunCtx { engine, run, owner, stop: AtomicBool::new(false), caller: OnceCell::new() })
     }
 
     pub fn stopped(&self) -> bool {
@@ -168,9 +170,10 @@ async fn schedule(
                         }
                     }
                     let node_scope = if scope.is_empty() { node.id.clone() } else { format!("{scope}-{}", node.id) };
+                    let top = matches!(sink, Sink::Durable { .. });
                     let ctx = ctx.clone();
                     in_flight.push(async move {
-                        let out = run_node(&ctx, node, vars, &node_scope).await;
+                        let out = run_node(&ctx, node, vars, &node_scope, top).await;
                         (i, out)
                     });
                 }
@@ -420,7 +423,7 @@ impl Engine {
                 (r.node_id, s)
             })
             .collect();
-        let ctx = RunCtx::new(self.clone(), run.clone());
+        let ctx = RunCtx::new(self.clone(), run.clone(), Some(owner.to_string()));
         // Watcher: renews the lease and notices a kill (F3) sent to any replica.
         let watcher = {
             let (ctx, owner, engine) = (ctx.clone(), owner.to_string(), self.clone());
@@ -510,7 +513,7 @@ impl Engine {
                 return Ok(());
             }
         }
-        let ctx = RunCtx::new(self.clone(), run.clone());
+        let ctx = RunCtx::new(self.clone(), run.clone(), None);
         if let Ok(caller) = ctx.caller().await {
             if let Ok(Some(v)) = self.store.flow_version(&run.flow_id, run.flow_version).await {
                 if let Ok(g) = validate(&v.document) {

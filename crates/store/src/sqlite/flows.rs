@@ -370,6 +370,37 @@ impl FlowStore for SqliteStore {
         .await
     }
 
+    async fn commit_flow_loop_item(&self, owner: &str, run_id: &str, node_id: &str, idx: i64, output: &Value, credit_cost: f64) -> Result<bool> {
+        let (owner, run_id, node_id, output) = (owner.to_string(), run_id.to_string(), node_id.to_string(), output.to_string());
+        self.write(move |c| {
+            let held: bool = c
+                .prepare_cached("SELECT COUNT(*) FROM flow_runs WHERE id = ? AND lease_owner = ?")?
+                .query_row(params![run_id, owner], |x| x.get::<_, i64>(0))?
+                > 0;
+            if !held {
+                return Ok(false);
+            }
+            Ok(c.prepare_cached(
+                "INSERT INTO flow_loop_items (run_id, node_id, idx, output, credit_cost) VALUES (?, ?, ?, ?, ?) ON CONFLICT(run_id, node_id, idx) DO NOTHING",
+            )?
+            .execute(params![run_id, node_id, idx, output, credit_cost])?
+                > 0)
+        })
+        .await
+    }
+
+    async fn flow_loop_items(&self, run_id: &str, node_id: &str) -> Result<Vec<(i64, Value, f64)>> {
+        let (run_id, node_id) = (run_id.to_string(), node_id.to_string());
+        self.read_blocking(move |c| {
+            let mut st = c.prepare_cached("SELECT idx, output, credit_cost FROM flow_loop_items WHERE run_id = ? AND node_id = ? ORDER BY idx")?;
+            let rows = st
+                .query_map(params![run_id, node_id], |r| Ok((r.get::<_, i64>(0)?, parse(&r.get::<_, String>(1)?, "loop item output")?, r.get::<_, f64>(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn append_flow_log(&self, run_id: &str, lines: Vec<String>) -> Result<()> {
         let id = run_id.to_string();
         self.write(move |c| Ok(insert_log(c, &id, &lines)?)).await

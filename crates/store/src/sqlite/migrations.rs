@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "claim index, run counts", include_str!("0011_claim_index_run_counts.sql")),
     (12, "keyset listings", include_str!("0012_keyset_listings.sql")),
     (13, "flows", include_str!("0013_flows.sql")),
+    (14, "flow loop items", include_str!("0014_flow_loop_items.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
