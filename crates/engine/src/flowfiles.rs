@@ -174,7 +174,7 @@ impl Engine {
         // Files of the run first (nodes' files), then the caller's uploads.
         let mut spaces = Vec::new();
         if let Some(run_id) = field(&m, "run_id") {
-            let visible = self.store.flow_run(&run_id).await.map_err(db)?.is_some_and(|r| match &r.team_id {
+            let visible = self.store.flow_run_status(&run_id).await.map_err(db)?.is_some_and(|r| match &r.team_id {
                 Some(t) => ns == format!("team:{t}"),
                 None => ns == format!("user:{}", r.user_id),
             });

@@ -297,6 +297,9 @@ impl FlowStore for SplitStore {
     async fn flow_run(&self, id: &str) -> Result<Option<FlowRunRecord>> {
         self.shared.flow_run(id).await
     }
+    async fn flow_run_status(&self, id: &str) -> Result<Option<FlowRunRecord>> {
+        self.shared.flow_run_status(id).await
+    }
     async fn recent_flow_runs(&self, flow_id: &str, limit: usize) -> Result<Vec<FlowRunRecord>> {
         self.shared.recent_flow_runs(flow_id, limit).await
     }

@@ -132,7 +132,7 @@ impl Engine {
 
     async fn legacy_run(&self, scope: &LegacyScope, m: &Map<String, Value>) -> Result<FlowRunRecord, ApiError> {
         let id = field(m, "run_id").ok_or_else(|| flat(400, "run_id is required"))?;
-        self.store.flow_run(&id).await.map_err(db)?.filter(|r| scope.sees_run(r)).ok_or_else(|| flat(404, "run_not_found"))
+        self.store.flow_run_status(&id).await.map_err(db)?.filter(|r| scope.sees_run(r)).ok_or_else(|| flat(404, "run_not_found"))
     }
 
     /// F1 `POST /start_pipeline`: body fields, and query fields for webhook-style calls.

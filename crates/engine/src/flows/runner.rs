@@ -432,7 +432,7 @@ impl Engine {
                 let mut last_beat = tokio::time::Instant::now();
                 loop {
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    if let Ok(Some(r)) = engine.store.flow_run(&ctx.run.id).await {
+                    if let Ok(Some(r)) = engine.store.flow_run_status(&ctx.run.id).await {
                         if r.kill_requested {
                             ctx.stop.store(true, Ordering::Relaxed);
                             return;

@@ -23,7 +23,10 @@ pub trait FlowStore: Send + Sync {
 
     async fn create_flow_run(&self, r: &FlowRunRecord) -> Result<()>;
     async fn flow_run(&self, id: &str) -> Result<Option<FlowRunRecord>>;
-    /// Most recent runs of a flow, newest first.
+    /// The run without its inputs (`{}`): what status polls need, at a cost independent
+    /// of the size of the inputs.
+    async fn flow_run_status(&self, id: &str) -> Result<Option<FlowRunRecord>>;
+    /// Most recent runs of a flow, newest first (without inputs and outputs).
     async fn recent_flow_runs(&self, flow_id: &str, limit: usize) -> Result<Vec<FlowRunRecord>>;
     /// Leases the oldest live run whose lease is free or expired (attempts + 1).
     async fn claim_flow_run(&self, owner: &str, now: i64, lease_until: i64) -> Result<Option<FlowRunRecord>>;

@@ -252,10 +252,24 @@ impl FlowStore for SqliteStore {
         self.read(move |c| Ok(c.prepare_cached("SELECT * FROM flow_runs WHERE id = ?")?.query_row([id], run_from).optional()?)).await
     }
 
+    async fn flow_run_status(&self, id: &str) -> Result<Option<FlowRunRecord>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT id, flow_id, flow_version, workbook_id, organization_id, user_id, team_id, state, '{}' AS inputs, outputs, error, credit_cost, \
+                 kill_requested, attempts, created_at, started_at, finished_at FROM flow_runs WHERE id = ?",
+            )?
+            .query_row([id], run_from)
+            .optional()?)
+        })
+        .await
+    }
+
     async fn recent_flow_runs(&self, flow_id: &str, limit: usize) -> Result<Vec<FlowRunRecord>> {
         let id = flow_id.to_string();
         self.read(move |c| {
-            let mut st = c.prepare_cached("SELECT * FROM flow_runs WHERE flow_id = ? ORDER BY created_at DESC, id DESC LIMIT ?")?;
+            let mut st = c.prepare_cached("SELECT id, flow_id, flow_version, workbook_id, organization_id, user_id, team_id, state, '{}' AS inputs, '{}' AS outputs, error, credit_cost, \
+                 kill_requested, attempts, created_at, started_at, finished_at FROM flow_runs WHERE flow_id = ? ORDER BY created_at DESC, id DESC LIMIT ?")?;
             let rows = st.query_map(params![id, limit as i64], run_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
