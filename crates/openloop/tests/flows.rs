@@ -188,6 +188,18 @@ async fn bad_documents_and_inputs_get_clear_errors_naming_node_and_field() {
         assert_eq!(b["error"]["param"], param, "{doc}: {b}");
         assert!(b["error"]["message"].as_str().unwrap().contains(needle), "{doc}: {b}");
     }
+    // The node library, generated from the typed configurations.
+    let (st, kinds, _) = send(s.get(ADMIN_KEY, "/flows/node-kinds")).await;
+    assert_eq!(st, 200);
+    let kinds = kinds["node_kinds"].as_array().unwrap();
+    assert_eq!(kinds.len(), 16);
+    let llm = kinds.iter().find(|k| k["kind"] == "llm").unwrap();
+    assert_eq!(llm["config"]["required"], json!(["model", "prompt"]), "{llm}");
+    assert_eq!(llm["outputs"][0]["port"], "text");
+    // A mistyped field is named.
+    let (st, b, _) =
+        send(s.post(ADMIN_KEY, "/flows", json!({"document": {"name": "x", "nodes": [{"id": "a", "kind": "loop", "concurrency": "many", "flow": {}}]}}))).await;
+    assert_eq!((st, b["error"]["param"].as_str()), (400, Some("document.nodes[0].concurrency")), "{b}");
     // YAML text is accepted too; validation reports every error.
     let (st, b, _) =
         send(s.post(ADMIN_KEY, "/flows/validate", json!({"document": "name: y\nnodes:\n  - id: a\n    kind: template\n    template: hi\n"}))).await;

@@ -94,6 +94,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     collect::<wire::flows::WorkbookCreateRequest>(&mut out);
     collect::<wire::flows::WorkbookView>(&mut out);
     collect::<wire::flows::WorkbookListResponse>(&mut out);
+    collect::<wire::flows::NodeKindsResponse>(&mut out);
     collect::<UploadFileRequest>(&mut out);
     collect::<UploadFileResponse>(&mut out);
     collect::<UploadFilesRequest>(&mut out);
@@ -256,6 +257,7 @@ fn doc(id: &str) -> OpDoc {
         "FL1" => nested(None, vec![ok(200, "Saved flows of the workspace", Json("FlowListResponse"))], vec![], &[]),
         "FL2" => nested(Some(Json("FlowSaveRequest")), vec![ok(201, "Saved (version 1)", Json("FlowDetail"))], vec![], &[409]),
         "FL3" => nested(Some(Json("FlowSaveRequest")), vec![ok(200, "Every validation error", Json("FlowValidateResponse"))], vec![], &[]),
+        "FL8" => nested(None, vec![ok(200, "Node kinds", Json("NodeKindsResponse"))], vec![], &[]),
         "FL4" => nested(None, vec![ok(200, "The flow and its document (`?version=N`: an older one)", Json("FlowDetail"))], vec![], &[]),
         "FL5" => nested(Some(Json("FlowSaveRequest")), vec![ok(200, "Saved as the next version", Json("FlowDetail"))], vec![], &[]),
         "FL6" => nested(None, vec![ok(200, "Deleted", Json("FlowDeleteResponse"))], vec![], &[]),

@@ -102,3 +102,22 @@ pub struct WorkbookView {
 pub struct WorkbookListResponse {
     pub workbooks: Vec<WorkbookView>,
 }
+
+/// One node kind: its configuration's JSON Schema and its ports.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeKind {
+    pub kind: String,
+    pub description: Option<String>,
+    /// JSON Schema of the node's configuration fields (next to `id`, `kind`, `inputs`, `after`).
+    pub config: Value,
+    /// `[{"port", "type", "required"}]`.
+    pub inputs: Vec<Value>,
+    /// `[{"port", "type"}]`; the first is the default output of a bare `node` reference.
+    pub outputs: Vec<Value>,
+}
+
+/// `GET /flows/node-kinds`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeKindsResponse {
+    pub node_kinds: Vec<NodeKind>,
+}

@@ -395,6 +395,12 @@ impl Engine {
         }
     }
 
+    /// `GET /flows/node-kinds`: the node library, generated from the typed configurations.
+    pub fn node_kinds(&self) -> wire::flows::NodeKindsResponse {
+        let node_kinds = super::kinds::catalogue().into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect();
+        wire::flows::NodeKindsResponse { node_kinds }
+    }
+
     /// `POST /flows/validate`.
     pub fn validate_flow(&self, req: &FlowSaveRequest) -> Result<FlowValidateResponse, ApiError> {
         let doc = Self::document_of(&req.document)?;

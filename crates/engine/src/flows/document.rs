@@ -711,88 +711,105 @@ fn steps_to_nodes(steps: &Value, errs: &mut Vec<DocError>) -> (Vec<Value>, Vec<V
 }
 
 fn parse_kind(id: &str, i: usize, o: &Map<String, Value>) -> Result<Kind, Vec<DocError>> {
+    use super::kinds::*;
     let f = |k: &str| format!("nodes[{i}].{k}");
-    let req = |k: &str| -> Result<String, Vec<DocError>> {
-        match get_str(o, k) {
-            Some(s) if !s.trim().is_empty() => Ok(s.to_string()),
-            _ => Err(vec![DocError::node(id, f(k), format!("{k} is required"))]),
-        }
-    };
+    let err = |k: &str, m: String| vec![DocError::node(id, f(k), m)];
+    // The kind's typed configuration; a missing or mistyped field names itself.
+    fn cfg<T: serde::de::DeserializeOwned>(id: &str, i: usize, o: &Map<String, Value>) -> Result<T, Vec<DocError>> {
+        parse::<T>(o).map_err(|(field, msg)| vec![DocError::node(id, format!("nodes[{i}].{field}"), msg)])
+    }
+    let nonempty = |k: &str, v: String| if v.trim().is_empty() { Err(err(k, format!("{k} is required"))) } else { Ok(v) };
+    let sub_errors = |e: Vec<DocError>| e.into_iter().map(|x| DocError::node(id, f(&format!("flow.{}", x.field)), x.to_string())).collect::<Vec<_>>();
     let kind = get_str(o, "kind").or_else(|| get_str(o, "type")).unwrap_or("");
     Ok(match kind {
-        "template" => Kind::Template { template: req("template")? },
-        "llm" => Kind::Llm {
-            model: req("model")?,
-            prompt: req("prompt")?,
-            system: get_str(o, "system").map(str::to_string),
-            schema: match o.get("schema") {
-                None | Some(Value::Null) => None,
-                Some(s @ Value::Object(_)) => Some(s.clone()),
-                Some(_) => return Err(vec![DocError::node(id, f("schema"), "schema must be a JSON Schema object")]),
-            },
-            temperature: o.get("temperature").and_then(Value::as_f64),
-            max_tokens: o.get("max_tokens").and_then(Value::as_u64).map(|v| v.min(u32::MAX as u64) as u32),
-        },
-        "agent" => Kind::Agent { agent_id: req("agent_id")?, prompt: req("prompt")? },
-        "extract" => {
-            let Some(fields) = o.get("fields").and_then(Value::as_array).filter(|a| !a.is_empty()) else {
-                return Err(vec![DocError::node(id, f("fields"), "fields is required: [{\"name\", \"type\"?, \"description\"?}]")]);
-            };
-            let mut out = Vec::new();
-            for (j, x) in fields.iter().enumerate() {
-                let Some(name) = x.get("name").and_then(Value::as_str).filter(|n| is_ident(n)) else {
-                    return Err(vec![DocError::node(id, f(&format!("fields[{j}].name")), "a field needs a name")]);
-                };
-                let ty = x.get("type").and_then(Value::as_str).unwrap_or("string");
-                if !["string", "number", "boolean", "list", "object"].contains(&ty) {
-                    return Err(vec![DocError::node(id, f(&format!("fields[{j}].type")), format!("unknown type {ty:?}"))]);
-                }
-                out.push((name.to_string(), ty.to_string(), x.get("description").and_then(Value::as_str).map(str::to_string)));
+        "template" => {
+            let c: TemplateConfig = cfg(id, i, o)?;
+            Kind::Template { template: nonempty("template", c.template)? }
+        }
+        "llm" => {
+            let c: LlmConfig = cfg(id, i, o)?;
+            Kind::Llm {
+                model: nonempty("model", c.model)?,
+                prompt: nonempty("prompt", c.prompt)?,
+                system: c.system,
+                schema: c.schema.map(Value::Object),
+                temperature: c.temperature,
+                max_tokens: c.max_tokens,
             }
-            Kind::Extract { model: req("model")?, fields: out }
+        }
+        "agent" => {
+            let c: AgentConfig = cfg(id, i, o)?;
+            Kind::Agent { agent_id: nonempty("agent_id", c.agent_id)?, prompt: nonempty("prompt", c.prompt)? }
+        }
+        "extract" => {
+            let c: ExtractConfig = cfg(id, i, o)?;
+            if c.fields.is_empty() {
+                return Err(err("fields", "fields is required: [{\"name\", \"type\"?, \"description\"?}]".into()));
+            }
+            let mut out = Vec::new();
+            for (j, x) in c.fields.into_iter().enumerate() {
+                if !is_ident(&x.name) {
+                    return Err(err(&format!("fields[{j}].name"), "a field needs a name of 1–64 of A-Z a-z 0-9 _ -".into()));
+                }
+                let ty = x.ty.unwrap_or_else(|| "string".into());
+                if !["string", "number", "boolean", "list", "object"].contains(&ty.as_str()) {
+                    return Err(err(&format!("fields[{j}].type"), format!("unknown type {ty:?}")));
+                }
+                out.push((x.name, ty, x.description));
+            }
+            Kind::Extract { model: nonempty("model", c.model)?, fields: out }
         }
         "categorize" => {
-            let cats: Vec<String> = o.get("categories").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default();
-            if cats.len() < 2 {
-                return Err(vec![DocError::node(id, f("categories"), "categories is required: at least two strings")]);
+            let c: CategorizeConfig = cfg(id, i, o)?;
+            if c.categories.len() < 2 {
+                return Err(err("categories", "categories is required: at least two strings".into()));
             }
-            Kind::Categorize { model: req("model")?, categories: cats }
+            Kind::Categorize { model: nonempty("model", c.model)?, categories: c.categories }
         }
         "http_request" => {
-            let method = get_str(o, "method").unwrap_or("GET").to_ascii_uppercase();
+            let c: HttpRequestConfig = cfg(id, i, o)?;
+            let method = c.method.unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
             if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&method.as_str()) {
-                return Err(vec![DocError::node(id, f("method"), format!("unsupported method {method:?}"))]);
+                return Err(err("method", format!("unsupported method {method:?}")));
             }
-            let headers = o
-                .get("headers")
-                .and_then(Value::as_object)
-                .map(|h| h.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
-                .unwrap_or_default();
-            let body = match o.get("body") {
+            let body = match c.body {
                 None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::String(s)) => Some(s),
                 Some(other) => Some(other.to_string()),
             };
-            Kind::HttpRequest { method, url: req("url")?, headers, body }
+            Kind::HttpRequest { method, url: nonempty("url", c.url)?, headers: c.headers, body }
         }
-        "web_fetch" => Kind::WebFetch { url: req("url")? },
-        "json_path" => Kind::JsonPath { path: parse_path(&req("path")?).map_err(|m| vec![DocError::node(id, f("path"), m)])? },
-        "split" => Kind::Split { separator: get_str(o, "separator").unwrap_or("\n").to_string() },
-        "join" => Kind::Join { separator: get_str(o, "separator").unwrap_or("\n").to_string() },
-        "filter" => {
-            let k = Kind::Filter {
-                contains: get_str(o, "contains").map(str::to_string),
-                equals: o.get("equals").cloned(),
-                not_empty: o.get("not_empty").and_then(Value::as_bool).unwrap_or(false),
-            };
-            if let Kind::Filter { contains: None, equals: None, not_empty: false } = k {
-                return Err(vec![DocError::node(id, f("contains"), "a filter needs contains, equals or not_empty: true")]);
+        "web_fetch" => {
+            let c: WebFetchConfig = cfg(id, i, o)?;
+            Kind::WebFetch { url: nonempty("url", c.url)? }
+        }
+        "json_path" => {
+            let c: JsonPathConfig = cfg(id, i, o)?;
+            Kind::JsonPath { path: parse_path(&nonempty("path", c.path)?).map_err(|m| err("path", m))? }
+        }
+        "split" | "join" => {
+            let c: SeparatorConfig = cfg(id, i, o)?;
+            let separator = c.separator.unwrap_or_else(|| "\n".into());
+            if kind == "split" {
+                Kind::Split { separator }
+            } else {
+                Kind::Join { separator }
             }
-            k
         }
-        "dedupe" => Kind::Dedupe,
+        "filter" => {
+            let c: FilterConfig = cfg(id, i, o)?;
+            if c.contains.is_none() && c.equals.is_none() && !c.not_empty {
+                return Err(err("contains", "a filter needs contains, equals or not_empty: true".into()));
+            }
+            Kind::Filter { contains: c.contains, equals: c.equals, not_empty: c.not_empty }
+        }
+        "dedupe" => {
+            let _: DedupeConfig = cfg(id, i, o)?;
+            Kind::Dedupe
+        }
         "condition" | "router" => {
-            let op = match get_str(o, "op").unwrap_or("not_empty") {
+            let c: ConditionConfig = cfg(id, i, o)?;
+            let op = match c.op.as_deref().unwrap_or("not_empty") {
                 "equals" => CondOp::Equals,
                 "not_equals" => CondOp::NotEquals,
                 "contains" => CondOp::Contains,
@@ -800,54 +817,55 @@ fn parse_kind(id: &str, i: usize, o: &Map<String, Value>) -> Result<Kind, Vec<Do
                 "empty" => CondOp::Empty,
                 "gt" => CondOp::Gt,
                 "lt" => CondOp::Lt,
-                other => return Err(vec![DocError::node(id, f("op"), format!("unknown op {other:?} (equals, not_equals, contains, not_empty, empty, gt, lt)"))]),
+                other => return Err(err("op", format!("unknown op {other:?} (equals, not_equals, contains, not_empty, empty, gt, lt)"))),
             };
-            Kind::Condition { op, value: o.get("value").cloned().unwrap_or(Value::Null) }
+            Kind::Condition { op, value: c.value.unwrap_or(Value::Null) }
         }
         "loop" => {
-            let concurrency = o.get("concurrency").and_then(Value::as_u64).unwrap_or(4) as usize;
+            let c: LoopConfig = cfg(id, i, o)?;
+            let concurrency = c.concurrency.unwrap_or(4) as usize;
             if concurrency == 0 || concurrency > MAX_LOOP_CONCURRENCY {
-                return Err(vec![DocError::node(id, f("concurrency"), format!("concurrency is 1–{MAX_LOOP_CONCURRENCY}"))]);
+                return Err(err("concurrency", format!("concurrency is 1–{MAX_LOOP_CONCURRENCY}")));
             }
-            let (body, first_input) = match (o.get("flow"), get_str(o, "saved_item_id")) {
+            let (body, first_input) = match (c.flow, c.saved_item_id) {
                 (Some(doc), None) => {
-                    let g = validate(doc).map_err(|e| e.into_iter().map(|x| DocError::node(id, f(&format!("flow.{}", x.field)), x.to_string())).collect::<Vec<_>>())?;
+                    let g = validate(&doc).map_err(sub_errors)?;
                     let first = g.inputs.first().map(|d| d.name.clone());
                     (LoopBody::Inline(g), first)
                 }
-                (None, Some(s)) => (LoopBody::Saved(s.to_string()), None),
-                _ => return Err(vec![DocError::node(id, f("flow"), "a loop needs flow (an inline flow document) or saved_item_id")]),
+                (None, Some(s)) => (LoopBody::Saved(s), None),
+                _ => return Err(err("flow", "a loop needs flow (an inline flow document) or saved_item_id".into())),
             };
-            let item_input = match get_str(o, "item_input").map(str::to_string).or(first_input) {
-                Some(s) => s,
-                None => return Err(vec![DocError::node(id, f("item_input"), "item_input is required (the subflow input each item is bound to)")]),
+            let Some(item_input) = c.item_input.or(first_input) else {
+                return Err(err("item_input", "item_input is required (the subflow input each item is bound to)".into()));
             };
             if let LoopBody::Inline(g) = &body {
                 if !g.inputs.iter().any(|d| d.name == item_input) {
-                    return Err(vec![DocError::node(id, f("item_input"), format!("the loop's flow has no input {item_input:?}"))]);
+                    return Err(err("item_input", format!("the loop's flow has no input {item_input:?}")));
                 }
             }
             Kind::Loop { body: Box::new(body), item_input, concurrency }
         }
-        "subflow" => match (o.get("flow"), get_str(o, "saved_item_id")) {
-            (Some(doc), None) => Kind::Subflow {
-                target: SubflowTarget::Inline(Box::new(
-                    validate(doc).map_err(|e| e.into_iter().map(|x| DocError::node(id, f(&format!("flow.{}", x.field)), x.to_string())).collect::<Vec<_>>())?,
-                )),
-            },
-            (None, Some(s)) => Kind::Subflow { target: SubflowTarget::Saved(s.to_string()) },
-            _ => return Err(vec![DocError::node(id, f("saved_item_id"), "a subflow needs saved_item_id or flow (an inline document)")]),
-        },
-        "write_file" => Kind::WriteFile { file_name: req("file_name")? },
-        "" => return Err(vec![DocError::node(id, f("kind"), "kind is required")]),
+        "subflow" => {
+            let c: SubflowConfig = cfg(id, i, o)?;
+            match (c.flow, c.saved_item_id) {
+                (Some(doc), None) => Kind::Subflow { target: SubflowTarget::Inline(Box::new(validate(&doc).map_err(sub_errors)?)) },
+                (None, Some(s)) => Kind::Subflow { target: SubflowTarget::Saved(s) },
+                _ => return Err(err("saved_item_id", "a subflow needs saved_item_id or flow (an inline document)".into())),
+            }
+        }
+        "write_file" => {
+            let c: WriteFileConfig = cfg(id, i, o)?;
+            Kind::WriteFile { file_name: nonempty("file_name", c.file_name)? }
+        }
+        "" => return Err(err("kind", "kind is required".into())),
         other => {
-            return Err(vec![DocError::node(
-                id,
-                f("kind"),
+            return Err(err(
+                "kind",
                 format!(
                     "unknown node kind {other:?} (template, llm, agent, extract, categorize, http_request, web_fetch, json_path, split, join, filter, dedupe, condition, loop, subflow, write_file)"
                 ),
-            )])
+            ))
         }
     })
 }

@@ -3,5 +3,6 @@
 
 pub mod api;
 pub mod document;
+pub mod kinds;
 pub mod nodes;
 pub mod runner;

@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/get_plrun_saved_item_map", get(plrun_map))
         .route("/flows", get(list_flows).post(create_flow))
         .route("/flows/validate", post(validate_flow))
+        .route("/flows/node-kinds", get(node_kinds))
         .route("/flows/{flow_id}", get(get_flow).put(update_flow).delete(delete_flow))
         .route("/flows/{flow_id}/versions", get(flow_versions))
         .route("/workbooks", get(list_workbooks_v1).post(create_workbook))
@@ -165,6 +166,10 @@ async fn scoped(st: &AppState, v1: V1, team: Option<&str>) -> Result<engine::Cal
 
 async fn validate_flow(State(st): State<AppState>, _v1: V1, JsonBody(body): JsonBody) -> V1Result<Json<FlowValidateResponse>> {
     Ok(Json(st.engine.validate_flow(&save_request(body)?)?))
+}
+
+async fn node_kinds(State(st): State<AppState>, _v1: V1) -> Json<wire::flows::NodeKindsResponse> {
+    Json(st.engine.node_kinds())
 }
 
 async fn get_flow(State(st): State<AppState>, v1: V1, Path(id): Path<String>) -> V1Result<Json<FlowDetail>> {

@@ -117,6 +117,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("FL1", "GET", "/flows", "List saved flows (Openloop extension)", Now),
     r("FL2", "POST", "/flows", "Save a new flow (Openloop extension)", Now),
     r("FL3", "POST", "/flows/validate", "Validate a flow document (Openloop extension)", Now),
+    r("FL8", "GET", "/flows/node-kinds", "The node library: each kind's configuration schema and ports (Openloop extension)", Now),
     r("FL4", "GET", "/flows/{flow_id}", "Get a flow and its document (Openloop extension)", Now),
     r("FL5", "PUT", "/flows/{flow_id}", "Save a new version of a flow (Openloop extension)", Now),
     r("FL6", "DELETE", "/flows/{flow_id}", "Delete a flow (Openloop extension)", Now),
