@@ -12,6 +12,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod clock;
 pub mod diff;
+pub mod exports;
 pub mod faults;
 pub mod files;
 pub mod flowfiles;
@@ -76,6 +77,8 @@ pub struct Engine {
     pub clock: Arc<dyn clock::Clock>,
     /// Wakes idle flow workers when a flow run is started or killed.
     pub flow_wake: Notify,
+    /// Wakes the export worker when an export is requested.
+    pub export_wake: Notify,
     /// Outbound HTTP of flow nodes (`http_request`, `web_fetch`) under the SSRF policy.
     pub http: std::sync::OnceLock<tools::WebFetch>,
 }
@@ -97,6 +100,7 @@ impl Engine {
             api_invoker: std::sync::OnceLock::new(),
             clock: Arc::new(clock::SystemClock),
             flow_wake: Notify::new(),
+            export_wake: Notify::new(),
             http: std::sync::OnceLock::new(),
         }
     }

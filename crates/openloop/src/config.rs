@@ -110,6 +110,9 @@ pub struct ServeArgs {
     /// Flow runs executed at once per process (0: flows are accepted, never executed here).
     #[arg(long, env = "OPENLOOP_FLOW_WORKERS")]
     pub flow_workers: Option<usize>,
+    /// Seconds a data export's CSV stays downloadable.
+    #[arg(long, env = "OPENLOOP_EXPORT_RETENTION_SECS")]
+    pub export_retention_secs: Option<u64>,
     /// Job lease in seconds (renewed every third of it).
     #[arg(long, env = "OPENLOOP_LEASE_SECS")]
     pub lease_secs: Option<u64>,
@@ -213,6 +216,7 @@ pub struct FileSettings {
     pub header_timeout_secs: Option<u64>,
     pub workers: Option<usize>,
     pub flow_workers: Option<usize>,
+    pub export_retention_secs: Option<u64>,
     pub lease_secs: Option<u64>,
     pub run_max_attempts: Option<i64>,
     pub agent_max_concurrency: Option<i64>,
@@ -336,6 +340,7 @@ impl Settings {
             // bench), and at least as many as the organization may run.
             workers: a.workers.or(f.workers).unwrap_or_else(|| (32 * cores).max(64).max(org_max.max(1) as usize)),
             flow_workers: a.flow_workers.or(f.flow_workers).unwrap_or(d.flow_workers),
+            export_retention: a.export_retention_secs.or(f.export_retention_secs).map(std::time::Duration::from_secs).unwrap_or(d.export_retention),
             lease: std::time::Duration::from_secs(a.lease_secs.or(f.lease_secs).unwrap_or(30)),
             max_attempts: a.run_max_attempts.or(f.run_max_attempts).unwrap_or(d.max_attempts),
             agent_max_concurrency: a.agent_max_concurrency.or(f.agent_max_concurrency).unwrap_or(d.agent_max_concurrency),

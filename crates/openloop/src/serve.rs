@@ -283,7 +283,11 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     if let Err(e) = engine.store.release_flow_leases().await {
         tracing::warn!(error = %e, "releasing flow-run leases failed");
     }
-    workers.extend(engine.start_flow_workers(workers_rx));
+    if let Err(e) = engine.store.release_export_leases().await {
+        tracing::warn!(error = %e, "releasing data-export leases failed");
+    }
+    workers.extend(engine.start_flow_workers(workers_rx.clone()));
+    workers.extend(engine.start_export_workers(workers_rx));
     #[cfg(unix)]
     {
         // SIGHUP reloads $OPENLOOP_DATA_DIR/flows/*.json.

@@ -64,5 +64,5 @@ impl StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Everything the engine needs from storage.
-pub trait Store: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + FlowStore + Send + Sync {}
-impl<T: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + FlowStore + Send + Sync> Store for T {}
+pub trait Store: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + FlowStore + ExportStore + Send + Sync {}
+impl<T: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + FlowStore + ExportStore + Send + Sync> Store for T {}

@@ -637,3 +637,59 @@ pub enum FlowOwner {
     User(String),
     Team(String),
 }
+
+/// One credit charge (E1 `credit_logs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerEntry {
+    pub id: String,
+    pub organization_id: String,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub created_at: i64,
+    /// `AGENT_RUN`, `PIPELINE_RUN`, …
+    pub category: String,
+    /// `model_call`, …
+    pub kind: String,
+    pub name: String,
+    pub amount: f64,
+    pub correlation_id: Option<String>,
+    pub session_id: Option<String>,
+    pub agent_id: Option<String>,
+}
+
+/// A data export job (E1/E2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataExportRecord {
+    pub id: String,
+    pub organization_id: String,
+    pub requested_by: String,
+    pub data_type: String,
+    /// The validated request (fields, dates, scope).
+    pub request: Value,
+    /// REQUESTED, IN_PROGRESS, COMPLETED, FAILED.
+    pub state: String,
+    pub row_count: Option<i64>,
+    pub error: Option<String>,
+    pub blob_key: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub attempts: i64,
+}
+
+/// Which rows an export reads.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExportScope {
+    pub data_type: String,
+    pub start: i64,
+    pub end: i64,
+    /// Teams to include; None with `all_workspaces`.
+    pub team_ids: Vec<String>,
+    pub all_workspaces: bool,
+    pub personal: bool,
+    /// Agent ids (agents, agent_interactions) or workbook ids (workflows).
+    pub entity_ids: Vec<String>,
+    /// credit_logs categories (empty: all).
+    pub categories: Vec<String>,
+}

@@ -337,3 +337,37 @@ impl FlowStore for SplitStore {
         self.shared.flow_log(run_id).await
     }
 }
+
+#[async_trait]
+impl ExportStore for SplitStore {
+    async fn add_ledger_entries(&self, entries: &[LedgerEntry]) -> Result<()> {
+        self.shared.add_ledger_entries(entries).await
+    }
+    async fn create_export(&self, e: &DataExportRecord) -> Result<()> {
+        self.shared.create_export(e).await
+    }
+    async fn data_export(&self, id: &str) -> Result<Option<DataExportRecord>> {
+        self.shared.data_export(id).await
+    }
+    async fn claim_export(&self, owner: &str, now: i64, lease_until: i64) -> Result<Option<DataExportRecord>> {
+        self.shared.claim_export(owner, now, lease_until).await
+    }
+    async fn release_export_leases(&self) -> Result<u64> {
+        self.shared.release_export_leases().await
+    }
+    async fn heartbeat_export(&self, id: &str, owner: &str, lease_until: i64) -> Result<bool> {
+        self.shared.heartbeat_export(id, owner, lease_until).await
+    }
+    async fn finish_export(&self, id: &str, owner: &str, end: &ExportEnd) -> Result<bool> {
+        self.shared.finish_export(id, owner, end).await
+    }
+    async fn expired_export_files(&self, now: i64) -> Result<Vec<(String, String)>> {
+        self.shared.expired_export_files(now).await
+    }
+    async fn forget_export_file(&self, id: &str) -> Result<()> {
+        self.shared.forget_export_file(id).await
+    }
+    async fn export_rows(&self, organization_id: &str, scope: &ExportScope, row: Box<dyn FnMut(ExportRow) -> bool + Send>) -> Result<u64> {
+        self.shared.export_rows(organization_id, scope, row).await
+    }
+}

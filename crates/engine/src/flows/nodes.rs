@@ -10,7 +10,6 @@ use wire::sessions::SessionState;
 
 use super::document::{render, value_text, CondOp, Graph, Kind, LoopBody, Node, PathStep, SubflowTarget};
 use super::runner::{run_inline, RunCtx};
-use crate::Engine;
 
 /// What a node produced: its output ports, its cost and log lines.
 #[derive(Debug, Default)]
@@ -43,7 +42,7 @@ pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, mut vars: HashMap<String, 
                     None => rule,
                 });
             }
-            let (text, cost) = call_model(engine, model, sys, render(prompt, &vars), *temperature, *max_tokens).await?;
+            let (text, cost) = call_model(ctx, model, sys, render(prompt, &vars), *temperature, *max_tokens).await?;
             let mut out = NodeOutput::one("text", Value::String(text.clone()));
             out.credit_cost = cost;
             if let Some(schema) = schema {
@@ -67,7 +66,7 @@ pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, mut vars: HashMap<String, 
                 "Extract these fields from the user's text. Reply with one JSON object with exactly these keys (null when absent), nothing else:\n{}",
                 list.join("\n")
             );
-            let (reply, cost) = call_model(engine, model, Some(sys), text, Some(0.0), None).await?;
+            let (reply, cost) = call_model(ctx, model, Some(sys), text, Some(0.0), None).await?;
             let v = parse_json_reply(&reply).filter(Value::is_object).ok_or_else(|| format!("the model's reply is not a JSON object: {}", clip(&reply)))?;
             let mut obj = Map::new();
             for (n, _, _) in fields {
@@ -80,7 +79,7 @@ pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, mut vars: HashMap<String, 
         Kind::Categorize { model, categories } => {
             let text = vars.get("text").map(value_text).unwrap_or_default();
             let sys = format!("Classify the user's text into exactly one of these categories; reply with the category only:\n{}", categories.join("\n"));
-            let (reply, cost) = call_model(engine, model, Some(sys), text, Some(0.0), None).await?;
+            let (reply, cost) = call_model(ctx, model, Some(sys), text, Some(0.0), None).await?;
             let r = reply.trim().trim_matches(|c: char| c == '"' || c == '.').to_lowercase();
             let pick = categories
                 .iter()
@@ -325,13 +324,14 @@ fn check_required(schema: &Value, v: &Value) -> Result<(), String> {
 
 /// One model call: (text, credits).
 async fn call_model(
-    engine: &Engine,
+    ctx: &RunCtx,
     model_name: &str,
     system: Option<String>,
     user: String,
     temperature: Option<f64>,
     max_tokens: Option<u32>,
 ) -> Result<(String, f64), String> {
+    let engine = &ctx.engine;
     let name = engine.resolve_model_name(model_name);
     let (model, native) = engine.providers.resolve(&name).map_err(|e| e.to_string())?;
     let mut messages = Vec::new();
@@ -343,6 +343,26 @@ async fn call_model(
     let stream = model.stream(req).await.map_err(|e| e.to_string())?;
     let resp = llm::collect(stream).await.map_err(|e| e.to_string())?;
     let cost = resp.usage.as_ref().map(|u| engine.credit_cost(&name, &native, u)).unwrap_or(0.0);
+    // Every model call is in the credit ledger, committed or not (its credits were spent).
+    if cost > 0.0 {
+        let r = &ctx.run;
+        engine
+            .record_credits(vec![store::LedgerEntry {
+                id: wire::ids::new_id("cl"),
+                organization_id: r.organization_id.clone(),
+                user_id: Some(r.user_id.clone()),
+                team_id: r.team_id.clone(),
+                created_at: engine.now(),
+                category: "PIPELINE_RUN".into(),
+                kind: "model_call".into(),
+                name: name.clone(),
+                amount: cost,
+                correlation_id: Some(r.id.clone()),
+                session_id: None,
+                agent_id: None,
+            }])
+            .await;
+    }
     Ok((resp.text, cost))
 }
 

@@ -13,6 +13,8 @@ use std::time::Duration;
 /// Runtime settings (API.md §9.1).
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
+    /// How long an export's CSV stays downloadable (§6.3).
+    pub export_retention: Duration,
     /// Flow runs executed at once by this process.
     pub flow_workers: usize,
     pub workers: usize,
@@ -42,6 +44,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             workers: 16,
             flow_workers: 8,
+            export_retention: Duration::from_secs(7 * 86400),
             lease: Duration::from_secs(30),
             max_attempts: 3,
             agent_max_concurrency: 4,

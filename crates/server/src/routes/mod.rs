@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod artifacts;
+pub mod exports;
 pub mod flowfiles;
 pub mod flows;
 pub mod health;
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .merge(artifacts::routes())
         .merge(flowfiles::routes())
         .merge(flows::routes())
+        .merge(exports::routes())
         .merge(tools::routes());
     let mut oauth: Router<AppState> = Router::new();
     let mut voice: Router<AppState> = Router::new();

@@ -128,8 +128,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r("F9", "POST", "/upload_files", "Upload flow files", Now),
     r("F10", "POST", "/download_file", "Download a flow file", Now),
     r("F11", "POST", "/download_files", "Download flow files as ZIP", Now),
-    pending("E1", "POST", "/export_data", "Request a data export"),
-    pending("E2", "GET", "/export_status", "Data export status or CSV"),
+    r("E1", "POST", "/export_data", "Request a data export", Now),
+    r("E2", "GET", "/export_status", "Data export status or CSV", Now),
     pending("E3", "GET", "/get_audit_logs", "Audit logs"),
     // Models and tenancy
     r("M1", "GET", "/models", "List models", Now),

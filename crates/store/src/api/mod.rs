@@ -3,6 +3,7 @@
 
 mod agents;
 mod artifacts;
+mod exports;
 mod flows;
 mod idempotency;
 mod runs;
@@ -11,6 +12,7 @@ mod tenancy;
 
 pub use agents::AgentStore;
 pub use artifacts::ArtifactStore;
+pub use exports::{ExportEnd, ExportRow, ExportStore};
 pub use flows::{FlowRunEnd, FlowStore};
 pub use idempotency::{IdempotencyClaim, IdempotencyStore};
 pub use runs::RunStore;

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "keyset listings", include_str!("0012_keyset_listings.sql")),
     (13, "flows", include_str!("0013_flows.sql")),
     (14, "flow loop items", include_str!("0014_flow_loop_items.sql")),
+    (15, "credit ledger, data exports", include_str!("0015_credits_exports.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

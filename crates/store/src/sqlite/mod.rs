@@ -4,6 +4,7 @@
 mod agents;
 mod artifacts;
 mod db;
+mod exports;
 mod flows;
 mod idempotency;
 mod migrations;

@@ -856,6 +856,16 @@ fn update_run_tx(c: &Connection, u: OwnedRunUpdate) -> Result<Option<Vec<EventRe
             return Err(StoreError::Refused { expected: from.unwrap_or("unchanged"), actual: "changed concurrently".into() });
         }
     }
+    // The credits of a model call, in the ledger, in the same transaction as the usage.
+    if let Some(amount) = u.usage_delta.as_ref().and_then(|d| d.get("credit_cost")).and_then(Value::as_f64).filter(|a| *a > 0.0) {
+        c.prepare_cached(
+            "INSERT INTO credit_ledger (id, organization_id, user_id, team_id, created_at, category, type, name, amount, correlation_id, session_id, agent_id) \
+             SELECT ?1, ?2, s.creator_user_id, s.team_id, ?3, CASE WHEN s.type = 'flow' THEN 'PIPELINE_RUN' ELSE 'AGENT_RUN' END, 'model_call', \
+                    COALESCE(json_extract(s.agent_snapshot, '$.name'), 'agent'), ?4, ?5, s.id, ?6 \
+             FROM sessions s WHERE s.id = ?7",
+        )?
+        .execute(params![wire::ids::new_id("cl"), org_id, now, amount, u.run_id, agent_id, session_id])?;
+    }
     if let Some(t) = u.transition {
         count_transition(c, &agent_id, &org_id, Some(t.from), Some(t.to))?;
     }
