@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// Loop sizes of the flow loop figure (comma-separated; 0 skips).
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     pub loop_items: Vec<usize>,
+    /// Ledger rows of the credit_logs export figure (0 skips).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub export_rows: usize,
     /// The `langgraph` executable (from `langgraph-cli[inmem]`, see bench/langgraph):
     /// runs the same throughput phase against LangGraph's in-memory server.
     #[arg(long)]
@@ -653,7 +656,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None
     };
 
-    // 9. Artifact download vs cat.
+    // 9. A large credit_logs export.
+    let export_fig = if args.export_rows > 0 {
+        eprintln!("bench: credit_logs export of {} ledger rows…", args.export_rows);
+        Some(crate::bench_exports::exports(&fake_url, args.export_rows).await?)
+    } else {
+        None
+    };
+
+    // 10. Artifact download vs cat.
     let download = if args.download_mib > 0 {
         eprintln!("bench: {} MiB artifact download vs cat…", args.download_mib);
         Some(download_bench(&client, &base, &agent_id, dir.path(), server.child.id(), args.download_mib).await?)
@@ -771,6 +782,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     if let Some(f) = &flow_fig {
         crate::bench_flows::print(f);
+    }
+    if let Some(e) = &export_fig {
+        crate::bench_exports::print(e);
     }
     if let Some(d) = &download {
         println!(

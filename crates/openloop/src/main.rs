@@ -1,6 +1,7 @@
 //! `openloop`: the server binary and its admin CLI.
 
 mod bench;
+mod bench_exports;
 mod bench_flows;
 mod bench_langgraph;
 mod config;
