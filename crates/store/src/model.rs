@@ -538,61 +538,9 @@ pub struct FlowVersionRecord {
     pub created_at: i64,
 }
 
-/// Flow-run states (API.md §6.2). Changed only through [`FlowRunState::can_move_to`]
-/// checked transitions that the store applies `WHERE state = from`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FlowRunState {
-    Queued,
-    Started,
-    Running,
-    Done,
-    Failed,
-    Terminating,
-    Terminated,
-}
-
-impl FlowRunState {
-    pub const ALL: [FlowRunState; 7] = [Self::Queued, Self::Started, Self::Running, Self::Done, Self::Failed, Self::Terminating, Self::Terminated];
-    pub const LIVE: [FlowRunState; 4] = [Self::Queued, Self::Started, Self::Running, Self::Terminating];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "QUEUED",
-            Self::Started => "STARTED",
-            Self::Running => "RUNNING",
-            Self::Done => "DONE",
-            Self::Failed => "FAILED",
-            Self::Terminating => "TERMINATING",
-            Self::Terminated => "TERMINATED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Done | Self::Failed | Self::Terminated)
-    }
-
-    /// The one transition table of flow runs: QUEUED → STARTED → RUNNING → DONE | FAILED,
-    /// any live state → TERMINATING → TERMINATED (a claimed STARTED/RUNNING run that is
-    /// re-claimed after a crash stays where it was).
-    pub fn can_move_to(self, to: FlowRunState) -> bool {
-        use FlowRunState::*;
-        matches!(
-            (self, to),
-            (Queued, Started)
-                | (Started, Running)
-                | (Running, Done)
-                | (Running, Failed)
-                | (Started, Failed)
-                | (Queued, Failed)
-                | (Queued | Started | Running, Terminating)
-                | (Terminating, Terminated)
-        )
-    }
-}
+/// Flow-run states (API.md §6.2): the wire enum; the engine's one transition table decides
+/// the moves, which the store applies `WHERE state = from`.
+pub use wire::legacy::FlowRunState;
 
 /// A flow run (F1/F2).
 #[derive(Debug, Clone, PartialEq)]

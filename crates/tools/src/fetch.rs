@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 use schemars::JsonSchema;
@@ -94,19 +94,35 @@ impl WebFetch {
     }
 
     async fn fetch_inner(&self, url: Url, max_bytes: usize) -> Result<Value, ToolError> {
+        let accept = [(ACCEPT.as_str().to_string(), "text/html, text/plain;q=0.9, application/json;q=0.9, */*;q=0.1".to_string())];
+        let (response, url) = self.send(reqwest::Method::GET, url, &accept, None).await?;
+        read_response(response, url, max_bytes).await
+    }
+
+    /// Sends a request under the policy, following redirects (each target re-checked; a
+    /// 303, or a 301/302 after a POST, becomes a GET without body): the final response
+    /// and its URL.
+    async fn send(
+        &self,
+        mut method: reqwest::Method,
+        url: Url,
+        headers: &[(String, String)],
+        mut body: Option<String>,
+    ) -> Result<(reqwest::Response, Url), ToolError> {
         let mut current = without_credentials(url);
         let mut redirects = 0;
         loop {
             let addrs = self.policy.resolve_all_checked(&current).await.map_err(ToolError::new)?;
-            tracing::debug!(url = %current, addrs = ?addrs, "web_fetch request");
+            tracing::debug!(url = %current, addrs = ?addrs, "outbound request");
             let client = self.client_for(&current, &addrs)?;
-            let response = client
-                .get(current.clone())
-                .header(ACCEPT, HeaderValue::from_static("text/html, text/plain;q=0.9, application/json;q=0.9, */*;q=0.1"))
-                .send()
-                .await
-                .map_err(|e| request_error(&e, self.limits.total_timeout))?;
-
+            let mut rb = client.request(method.clone(), current.clone());
+            for (k, v) in headers {
+                rb = rb.header(k.as_str(), v.as_str());
+            }
+            if let Some(b) = &body {
+                rb = rb.body(b.clone());
+            }
+            let response = rb.send().await.map_err(|e| request_error(&e, self.limits.total_timeout))?;
             let status = response.status();
             if is_redirect(status) {
                 if let Some(location) = response.headers().get(LOCATION) {
@@ -115,58 +131,30 @@ impl WebFetch {
                     }
                     let location = location.to_str().map_err(|_| ToolError::new("redirect with a non-ASCII Location header"))?;
                     let next = current.join(location).map_err(|e| ToolError::new(format!("redirect to an invalid URL {location:?}: {e}")))?;
+                    if status.as_u16() == 303 || (method == reqwest::Method::POST && matches!(status.as_u16(), 301 | 302)) {
+                        method = reqwest::Method::GET;
+                        body = None;
+                    }
                     current = without_credentials(next);
                     redirects += 1;
                     continue;
                 }
             }
-            return read_response(response, current, max_bytes).await;
+            return Ok((response, current));
         }
     }
 
     /// An HTTP request for flow nodes (`http_request`): any method, headers and body, under
-    /// the same policy (every redirect target re-checked; a 303 or a redirected POST becomes
-    /// a GET without body). Returns `{"url", "status", "content_type", "text", "truncated"}`
-    /// whatever the status; only network and policy failures are errors.
+    /// the same policy as `fetch`. Returns `{"url", "status", "content_type", "text",
+    /// "truncated"}` whatever the status; only network and policy failures are errors.
     pub async fn request(&self, method: &str, url: &str, headers: &[(String, String)], body: Option<String>) -> Result<Value, ToolError> {
         let url = Url::parse(url.trim()).map_err(|e| ToolError::new(format!("invalid url: {e}")))?;
         let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| ToolError::new(format!("invalid method {method:?}")))?;
         let total = self.limits.total_timeout;
         let max_bytes = self.limits.max_bytes;
-        let run = async move {
-            let (mut method, mut body) = (method, body);
-            let mut current = without_credentials(url);
-            let mut redirects = 0;
-            loop {
-                let addrs = self.policy.resolve_all_checked(&current).await.map_err(ToolError::new)?;
-                let client = self.client_for(&current, &addrs)?;
-                let mut rb = client.request(method.clone(), current.clone());
-                for (k, v) in headers {
-                    rb = rb.header(k.as_str(), v.as_str());
-                }
-                if let Some(b) = &body {
-                    rb = rb.body(b.clone());
-                }
-                let response = rb.send().await.map_err(|e| request_error(&e, total))?;
-                let status = response.status();
-                if is_redirect(status) {
-                    if let Some(location) = response.headers().get(LOCATION) {
-                        if redirects == MAX_REDIRECTS {
-                            return Err(ToolError::new(format!("too many redirects (more than {MAX_REDIRECTS})")));
-                        }
-                        let location = location.to_str().map_err(|_| ToolError::new("redirect with a non-ASCII Location header"))?;
-                        let next = current.join(location).map_err(|e| ToolError::new(format!("redirect to an invalid URL {location:?}: {e}")))?;
-                        if status.as_u16() == 303 || (method == reqwest::Method::POST && matches!(status.as_u16(), 301 | 302)) {
-                            method = reqwest::Method::GET;
-                            body = None;
-                        }
-                        current = without_credentials(next);
-                        redirects += 1;
-                        continue;
-                    }
-                }
-                return read_any(response, current, max_bytes).await;
-            }
+        let run = async {
+            let (response, url) = self.send(method, url, headers, body).await?;
+            read_any(response, url, max_bytes).await
         };
         match tokio::time::timeout(total, run).await {
             Ok(r) => r,

@@ -116,6 +116,30 @@ pub enum FlowRunState {
     Terminated,
 }
 
+impl FlowRunState {
+    pub const ALL: [FlowRunState; 7] = [Self::Queued, Self::Started, Self::Running, Self::Done, Self::Failed, Self::Terminating, Self::Terminated];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Started => "STARTED",
+            Self::Running => "RUNNING",
+            Self::Done => "DONE",
+            Self::Failed => "FAILED",
+            Self::Terminating => "TERMINATING",
+            Self::Terminated => "TERMINATED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Done | Self::Failed | Self::Terminated)
+    }
+}
+
 /// F2 query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -31,19 +31,6 @@ fn field(m: &Map<String, Value>, k: &str) -> Option<String> {
     m.get(k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
-fn wire_state(s: FlowRunState) -> wire::legacy::FlowRunState {
-    use wire::legacy::FlowRunState as W;
-    match s {
-        FlowRunState::Queued => W::Queued,
-        FlowRunState::Started => W::Started,
-        FlowRunState::Running => W::Running,
-        FlowRunState::Done => W::Done,
-        FlowRunState::Failed => W::Failed,
-        FlowRunState::Terminating => W::Terminating,
-        FlowRunState::Terminated => W::Terminated,
-    }
-}
-
 /// The legacy caller of a flow request and the workspace it names.
 struct LegacyScope {
     user_id: String,
@@ -283,7 +270,7 @@ impl Engine {
             saved_item_id: run.flow_id,
             workbook_id: Some(run.workbook_id),
             user_id: Some(run.user_id),
-            state: wire_state(run.state),
+            state: run.state,
             outputs,
             created_ts: wire::time::legacy(run.created_at),
             finished_ts: run.finished_at.filter(|_| run.state.is_terminal()).map(wire::time::legacy),
@@ -373,7 +360,7 @@ impl Engine {
                 .filter(|r| scope.sees_run(r))
                 .map(|r| FlowRunSummary {
                     run_id: r.id,
-                    state: wire_state(r.state),
+                    state: r.state,
                     created_ts: wire::time::legacy(r.created_at),
                     finished_ts: r.finished_at.map(wire::time::legacy),
                     user_id: Some(r.user_id),

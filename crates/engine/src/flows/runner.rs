@@ -96,6 +96,23 @@ impl RunCtx {
     }
 }
 
+/// The one transition table of flow runs (§6.2): QUEUED → STARTED → RUNNING → DONE |
+/// FAILED, any live state → TERMINATING → TERMINATED.
+pub fn can_move(from: FlowRunState, to: FlowRunState) -> bool {
+    use FlowRunState::*;
+    matches!(
+        (from, to),
+        (Queued, Started)
+            | (Started, Running)
+            | (Running, Done)
+            | (Running, Failed)
+            | (Started, Failed)
+            | (Queued, Failed)
+            | (Queued | Started | Running, Terminating)
+            | (Terminating, Terminated)
+    )
+}
+
 /// The flow-file namespace of a run's own files.
 pub fn run_namespace(run_id: &str) -> String {
     format!("run:{run_id}")
@@ -494,7 +511,7 @@ impl Engine {
     }
 
     async fn move_flow(&self, run: &FlowRunRecord, owner: &str, to: FlowRunState, end: FlowRunEnd) -> Result<(), StoreError> {
-        if !run.state.can_move_to(to) {
+        if !can_move(run.state, to) {
             return Err(StoreError::Refused { expected: run.state.as_str(), actual: format!("no transition to {}", to.as_str()) });
         }
         self.store.move_flow_run(&run.id, Some(owner), run.state, to, end).await
@@ -528,5 +545,17 @@ impl Engine {
         }
         let end = FlowRunEnd { now: self.now(), log: vec!["Run terminated".into()], ..Default::default() };
         self.move_flow(&run, owner, FlowRunState::Terminated, end).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_follow_the_table() {
+        use FlowRunState::*;
+        assert!(can_move(Queued, Started) && can_move(Running, Done) && can_move(Running, Terminating) && can_move(Terminating, Terminated));
+        assert!(!can_move(Done, Running) && !can_move(Terminated, Terminating) && !can_move(Queued, Done) && !can_move(Failed, Terminating));
     }
 }

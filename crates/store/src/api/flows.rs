@@ -34,7 +34,7 @@ pub trait FlowStore: Send + Sync {
     async fn heartbeat_flow_run(&self, id: &str, owner: &str, lease_until: i64) -> Result<bool>;
     /// Releases every lease (start-up of a single process; replicas come with PostgreSQL).
     async fn release_flow_leases(&self) -> Result<u64>;
-    /// Moves a run `from` → `to` (checked by the caller with `can_move_to`), applied only
+    /// Moves a run `from` → `to` (checked by the engine's transition table), applied only
     /// `WHERE state = from` and, with `owner`, only while the lease is `owner`'s. Terminal
     /// states set `finished_at` and drop the lease. `Refused` when `from` no longer holds.
     async fn move_flow_run(&self, id: &str, owner: Option<&str>, from: FlowRunState, to: FlowRunState, end: FlowRunEnd) -> Result<()>;
