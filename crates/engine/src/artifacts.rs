@@ -228,6 +228,11 @@ impl Engine {
             .ok_or_else(|| ApiError::new(ErrorCode::ArtifactVersionNotFound, format!("Version {want} of artifact {id} was not found.")).param("version_id"))?;
         let (url, _) = self.signed_artifact_url(&art, ver);
         let filename = if ver.id == art.current_version_id { art.custom_name.clone().unwrap_or_else(|| ver.filename.clone()) } else { ver.filename.clone() };
+        // A download is a read: recorded here, when its URL is issued to the caller.
+        if let Ok(Some(s)) = self.store.session(&art.session_id).await {
+            let details = serde_json::json!({"artifact_id": art.id, "version_id": ver.id, "session_id": art.session_id, "file_name": filename});
+            self.audit(&s.organization_id, "artifact_downloaded", None, s.team_id.as_deref(), Some(&art.id), details).await;
+        }
         Ok(ArtifactDownloadResponse { download_url: url, filename, media_type: ver.media_type.clone(), size: ver.size })
     }
 

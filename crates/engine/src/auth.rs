@@ -140,6 +140,7 @@ impl Engine {
                         Scope::Team(t.to_string())
                     }
                 };
+                store::audit::set_user(&user.id);
                 Ok(Caller { key: key.clone(), user, scope, memberships })
             }
             KeyKind::Team { team_id } => {
@@ -159,6 +160,7 @@ impl Engine {
                 }
                 let user = self.load_user(a).await?;
                 let memberships = self.memberships(a).await?;
+                store::audit::set_user(&user.id);
                 Ok(Caller { key: key.clone(), user, scope: Scope::Team(team_id.clone()), memberships })
             }
         }

@@ -144,7 +144,7 @@ pub enum ExportStatus {
 impl Engine {
     /// The requester of an export request: `user_id` must be the acting user, an
     /// organization admin.
-    async fn export_requester(&self, key: &KeyInfo, m: &Map<String, Value>) -> Result<store::User, ApiError> {
+    pub(crate) async fn export_requester(&self, key: &KeyInfo, m: &Map<String, Value>) -> Result<store::User, ApiError> {
         let user_id = str_field(m, "user_id").ok_or_else(|| flat(400, "user_id is required"))?;
         let allowed = match &key.kind {
             KeyKind::Personal { user_id: owner } => owner == &user_id,
@@ -274,7 +274,18 @@ impl Engine {
         }
         if bool_field(q, "download") && e.state == "COMPLETED" {
             return match (e.blob_key, e.expires_at) {
-                (Some(k), Some(exp)) if exp > self.now() => Ok(ExportStatus::File { data_export_id: e.id, blob_key: k }),
+                (Some(k), Some(exp)) if exp > self.now() => {
+                    self.audit(
+                        &e.organization_id,
+                        "data_export_downloaded",
+                        None,
+                        None,
+                        Some(&e.id),
+                        json!({"data_export_id": e.id, "data_type": e.data_type}),
+                    )
+                    .await;
+                    Ok(ExportStatus::File { data_export_id: e.id, blob_key: k })
+                }
                 _ => Err(flat(404, "export_file_unavailable")),
             };
         }

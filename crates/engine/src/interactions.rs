@@ -72,6 +72,7 @@ impl Engine {
                 return Err(flat(403, deny));
             }
         }
+        store::audit::set_user(&user.id);
         Ok(Caller { key: key.clone(), user, scope, memberships })
     }
 

@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod api_tools;
 pub mod artifacts;
+pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod clock;

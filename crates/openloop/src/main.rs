@@ -57,6 +57,26 @@ enum Command {
     /// watch it node by node (OPENLOOP_URL, OPENLOOP_API_KEY).
     #[command(subcommand)]
     Flows(flows_cli::FlowsCmd),
+    /// Print an organization's audit log (E3), newest first, one JSON object per line.
+    Audit {
+        /// Organization id.
+        #[arg(long)]
+        org: String,
+        /// Start (ISO 8601; default: 24 hours ago).
+        #[arg(long)]
+        since: Option<String>,
+        /// End (ISO 8601; default: now).
+        #[arg(long)]
+        until: Option<String>,
+        /// Event types (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        event_type: Vec<String>,
+        /// Acting users (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        user: Vec<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -155,7 +175,15 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match command {
         Command::Serve(args) => return serve::run(&cli.common, *args, file).await,
         Command::Bench(args) => bench::run(args).await,
-        other => admin(&cli.common, &file, other).await,
+        // Admin commands are audited as the local operator.
+        other => {
+            let ctx = store::audit::AuditContext {
+                user_id: Some("openloop-cli".into()),
+                source_ip: None,
+                user_agent: Some(format!("openloop-cli/{}", env!("CARGO_PKG_VERSION"))),
+            };
+            store::audit::scope(ctx, admin(&cli.common, &file, other)).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -190,6 +218,31 @@ async fn admin(common: &CommonArgs, file: &config::FileSettings, cmd: Command) -
     let out = match cmd {
         Command::Serve(_) | Command::Bench(_) | Command::McpStdio(_) | Command::Flows(_) => unreachable!("handled by run"),
         Command::Migrate => json!({"migrated": true, "database_url": database_url}),
+        Command::Audit { org, since, until, event_type, user, limit } => {
+            let now = wire::time::now_micros();
+            let parse = |v: Option<String>, default: i64, what: &str| match v {
+                None => Ok(default),
+                Some(s) => wire::time::parse(&s).ok_or_else(|| anyhow::anyhow!("--{what}: {s:?} is not an ISO 8601 date or time")),
+            };
+            let filter = store::audit::AuditFilter {
+                organization_id: org,
+                start: parse(since, now - 86_400_000_000, "since")?,
+                end: parse(until, now, "until")?,
+                event_types: event_type,
+                user_ids: user,
+                ..Default::default()
+            };
+            let (rows, total) = engine.store.audit_events(&filter, 0, limit).await?;
+            for r in &rows {
+                println!(
+                    "{}",
+                    json!({"event_id": r.id, "timestamp": wire::time::legacy(r.created_at), "event_type": r.event_type, "user_id": r.user_id,
+                           "source_ip": r.source_ip, "user_agent": r.user_agent, "details": r.details})
+                );
+            }
+            eprintln!("{} of {total} events", rows.len());
+            return Ok(());
+        }
         Command::Users(UsersCmd::Create { id, email, first_name, last_name, org, org_admin }) => {
             let u = engine.create_user(engine::tenancy::NewUser { id, organization_id: org, email, first_name, last_name, org_admin }).await?;
             json!({"user_id": u.id, "organization_id": u.organization_id, "org_role": u.org_role})

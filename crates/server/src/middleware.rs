@@ -69,6 +69,21 @@ fn auth_failure(family: Option<Legacy>, missing: bool) -> Response {
     }
 }
 
+/// The user a request names (`x-auth-key`, else the `user_id` query).
+fn claimed_user(req: &Request) -> Option<String> {
+    req.headers()
+        .get("x-auth-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| parse_query(req.uri().query()).ok().and_then(|q| q.str("user_id").map(str::to_string)))
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty() && u.len() <= 128)
+}
+
+fn user_agent(req: &Request) -> Option<String> {
+    req.headers().get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect())
+}
+
 fn client_ip(req: &Request, trust_proxy: bool) -> IpAddr {
     if trust_proxy {
         if let Some(ip) =
@@ -147,6 +162,12 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
             }
         }
         tracing::info!(target: "openloop::audit", event = "auth_failed", %ip, path = req.uri().path(), "authentication failed");
+        if secret.is_some() {
+            // A refused key is an audit event of the organization of the user it names.
+            let claimed = claimed_user(&req);
+            let ctx = store::audit::AuditContext { user_id: None, source_ip: Some(ip.to_string()), user_agent: user_agent(&req) };
+            st.engine.audit_auth_failed(claimed.as_deref(), ctx, req.uri().path()).await;
+        }
         // L1 checks its body before credentials (its documented error order).
         if matches!(req.uri().path(), "/api/v1/start_agent" | "/start_agent") {
             let missing = secret.is_none();
@@ -168,11 +189,21 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         return early(req, resp).await;
     }
     let key_id = key.id.clone();
+    // Every write of this request carries who made it, for the audit log.
+    let actor = match &key.kind {
+        engine::KeyKind::Personal { user_id } => Some(user_id.clone()),
+        engine::KeyKind::Team { .. } => claimed_user(&req).or_else(|| key.created_by.clone()),
+    };
+    let audit = store::audit::AuditContext {
+        user_id: actor,
+        source_ip: Some(client_ip(&req, st.config.trust_proxy_headers).to_string()),
+        user_agent: user_agent(&req),
+    };
     req.extensions_mut().insert(AuthedKey(key));
     if let Some(d) = decision {
         req.extensions_mut().insert(RateInfo(d));
     }
-    let mut resp = next.run(req).await;
+    let mut resp = store::audit::scope(audit, next.run(req)).await;
     if let Some(d) = decision {
         d.apply(resp.headers_mut());
     }

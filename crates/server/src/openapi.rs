@@ -280,7 +280,7 @@ fn doc(id: &str) -> OpDoc {
             q::<ExportStatusQuery>(),
             &[403, 404],
         ),
-        "E3" => flat(None, vec![ok(200, "Audit log entries", AnyJson)], vec![], &[501]),
+        "E3" => flat(None, vec![ok(200, "Audit log entries, newest first, with total_count/page/page_size/total_pages", AnyJson)], vec![], &[403, 404]),
         "M1" => nested(None, vec![ok(200, "Models by provider", Json("ModelListResponse"))], vec![], &[]),
         "X1" => nested(None, vec![ok(200, "Your teams", Json("TeamsResponse"))], vec![], &[]),
         "X2" => nested(None, vec![ok(200, "Your organizations", Json("OrganizationsResponse"))], vec![], &[]),

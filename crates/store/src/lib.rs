@@ -7,6 +7,7 @@
 //! `sqlite/` (and later `postgres/`).
 
 pub mod api;
+pub mod audit;
 pub mod model;
 pub mod split;
 pub mod sqlite;
@@ -64,5 +65,11 @@ impl StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Everything the engine needs from storage.
-pub trait Store: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + FlowStore + ExportStore + Send + Sync {}
-impl<T: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + FlowStore + ExportStore + Send + Sync> Store for T {}
+pub trait Store:
+    TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + FlowStore + ExportStore + AuditStore + Send + Sync
+{
+}
+impl<T: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + FlowStore + ExportStore + AuditStore + Send + Sync> Store
+    for T
+{
+}

@@ -371,3 +371,13 @@ impl ExportStore for SplitStore {
         self.shared.export_rows(organization_id, scope, row).await
     }
 }
+
+#[async_trait]
+impl AuditStore for SplitStore {
+    async fn record_audit(&self, r: &crate::audit::AuditRecord) -> Result<()> {
+        self.shared.record_audit(r).await
+    }
+    async fn audit_events(&self, f: &crate::audit::AuditFilter, offset: usize, limit: usize) -> Result<(Vec<crate::audit::AuditRecord>, u64)> {
+        self.shared.audit_events(f, offset, limit).await
+    }
+}

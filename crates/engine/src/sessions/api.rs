@@ -552,7 +552,13 @@ impl Engine {
         let s = self.session_for_use(caller, id).await?;
         let state = s.state;
         let s = match transition(state, SessionEvent::Cancel) {
-            Ok(to) if to != state => self.stop_active(&s, crate::Stop::Cancelled).await?,
+            Ok(to) if to != state => {
+                let stopped = self.stop_active(&s, crate::Stop::Cancelled).await?;
+                // The run ends on its worker (not in this request's writes): recorded here.
+                let details = serde_json::json!({"session_id": s.id, "agent_id": s.agent_id, "from_state": state.as_str()});
+                self.audit(&s.organization_id, "session_cancelled", None, s.team_id.as_deref(), Some(&s.id), details).await;
+                stopped
+            }
             _ => s,
         };
         let mut view = self.session_view(&s, false).await?;

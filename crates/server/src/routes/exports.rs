@@ -1,4 +1,4 @@
-//! E1 `POST /export_data`, E2 `GET /export_status` (flat errors, §8.5).
+//! E1 `POST /export_data`, E2 `GET /export_status`, E3 `GET /get_audit_logs` (flat errors, §8.5).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -17,7 +17,7 @@ use crate::idempotency::IdemRequest;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/export_data", post(export_data)).route("/export_status", get(export_status))
+    Router::new().route("/export_data", post(export_data)).route("/export_status", get(export_status)).route("/get_audit_logs", get(audit_logs))
 }
 
 async fn export_data(State(st): State<AppState>, req: Request) -> Response {
@@ -73,6 +73,20 @@ async fn export_status(State(st): State<AppState>, req: Request) -> Response {
             }
             r
         }
+        Err(e) => Flat(e).into_response(),
+    }
+}
+
+async fn audit_logs(State(st): State<AppState>, req: Request) -> Response {
+    let Some(AuthedKey(key)) = req.extensions().get::<AuthedKey>().cloned() else {
+        return Flat(ApiError::flat(401, "missing_api_key")).into_response();
+    };
+    let q = match parse_query(req.uri().query()) {
+        Ok(q) => q.to_object(),
+        Err(e) => return Flat(ApiError::flat(400, &e.message)).into_response(),
+    };
+    match st.engine.audit_logs(&key, &q).await {
+        Ok(v) => Json(v).into_response(),
         Err(e) => Flat(e).into_response(),
     }
 }

@@ -31,10 +31,6 @@ const fn later(id: &'static str, method: &'static str, path: &'static str, summa
     RouteSpec { id, method, path, summary, status: Status::Later, root: false }
 }
 
-const fn pending(id: &'static str, method: &'static str, path: &'static str, summary: &'static str) -> RouteSpec {
-    RouteSpec { id, method, path, summary, status: Status::Pending, root: false }
-}
-
 const fn root_later(id: &'static str, method: &'static str, path: &'static str, summary: &'static str) -> RouteSpec {
     RouteSpec { id, method, path, summary, status: Status::Later, root: true }
 }
@@ -130,7 +126,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("F11", "POST", "/download_files", "Download flow files as ZIP", Now),
     r("E1", "POST", "/export_data", "Request a data export", Now),
     r("E2", "GET", "/export_status", "Data export status or CSV", Now),
-    pending("E3", "GET", "/get_audit_logs", "Audit logs"),
+    r("E3", "GET", "/get_audit_logs", "Audit logs", Now),
     // Models and tenancy
     r("M1", "GET", "/models", "List models", Now),
     later("M2", "POST", "/models/route", "Route to a model"),

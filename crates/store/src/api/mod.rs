@@ -3,6 +3,7 @@
 
 mod agents;
 mod artifacts;
+mod audit;
 mod exports;
 mod flows;
 mod idempotency;
@@ -12,6 +13,7 @@ mod tenancy;
 
 pub use agents::AgentStore;
 pub use artifacts::ArtifactStore;
+pub use audit::AuditStore;
 pub use exports::{ExportEnd, ExportRow, ExportStore};
 pub use flows::{FlowRunEnd, FlowStore};
 pub use idempotency::{IdempotencyClaim, IdempotencyStore};

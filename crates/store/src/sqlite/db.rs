@@ -114,6 +114,7 @@ impl Db {
         let target = parse_url(url);
         let mut writer = open_conn(&target, true)?;
         init(&mut writer)?;
+        writer.execute_batch(AUDIT_TRIGGERS)?;
         let readers = match &target {
             Target::File(_) => {
                 let mut idle = Vec::with_capacity(READERS);
@@ -280,9 +281,41 @@ fn reopen_if_stuck(conn: &mut Connection, target: &Target) {
     }
     if let Target::File(_) = target {
         if let Ok(fresh) = open_conn(target, true) {
-            *conn = fresh;
+            // The audit triggers are TEMP objects of the connection.
+            if fresh.execute_batch(AUDIT_TRIGGERS).is_ok() {
+                *conn = fresh;
+            }
         }
     }
+}
+
+/// The writer's audit context table and triggers (see `audit_triggers.sql`).
+const AUDIT_TRIGGERS: &str = include_str!("audit_triggers.sql");
+
+thread_local! {
+    /// Whether the writer's `temp.audit_ctx` may hold a row (jobs run one at a time on the
+    /// writer thread, so a job without context clears it only when needed).
+    static AUDIT_CTX_SET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Puts the acting user of a write job where the audit triggers read it.
+pub(crate) fn apply_audit_ctx(c: &Connection, ctx: Option<&crate::audit::AuditContext>) -> rusqlite::Result<()> {
+    match ctx {
+        Some(a) => {
+            c.prepare_cached("INSERT OR REPLACE INTO temp.audit_ctx (k, user_id, source_ip, user_agent) VALUES (1, ?, ?, ?)")?.execute(rusqlite::params![
+                a.user_id,
+                a.source_ip,
+                a.user_agent
+            ])?;
+            AUDIT_CTX_SET.with(|f| f.set(true));
+        }
+        None => {
+            if AUDIT_CTX_SET.with(|f| f.replace(false)) {
+                c.prepare_cached("DELETE FROM temp.audit_ctx")?.execute([])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checkpoints the WAL (PASSIVE: never blocks the writer or readers) every 200 ms, off

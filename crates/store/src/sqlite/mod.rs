@@ -3,6 +3,7 @@
 
 mod agents;
 mod artifacts;
+mod audit;
 mod db;
 mod exports;
 mod flows;
@@ -35,7 +36,14 @@ impl SqliteStore {
 
     /// A write transaction (see `Db::write`).
     pub(crate) async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
-        self.db.write(f).await
+        // The request's acting user travels with the job to the audit triggers.
+        let ctx = crate::audit::current();
+        self.db
+            .write(move |c| {
+                db::apply_audit_ctx(c, ctx.as_ref())?;
+                f(c)
+            })
+            .await
     }
 
     /// A point read on a snapshot (see `Db::read`).
