@@ -28,6 +28,7 @@ pub mod sessions;
 pub mod signing;
 pub mod tenancy;
 pub mod validate;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -113,6 +113,15 @@ pub struct ServeArgs {
     /// Seconds a data export's CSV stays downloadable.
     #[arg(long, env = "OPENLOOP_EXPORT_RETENTION_SECS")]
     pub export_retention_secs: Option<u64>,
+    /// Webhook endpoint for session, flow-run and export events (§11).
+    #[arg(long, env = "OPENLOOP_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// HMAC secret of the Openloop-Signature header (required with a webhook URL).
+    #[arg(long, env = "OPENLOOP_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Seconds before each webhook retry (comma-separated; default 10,60,300,1800,7200).
+    #[arg(long, env = "OPENLOOP_WEBHOOK_RETRY_SECS")]
+    pub webhook_retry_secs: Option<String>,
     /// Job lease in seconds (renewed every third of it).
     #[arg(long, env = "OPENLOOP_LEASE_SECS")]
     pub lease_secs: Option<u64>,
@@ -268,6 +277,7 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub header_timeout_secs: u64,
     pub blobs: blobs::BlobConfig,
+    pub webhook: engine::webhooks::WebhookConfig,
 }
 
 /// A setting that failed validation: startup aborts with exit code 2.
@@ -431,6 +441,29 @@ impl Settings {
             cors_origins: split_list(a.cors_origins.or(f.cors_origins)),
             header_timeout_secs: a.header_timeout_secs.or(f.header_timeout_secs).unwrap_or(10).max(1),
             blobs,
+            webhook: {
+                let url = non_empty(a.webhook_url.clone());
+                let secret = non_empty(a.webhook_secret.clone());
+                if url.is_some() && secret.is_none() {
+                    return Err(ConfigError(
+                        "OPENLOOP_WEBHOOK_SECRET is required with OPENLOOP_WEBHOOK_URL (receivers verify Openloop-Signature with it)".into(),
+                    ));
+                }
+                if let Some(u) = &url {
+                    if reqwest::Url::parse(u).map(|p| !matches!(p.scheme(), "http" | "https")).unwrap_or(true) {
+                        return Err(ConfigError(format!("OPENLOOP_WEBHOOK_URL: {u:?} is not an http(s) URL")));
+                    }
+                }
+                let retry = match non_empty(a.webhook_retry_secs.clone()) {
+                    None => engine::webhooks::WebhookConfig::default_retry(),
+                    Some(list) => list
+                        .split(',')
+                        .map(|x| x.trim().parse::<u64>().map(std::time::Duration::from_secs))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|_| ConfigError(format!("OPENLOOP_WEBHOOK_RETRY_SECS: {list:?} must be comma-separated seconds")))?,
+                };
+                engine::webhooks::WebhookConfig { url, secret: secret.unwrap_or_default(), retry }
+            },
         };
         s.validate()?;
         Ok(s)

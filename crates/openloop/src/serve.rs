@@ -287,7 +287,14 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "releasing data-export leases failed");
     }
     workers.extend(engine.start_flow_workers(workers_rx.clone()));
-    workers.extend(engine.start_export_workers(workers_rx));
+    workers.extend(engine.start_export_workers(workers_rx.clone()));
+    // The global webhook endpoint is a store row the enqueueing triggers join.
+    engine
+        .store
+        .set_global_webhook(settings.webhook.url.as_deref(), engine.now())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot record the webhook endpoint: {e}"))?;
+    workers.extend(engine.start_webhook_dispatcher(settings.webhook.clone(), workers_rx));
     #[cfg(unix)]
     {
         // SIGHUP reloads $OPENLOOP_DATA_DIR/flows/*.json.

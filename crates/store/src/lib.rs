@@ -66,10 +66,22 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Everything the engine needs from storage.
 pub trait Store:
-    TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + FlowStore + ExportStore + AuditStore + Send + Sync
+    TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + FlowStore + ExportStore + AuditStore + WebhookStore + Send + Sync
 {
 }
-impl<T: TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + FlowStore + ExportStore + AuditStore + Send + Sync> Store
-    for T
+impl<
+        T: TenancyStore
+            + AgentStore
+            + IdempotencyStore
+            + SessionStore
+            + RunStore
+            + ArtifactStore
+            + FlowStore
+            + ExportStore
+            + AuditStore
+            + WebhookStore
+            + Send
+            + Sync,
+    > Store for T
 {
 }

@@ -381,3 +381,19 @@ impl AuditStore for SplitStore {
         self.shared.audit_events(f, offset, limit).await
     }
 }
+
+#[async_trait]
+impl WebhookStore for SplitStore {
+    async fn set_global_webhook(&self, url: Option<&str>, now: i64) -> Result<()> {
+        self.shared.set_global_webhook(url, now).await
+    }
+    async fn claim_webhooks(&self, owner: &str, now: i64, lease_until: i64, limit: usize) -> Result<Vec<WebhookDelivery>> {
+        self.shared.claim_webhooks(owner, now, lease_until, limit).await
+    }
+    async fn settle_webhook(&self, id: &str, owner: &str, delivered: bool, retry_at: Option<i64>, error: Option<&str>) -> Result<()> {
+        self.shared.settle_webhook(id, owner, delivered, retry_at, error).await
+    }
+    async fn webhook_counts(&self) -> Result<Vec<(String, i64)>> {
+        self.shared.webhook_counts().await
+    }
+}

@@ -10,6 +10,7 @@ mod idempotency;
 mod runs;
 mod sessions;
 mod tenancy;
+mod webhooks;
 
 pub use agents::AgentStore;
 pub use artifacts::ArtifactStore;
@@ -20,3 +21,4 @@ pub use idempotency::{IdempotencyClaim, IdempotencyStore};
 pub use runs::RunStore;
 pub use sessions::SessionStore;
 pub use tenancy::TenancyStore;
+pub use webhooks::{WebhookDelivery, WebhookStore};

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "flow loop items", include_str!("0014_flow_loop_items.sql")),
     (15, "credit ledger, data exports", include_str!("0015_credits_exports.sql")),
     (16, "audit log", include_str!("0016_audit.sql")),
+    (17, "webhooks", include_str!("0017_webhooks.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

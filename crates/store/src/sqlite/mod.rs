@@ -11,6 +11,7 @@ mod idempotency;
 mod migrations;
 mod sessions;
 mod tenancy;
+mod webhooks;
 
 use std::sync::Arc;
 
