@@ -18,6 +18,14 @@ fn field(m: &Map<String, Value>, k: &str) -> Option<String> {
     m.get(k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
+/// The flow-file namespace of a workspace: a team's, or a user's personal one.
+pub(crate) fn namespace(team_id: Option<&str>, user_id: &str) -> String {
+    match team_id {
+        Some(t) => format!("team:{t}"),
+        None => format!("user:{user_id}"),
+    }
+}
+
 /// One F9 failure.
 fn failed(name: &str, error: &str) -> FailedFile {
     FailedFile { file_name: Some(name.to_string()), error: error.to_string() }
@@ -55,9 +63,9 @@ impl Engine {
                 if self.store.membership(&p, &acting).await.map_err(db)?.is_none() {
                     return Err(flat(403, "forbidden"));
                 }
-                Ok(format!("team:{p}"))
+                Ok(namespace(Some(&p), &acting))
             }
-            None => Ok(format!("user:{acting}")),
+            None => Ok(namespace(None, &acting)),
         }
     }
 
@@ -174,10 +182,7 @@ impl Engine {
         // Files of the run first (nodes' files), then the caller's uploads.
         let mut spaces = Vec::new();
         if let Some(run_id) = field(&m, "run_id") {
-            let visible = self.store.flow_run_status(&run_id).await.map_err(db)?.is_some_and(|r| match &r.team_id {
-                Some(t) => ns == format!("team:{t}"),
-                None => ns == format!("user:{}", r.user_id),
-            });
+            let visible = self.store.flow_run_status(&run_id).await.map_err(db)?.is_some_and(|r| ns == namespace(r.team_id.as_deref(), &r.user_id));
             if !visible {
                 return Err(flat(404, "run_not_found"));
             }

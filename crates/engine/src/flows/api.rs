@@ -215,10 +215,7 @@ impl Engine {
             let v = match d.data_type.as_str() {
                 "file" => {
                     let name = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-                    let ns = match &scope.owner {
-                        FlowOwner::Team(t) => format!("team:{t}"),
-                        FlowOwner::User(u) => format!("user:{u}"),
-                    };
+                    let ns = crate::flowfiles::namespace(scope.team_id().as_deref(), &scope.user_id);
                     let clean = sanitize_file_name(&name).unwrap_or_default();
                     let f = self.store.flow_file(&ns, &clean).await.map_err(db)?.ok_or_else(|| {
                         let mut e = flat(400, "file_not_found");
