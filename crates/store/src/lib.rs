@@ -1,14 +1,15 @@
 //! Durable state of Openloop: small traits per table family, implemented for SQLite
-//! (embedded default) and, later, PostgreSQL.
+//! (embedded default) and PostgreSQL (scale-out: several replicas on one database).
 //!
 //! Architecture invariant: this crate knows SQL and nothing about HTTP or LLMs. Every
 //! query that reads tenant data takes the tenant filter as an argument, so isolation is
 //! enforced inside the database query itself. Dialect-specific SQL lives only under
-//! `sqlite/` (and later `postgres/`).
+//! `sqlite/` and `postgres/`.
 
 pub mod api;
 pub mod audit;
 pub mod model;
+pub mod postgres;
 pub mod split;
 pub mod sqlite;
 
@@ -24,6 +25,8 @@ pub enum StoreError {
     NotFound,
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Pg(#[from] sqlx::Error),
     #[error("corrupt row: {0}")]
     Corrupt(String),
     /// A state transition whose `from` no longer holds: someone else moved the run
@@ -37,17 +40,22 @@ impl StoreError {
     /// should retry later, not report a bug.
     pub fn is_unavailable(&self) -> bool {
         use rusqlite::ErrorCode as C;
-        matches!(
-            self,
-            StoreError::Db(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(e.code, C::DiskFull | C::ReadOnly | C::SystemIoFailure | C::CannotOpen)
-        )
+        match self {
+            StoreError::Db(rusqlite::Error::SqliteFailure(e, _)) => matches!(e.code, C::DiskFull | C::ReadOnly | C::SystemIoFailure | C::CannotOpen),
+            StoreError::Pg(e) => postgres::is_unavailable(e),
+            _ => false,
+        }
     }
 
     /// A unique or primary-key constraint failed.
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Db(rusqlite::Error::SqliteFailure(e, _))
-            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+        match self {
+            StoreError::Db(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            }
+            StoreError::Pg(e) => postgres::sqlstate(e) == Some("23505"),
+            _ => false,
+        }
     }
 
     /// An equivalent error (errors are not `Clone`; a batch's commit error reaches every job).

@@ -1,0 +1,1 @@
+-- 0001_tenancy: PostgreSQL schema (ported from sqlite/)

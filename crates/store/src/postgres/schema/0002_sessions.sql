@@ -1,0 +1,1 @@
+-- 0002_sessions: PostgreSQL schema (ported from sqlite/)

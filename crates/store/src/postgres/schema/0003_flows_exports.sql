@@ -1,0 +1,1 @@
+-- 0003_flows_exports: PostgreSQL schema (ported from sqlite/)

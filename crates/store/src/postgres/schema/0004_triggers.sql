@@ -1,0 +1,1 @@
+-- 0004_triggers: PostgreSQL schema (ported from sqlite/)
