@@ -80,6 +80,22 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def postgres_database() -> str | None:
+    """A new, empty PostgreSQL database when the suite runs against PostgreSQL.
+
+    ``OPENLOOP_TEST_DATABASE=postgres`` with ``OPENLOOP_TEST_POSTGRES_URL`` (an
+    administrator URL; scripts/test sets both for its PostgreSQL pass).
+    """
+    if os.environ.get("OPENLOOP_TEST_DATABASE") != "postgres":
+        return None
+    admin = os.environ["OPENLOOP_TEST_POSTGRES_URL"]
+    name = f"conformance_{os.getpid()}_{token(12)}"
+    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    base, _, query = admin.partition("?")
+    root = base.rsplit("/", 1)[0]
+    return f"{root}/{name}" + (f"?{query}" if query else "")
+
+
 def default_binary() -> str:
     return os.environ.get("OPENLOOP_BIN") or os.path.expanduser("~/.cache/openloop-target/debug/openloop")
 
@@ -295,6 +311,9 @@ def launch_server(
 ) -> OpenloopServer:
     admin_key = new_api_key()
     team_key = new_api_key()
+    database = postgres_database()
+    if database and not (extra_env or {}).get("OPENLOOP_DATABASE_URL"):
+        extra_env = {"OPENLOOP_DATABASE_URL": database, **(extra_env or {})}
     env = clean_env(
         {
             "OPENLOOP_BOOTSTRAP_USER_ID": "usr_conf_admin",

@@ -366,6 +366,7 @@ impl Settings {
             ssrf_allowlist: split_list(a.ssrf_allowlist.or(f.ssrf_allowlist)),
             stream_retention: std::time::Duration::from_secs(a.stream_retention_secs.or(f.stream_retention_secs).unwrap_or(86400)),
             incognito_ttl: std::time::Duration::from_secs(a.incognito_ttl_secs.or(f.incognito_ttl_secs).unwrap_or(900).max(1)),
+            shared_database: false,
         };
         for (name, v) in [
             ("OPENLOOP_RUN_MAX_ATTEMPTS", runtime.max_attempts),
@@ -505,9 +506,9 @@ impl Settings {
         if let Some(spec) = &self.signing_keys {
             engine::Signer::parse(spec).map_err(|e| ConfigError(format!("OPENLOOP_SIGNING_KEYS: {e}")))?;
         }
-        if !self.database_url.starts_with("sqlite:") {
+        if !store::Database::supports(&self.database_url) {
             return Err(ConfigError(format!(
-                "OPENLOOP_DATABASE_URL: only sqlite:// is supported by this build (got scheme {:?}); PostgreSQL support is planned",
+                "OPENLOOP_DATABASE_URL: use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB (got scheme {:?})",
                 self.database_url.split(':').next().unwrap_or("")
             )));
         }

@@ -10,7 +10,6 @@ mod mcp_stdio;
 mod serve;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use config::{data_location, load_file, CommonArgs, ServeArgs};
@@ -203,11 +202,11 @@ pub async fn open_engine(
     public_url: String,
 ) -> anyhow::Result<Engine> {
     serve::ensure_data_dir(data_dir)?;
-    if !database_url.starts_with("sqlite:") {
-        anyhow::bail!("only sqlite:// database URLs are supported by this build");
+    if !store::Database::supports(database_url) {
+        anyhow::bail!("OPENLOOP_DATABASE_URL: use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB");
     }
-    let store = store::sqlite::SqliteStore::open(database_url).await.map_err(|e| anyhow::anyhow!("cannot open the database {database_url}: {e}"))?;
-    Ok(Engine::new(Arc::new(store), signer, catalogue, EngineConfig { public_url, ..Default::default() }))
+    let db = store::Database::open(database_url).await.map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", store::redact_url(database_url)))?;
+    Ok(Engine::new(db.store(), signer, catalogue, EngineConfig { public_url, ..Default::default() }))
 }
 
 async fn admin(common: &CommonArgs, file: &config::FileSettings, cmd: Command) -> anyhow::Result<()> {

@@ -8,7 +8,6 @@ use std::time::Duration;
 use engine::catalogue::Provider;
 use engine::{Engine, KeyKind, ModelCatalogue, Signer};
 use server::{AppState, Lifecycle, RateLimitConfig, ServerConfig};
-use store::TenancyStore;
 
 use crate::config::{CommonArgs, FileSettings, ServeArgs, Settings};
 
@@ -182,11 +181,13 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     if settings.public_url.is_empty() {
         settings.public_url = format!("http://{local}");
     }
-    let store = Arc::new(
-        store::sqlite::SqliteStore::open(&settings.database_url)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", settings.database_url))?,
-    );
+    let database = store::Database::open(&settings.database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", store::redact_url(&settings.database_url)))?;
+    // On a shared database other replicas hold leases: a start-up takes over none of
+    // them (runs of a dead replica are reaped when their leases expire).
+    settings.runtime.shared_database = database.is_shared();
+    let store = database.store();
     let blob_store =
         blobs::BlobStore::open(settings.blobs.clone()).await.map_err(|e| anyhow::anyhow!("cannot open the blob store (OPENLOOP_BLOB_STORE): {e}"))?;
     let providers = providers(settings);
@@ -231,12 +232,15 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     let incognito = Arc::new(incognito_engine);
 
     let lifecycle = Arc::new(Lifecycle::default());
-    let limiter = Arc::new(server::ratelimit::Limiter::new(RateLimitConfig {
-        requests: settings.rate_limit_requests,
-        window_secs: settings.rate_limit_window_secs,
-        unauth_per_min: settings.rate_limit_unauth_per_min,
-        files_per_min: settings.rate_limit_files_per_min,
-    }));
+    let limiter = Arc::new(
+        server::ratelimit::Limiter::new(RateLimitConfig {
+            requests: settings.rate_limit_requests,
+            window_secs: settings.rate_limit_window_secs,
+            unauth_per_min: settings.rate_limit_unauth_per_min,
+            files_per_min: settings.rate_limit_files_per_min,
+        })
+        .with_shared_buckets(store.clone()),
+    );
     let health_store = store.clone();
     let state = AppState {
         engine: engine.clone(),
@@ -272,19 +276,22 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            housekeeping.housekeeping();
+            housekeeping.housekeeping().await;
         }
     });
 
     let (workers_stop, workers_rx) = tokio::sync::watch::channel(false);
     let mut workers = engine.start_workers(workers_rx.clone()).await;
     workers.extend(incognito.start_workers(workers_rx.clone()).await);
-    // Flow runs: a restarted single process owns every lease (replicas come with PostgreSQL).
-    if let Err(e) = engine.store.release_flow_leases().await {
-        tracing::warn!(error = %e, "releasing flow-run leases failed");
-    }
-    if let Err(e) = engine.store.release_export_leases().await {
-        tracing::warn!(error = %e, "releasing data-export leases failed");
+    // Flow runs and exports: a restarted single process owns every lease; replicas on a
+    // shared database wait for a dead one's leases to expire.
+    if !database.is_shared() {
+        if let Err(e) = engine.store.release_flow_leases().await {
+            tracing::warn!(error = %e, "releasing flow-run leases failed");
+        }
+        if let Err(e) = engine.store.release_export_leases().await {
+            tracing::warn!(error = %e, "releasing data-export leases failed");
+        }
     }
     workers.extend(engine.start_flow_workers(workers_rx.clone()));
     workers.extend(engine.start_export_workers(workers_rx.clone()));
@@ -336,7 +343,7 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     for w in workers {
         let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
     }
-    store.close().await;
+    database.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -151,7 +151,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
     };
     let Some(key) = key else {
         let ip = client_ip(&req, st.config.trust_proxy_headers);
-        if let Some(d) = st.limiter.check_unauth(ip) {
+        if let Some(d) = st.limiter.check_unauth(ip).await {
             if !d.allowed {
                 let mut resp = match family {
                     Some(_) => Flat(d.error()).into_response(),
@@ -177,7 +177,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         let resp = auth_failure(family, secret.is_none());
         return early(req, resp).await;
     };
-    let decision = st.limiter.check_key(&key.id);
+    let decision = st.limiter.check_key(&key.id).await;
     // Inside the nested router the `/api/v1` prefix is already stripped.
     let mcp = matches!(req.uri().path(), MCP_PATH | "/tools/mcp");
     if let Some(d) = decision.filter(|d| !d.allowed && !mcp) {

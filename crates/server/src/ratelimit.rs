@@ -1,4 +1,6 @@
-//! Per-key and per-IP quotas (API.md §5.1), GCRA via `governor`.
+//! Per-key and per-IP quotas (API.md §5.1), GCRA via `governor` in this process, or in
+//! the database when replicas share one (`store::RateLimitStore`), so a quota holds
+//! across them.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -23,6 +25,8 @@ pub struct RateLimitConfig {
 type Keyed<K> = RateLimiter<K, DashMapStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
 pub struct Limiter {
+    /// Buckets shared with other replicas; when it answers, the local ones are unused.
+    shared: Option<std::sync::Arc<dyn store::Store>>,
     cfg: RateLimitConfig,
     keys: Option<Keyed<String>>,
     unauth: Option<Keyed<IpAddr>>,
@@ -54,11 +58,35 @@ impl Limiter {
     pub fn new(cfg: RateLimitConfig) -> Self {
         let window = Duration::from_secs(cfg.window_secs.max(1));
         Limiter {
+            shared: None,
             keys: keyed(cfg.requests, window),
             unauth: keyed(cfg.unauth_per_min, Duration::from_secs(60)),
             files: keyed(cfg.files_per_min, Duration::from_secs(60)),
             cfg,
             clock: DefaultClock::default(),
+        }
+    }
+
+    /// Keeps the buckets in `store` when it shares them (PostgreSQL), so every replica
+    /// charges the same ones.
+    pub fn with_shared_buckets(mut self, store: std::sync::Arc<dyn store::Store>) -> Self {
+        self.shared = Some(store);
+        self
+    }
+
+    /// The shared bucket's decision, or `None` to decide locally (no shared buckets, or
+    /// the database did not answer: limiting degrades to per replica, never to an error).
+    async fn decide_shared(&self, bucket: String, limit: u32, window_secs: u64) -> Option<Decision> {
+        let shared = self.shared.as_ref()?;
+        let now = wire::time::now_micros();
+        let period = (window_secs as i64 * 1_000_000 / limit.max(1) as i64).max(1);
+        match shared.gcra_take(&bucket, now, period, limit as i64).await {
+            Ok(Some(o)) => Some(gcra_decision(o, now, period, limit, window_secs)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "shared rate-limit bucket unavailable; limiting in this process");
+                None
+            }
         }
     }
 
@@ -79,25 +107,40 @@ impl Limiter {
     }
 
     /// Charges one request to an API key; `None` when key limiting is disabled.
-    pub fn check_key(&self, key_id: &str) -> Option<Decision> {
+    pub async fn check_key(&self, key_id: &str) -> Option<Decision> {
         let lim = self.keys.as_ref()?;
-        Some(self.decide(lim, &key_id.to_string(), self.cfg.requests, self.cfg.window_secs.max(1)))
+        let window = self.cfg.window_secs.max(1);
+        if let Some(d) = self.decide_shared(format!("key:{key_id}"), self.cfg.requests, window).await {
+            return Some(d);
+        }
+        Some(self.decide(lim, &key_id.to_string(), self.cfg.requests, window))
     }
 
     /// Charges a request with missing/invalid credentials to the client IP.
-    pub fn check_unauth(&self, ip: IpAddr) -> Option<Decision> {
+    pub async fn check_unauth(&self, ip: IpAddr) -> Option<Decision> {
         let lim = self.unauth.as_ref()?;
+        if let Some(d) = self.decide_shared(format!("unauth:{ip}"), self.cfg.unauth_per_min, 60).await {
+            return Some(d);
+        }
         Some(self.decide(lim, &ip, self.cfg.unauth_per_min, 60))
     }
 
     /// Charges a signed-URL download to the client IP.
-    pub fn check_files(&self, ip: IpAddr) -> Option<Decision> {
+    pub async fn check_files(&self, ip: IpAddr) -> Option<Decision> {
         let lim = self.files.as_ref()?;
+        if let Some(d) = self.decide_shared(format!("files:{ip}"), self.cfg.files_per_min, 60).await {
+            return Some(d);
+        }
         Some(self.decide(lim, &ip, self.cfg.files_per_min, 60))
     }
 
     /// Drops idle buckets (called periodically).
-    pub fn housekeeping(&self) {
+    pub async fn housekeeping(&self) {
+        if let Some(shared) = &self.shared {
+            if let Err(e) = shared.gcra_forget_idle(wire::time::now_micros()).await {
+                tracing::debug!(error = %e, "forgetting idle shared buckets failed");
+            }
+        }
         if let Some(l) = &self.keys {
             l.retain_recent();
         }
@@ -107,6 +150,19 @@ impl Limiter {
         if let Some(l) = &self.files {
             l.retain_recent();
         }
+    }
+}
+
+/// Headers from a shared bucket: the same figures `decide` derives from governor's.
+fn gcra_decision(o: store::GcraOutcome, now: i64, period: i64, limit: u32, window_secs: u64) -> Decision {
+    let secs = |micros: i64| (micros.max(0) as f64 / 1e6).ceil() as u64;
+    let tolerance = period.saturating_mul(limit as i64);
+    if o.allowed {
+        let remaining = ((now + tolerance - o.tat) / period).clamp(0, limit as i64) as u32;
+        Decision { allowed: true, limit, remaining, reset_secs: secs(o.tat - now), window_secs }
+    } else {
+        let retry = o.tat.max(now) + period - tolerance - now;
+        Decision { allowed: false, limit, remaining: 0, reset_secs: secs(retry).max(1), window_secs }
     }
 }
 
@@ -138,5 +194,24 @@ impl Decision {
         .detail("remaining", 0)
         .detail("reset", self.reset_secs)
         .retry_after(self.reset_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_bucket_headers() {
+        let (now, period) = (10_000_000i64, 1_000_000i64);
+        // A fresh bucket of 5 per 5 s after one request: 4 left, full again in 1 s.
+        let d = gcra_decision(store::GcraOutcome { allowed: true, tat: now + period }, now, period, 5, 5);
+        assert_eq!((d.allowed, d.remaining, d.reset_secs), (true, 4, 1));
+        // The fifth request empties it.
+        let d = gcra_decision(store::GcraOutcome { allowed: true, tat: now + 5 * period }, now, period, 5, 5);
+        assert_eq!((d.remaining, d.reset_secs), (0, 5));
+        // Refused: the next slot opens one period later.
+        let d = gcra_decision(store::GcraOutcome { allowed: false, tat: now + 5 * period }, now, period, 5, 5);
+        assert_eq!((d.allowed, d.reset_secs), (false, 1));
     }
 }

@@ -72,9 +72,97 @@ impl StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// The database a URL names: `sqlite://path` (embedded, one process) or
+/// `postgres://…` / `postgresql://…` (shared by several replicas).
+#[derive(Clone)]
+pub enum Database {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+impl Database {
+    /// True for the URL schemes [`Database::open`] accepts.
+    pub fn supports(url: &str) -> bool {
+        url.starts_with("sqlite:") || is_postgres_url(url)
+    }
+
+    /// Opens (and migrates) the database `url` names.
+    pub async fn open(url: &str) -> Result<Self> {
+        if is_postgres_url(url) {
+            Ok(Database::Postgres(postgres::PgStore::open(url).await?))
+        } else {
+            Ok(Database::Sqlite(sqlite::SqliteStore::open(url).await?))
+        }
+    }
+
+    pub fn store(&self) -> std::sync::Arc<dyn Store> {
+        match self {
+            Database::Sqlite(s) => std::sync::Arc::new(s.clone()),
+            Database::Postgres(s) => std::sync::Arc::new(s.clone()),
+        }
+    }
+
+    /// Several processes may use this database at once: a starting process must not
+    /// take over leases it did not hold (another replica's); expired ones are reaped.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Database::Sqlite(s) => s.close().await,
+            Database::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((creds, host)) if creds.contains(':') => {
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(super::redact_url("postgres://u:secret@h:5432/db?x=1"), "postgres://u:***@h:5432/db?x=1");
+        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+        assert!(super::Database::supports("postgresql://h/db") && super::Database::supports("sqlite://x") && !super::Database::supports("mysql://h"));
+    }
+}
+
 /// Everything the engine needs from storage.
 pub trait Store:
-    TenancyStore + AgentStore + IdempotencyStore + SessionStore + RunStore + ArtifactStore + FlowStore + ExportStore + AuditStore + WebhookStore + Send + Sync
+    TenancyStore
+    + AgentStore
+    + IdempotencyStore
+    + SessionStore
+    + RunStore
+    + ArtifactStore
+    + FlowStore
+    + ExportStore
+    + AuditStore
+    + WebhookStore
+    + NoticeStore
+    + RateLimitStore
+    + Send
+    + Sync
 {
 }
 impl<
@@ -88,6 +176,8 @@ impl<
             + ExportStore
             + AuditStore
             + WebhookStore
+            + NoticeStore
+            + RateLimitStore
             + Send
             + Sync,
     > Store for T

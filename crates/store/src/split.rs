@@ -17,6 +17,19 @@ pub struct SplitStore {
     pub sessions: Arc<dyn Store>,
 }
 
+/// Incognito sessions live in this process's memory only.
+impl NoticeStore for SplitStore {}
+
+#[async_trait]
+impl RateLimitStore for SplitStore {
+    async fn gcra_take(&self, key: &str, now: i64, period: i64, burst: i64) -> Result<Option<GcraOutcome>> {
+        self.shared.gcra_take(key, now, period, burst).await
+    }
+    async fn gcra_forget_idle(&self, now: i64) -> Result<u64> {
+        self.shared.gcra_forget_idle(now).await
+    }
+}
+
 #[async_trait]
 impl TenancyStore for SplitStore {
     async fn ensure_organization(&self, id: &str, name: &str) -> Result<()> {

@@ -16,6 +16,32 @@ pub const ADMIN_KEY: &str = "olk_TestAdminKey0000000000000000000000000000000";
 pub const TEAM_ID: &str = "team_test";
 pub const TEAM_KEY: &str = "olk_TestTeamKey00000000000000000000000000000000";
 
+/// With `OPENLOOP_TEST_DATABASE=postgres` (and `OPENLOOP_TEST_POSTGRES_URL`, an
+/// administrator URL; `scripts/test` sets both for its PostgreSQL pass), every server
+/// gets a new, empty PostgreSQL database instead of the data directory's SQLite file.
+pub fn postgres_database() -> Option<String> {
+    if std::env::var("OPENLOOP_TEST_DATABASE").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let admin = std::env::var("OPENLOOP_TEST_POSTGRES_URL").expect("OPENLOOP_TEST_DATABASE=postgres needs OPENLOOP_TEST_POSTGRES_URL");
+    let db = format!("blackbox_{}", wire_like_suffix());
+    let out = Command::new("psql").arg(&admin).arg("-qc").arg(format!("CREATE DATABASE {db}")).output().expect("psql (PostgreSQL's client) runs");
+    assert!(out.status.success(), "creating a test database failed: {}", String::from_utf8_lossy(&out.stderr));
+    let (base, query) = admin.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((admin.as_str(), None));
+    let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(base);
+    Some(match query {
+        Some(q) => format!("{root}/{db}?{q}"),
+        None => format!("{root}/{db}"),
+    })
+}
+
+fn wire_like_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{}_{}_{}", std::process::id(), nanos % 1_000_000_000_000, N.fetch_add(1, Ordering::Relaxed))
+}
+
 /// A running server process.
 pub struct Server {
     pub bin: PathBuf,
@@ -55,6 +81,11 @@ impl Server {
         .collect();
         for (k, v) in env {
             all.insert(k.to_string(), v.to_string());
+        }
+        if !all.contains_key("OPENLOOP_DATABASE_URL") {
+            if let Some(url) = postgres_database() {
+                all.insert("OPENLOOP_DATABASE_URL".into(), url);
+            }
         }
         let mut s = Server { bin: bin.to_path_buf(), base_url: String::new(), data_dir, _tmp: None, env: all, child: None, client: reqwest::Client::new() };
         s.spawn("127.0.0.1:0");
@@ -150,9 +181,19 @@ impl Server {
         format!("{}/api/v1{}", self.base_url, path)
     }
 
+    /// The database this server uses when it is not the data directory's SQLite file.
+    pub fn database_url(&self) -> Option<&str> {
+        self.env.get("OPENLOOP_DATABASE_URL").map(String::as_str)
+    }
+
     /// Runs an admin subcommand on this server's data; returns its JSON output.
     pub fn cli(&self, args: &[&str]) -> Value {
-        let out = Command::new(&self.bin).args(args).arg("--data-dir").arg(&self.data_dir).output().expect("run openloop cli");
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args).arg("--data-dir").arg(&self.data_dir);
+        if let Some(url) = self.database_url() {
+            cmd.env("OPENLOOP_DATABASE_URL", url);
+        }
+        let out = cmd.output().expect("run openloop cli");
         assert!(out.status.success(), "openloop {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("cli prints JSON")
     }

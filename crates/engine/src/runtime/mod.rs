@@ -37,6 +37,8 @@ pub struct RuntimeConfig {
     pub stream_retention: Duration,
     /// Incognito sessions disappear this long after their last activity (§7.10).
     pub incognito_ttl: Duration,
+    /// Other processes (replicas) share the database: start-up releases no leases.
+    pub shared_database: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -60,6 +62,7 @@ impl Default for RuntimeConfig {
             ssrf_allowlist: vec![],
             stream_retention: Duration::from_secs(86400),
             incognito_ttl: Duration::from_secs(900),
+            shared_database: false,
         }
     }
 }

@@ -19,15 +19,29 @@ impl Engine {
         SlotLimits { agent: self.config.runtime.agent_max_concurrency, org: self.config.runtime.org_max_concurrency }
     }
 
-    /// Starts the workers and the reaper. Leases held by a previous process of this
-    /// (single-writer) database are released first, so interrupted runs resume at once.
+    /// Starts the workers and the reaper. On a single-process database the leases of a
+    /// previous process are released first, so interrupted runs resume at once; on a
+    /// shared one they may be another replica's, and the reaper requeues them when they
+    /// expire.
     pub async fn start_workers(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
-        match self.store.release_all_leases().await {
-            Ok(n) if n > 0 => tracing::warn!(runs = n, "resuming runs interrupted by the previous shutdown or crash"),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "could not release stale leases"),
+        if !self.config.runtime.shared_database {
+            match self.store.release_all_leases().await {
+                Ok(n) if n > 0 => tracing::warn!(runs = n, "resuming runs interrupted by the previous shutdown or crash"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "could not release stale leases"),
+            }
         }
         let mut handles = Vec::new();
+        // Other replicas' commits: events for live readers here, cancels for runs here.
+        match self.store.notices().await {
+            Ok(Some(notices)) => {
+                let engine = self.clone();
+                let sd = shutdown.clone();
+                handles.push(tokio::spawn(async move { engine.notice_loop(notices, sd).await }));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot listen for other replicas' notices; streams fall back to polling the log"),
+        }
         for i in 0..self.config.runtime.workers {
             let engine = self.clone();
             let sd = shutdown.clone();
@@ -100,6 +114,15 @@ impl Engine {
                 tick.tick().await;
                 let until = hb_engine.now() + micros(lease);
                 match hb_engine.store.heartbeat(&hb_run, &hb_owner, until).await {
+                    // On a shared database a cancel may come from another replica: the
+                    // notice stops the run at once; this re-check covers a lost notice.
+                    Ok(true) if hb_engine.config.runtime.shared_database => {
+                        if let Ok(Some(r)) = hb_engine.store.run(&hb_run).await {
+                            if r.cancel_requested {
+                                hb_engine.signal_cancel(&hb_run);
+                            }
+                        }
+                    }
                     Ok(true) => {}
                     Ok(false) => {
                         let _ = hb_stop.send(Stop::LeaseLost);
@@ -129,6 +152,36 @@ impl Engine {
                     self.drain_queue(&session_id).await;
                 }
             }
+        }
+    }
+
+    async fn notice_loop(self: Arc<Self>, mut notices: futures::stream::BoxStream<'static, store::Notice>, mut shutdown: watch::Receiver<bool>) {
+        use futures::StreamExt;
+        loop {
+            let notice = tokio::select! {
+                n = notices.next() => n,
+                _ = shutdown.changed() => return,
+            };
+            match notice {
+                Some(store::Notice::Events { session_id, .. }) => self.bus.wake(&session_id),
+                Some(store::Notice::CancelRequested { run_id }) => self.signal_cancel(&run_id),
+                Some(store::Notice::Resync) => self.bus.wake(""),
+                None => return,
+            }
+        }
+    }
+
+    /// A cancel requested anywhere reaches the run if it executes here and is not
+    /// already stopping for another reason (an S16 interrupt signalled in this process).
+    fn signal_cancel(&self, run_id: &str) {
+        if let Some(tx) = self.running.lock().unwrap_or_else(|p| p.into_inner()).get(run_id) {
+            tx.send_if_modified(|s| {
+                let running = *s == Stop::Running;
+                if running {
+                    *s = Stop::Cancelled;
+                }
+                running
+            });
         }
     }
 

@@ -9,15 +9,22 @@ use futures::SinkExt;
 use store::EventRecord;
 use tokio::sync::broadcast;
 
+use crate::runtime::bus::Subscription;
 use crate::Engine;
+
+/// On a shared database a reader also re-reads the log this often, whatever it heard:
+/// a lost notice delays an event by at most this much, never drops it.
+const SHARED_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn is_final(e: &EventRecord) -> bool {
     e.data.get("final").and_then(serde_json::Value::as_bool) == Some(true)
 }
 
 /// Sends events with `seq > after` to `tx` until a `final` event was sent, the reader
-/// hung up, or the bus closed. `rx` must have been subscribed before `after` was read.
-pub async fn follow(engine: Arc<Engine>, session_id: String, after: i64, mut rx: broadcast::Receiver<Arc<EventRecord>>, mut tx: mpsc::Sender<EventRecord>) {
+/// hung up, or the bus closed. `sub` must have been subscribed before `after` was read.
+pub async fn follow(engine: Arc<Engine>, session_id: String, after: i64, sub: Subscription, mut tx: mpsc::Sender<EventRecord>) {
+    let Subscription { events: mut rx, mut wakes } = sub;
+    let shared = engine.config.runtime.shared_database;
     let mut last = after;
     loop {
         // Catch up from the log.
@@ -40,25 +47,37 @@ pub async fn follow(engine: Arc<Engine>, session_id: String, after: i64, mut rx:
                 }
             }
         }
-        // Live, until a gap sends us back to the log.
+        // Live, until a gap, a wake from another replica or (shared database) the poll
+        // interval sends us back to the log.
+        let poll = tokio::time::sleep(SHARED_POLL);
+        tokio::pin!(poll);
         loop {
-            match rx.recv().await {
-                Ok(e) if e.session_id == session_id => {
-                    if e.seq <= last {
-                        continue;
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(e) if e.session_id == session_id => {
+                        if e.seq <= last {
+                            continue;
+                        }
+                        if e.seq != last + 1 {
+                            break;
+                        }
+                        last = e.seq;
+                        let fin = is_final(&e);
+                        if tx.send((*e).clone()).await.is_err() || fin {
+                            return;
+                        }
                     }
-                    if e.seq != last + 1 {
-                        break;
-                    }
-                    last = e.seq;
-                    let fin = is_final(&e);
-                    if tx.send((*e).clone()).await.is_err() || fin {
-                        return;
-                    }
-                }
-                Ok(_) => continue,
-                Err(broadcast::error::RecvError::Lagged(_)) => break,
-                Err(broadcast::error::RecvError::Closed) => return,
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                w = wakes.recv() => match w {
+                    Ok(id) if id.is_empty() || *id == *session_id => break,
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = &mut poll, if shared => break,
             }
         }
     }

@@ -85,7 +85,7 @@ fn range_not_satisfiable(size: u64) -> Response {
 /// Step 2 of the two-step download: streamed bytes, constant memory, `Range` support.
 async fn file(State(st): State<AppState>, Path((artifact_id, version_id, _name)): Path<(String, String, String)>, req: Request) -> Response {
     let ip = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()).unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-    if let Some(d) = st.limiter.check_files(ip) {
+    if let Some(d) = st.limiter.check_files(ip).await {
         if !d.allowed {
             let mut r = Nested(d.error()).into_response();
             d.apply(r.headers_mut());

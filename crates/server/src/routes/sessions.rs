@@ -61,13 +61,7 @@ fn keep_alive(secs: u64) -> KeepAlive {
 }
 
 /// Streams the session's events after `after` until the first final event.
-fn follow(
-    eng: &std::sync::Arc<engine::Engine>,
-    keepalive_secs: u64,
-    session_id: &str,
-    after: i64,
-    rx: tokio::sync::broadcast::Receiver<std::sync::Arc<EventRecord>>,
-) -> Response {
+fn follow(eng: &std::sync::Arc<engine::Engine>, keepalive_secs: u64, session_id: &str, after: i64, rx: engine::runtime::bus::Subscription) -> Response {
     let (tx, out) = futures::channel::mpsc::channel::<EventRecord>(256);
     tokio::spawn(engine::sessions::stream::follow(eng.clone(), session_id.to_string(), after, rx, tx));
     let stream = out.map(|e| Ok::<_, Infallible>(sse_event(&e)));

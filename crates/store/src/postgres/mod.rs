@@ -21,6 +21,8 @@ mod exports;
 mod flows;
 mod idempotency;
 mod migrations;
+mod notices;
+mod ratelimits;
 mod sessions;
 mod tenancy;
 mod webhooks;

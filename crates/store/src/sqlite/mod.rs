@@ -19,6 +19,11 @@ use rusqlite::Connection;
 
 use crate::{Result, StoreError};
 
+/// One process owns the database: nothing to hear from others.
+impl crate::NoticeStore for SqliteStore {}
+/// One process: its limiter's buckets are the only ones.
+impl crate::RateLimitStore for SqliteStore {}
+
 #[derive(Clone)]
 pub struct SqliteStore {
     db: Arc<db::Db>,
