@@ -122,6 +122,25 @@ impl Engine {
         self
     }
 
+    /// Names this process in the leases it takes (`<id>/w3`, `<id>/f0`, …). A replica
+    /// keeps one id across restarts (its data directory's), so on a shared database a
+    /// restart takes back exactly the leases it held.
+    pub fn with_process_id(mut self, id: impl Into<String>) -> Self {
+        self.process_id = id.into();
+        self
+    }
+
+    /// The owner prefix of the leases a starting process takes back at once: every lease
+    /// on a single-process database, only its own on a shared one (another replica's
+    /// leases expire and are reaped instead).
+    pub fn own_lease_prefix(&self) -> String {
+        if self.config.runtime.shared_database {
+            format!("{}/", self.process_id)
+        } else {
+            String::new()
+        }
+    }
+
     /// A whole (small) blob, at most `max` bytes.
     pub async fn read_blob(&self, key: &str, max: u64) -> Option<Vec<u8>> {
         use futures::StreamExt;

@@ -50,6 +50,14 @@ pub struct BenchArgs {
     /// runs the same throughput phase against LangGraph's in-memory server.
     #[arg(long)]
     pub langgraph: Option<std::path::PathBuf>,
+    /// A PostgreSQL administrator URL (`postgres://user@host:port/postgres`): adds the
+    /// replica phase (SQLite vs PostgreSQL on one replica, one vs two replicas on
+    /// PostgreSQL), each on a new database.
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// Runs per configuration of the replica phase (0 skips it).
+    #[arg(long, default_value_t = 4000)]
+    pub replica_runs: usize,
     /// The directory holding the LangGraph graph (graph.py, langgraph.json).
     #[arg(long, default_value = "bench/langgraph")]
     pub langgraph_graph: std::path::PathBuf,
@@ -162,10 +170,19 @@ pub(crate) const KEY: &str = "olk_BenchKey000000000000000000000000000000000000";
 pub(crate) const USER: &str = "usr_bench";
 
 pub(crate) async fn spawn_server(fake_url: &str, dir: &std::path::Path, workers: usize) -> anyhow::Result<(Child, Duration)> {
+    spawn_server_env(fake_url, dir, workers, &[]).await
+}
+
+/// As `spawn_server`, with more environment (e.g. `OPENLOOP_DATABASE_URL`).
+pub(crate) async fn spawn_server_env(fake_url: &str, dir: &std::path::Path, workers: usize, extra: &[(&str, &str)]) -> anyhow::Result<(Child, Duration)> {
     use std::io::BufRead;
     let exe = std::env::current_exe()?;
     let started = Instant::now();
-    let mut child = std::process::Command::new(exe)
+    let mut cmd = std::process::Command::new(exe);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env("OPENLOOP_BOOTSTRAP_USER_ID", USER)
@@ -507,7 +524,7 @@ async fn listing(fake_url: &str, n: usize) -> anyhow::Result<Listing> {
     Ok(Listing { sessions: n, s3_ms, s3_deep_ms, s3_search_ms, a1_ms })
 }
 
-async fn create_agent(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+pub(crate) async fn create_agent(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
     let agent: Value = client
         .post(format!("{base}/api/v1/agents"))
         .bearer_auth(KEY)
@@ -532,7 +549,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let dir = tempfile::tempdir()?;
     eprintln!("bench: starting openloop serve (workers={})…", args.workers);
-    let (server, cold_start) = spawn_server(&fake_url, dir.path(), args.workers).await?;
+    let (mut server, cold_start) = spawn_server(&fake_url, dir.path(), args.workers).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_kib(server.child.id());
     let base = server.base.clone();
@@ -672,6 +689,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None
     };
 
+    // 11. SQLite vs PostgreSQL, one vs two replicas.
+    let replica_figs = match (&args.postgres, args.replica_runs) {
+        (Some(admin), n) if n > 0 => {
+            // The main server's workers would compete for the same cores.
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            Some(crate::bench_replicas::replicas(&fake_url, admin, n, args.clients, args.workers).await?)
+        }
+        _ => None,
+    };
+
     println!("| figure | target | measured |");
     println!("| --- | --- | --- |");
     println!(
@@ -785,6 +813,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(e) = &export_fig {
         crate::bench_exports::print(e);
+    }
+    if let Some(r) = &replica_figs {
+        crate::bench_replicas::print(r);
     }
     if let Some(d) = &download {
         println!(

@@ -4,6 +4,7 @@ mod bench;
 mod bench_exports;
 mod bench_flows;
 mod bench_langgraph;
+mod bench_replicas;
 mod config;
 mod flows_cli;
 mod mcp_stdio;
@@ -216,7 +217,7 @@ async fn admin(common: &CommonArgs, file: &config::FileSettings, cmd: Command) -
     let engine = open_engine(&data_dir, &database_url, signer, ModelCatalogue::default(), String::new()).await?;
     let out = match cmd {
         Command::Serve(_) | Command::Bench(_) | Command::McpStdio(_) | Command::Flows(_) => unreachable!("handled by run"),
-        Command::Migrate => json!({"migrated": true, "database_url": database_url}),
+        Command::Migrate => json!({"migrated": true, "database_url": store::redact_url(&database_url)}),
         Command::Audit { org, since, until, event_type, user, limit } => {
             let now = wire::time::now_micros();
             let parse = |v: Option<String>, default: i64, what: &str| match v {

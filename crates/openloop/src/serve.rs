@@ -211,7 +211,8 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
         )
         .with_providers(providers)
         .with_tools(builtin)
-        .with_blobs(blob_store.clone()),
+        .with_blobs(blob_store.clone())
+        .with_process_id(replica_id(&settings.data_dir)?),
     );
     bootstrap(&engine, settings).await?;
     let _ = engine.http.set(http);
@@ -283,15 +284,14 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     let (workers_stop, workers_rx) = tokio::sync::watch::channel(false);
     let mut workers = engine.start_workers(workers_rx.clone()).await;
     workers.extend(incognito.start_workers(workers_rx.clone()).await);
-    // Flow runs and exports: a restarted single process owns every lease; replicas on a
-    // shared database wait for a dead one's leases to expire.
-    if !database.is_shared() {
-        if let Err(e) = engine.store.release_flow_leases().await {
-            tracing::warn!(error = %e, "releasing flow-run leases failed");
-        }
-        if let Err(e) = engine.store.release_export_leases().await {
-            tracing::warn!(error = %e, "releasing data-export leases failed");
-        }
+    // Flow runs and exports: a restart takes back the leases it held (on a shared
+    // database only this replica's; a dead replica's expire and are claimed by others).
+    let own = engine.own_lease_prefix();
+    if let Err(e) = engine.store.release_flow_leases(&own).await {
+        tracing::warn!(error = %e, "releasing flow-run leases failed");
+    }
+    if let Err(e) = engine.store.release_export_leases(&own).await {
+        tracing::warn!(error = %e, "releasing data-export leases failed");
     }
     workers.extend(engine.start_flow_workers(workers_rx.clone()));
     workers.extend(engine.start_export_workers(workers_rx.clone()));
@@ -346,6 +346,21 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     database.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This replica's id, kept in `<data dir>/replica-id` so a restart owns the leases it
+/// held before (see `Engine::with_process_id`).
+fn replica_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("replica-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if wire::ids::is_valid_caller_id(id) {
+            return Ok(id.to_string());
+        }
+    }
+    let id = wire::ids::new_id("rep");
+    std::fs::write(&path, &id).map_err(|e| anyhow::anyhow!("cannot write {} (the replica's id): {e}", path.display()))?;
+    Ok(id)
 }
 
 /// Saved items from `<data dir>/flows/*.json` (API.md §8.4): a new version only when a

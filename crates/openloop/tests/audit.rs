@@ -164,11 +164,12 @@ async fn every_event_type_is_recorded_with_user_ip_and_agent() {
     let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/get_audit_logs?organization_id=org_default&user_id={ADMIN_USER}&start_time=soon&end_time=later"))).await;
     assert_eq!((st, b["error"].as_str()), (400, Some("invalid_date")));
     // The CLI prints the same log.
-    let out = std::process::Command::new(bin())
-        .args(["audit", "--org", "org_default", "--since", "2026-01-01", "--event-type", "agent_deleted", "--data-dir"])
-        .arg(&s.data_dir)
-        .output()
-        .unwrap();
+    let mut cli = std::process::Command::new(bin());
+    cli.args(["audit", "--org", "org_default", "--since", "2026-01-01", "--event-type", "agent_deleted", "--data-dir"]).arg(&s.data_dir);
+    if let Some(url) = s.database_url() {
+        cli.env("OPENLOOP_DATABASE_URL", url);
+    }
+    let out = cli.output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let line: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
     assert_eq!((line["event_type"].as_str(), line["user_id"].as_str()), (Some("agent_deleted"), Some(ADMIN_USER)));

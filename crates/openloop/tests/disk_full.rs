@@ -61,7 +61,9 @@ async fn disk_full_then_freed_recovers_without_restart() {
     fake.set_default(Reply::text("fine"));
     fake.on_user_contains("slow one", Reply::text_chunks("a slow answer that streams", 8).chunk_delay(Duration::from_millis(150)));
     let url = fake.openai_base_url();
-    let s = Server::start_in(bin(), &data, &[("OPENAI_BASE_URL", &url), ("OPENAI_API_KEY", "sk-test")]);
+    // The data directory's SQLite file fills the disk, whichever database the suite runs on.
+    let sqlite = format!("sqlite://{}", data.join("openloop.db").display());
+    let s = Server::start_in(bin(), &data, &[("OPENAI_BASE_URL", &url), ("OPENAI_API_KEY", "sk-test"), ("OPENLOOP_DATABASE_URL", &sqlite)]);
     let (st, a, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "Disk", "model_name": "gpt-4o-mini"}))).await;
     assert_eq!(st, 201, "{a}");
     let agent = a["agent"]["id"].as_str().unwrap().to_string();
@@ -187,7 +189,8 @@ async fn read_only_storage_answers_503_then_recovers_without_restart() {
     let fake = FakeLlm::start().await;
     fake.set_default(Reply::text("fine"));
     let url = fake.openai_base_url();
-    let s = Server::start_in(bin(), &data, &[("OPENAI_BASE_URL", &url), ("OPENAI_API_KEY", "sk-test")]);
+    let sqlite = format!("sqlite://{}", data.join("openloop.db").display());
+    let s = Server::start_in(bin(), &data, &[("OPENAI_BASE_URL", &url), ("OPENAI_API_KEY", "sk-test"), ("OPENLOOP_DATABASE_URL", &sqlite)]);
     let (st, a, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "Read-only", "model_name": "gpt-4o-mini"}))).await;
     assert_eq!(st, 201, "{a}");
     let agent = a["agent"]["id"].as_str().unwrap().to_string();

@@ -218,3 +218,20 @@ async fn readyz_reports_an_unwritable_data_dir() {
     let (st, _, _) = send(s.client.get(s.url("").replace("/api/v1", "/readyz"))).await;
     assert_eq!(st, 200, "ready again once writable");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_refused_naming_where_they_are() {
+    // PostgreSQL cannot store U+0000; Openloop refuses it in every request, on every backend.
+    let s = Server::start(bin(), &[]);
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "bad\u{0}name", "model_name": "gpt-4o-mini"}))).await;
+    assert_eq!((st, b["error"]["code"].as_str(), b["error"]["param"].as_str()), (400, Some("invalid_request"), Some("name")), "{b}");
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "ok", "model_name": "gpt-4o-mini", "metadata": {"tags": ["x\u{0}"]}}))).await;
+    assert_eq!((st, b["error"]["param"].as_str()), (400, Some("metadata.tags[0]")), "{b}");
+    let (st, b, _) = send(s.get(ADMIN_KEY, "/agents?search_query=%00")).await;
+    assert_eq!((st, b["error"]["param"].as_str()), (400, Some("search_query")), "{b}");
+    let (st, b, _) = send(s.get(ADMIN_KEY, "/agents/agt_%00")).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_request")), "{b}");
+    // A literal backslash-u sequence is text like any other.
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "escaped \\u0000 is fine", "model_name": "gpt-4o-mini"}))).await;
+    assert_eq!(st, 201, "{b}");
+}

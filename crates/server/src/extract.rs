@@ -27,7 +27,50 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
     if raw.len() > MAX_QUERY_BYTES {
         return Err(ApiError::new(ErrorCode::InvalidRequest, "The query string is longer than 8 KiB."));
     }
-    Ok(Query::from_pairs(form_urlencoded::parse(raw.as_bytes()).into_owned()))
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes()).into_owned().collect();
+    if let Some((name, _)) = pairs.iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        let name = name.replace('\0', "\\0");
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("The query parameter {name:?} contains a NUL character (%00), which Openloop does not accept in text."),
+        )
+        .param(name));
+    }
+    Ok(Query::from_pairs(pairs))
+}
+
+/// True when a raw (percent-encoded) URL path names U+0000.
+pub fn has_encoded_nul(path: &str) -> bool {
+    path.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0') || path.contains('\0')
+}
+
+/// The JSON path (`a.b[2].c`) of the first string or key holding U+0000.
+fn nul_path(v: &Value, at: &mut String) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+            let len = at.len();
+            at.push_str(&format!("[{i}]"));
+            let found = nul_path(item, at);
+            if !found {
+                at.truncate(len);
+            }
+            found
+        }),
+        Value::Object(map) => map.iter().any(|(k, item)| {
+            let len = at.len();
+            if !at.is_empty() {
+                at.push('.');
+            }
+            at.push_str(&k.replace('\0', "\\0"));
+            let found = k.contains('\0') || nul_path(item, at);
+            if !found {
+                at.truncate(len);
+            }
+            found
+        }),
+        _ => false,
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Q {
@@ -74,6 +117,12 @@ pub async fn read_json(headers: &HeaderMap, body: axum::body::Body, limit: usize
     if engine::input::depth(&v) > MAX_JSON_DEPTH {
         return Err(ApiError::new(ErrorCode::InvalidRequest, "The JSON body is nested more than 64 levels deep."));
     }
+    let mut at = String::new();
+    if nul_path(&v, &mut at) {
+        let field = if at.is_empty() { "body".to_string() } else { at };
+        return Err(ApiError::new(ErrorCode::InvalidRequest, format!("{field} contains a NUL character (\\u0000), which Openloop does not accept in text."))
+            .param(field));
+    }
     Ok(v)
 }
 
@@ -114,5 +163,23 @@ impl<T: wire::request::RequestBody> FromRequest<AppState> for Body<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let JsonBody(v) = JsonBody::from_request(req, state).await?;
         Ok(Body(wire::request::parse(v)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_refused_naming_where() {
+        let Err(e) = parse_query(Some("a=1&search_query=%00x")) else { panic!("a NUL must be refused") };
+        assert_eq!(e.param.as_deref(), Some("search_query"));
+        assert!(parse_query(Some("a=%2500")).is_ok(), "an encoded percent sign is not a NUL");
+        let mut at = String::new();
+        assert!(nul_path(&serde_json::json!({"input": "ok", "metadata": {"tags": ["x", "y\u{0}"]}}), &mut at));
+        assert_eq!(at, "metadata.tags[1]");
+        let mut at = String::new();
+        assert!(!nul_path(&serde_json::json!({"input": "no nul here \\u0000"}), &mut at));
+        assert!(has_encoded_nul("/api/v1/agents/%00") && !has_encoded_nul("/api/v1/agents/a%2500"));
     }
 }

@@ -266,7 +266,13 @@ pub async fn common_headers(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
     let path = req.uri().path().to_string();
-    let mut resp = next.run(req).await;
+    // No stored text can hold U+0000 (PostgreSQL refuses it): a path naming one is
+    // refused here for every route, as query strings and JSON bodies are when parsed.
+    let mut resp = if crate::extract::has_encoded_nul(req.uri().path()) {
+        Nested(ApiError::new(ErrorCode::InvalidRequest, "The URL path contains a NUL character (%00), which Openloop does not accept in text.")).into_response()
+    } else {
+        next.run(req).await
+    };
     let h = resp.headers_mut();
     // A large body the handler did not read to the end: the connection cannot be reused,
     // so say so instead of letting the client find a closed socket.

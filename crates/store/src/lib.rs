@@ -136,17 +136,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod url_tests {
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(super::redact_url("postgres://u:secret@h:5432/db?x=1"), "postgres://u:***@h:5432/db?x=1");
-        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(super::redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
-        assert!(super::Database::supports("postgresql://h/db") && super::Database::supports("sqlite://x") && !super::Database::supports("mysql://h"));
-    }
-}
-
 /// Everything the engine needs from storage.
 pub trait Store:
     TenancyStore
@@ -182,4 +171,15 @@ impl<
             + Sync,
     > Store for T
 {
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(super::redact_url("postgres://u:secret@h:5432/db?x=1"), "postgres://u:***@h:5432/db?x=1");
+        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+        assert!(super::Database::supports("postgresql://h/db") && super::Database::supports("sqlite://x") && !super::Database::supports("mysql://h"));
+    }
 }

@@ -219,8 +219,8 @@ impl RunStore for SplitStore {
     async fn requeue_run(&self, run_id: &str, available_at: i64) -> Result<()> {
         self.sessions.requeue_run(run_id, available_at).await
     }
-    async fn release_all_leases(&self) -> Result<u64> {
-        self.sessions.release_all_leases().await
+    async fn release_all_leases(&self, owner_prefix: &str) -> Result<u64> {
+        self.sessions.release_all_leases(owner_prefix).await
     }
     async fn run_steps(&self, run_id: &str) -> Result<Vec<StepRecord>> {
         self.sessions.run_steps(run_id).await
@@ -322,8 +322,8 @@ impl FlowStore for SplitStore {
     async fn heartbeat_flow_run(&self, id: &str, owner: &str, lease_until: i64) -> Result<bool> {
         self.shared.heartbeat_flow_run(id, owner, lease_until).await
     }
-    async fn release_flow_leases(&self) -> Result<u64> {
-        self.shared.release_flow_leases().await
+    async fn release_flow_leases(&self, owner_prefix: &str) -> Result<u64> {
+        self.shared.release_flow_leases(owner_prefix).await
     }
     async fn move_flow_run(&self, id: &str, owner: Option<&str>, from: FlowRunState, to: FlowRunState, end: FlowRunEnd) -> Result<()> {
         self.shared.move_flow_run(id, owner, from, to, end).await
@@ -365,8 +365,8 @@ impl ExportStore for SplitStore {
     async fn claim_export(&self, owner: &str, now: i64, lease_until: i64) -> Result<Option<DataExportRecord>> {
         self.shared.claim_export(owner, now, lease_until).await
     }
-    async fn release_export_leases(&self) -> Result<u64> {
-        self.shared.release_export_leases().await
+    async fn release_export_leases(&self, owner_prefix: &str) -> Result<u64> {
+        self.shared.release_export_leases(owner_prefix).await
     }
     async fn heartbeat_export(&self, id: &str, owner: &str, lease_until: i64) -> Result<bool> {
         self.shared.heartbeat_export(id, owner, lease_until).await

@@ -24,15 +24,21 @@ pub fn postgres_database() -> Option<String> {
         return None;
     }
     let admin = std::env::var("OPENLOOP_TEST_POSTGRES_URL").expect("OPENLOOP_TEST_DATABASE=postgres needs OPENLOOP_TEST_POSTGRES_URL");
-    let db = format!("blackbox_{}", wire_like_suffix());
-    let out = Command::new("psql").arg(&admin).arg("-qc").arg(format!("CREATE DATABASE {db}")).output().expect("psql (PostgreSQL's client) runs");
+    Some(create_postgres_database(&admin, "blackbox"))
+}
+
+/// Creates a new, empty database in the cluster `admin` (an administrator URL) names;
+/// returns its URL.
+pub fn create_postgres_database(admin: &str, prefix: &str) -> String {
+    let db = format!("{prefix}_{}", wire_like_suffix());
+    let out = Command::new("psql").arg(admin).arg("-qc").arg(format!("CREATE DATABASE {db}")).output().expect("psql (PostgreSQL's client) runs");
     assert!(out.status.success(), "creating a test database failed: {}", String::from_utf8_lossy(&out.stderr));
-    let (base, query) = admin.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((admin.as_str(), None));
+    let (base, query) = admin.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((admin, None));
     let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(base);
-    Some(match query {
+    match query {
         Some(q) => format!("{root}/{db}?{q}"),
         None => format!("{root}/{db}"),
-    })
+    }
 }
 
 fn wire_like_suffix() -> String {

@@ -118,6 +118,23 @@ pub fn run_namespace(run_id: &str) -> String {
     format!("run:{run_id}")
 }
 
+/// A spawned task that is aborted when its handle is dropped (a stopped run's nodes end
+/// with it).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
 /// Where results go: committed to the store (a run's top level) or kept in memory
 /// (inside a loop or subflow, whose node commits as one).
 enum Sink<'a> {
@@ -160,7 +177,7 @@ async fn schedule(
     }
     // Ready nodes start in document (topological) order.
     let mut ready: std::collections::BTreeSet<usize> = (0..nodes.len()).filter(|&i| !settled.contains_key(&nodes[i].id) && waiting[i] == 0).collect();
-    let mut in_flight = FuturesUnordered::new();
+    let mut in_flight: FuturesUnordered<futures::future::BoxFuture<'_, (usize, Result<super::nodes::NodeOutput, String>)>> = FuturesUnordered::new();
     let mut cost = 0.0;
     while left > 0 {
         if ctx.stopped() {
@@ -189,10 +206,20 @@ async fn schedule(
                     let node_scope = if scope.is_empty() { node.id.clone() } else { format!("{scope}-{}", node.id) };
                     let top = matches!(sink, Sink::Durable { .. });
                     let ctx = ctx.clone();
-                    in_flight.push(async move {
-                        let out = run_node(&ctx, node, vars, &node_scope, top).await;
-                        (i, out)
-                    });
+                    if top {
+                        // A top-level node runs as its own task: its writes (a loop's
+                        // per-item commits, an agent's session) progress while this
+                        // scheduler awaits a commit. Polled only from here, a node could
+                        // hold a database transaction open that the commit waits for.
+                        let node = node.clone();
+                        let task = AbortOnDrop(tokio::spawn(async move { run_node(&ctx, &node, vars, &node_scope, true).await }));
+                        in_flight.push(Box::pin(async move { (i, task.await.unwrap_or_else(|e| Err(format!("the node's task ended: {e}")))) }));
+                    } else {
+                        in_flight.push(Box::pin(async move {
+                            let out = run_node(&ctx, node, vars, &node_scope, top).await;
+                            (i, out)
+                        }));
+                    }
                 }
             }
         }
@@ -334,10 +361,22 @@ fn inputs_of(node: &Node, inputs: &Map<String, Value>, settled: &HashMap<String,
     Some(vars)
 }
 
-/// Runs a graph in memory (a loop item or a subflow): (outputs, credits).
-pub async fn run_inline(ctx: &Arc<RunCtx>, graph: &Graph, inputs: Map<String, Value>, scope: &str) -> Result<(Map<String, Value>, f64), String> {
-    let inputs = bind_defaults(graph, inputs);
-    Box::pin(schedule(ctx, graph, &inputs, HashMap::new(), scope, Sink::Memory)).await
+/// A graph's outputs and the credits its nodes spent, or why it stopped.
+pub type GraphResult = Result<(Map<String, Value>, f64), String>;
+
+/// Runs a graph in memory (a loop item or a subflow): (outputs, credits). Boxed as a
+/// `Send` future: the recursion (a node runs a graph of nodes) otherwise hides from the
+/// compiler that a top-level node's task may move between threads.
+pub fn run_inline<'a>(
+    ctx: &'a Arc<RunCtx>,
+    graph: &'a Graph,
+    inputs: Map<String, Value>,
+    scope: &'a str,
+) -> futures::future::BoxFuture<'a, GraphResult> {
+    Box::pin(async move {
+        let inputs = bind_defaults(graph, inputs);
+        schedule(ctx, graph, &inputs, HashMap::new(), scope, Sink::Memory).await
+    })
 }
 
 /// Missing inputs take their `default`, else `""` (§8.4).

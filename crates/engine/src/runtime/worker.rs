@@ -19,17 +19,15 @@ impl Engine {
         SlotLimits { agent: self.config.runtime.agent_max_concurrency, org: self.config.runtime.org_max_concurrency }
     }
 
-    /// Starts the workers and the reaper. On a single-process database the leases of a
-    /// previous process are released first, so interrupted runs resume at once; on a
-    /// shared one they may be another replica's, and the reaper requeues them when they
-    /// expire.
+    /// Starts the workers and the reaper. The leases this process held before a restart
+    /// are released first, so its interrupted runs resume at once (on a single-process
+    /// database: every lease; on a shared one only this replica's, as another replica's
+    /// are requeued by the reaper when they expire).
     pub async fn start_workers(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
-        if !self.config.runtime.shared_database {
-            match self.store.release_all_leases().await {
-                Ok(n) if n > 0 => tracing::warn!(runs = n, "resuming runs interrupted by the previous shutdown or crash"),
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "could not release stale leases"),
-            }
+        match self.store.release_all_leases(&self.own_lease_prefix()).await {
+            Ok(n) if n > 0 => tracing::warn!(runs = n, "resuming runs interrupted by the previous shutdown or crash"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not release stale leases"),
         }
         let mut handles = Vec::new();
         // Other replicas' commits: events for live readers here, cancels for runs here.

@@ -16,8 +16,8 @@ pub trait ExportStore: Send + Sync {
     /// Leases the oldest REQUESTED or IN_PROGRESS export whose lease is free or expired,
     /// moving it to IN_PROGRESS (attempts + 1).
     async fn claim_export(&self, owner: &str, now: i64, lease_until: i64) -> Result<Option<DataExportRecord>>;
-    /// Releases every export lease (start-up of a single process; replicas come with PostgreSQL).
-    async fn release_export_leases(&self) -> Result<u64>;
+    /// Releases the export leases whose owner starts with `owner_prefix` (`""`: all).
+    async fn release_export_leases(&self, owner_prefix: &str) -> Result<u64>;
     async fn heartbeat_export(&self, id: &str, owner: &str, lease_until: i64) -> Result<bool>;
     /// IN_PROGRESS → COMPLETED/FAILED, only while `owner` holds the lease.
     async fn finish_export(&self, id: &str, owner: &str, end: &ExportEnd) -> Result<bool>;

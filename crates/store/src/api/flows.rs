@@ -32,8 +32,8 @@ pub trait FlowStore: Send + Sync {
     async fn claim_flow_run(&self, owner: &str, now: i64, lease_until: i64) -> Result<Option<FlowRunRecord>>;
     /// Renews a lease; false when the lease is no longer `owner`'s.
     async fn heartbeat_flow_run(&self, id: &str, owner: &str, lease_until: i64) -> Result<bool>;
-    /// Releases every lease (start-up of a single process; replicas come with PostgreSQL).
-    async fn release_flow_leases(&self) -> Result<u64>;
+    /// Releases the flow-run leases whose owner starts with `owner_prefix` (`""`: all).
+    async fn release_flow_leases(&self, owner_prefix: &str) -> Result<u64>;
     /// Moves a run `from` → `to` (checked by the engine's transition table), applied only
     /// `WHERE state = from` and, with `owner`, only while the lease is `owner`'s. Terminal
     /// states set `finished_at` and drop the lease. `Refused` when `from` no longer holds.

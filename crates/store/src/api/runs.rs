@@ -16,8 +16,9 @@ pub trait RunStore: Send + Sync {
     async fn expired_runs(&self, now: i64) -> Result<Vec<(String, i64)>>;
     /// Returns a job to the queue (lease cleared).
     async fn requeue_run(&self, run_id: &str, available_at: i64) -> Result<()>;
-    /// Returns every leased job to the queue (single-process start-up recovery).
-    async fn release_all_leases(&self) -> Result<u64>;
+    /// Returns the leased jobs whose owner starts with `owner_prefix` (`""`: every one)
+    /// to the queue: a restarting process takes back its own leases at once.
+    async fn release_all_leases(&self, owner_prefix: &str) -> Result<u64>;
     async fn run_steps(&self, run_id: &str) -> Result<Vec<StepRecord>>;
     /// Applies `u` atomically; `None` when `u.lease_owner` no longer holds the lease.
     async fn update_run(&self, u: RunUpdate<'_>) -> Result<Option<Vec<EventRecord>>>;

@@ -10,7 +10,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "sessions, runs, events, queue, files, artifacts", include_str!("schema/0002_sessions.sql")),
     (3, "flows, credit ledger, data exports", include_str!("schema/0003_flows_exports.sql")),
     (4, "webhook and audit triggers", include_str!("schema/0004_triggers.sql")),
-    // (5, "cross-replica notices, shared rate limits", include_str!("schema/0005_replicas.sql")), -- enabled once 0002 has events and runs
+    (5, "cross-replica notices, shared rate limits", include_str!("schema/0005_replicas.sql")),
 ];
 
 /// Any constant: the lock's name among Openloop's advisory locks.

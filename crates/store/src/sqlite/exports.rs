@@ -195,9 +195,13 @@ impl ExportStore for SqliteStore {
         .await
     }
 
-    async fn release_export_leases(&self) -> Result<u64> {
-        self.write(|c| {
-            Ok(c.prepare_cached("UPDATE data_exports SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL")?.execute([])? as u64)
+    async fn release_export_leases(&self, owner_prefix: &str) -> Result<u64> {
+        let prefix = owner_prefix.to_string();
+        self.write(move |c| {
+            Ok(c.prepare_cached(
+                "UPDATE data_exports SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL AND substr(lease_owner, 1, length(?1)) = ?1",
+            )?
+            .execute([prefix])? as u64)
         })
         .await
     }

@@ -302,9 +302,13 @@ impl FlowStore for SqliteStore {
         .await
     }
 
-    async fn release_flow_leases(&self) -> Result<u64> {
-        self.write(|c| {
-            Ok(c.prepare_cached("UPDATE flow_runs SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL")?.execute([])? as u64)
+    async fn release_flow_leases(&self, owner_prefix: &str) -> Result<u64> {
+        let prefix = owner_prefix.to_string();
+        self.write(move |c| {
+            Ok(c.prepare_cached(
+                "UPDATE flow_runs SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL AND substr(lease_owner, 1, length(?1)) = ?1",
+            )?
+            .execute([prefix])? as u64)
         })
         .await
     }

@@ -653,9 +653,13 @@ impl RunStore for SqliteStore {
         .await
     }
 
-    async fn release_all_leases(&self) -> Result<u64> {
-        self.write(|c| {
-            Ok(c.prepare_cached("UPDATE jobs SET state = 'ready', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'leased'")?.execute([])? as u64)
+    async fn release_all_leases(&self, owner_prefix: &str) -> Result<u64> {
+        let prefix = owner_prefix.to_string();
+        self.write(move |c| {
+            Ok(c.prepare_cached(
+                "UPDATE jobs SET state = 'ready', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'leased' AND substr(lease_owner, 1, length(?1)) = ?1",
+            )?
+            .execute([prefix])? as u64)
         })
         .await
     }

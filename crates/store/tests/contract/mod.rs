@@ -64,7 +64,7 @@ macro_rules! contract_suite {
             start_turn_only_from_allowed_states,
             start_turn_dequeues_atomically, queue_respects_max_edit_delete, grants_and_readers, files_rename_cancel_queue_position,
             delete_idle_sessions_removes_every_trace,
-            queue_places_follow_claim_order,
+            queue_places_follow_claim_order, text_with_nul_is_stored,
         ]);
         $crate::contract_suite!(@family $make, 2, runs: [
             claim_heartbeat_commit_finish, non_owner_writes_nothing, expiry_requeue_and_release, events_paging_and_purge,

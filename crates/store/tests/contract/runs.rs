@@ -174,9 +174,11 @@ pub async fn expiry_requeue_and_release(b: &dyn Backend) {
     assert!(s.update_run(RunUpdate { events: vec![event("mine", 0)], ..RunUpdate::new(&run.id, Some("w2")) }).await.unwrap().is_some());
     assert_eq!(counts(s, &w).await, (0, 1, 1), "a reclaimed run is counted once");
 
-    // Start-up recovery returns every lease.
-    assert_eq!(s.release_all_leases().await.unwrap(), 1);
-    assert_eq!(s.release_all_leases().await.unwrap(), 0);
+    // Start-up recovery returns the restarting process's own leases (owner prefix), or
+    // every lease with "".
+    assert_eq!(s.release_all_leases("w3").await.unwrap(), 0, "another process's lease stays");
+    assert_eq!(s.release_all_leases("w").await.unwrap(), 1);
+    assert_eq!(s.release_all_leases("").await.unwrap(), 0);
     let c = s.claim_run("w3", t + 30 * SECOND, far(), NO_LIMITS).await.unwrap().expect("claimable after release");
     assert_eq!(c.attempts, 3);
     assert_eq!(counts(s, &w).await, (0, 1, 1));

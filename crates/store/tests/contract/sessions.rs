@@ -575,3 +575,118 @@ pub async fn delete_idle_sessions_removes_every_trace(b: &dyn Backend) {
     assert_eq!(s.claim_run("w2", now(), far(), NO_LIMITS).await.unwrap().map(|c| c.run.id), Some(active_run.id.clone()));
     assert_eq!(s.delete_idle_sessions(now() + 3600 * SECOND).await.unwrap(), 0);
 }
+
+/// `s` as a backend stores it: unchanged, or (PostgreSQL, which cannot store U+0000)
+/// with every NUL replaced by U+FFFD.
+fn stored_as(got: &str, written: &str) -> bool {
+    got == written || got == written.replace('\0', "\u{FFFD}")
+}
+
+/// [`stored_as`] for every string and object key of a JSON value.
+fn json_stored_as(got: &serde_json::Value, written: &serde_json::Value) -> bool {
+    fn replaced(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::String(s) => serde_json::Value::String(s.replace('\0', "\u{FFFD}")),
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(replaced).collect()),
+            serde_json::Value::Object(o) => serde_json::Value::Object(o.iter().map(|(k, v)| (k.replace('\0', "\u{FFFD}"), replaced(v))).collect()),
+            other => other.clone(),
+        }
+    }
+    got == written || *got == replaced(written)
+}
+
+/// Text the server generates (model replies, tool output, fetched pages) may hold U+0000:
+/// every write of it succeeds, and it reads back as written or with U+FFFD for NUL.
+/// Searching for a NUL is no error either.
+pub async fn text_with_nul_is_stored(b: &dyn Backend) {
+    let store = b.open().await;
+    let s = &*store;
+    let w = world(s).await;
+
+    let mut rec = session_record(&w.agent, &w.user, SessionState::Idle);
+    rec.name = Some("Report\u{0}one".into());
+    rec.metadata = json!({"source": "contract\u{0}test", "key\u{0}": ["a\u{0}", {"b\u{0}": "c\u{0}d"}]});
+    let (mut msg, run) = turn(&rec);
+    msg.content = Some("What is\u{0} the total?".into());
+    msg.parts = json!([{"id": id("part"), "type": "text", "text": "What is\u{0} the total?"}]);
+    s.create_session_with_turn(&rec, new_turn(&msg, &run, admit_as(RunState::Processing))).await.unwrap().expect("admitted");
+
+    let got = s.session(&rec.id).await.unwrap().expect("created");
+    assert!(stored_as(got.name.as_deref().unwrap(), rec.name.as_deref().unwrap()), "the name: {:?}", got.name);
+    assert!(json_stored_as(&got.metadata, &rec.metadata), "the metadata: {}", got.metadata);
+    let msgs = s.messages(&rec.id).await.unwrap();
+    assert_eq!(msgs.len(), 1);
+    assert!(stored_as(msgs[0].content.as_deref().unwrap(), msg.content.as_deref().unwrap()), "the content: {:?}", msgs[0].content);
+    assert!(json_stored_as(&msgs[0].parts, &msg.parts), "the parts: {}", msgs[0].parts);
+
+    // The worker's writes: a reply, a step's output, events, an error.
+    s.claim_run("w1", now(), far(), NO_LIMITS).await.unwrap().expect("claimable");
+    let reply = assistant_message(&run, "The page said \u{0}42\u{0}");
+    let step =
+        StepRecord { run_id: run.id.clone(), step: 0, call_id: "call\u{0}1".into(), state: "done".into(), output: json!({"page": "<html>\u{0}</html>"}) };
+    let events = vec![json!({"type": "text-delta", "delta": "4\u{0}2"})];
+    s.update_run(RunUpdate { message: Some(&reply), step: Some(&step), events, ..RunUpdate::new(&run.id, Some("w1")) })
+        .await
+        .unwrap()
+        .expect("the holder writes");
+    let failed = RunUpdate {
+        transition: Some(Transition { from: RunState::Processing, to: RunState::Failed }),
+        finish_reason: Some("error"),
+        error_message: Some("tool failed: \u{0}"),
+        events: vec![json!({"type": "error", "errorText": "tool failed: \u{0}"})],
+        terminal: true,
+        ..RunUpdate::new(&run.id, Some("w1"))
+    };
+    s.update_run(failed).await.unwrap().expect("the holder fails the run");
+
+    let msgs = s.messages(&rec.id).await.unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert!(stored_as(msgs[1].content.as_deref().unwrap(), reply.content.as_deref().unwrap()), "the reply: {:?}", msgs[1].content);
+    assert!(json_stored_as(&msgs[1].parts, &reply.parts), "the reply's parts: {}", msgs[1].parts);
+    let steps = s.run_steps(&run.id).await.unwrap();
+    assert_eq!(steps.len(), 1);
+    assert!(stored_as(&steps[0].call_id, &step.call_id));
+    assert!(json_stored_as(&steps[0].output, &step.output), "the step's output: {}", steps[0].output);
+    let got_run = s.run(&run.id).await.unwrap().unwrap();
+    assert_eq!(got_run.state, RunState::Failed);
+    assert!(stored_as(got_run.error_message.as_deref().unwrap(), "tool failed: \u{0}"), "the error: {:?}", got_run.error_message);
+    let ev = all_events(s, &rec.id).await;
+    assert!(json_stored_as(&ev[ev.len() - 2].data, &json!({"type": "text-delta", "delta": "4\u{0}2"})), "an event: {}", ev[ev.len() - 2].data);
+    assert!(json_stored_as(&ev[ev.len() - 1].data, &json!({"type": "error", "errorText": "tool failed: \u{0}"})), "an event: {}", ev[ev.len() - 1].data);
+
+    // A rename, a queued message and a file name.
+    s.rename_session(&rec.id, "Renamed\u{0}").await.unwrap();
+    assert!(stored_as(s.session(&rec.id).await.unwrap().unwrap().name.as_deref().unwrap(), "Renamed\u{0}"));
+    assert!(s.enqueue_message(&queued_message(&rec.id, "later\u{0}", now()), 10).await.unwrap());
+    assert!(stored_as(&s.queued_messages(&rec.id).await.unwrap()[0].input, "later\u{0}"));
+    let file = SessionFileRecord {
+        session_id: rec.id.clone(),
+        file_name: "in\u{0}.txt".into(),
+        media_type: "text/plain".into(),
+        size: 1,
+        blob_key: "k".into(),
+        created_at: now(),
+    };
+    s.insert_session_file(&file).await.unwrap();
+    assert!(stored_as(&s.session_files(&rec.id).await.unwrap()[0].file_name, &file.file_name));
+
+    // Searches holding a NUL answer (whatever they match), never fail.
+    let filter = |needle: &str| SessionFilter {
+        agent_id: w.agent.id.clone(),
+        reader: reader(&w.user, &[]),
+        own_team: None,
+        states: None,
+        kind: None,
+        creator: None,
+        search: Some(needle.to_string()),
+    };
+    let page = PageWindow { after: None, limit: 100, desc: true };
+    for needle in ["\u{0}", "renamed\u{0}", "total\u{0}"] {
+        s.list_sessions(&filter(needle), SessionSort::Name, &page).await.unwrap();
+    }
+    let cursor = PageWindow { after: Some((SortVal::Str("renamed\u{0}".into()), "sess\u{0}".into())), limit: 100, desc: true };
+    s.list_sessions(&filter("re"), SessionSort::Name, &cursor).await.unwrap();
+    let artifacts =
+        ArtifactFilter { agent_id: w.agent.id.clone(), reader: reader(&w.user, &[]), session_id: Some(rec.id.clone()), search: Some("\u{0}".into()) };
+    s.list_artifacts(&artifacts, ArtifactSort::Name, &page).await.unwrap();
+}
