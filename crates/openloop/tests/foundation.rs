@@ -224,7 +224,7 @@ async fn nul_characters_are_refused_naming_where_they_are() {
     // PostgreSQL cannot store U+0000; Openloop refuses it in every request, on every backend.
     let s = Server::start(bin(), &[]);
     let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "bad\u{0}name", "model_name": "gpt-4o-mini"}))).await;
-    assert_eq!((st, b["error"]["code"].as_str(), b["error"]["param"].as_str()), (400, Some("invalid_request"), Some("name")), "{b}");
+    assert_eq!((st, b["error"]["code"].as_str(), b["error"]["param"].as_str()), (400, Some("invalid_name"), Some("name")), "{b}");
     let (st, b, _) = send(s.post(ADMIN_KEY, "/agents", json!({"name": "ok", "model_name": "gpt-4o-mini", "metadata": {"tags": ["x\u{0}"]}}))).await;
     assert_eq!((st, b["error"]["param"].as_str()), (400, Some("metadata.tags[0]")), "{b}");
     let (st, b, _) = send(s.get(ADMIN_KEY, "/agents?search_query=%00")).await;

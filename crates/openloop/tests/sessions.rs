@@ -303,13 +303,10 @@ async fn s10_uploads_are_checked_and_attachments_reach_the_model() {
     assert_eq!((st, &b), (201, &json!({"file_name": "plan.txt", "media_type": "text/plain", "size": 15})));
     let (_, b, _) = send(s.post(ADMIN_KEY, &format!("/sessions/{sid}/files"), json!({"file_name": "plan.txt", "file_content": b64(b"v2")}))).await;
     assert_eq!(b["file_name"], "plan (1).txt");
-    for bad in ["../x", "a/b", "", ".."] {
+    for bad in ["../x", "a/b", "a\u{0}b", "", ".."] {
         let (st, b, _) = send(s.post(ADMIN_KEY, &format!("/sessions/{sid}/files"), json!({"file_name": bad, "file_content": b64(b"x")}))).await;
         assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_file_name")), "{bad:?}");
     }
-    // NUL is refused in any request text, before the route sees it.
-    let (st, b, _) = send(s.post(ADMIN_KEY, &format!("/sessions/{sid}/files"), json!({"file_name": "a\u{0}b", "file_content": b64(b"x")}))).await;
-    assert_eq!((st, b["error"]["code"].as_str(), b["error"]["param"].as_str()), (400, Some("invalid_request"), Some("file_name")));
     let (st, b, _) = send(s.post(ADMIN_KEY, &format!("/sessions/{sid}/files"), json!({"file_name": "x.bin", "file_content": "!!!not base64"}))).await;
     assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_file_content")));
     let (st, b, _) = send(s.post(ADMIN_KEY, &format!("/sessions/{sid}/files"), json!({"file_name": "big.bin", "file_content": b64(&[7u8; 2048])}))).await;

@@ -44,6 +44,19 @@ pub fn has_encoded_nul(path: &str) -> bool {
     path.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0') || path.contains('\0')
 }
 
+/// The error a NUL earns in `field`: names follow their own rules (§9.2 item 8: a file
+/// name with NUL is `invalid_file_name`; a name is `invalid_name`), anything else is an
+/// invalid request.
+fn nul_code(field: &str) -> ErrorCode {
+    let last = field.rsplit('.').next().unwrap_or(field);
+    let key = last.split('[').next().unwrap_or(last);
+    match key {
+        "file_name" | "file_names" | "filename" => ErrorCode::InvalidFileName,
+        "name" => ErrorCode::InvalidName,
+        _ => ErrorCode::InvalidRequest,
+    }
+}
+
 /// The JSON path (`a.b[2].c`) of the first string or key holding U+0000.
 fn nul_path(v: &Value, at: &mut String) -> bool {
     match v {
@@ -120,8 +133,9 @@ pub async fn read_json(headers: &HeaderMap, body: axum::body::Body, limit: usize
     let mut at = String::new();
     if nul_path(&v, &mut at) {
         let field = if at.is_empty() { "body".to_string() } else { at };
-        return Err(ApiError::new(ErrorCode::InvalidRequest, format!("{field} contains a NUL character (\\u0000), which Openloop does not accept in text."))
-            .param(field));
+        return Err(
+            ApiError::new(nul_code(&field), format!("{field} contains a NUL character (\\u0000), which Openloop does not accept in text.")).param(field)
+        );
     }
     Ok(v)
 }
@@ -181,5 +195,9 @@ mod tests {
         let mut at = String::new();
         assert!(!nul_path(&serde_json::json!({"input": "no nul here \\u0000"}), &mut at));
         assert!(has_encoded_nul("/api/v1/agents/%00") && !has_encoded_nul("/api/v1/agents/a%2500"));
+        assert_eq!(nul_code("files[2].file_name"), ErrorCode::InvalidFileName);
+        assert_eq!(nul_code("file_names[0]"), ErrorCode::InvalidFileName);
+        assert_eq!(nul_code("name"), ErrorCode::InvalidName);
+        assert_eq!(nul_code("metadata.note"), ErrorCode::InvalidRequest);
     }
 }

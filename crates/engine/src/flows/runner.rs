@@ -367,12 +367,7 @@ pub type GraphResult = Result<(Map<String, Value>, f64), String>;
 /// Runs a graph in memory (a loop item or a subflow): (outputs, credits). Boxed as a
 /// `Send` future: the recursion (a node runs a graph of nodes) otherwise hides from the
 /// compiler that a top-level node's task may move between threads.
-pub fn run_inline<'a>(
-    ctx: &'a Arc<RunCtx>,
-    graph: &'a Graph,
-    inputs: Map<String, Value>,
-    scope: &'a str,
-) -> futures::future::BoxFuture<'a, GraphResult> {
+pub fn run_inline<'a>(ctx: &'a Arc<RunCtx>, graph: &'a Graph, inputs: Map<String, Value>, scope: &'a str) -> futures::future::BoxFuture<'a, GraphResult> {
     Box::pin(async move {
         let inputs = bind_defaults(graph, inputs);
         schedule(ctx, graph, &inputs, HashMap::new(), scope, Sink::Memory).await
