@@ -71,6 +71,11 @@ pub struct Engine {
     running: Mutex<HashMap<String, Arc<watch::Sender<Stop>>>>,
     /// Identity of this process in job leases.
     pub process_id: String,
+    /// On a shared database one worker of this process claims at a time: claimers of
+    /// every replica serialize on the organization's slot row, and more of them from one
+    /// process only queue up there (64 concurrent claimers made 29 runs/s; see
+    /// docs/BENCHMARKS.md).
+    claim_lane: tokio::sync::Mutex<()>,
     /// Uploads and artifacts (absent in admin commands).
     pub blobs: Option<blobs::BlobStore>,
     /// Runs Openloop's own API tools in-process (set by the HTTP layer).
@@ -98,6 +103,7 @@ impl Engine {
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             process_id: wire::ids::new_id("proc"),
+            claim_lane: tokio::sync::Mutex::new(()),
             blobs: None,
             api_invoker: std::sync::OnceLock::new(),
             clock: Arc::new(clock::SystemClock),

@@ -59,8 +59,11 @@ impl Engine {
             }
             // Register interest before looking, so a wake-up between the two is not lost.
             let notified = self.wake.notified();
+            let lane = if self.config.runtime.shared_database { Some(self.claim_lane.lock().await) } else { None };
             let now = self.now();
-            let claimed = match self.store.claim_run(&owner, now, now + micros(lease), self.slot_limits()).await {
+            let claimed = self.store.claim_run(&owner, now, now + micros(lease), self.slot_limits()).await;
+            drop(lane);
+            let claimed = match claimed {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "claiming a run failed");
