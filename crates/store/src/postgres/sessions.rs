@@ -2,16 +2,20 @@
 //! event log (ported from `sqlite/sessions.rs`, same behaviour).
 //!
 //! Concurrency (READ COMMITTED, several replicas). Locks are always taken in this order:
-//! 1. the slot locks: the organization's `run_counts` 'processing' row, then the
-//!    agent's ([`lock_slots`]). Every transaction that changes a run count (admission,
-//!    claim, a transition) takes both first, so counts read under them are exact and
-//!    limit checks cannot be overrun;
-//! 2. the session row (`FOR NO KEY UPDATE`): numbering messages and events, checking
+//! 1. the session row (`FOR NO KEY UPDATE`): numbering messages and events, checking
 //!    its state or its queue;
-//! 3. the run's job row (lease checks).
+//! 2. the run's job row (lease checks);
+//! 3. the slot locks: the organization's `run_counts` 'processing' row, then the
+//!    agent's ([`lock_slots`]). Every transaction that may RAISE a run count (admission,
+//!    claim, a transition into queued or processing) takes both before deciding, so the
+//!    counts it reads are exact and limits cannot be overrun. A transition that only
+//!    lowers counts (a run ending) decrements them as its last statements, holding the
+//!    rows only while it commits: the organization's row is every run's serial section,
+//!    so how long it is held bounds runs/s (docs/BENCHMARKS.md).
 //!
-//! `claim_run` takes its job, run and session with `SKIP LOCKED` after the slot locks, so
-//! it never waits for a row another writer holds.
+//! `claim_run` takes the slot locks first but its job, run and session with `SKIP
+//! LOCKED`, so it never waits for a row another writer holds: no cycle with the order
+//! above.
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -343,8 +347,6 @@ enum TurnTarget<'a> {
 /// written when it refuses (the caller rolls back).
 async fn write_turn(c: &mut PgConnection, target: TurnTarget<'_>, turn: NewTurn) -> Result<std::result::Result<TurnWritten, Refusal>> {
     let NewTurn { message, mut run, admit, dequeue } = turn;
-    // Slot locks first: the counts the rule sees cannot change before this commits.
-    lock_slots(c, &run.organization_id, &run.agent_id).await?;
     let session_state = match target {
         TurnTarget::New(_) => SessionState::Idle,
         TurnTarget::Existing(id) => match lock_session(c, id).await? {
@@ -352,6 +354,8 @@ async fn write_turn(c: &mut PgConnection, target: TurnTarget<'_>, turn: NewTurn)
             None => return Err(StoreError::NotFound),
         },
     };
+    // Then the slot locks: the counts the rule sees cannot rise before this commits.
+    lock_slots(c, &run.organization_id, &run.agent_id).await?;
     let counts = active_counts_tx(c, &run.agent_id, &run.organization_id).await?;
     let (state, events) = match admit(&AdmissionView { session_state, counts }) {
         Ok(v) => v,
@@ -987,15 +991,16 @@ async fn update_run_tx(c: &mut PgConnection, u: RunUpdate<'_>) -> Result<Option<
     let Some(head) = head else { return Err(StoreError::NotFound) };
     let (session_id, agent_id, org_id): (String, String, String) = (head.try_get("session_id")?, head.try_get("agent_id")?, head.try_get("organization_id")?);
     let counted = |st: RunState| matches!(st, RunState::Queued | RunState::Processing);
-    if u.transition.is_some_and(|t| t.from != t.to && (counted(t.from) || counted(t.to))) {
-        lock_slots(c, &org_id, &agent_id).await?;
-    }
+    let raises_counts = u.transition.is_some_and(|t| t.from != t.to && counted(t.to));
     let sess =
         sqlx::query("SELECT usage, current_run_id, state FROM sessions WHERE id = $1 FOR NO KEY UPDATE").bind(&session_id).fetch_optional(&mut *c).await?;
     let Some(sess) = sess else { return Err(StoreError::NotFound) };
     let run = sqlx::query("SELECT usage, assistant_message_id, state FROM runs WHERE id = $1").bind(u.run_id).fetch_optional(&mut *c).await?;
     let Some(run) = run else { return Err(StoreError::NotFound) };
     let job = sqlx::query("SELECT state, lease_owner FROM jobs WHERE run_id = $1 FOR NO KEY UPDATE").bind(u.run_id).fetch_optional(&mut *c).await?;
+    if raises_counts {
+        lock_slots(c, &org_id, &agent_id).await?;
+    }
     let (job_state, holder): (Option<String>, Option<String>) = match &job {
         Some(j) => (Some(j.try_get("state")?), j.try_get("lease_owner")?),
         None => (None, None),
@@ -1101,9 +1106,6 @@ async fn update_run_tx(c: &mut PgConnection, u: RunUpdate<'_>) -> Result<Option<
         .execute(&mut *c)
         .await?;
     }
-    if let Some(t) = u.transition {
-        count_transition(c, &agent_id, &org_id, Some(t.from), Some(t.to)).await?;
-    }
     if u.terminal || u.release_job {
         sqlx::query("DELETE FROM jobs WHERE run_id = $1").bind(u.run_id).execute(&mut *c).await?;
     }
@@ -1141,5 +1143,9 @@ async fn update_run_tx(c: &mut PgConnection, u: RunUpdate<'_>) -> Result<Option<
         Some(last) if n > 0 => insert_events(c, &session_id, Some(u.run_id), u.events, last - n + 1, now).await?,
         _ => vec![],
     };
+    // Last: the count rows are held from here to the commit only.
+    if let Some(t) = u.transition {
+        count_transition(c, &agent_id, &org_id, Some(t.from), Some(t.to)).await?;
+    }
     Ok(Some(ev))
 }
