@@ -2,7 +2,6 @@
 //! listed and downloaded in two steps (signed URL, no credentials), on local disk and on
 //! a real S3-compatible server (moto, started by scripts/s3-test-server).
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -18,31 +17,13 @@ fn bin() -> &'static std::path::Path {
     env!("CARGO_BIN_EXE_openloop").as_ref()
 }
 
-/// One moto server for this test binary (killed when the binary exits by the script's
-/// watcher).
-fn s3_endpoint() -> &'static str {
-    static EP: OnceLock<String> = OnceLock::new();
-    EP.get_or_init(|| {
-        if let Ok(ep) = std::env::var("OPENLOOP_TEST_S3_ENDPOINT") {
-            return ep;
-        }
-        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let out = std::process::Command::new(repo.join("scripts/s3-test-server"))
-            .env("S3_TEST_SERVER_WATCH_PID", std::process::id().to_string())
-            .output()
-            .expect("run scripts/s3-test-server (needs python3 to install moto[server])");
-        assert!(out.status.success(), "scripts/s3-test-server failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    })
-}
-
 async fn start(fake: &FakeLlm, s3: bool) -> Server {
     let url = fake.openai_base_url();
     let keys = format!("k1:{}", base64::engine::general_purpose::STANDARD.encode(SIGNING_SECRET));
     let mut env: Vec<(String, String)> =
         vec![("OPENAI_BASE_URL".into(), url), ("OPENAI_API_KEY".into(), "sk-test".into()), ("OPENLOOP_SIGNING_KEYS".into(), keys)];
     if s3 {
-        let ep = s3_endpoint().to_string();
+        let ep = testkit::s3_endpoint().to_string();
         let bucket = format!("b{}", wire_id());
         let resp = reqwest::Client::new().put(format!("{ep}/{bucket}")).send().await.expect("create bucket");
         assert!(resp.status().is_success(), "bucket creation failed: {}", resp.status());

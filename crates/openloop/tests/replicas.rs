@@ -5,7 +5,6 @@
 //! URL; `scripts/test` starts a throwaway cluster and sets it); without it each test
 //! says so and returns.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -27,23 +26,6 @@ fn admin_url() -> Option<String> {
     url
 }
 
-/// One moto server for this test binary (stopped with it by the script's watcher).
-fn s3_endpoint() -> &'static str {
-    static EP: OnceLock<String> = OnceLock::new();
-    EP.get_or_init(|| {
-        if let Ok(ep) = std::env::var("OPENLOOP_TEST_S3_ENDPOINT") {
-            return ep;
-        }
-        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let out = std::process::Command::new(repo.join("scripts/s3-test-server"))
-            .env("S3_TEST_SERVER_WATCH_PID", std::process::id().to_string())
-            .output()
-            .expect("run scripts/s3-test-server (needs python3 to install moto[server])");
-        assert!(out.status.success(), "scripts/s3-test-server failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    })
-}
-
 /// What both replicas share: the database, the bucket, the signing key, the provider.
 struct Shared {
     env: Vec<(String, String)>,
@@ -52,7 +34,7 @@ struct Shared {
 impl Shared {
     async fn new(admin: &str, fake: &FakeLlm, extra: &[(&str, &str)]) -> Shared {
         let db = testkit::create_postgres_database(admin, "replicas");
-        let ep = s3_endpoint().to_string();
+        let ep = testkit::s3_endpoint().to_string();
         let bucket = format!("replicas{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
         let resp = reqwest::Client::new().put(format!("{ep}/{bucket}")).send().await.expect("create bucket");
         assert!(resp.status().is_success(), "bucket creation failed: {}", resp.status());

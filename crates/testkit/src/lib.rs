@@ -48,6 +48,24 @@ fn wire_like_suffix() -> String {
     format!("{}_{}_{}", std::process::id(), nanos % 1_000_000_000_000, N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// One S3-compatible server (moto) per test binary: `OPENLOOP_TEST_S3_ENDPOINT`, or one
+/// started by `scripts/s3-test-server`, which stops it when this process exits.
+pub fn s3_endpoint() -> &'static str {
+    static EP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    EP.get_or_init(|| {
+        if let Ok(ep) = std::env::var("OPENLOOP_TEST_S3_ENDPOINT") {
+            return ep;
+        }
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let out = Command::new(repo.join("scripts/s3-test-server"))
+            .env("S3_TEST_SERVER_WATCH_PID", std::process::id().to_string())
+            .output()
+            .expect("run scripts/s3-test-server (needs python3 to install moto[server])");
+        assert!(out.status.success(), "scripts/s3-test-server failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
+}
+
 /// A running server process.
 pub struct Server {
     pub bin: PathBuf,
