@@ -68,6 +68,10 @@ impl Engine {
 
     async fn webhook_loop(self: Arc<Self>, config: WebhookConfig, shutdown: watch::Receiver<bool>) {
         let owner = format!("{}/h", self.process_id);
+        // Deliveries this process was sending when it stopped are sent again at once.
+        if let Err(e) = self.store.release_webhook_leases(&self.own_lease_prefix()).await {
+            tracing::warn!(error = %e, "releasing webhook delivery leases failed");
+        }
         let config = Arc::new(config);
         loop {
             if *shutdown.borrow() {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::{json, Value};
 use testkit::fake_llm::{FakeLlm, Reply};
 use testkit::{send, Server, ADMIN_KEY, ADMIN_USER};
@@ -192,7 +193,7 @@ async fn bad_documents_and_inputs_get_clear_errors_naming_node_and_field() {
     let (st, kinds, _) = send(s.get(ADMIN_KEY, "/flows/node-kinds")).await;
     assert_eq!(st, 200);
     let kinds = kinds["node_kinds"].as_array().unwrap();
-    assert_eq!(kinds.len(), 16);
+    assert_eq!(kinds.len(), 17);
     let llm = kinds.iter().find(|k| k["kind"] == "llm").unwrap();
     assert_eq!(llm["config"]["required"], json!(["model", "prompt"]), "{llm}");
     assert_eq!(llm["outputs"][0]["port"], "text");
@@ -526,4 +527,59 @@ async fn kill_9_mid_loop_resumes_without_calling_the_model_again_for_committed_i
     }
     assert_eq!(asked("item3"), 2, "the item in flight at the kill is asked again");
     assert!(b["log"].as_array().unwrap().iter().any(|l| l == "Node each ran 6 items (3 committed before a restart)"), "{b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loop_file_streams_the_lines_of_an_upload_into_a_results_file_and_resumes_after_kill_9() {
+    let fake = FakeLlm::start().await;
+    fake.on_user_contains("fileitem line3", Reply::text("late").first_byte_delay(Duration::from_secs(30)));
+    let mut s = start(&fake, &[]);
+    // Six lines (one empty, one with CRLF), uploaded with F8.
+    let content = "line0\nline1\r\n\nline3\nline4\nline5";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(content);
+    let (st, b, _) = send(s.post(ADMIN_KEY, "/upload_file", json!({"file_name": "lines.txt", "file_content": b64}))).await;
+    assert_eq!(st, 200, "{b}");
+    let flow = save(
+        &s,
+        json!({"name": "file loop", "inputs": [{"name": "source", "data_type": "string"}],
+        "nodes": [{"id": "each", "kind": "loop_file", "concurrency": 1, "inputs": {"file_name": "input.source"},
+                   "flow": {"name": "line", "inputs": [{"name": "x"}], "nodes": [{"id": "ask", "kind": "llm", "model": "gpt-4o-mini", "prompt": "fileitem {{x}}"}],
+                            "outputs": [{"output_name": "o", "from": "ask"}]}}],
+        "outputs": [{"output_name": "results", "from": "each.file_name"}, {"output_name": "count", "from": "each.count"}]}),
+    )
+    .await;
+    let run = start_run(&s, &flow, json!({"source": "lines.txt"})).await;
+    for _ in 0..500 {
+        if fake.request_count() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fake.request_count(), 4, "lines 0–2 done, line 3 in flight");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.kill9();
+    s.restart();
+    let b = wait_run(&s, &run, &["DONE", "FAILED"]).await;
+    assert_eq!(b["state"], "DONE", "{b}");
+    assert_eq!((b["outputs"]["results"].as_str(), b["outputs"]["count"].as_i64()), (Some("each-results.jsonl"), Some(6)), "{b}");
+    let resp =
+        s.client.post(s.url("/download_file")).bearer_auth(ADMIN_KEY).json(&json!({"file_name": "each-results.jsonl", "run_id": run})).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let lines: Vec<String> = text.lines().map(|l| serde_json::from_str::<String>(l).unwrap()).collect();
+    let want: Vec<String> = ["line0", "line1", "", "line3", "line4", "line5"].iter().map(|l| format!("ok: fileitem {l}")).collect();
+    assert_eq!(lines, want, "one JSON line per input line, in order");
+    let asked = |line: &str| {
+        fake.requests()
+            .iter()
+            .filter(|r| r["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str()) == Some(&format!("fileitem {line}")))
+            .count()
+    };
+    assert_eq!((asked("line0"), asked("line1"), asked("line3")), (1, 1, 2), "committed lines are not asked again; the one in flight is");
+    assert!(b["log"].as_array().unwrap().iter().any(|l| l == "Node each ran 6 lines of lines.txt (3 committed before a restart)"), "{b}");
+    // A missing file fails the node with a message naming it.
+    let run = start_run(&s, &flow, json!({"source": "nope.txt"})).await;
+    let b = wait_run(&s, &run, &["DONE", "FAILED"]).await;
+    assert_eq!(b["state"], "FAILED", "{b}");
+    assert!(b.to_string().contains("no file named \\\"nope.txt\\\""), "{b}");
 }

@@ -340,8 +340,8 @@ impl FlowStore for SplitStore {
     async fn commit_flow_loop_item(&self, owner: &str, run_id: &str, node_id: &str, idx: i64, output: &Value, credit_cost: f64) -> Result<bool> {
         self.shared.commit_flow_loop_item(owner, run_id, node_id, idx, output, credit_cost).await
     }
-    async fn flow_loop_items(&self, run_id: &str, node_id: &str) -> Result<Vec<(i64, Value, f64)>> {
-        self.shared.flow_loop_items(run_id, node_id).await
+    async fn flow_loop_items(&self, run_id: &str, node_id: &str, after_idx: i64, limit: usize) -> Result<Vec<(i64, Value, f64)>> {
+        self.shared.flow_loop_items(run_id, node_id, after_idx, limit).await
     }
     async fn append_flow_log(&self, run_id: &str, lines: Vec<String>) -> Result<()> {
         self.shared.append_flow_log(run_id, lines).await
@@ -408,5 +408,8 @@ impl WebhookStore for SplitStore {
     }
     async fn webhook_counts(&self) -> Result<Vec<(String, i64)>> {
         self.shared.webhook_counts().await
+    }
+    async fn release_webhook_leases(&self, owner_prefix: &str) -> Result<u64> {
+        self.shared.release_webhook_leases(owner_prefix).await
     }
 }

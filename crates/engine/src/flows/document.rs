@@ -144,22 +144,72 @@ pub enum CondOp {
 /// A node kind with its configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
-    Template { template: String },
-    Llm { model: String, prompt: String, system: Option<String>, schema: Option<Value>, temperature: Option<f64>, max_tokens: Option<u32> },
-    Agent { agent_id: String, prompt: String },
-    Extract { model: String, fields: Vec<(String, String, Option<String>)> },
-    Categorize { model: String, categories: Vec<String> },
-    HttpRequest { method: String, url: String, headers: BTreeMap<String, String>, body: Option<String> },
-    WebFetch { url: String },
-    JsonPath { path: Vec<PathStep> },
-    Split { separator: String },
-    Join { separator: String },
-    Filter { contains: Option<String>, equals: Option<Value>, not_empty: bool },
+    Template {
+        template: String,
+    },
+    Llm {
+        model: String,
+        prompt: String,
+        system: Option<String>,
+        schema: Option<Value>,
+        temperature: Option<f64>,
+        max_tokens: Option<u32>,
+    },
+    Agent {
+        agent_id: String,
+        prompt: String,
+    },
+    Extract {
+        model: String,
+        fields: Vec<(String, String, Option<String>)>,
+    },
+    Categorize {
+        model: String,
+        categories: Vec<String>,
+    },
+    HttpRequest {
+        method: String,
+        url: String,
+        headers: BTreeMap<String, String>,
+        body: Option<String>,
+    },
+    WebFetch {
+        url: String,
+    },
+    JsonPath {
+        path: Vec<PathStep>,
+    },
+    Split {
+        separator: String,
+    },
+    Join {
+        separator: String,
+    },
+    Filter {
+        contains: Option<String>,
+        equals: Option<Value>,
+        not_empty: bool,
+    },
     Dedupe,
-    Condition { op: CondOp, value: Value },
-    Loop { body: Box<LoopBody>, item_input: String, concurrency: usize },
-    Subflow { target: SubflowTarget },
-    WriteFile { file_name: String },
+    Condition {
+        op: CondOp,
+        value: Value,
+    },
+    /// `over_file`: the items are the lines of a flow file named by the `file_name` input,
+    /// read as a stream; the results go to a JSON-lines run file (`loop_file`), so memory
+    /// stays flat whatever the number of items.
+    Loop {
+        body: Box<LoopBody>,
+        item_input: String,
+        concurrency: usize,
+        over_file: bool,
+    },
+    Subflow {
+        target: SubflowTarget,
+    },
+    WriteFile {
+        file_name: String,
+    },
 }
 
 /// What a loop runs per item.
@@ -198,7 +248,8 @@ impl Kind {
             Kind::Filter { .. } => "filter",
             Kind::Dedupe => "dedupe",
             Kind::Condition { .. } => "condition",
-            Kind::Loop { .. } => "loop",
+            Kind::Loop { over_file: false, .. } => "loop",
+            Kind::Loop { over_file: true, .. } => "loop_file",
             Kind::Subflow { .. } => "subflow",
             Kind::WriteFile { .. } => "write_file",
         }
@@ -222,7 +273,8 @@ impl Kind {
             Kind::JsonPath { .. } => vec![("value", PortType::Any)],
             Kind::Split { .. } | Kind::Filter { .. } | Kind::Dedupe => vec![("items", PortType::List)],
             Kind::Condition { .. } => vec![("true", PortType::Any), ("false", PortType::Any)],
-            Kind::Loop { .. } => vec![("results", PortType::List)],
+            Kind::Loop { over_file: false, .. } => vec![("results", PortType::List)],
+            Kind::Loop { over_file: true, .. } => vec![("file_name", PortType::String), ("count", PortType::Number)],
             Kind::Subflow { .. } => vec![("outputs", PortType::Object)],
             Kind::WriteFile { .. } => vec![("file_name", PortType::String)],
         }
@@ -232,7 +284,8 @@ impl Kind {
     fn fixed_inputs(&self) -> Vec<(&'static str, PortType)> {
         match self {
             Kind::Extract { .. } | Kind::Categorize { .. } | Kind::Split { .. } => vec![("text", PortType::String)],
-            Kind::Join { .. } | Kind::Filter { .. } | Kind::Dedupe | Kind::Loop { .. } => vec![("items", PortType::List)],
+            Kind::Join { .. } | Kind::Filter { .. } | Kind::Dedupe | Kind::Loop { over_file: false, .. } => vec![("items", PortType::List)],
+            Kind::Loop { over_file: true, .. } => vec![("file_name", PortType::String)],
             Kind::JsonPath { .. } | Kind::Condition { .. } => vec![("value", PortType::Any)],
             Kind::WriteFile { .. } => vec![("content", PortType::Any)],
             _ => vec![],
@@ -821,7 +874,7 @@ fn parse_kind(id: &str, i: usize, o: &Map<String, Value>) -> Result<Kind, Vec<Do
             };
             Kind::Condition { op, value: c.value.unwrap_or(Value::Null) }
         }
-        "loop" => {
+        "loop" | "loop_file" => {
             let c: LoopConfig = cfg(id, i, o)?;
             let concurrency = c.concurrency.unwrap_or(4) as usize;
             if concurrency == 0 || concurrency > MAX_LOOP_CONCURRENCY {
@@ -844,7 +897,7 @@ fn parse_kind(id: &str, i: usize, o: &Map<String, Value>) -> Result<Kind, Vec<Do
                     return Err(err("item_input", format!("the loop's flow has no input {item_input:?}")));
                 }
             }
-            Kind::Loop { body: Box::new(body), item_input, concurrency }
+            Kind::Loop { body: Box::new(body), item_input, concurrency, over_file: kind == "loop_file" }
         }
         "subflow" => {
             let c: SubflowConfig = cfg(id, i, o)?;
@@ -863,7 +916,7 @@ fn parse_kind(id: &str, i: usize, o: &Map<String, Value>) -> Result<Kind, Vec<Do
             return Err(err(
                 "kind",
                 format!(
-                    "unknown node kind {other:?} (template, llm, agent, extract, categorize, http_request, web_fetch, json_path, split, join, filter, dedupe, condition, loop, subflow, write_file)"
+                    "unknown node kind {other:?} (template, llm, agent, extract, categorize, http_request, web_fetch, json_path, split, join, filter, dedupe, condition, loop, loop_file, subflow, write_file)"
                 ),
             ))
         }

@@ -154,6 +154,26 @@ pub struct LoopConfig {
     pub concurrency: Option<u64>,
 }
 
+/// `loop_file`: maps a flow over the lines of a flow file (the `file_name` input: an
+/// upload, F8, or a file this run wrote), `concurrency` at a time, reading the file as a
+/// stream; `file_name` is a run file (F10), `<node id>-results.jsonl`, of JSON lines, one
+/// result per input line in order, and `count` the number of lines. Memory stays flat in the file's size. Empty
+/// lines are items too (an empty string); a final newline ends the last line.
+#[derive(Deserialize, JsonSchema)]
+pub struct LoopFileConfig {
+    /// An inline flow document (or give `saved_item_id`).
+    #[serde(default)]
+    pub flow: Option<Value>,
+    #[serde(default)]
+    pub saved_item_id: Option<String>,
+    /// The flow input each line is bound to (default: its first input).
+    #[serde(default)]
+    pub item_input: Option<String>,
+    /// 1–64 (default 4).
+    #[serde(default)]
+    pub concurrency: Option<u64>,
+}
+
 /// `subflow`: runs another flow (inline or saved) with the wired ports as its inputs;
 /// `outputs` is its outputs object.
 #[derive(Deserialize, JsonSchema)]
@@ -207,6 +227,7 @@ fn ports(kind: &str) -> Ports {
         "filter" | "dedupe" => (&[("items", "list", true)], &[("items", "list")]),
         "condition" => (&[("value", "any", true)], &[("true", "any"), ("false", "any")]),
         "loop" => (&[("items", "list", true)], &[("results", "list")]),
+        "loop_file" => (&[("file_name", "string", true)], &[("file_name", "string"), ("count", "number")]),
         "subflow" => (&[("<the flow's inputs>", "as declared", false)], &[("outputs", "object")]),
         "write_file" => (&[("content", "any", true), PLACEHOLDERS], &[("file_name", "string")]),
         _ => (&[], &[]),
@@ -242,6 +263,7 @@ pub fn catalogue() -> Vec<Value> {
         entry::<DedupeConfig>("dedupe"),
         entry::<ConditionConfig>("condition"),
         entry::<LoopConfig>("loop"),
+        entry::<LoopFileConfig>("loop_file"),
         entry::<SubflowConfig>("subflow"),
         entry::<WriteFileConfig>("write_file"),
     ]

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod document;
+mod file_loop;
 pub mod kinds;
 pub mod nodes;
 pub mod runner;

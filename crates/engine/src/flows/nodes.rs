@@ -157,8 +157,7 @@ pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, mut vars: HashMap<String, 
             out.log.push(format!("Node {} took the {port} branch", node.id));
             Ok(out)
         }
-        Kind::Loop { body, item_input, concurrency } => {
-            let items = list(&mut vars, "items")?;
+        Kind::Loop { body, item_input, concurrency, over_file } => {
             let graph = match body.as_ref() {
                 LoopBody::Inline(g) => Arc::new(g.clone()),
                 LoopBody::Saved(id) => Arc::new(ctx.saved_graph(id).await?),
@@ -166,6 +165,11 @@ pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, mut vars: HashMap<String, 
             if !graph.inputs.iter().any(|d| &d.name == item_input) {
                 return Err(format!("the loop's flow has no input {item_input:?}"));
             }
+            if *over_file {
+                let name = vars.get("file_name").map(value_text).unwrap_or_default();
+                return super::file_loop::run(ctx, node, graph, item_input, *concurrency, &name, scope, top).await;
+            }
+            let items = list(&mut vars, "items")?;
             let n = items.len();
             // A top-level loop commits each item as it finishes; a resumed run skips those.
             let durable = if top { ctx.owner.clone() } else { None };
@@ -173,11 +177,17 @@ pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, mut vars: HashMap<String, 
             let mut done = vec![false; n];
             let mut cost = 0.0;
             if durable.is_some() {
-                for (i, v, c) in ctx.engine.store.flow_loop_items(&ctx.run.id, &node.id).await.map_err(|e| e.to_string())? {
-                    if let Some(slot) = usize::try_from(i).ok().filter(|i| *i < n) {
-                        results[slot] = v;
-                        done[slot] = true;
-                        cost += c;
+                let mut after = -1;
+                loop {
+                    let page = ctx.engine.store.flow_loop_items(&ctx.run.id, &node.id, after, 1000).await.map_err(|e| e.to_string())?;
+                    let Some(last) = page.last().map(|(i, _, _)| *i) else { break };
+                    after = last;
+                    for (i, v, c) in page {
+                        if let Some(slot) = usize::try_from(i).ok().filter(|i| *i < n) {
+                            results[slot] = v;
+                            done[slot] = true;
+                            cost += c;
+                        }
                     }
                 }
             }
@@ -236,7 +246,7 @@ pub async fn run_node(ctx: &Arc<RunCtx>, node: &Node, mut vars: HashMap<String, 
     }
 }
 
-fn single_or_object(g: &Graph, mut outputs: Map<String, Value>) -> Value {
+pub(super) fn single_or_object(g: &Graph, mut outputs: Map<String, Value>) -> Value {
     if g.outputs.len() == 1 {
         outputs.remove(&g.outputs[0].0).unwrap_or(Value::Null)
     } else {

@@ -96,6 +96,33 @@ impl RunCtx {
     }
 }
 
+impl RunCtx {
+    /// Stores a run file (F10) from a stream of chunks, without holding it in memory; an
+    /// `Err` chunk aborts and stores nothing.
+    pub async fn write_run_file_stream(
+        &self,
+        name: &str,
+        chunks: impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin,
+    ) -> Result<String, String> {
+        let name = crate::files::sanitize_file_name(name).map_err(|_| format!("invalid file name {name:?}"))?;
+        let blobs = self.engine.blobs.as_ref().ok_or("file storage is not configured")?;
+        let key = format!("flowfiles/{}", wire::ids::new_id("file"));
+        let meta = blobs.put_stream(&key, chunks, u64::MAX).await.map_err(|e| format!("storing {name} failed: {e}"))?;
+        let rec = store::SessionFileRecord {
+            session_id: run_namespace(&self.run.id),
+            file_name: name.clone(),
+            media_type: crate::files::media_type_for(&name).to_string(),
+            size: meta.size as i64,
+            blob_key: key,
+            created_at: self.engine.now(),
+        };
+        if let Some(old) = self.engine.store.upsert_flow_file(&rec.session_id, &rec).await.map_err(|e| e.to_string())? {
+            let _ = blobs.delete(&old).await;
+        }
+        Ok(name)
+    }
+}
+
 /// The one transition table of flow runs (§6.2): QUEUED → STARTED → RUNNING → DONE |
 /// FAILED, any live state → TERMINATING → TERMINATED.
 pub fn can_move(from: FlowRunState, to: FlowRunState) -> bool {

@@ -49,8 +49,9 @@ pub trait FlowStore: Send + Sync {
     /// Commits one item of a loop node (only while `owner` holds the run's lease); false
     /// when the item already had a result or the lease is lost.
     async fn commit_flow_loop_item(&self, owner: &str, run_id: &str, node_id: &str, idx: i64, output: &serde_json::Value, credit_cost: f64) -> Result<bool>;
-    /// Committed items of a loop node: (index, output, credits).
-    async fn flow_loop_items(&self, run_id: &str, node_id: &str) -> Result<Vec<(i64, serde_json::Value, f64)>>;
+    /// A loop's committed items with `idx > after_idx`, in `idx` order, at most `limit`
+    /// (a loop pages through them: memory flat in the loop's size).
+    async fn flow_loop_items(&self, run_id: &str, node_id: &str, after_idx: i64, limit: usize) -> Result<Vec<(i64, serde_json::Value, f64)>>;
     async fn append_flow_log(&self, run_id: &str, lines: Vec<String>) -> Result<()>;
     async fn flow_log(&self, run_id: &str) -> Result<Vec<String>>;
 }

@@ -27,4 +27,7 @@ pub trait WebhookStore: Send + Sync {
     async fn settle_webhook(&self, id: &str, owner: &str, delivered: bool, retry_at: Option<i64>, error: Option<&str>) -> Result<()>;
     /// Counts by outbox state (pending, delivered, dropped).
     async fn webhook_counts(&self) -> Result<Vec<(String, i64)>>;
+    /// Releases the delivery leases whose owner starts with `owner_prefix` (`""`: all):
+    /// a restarted process takes back the deliveries it was sending when it stopped.
+    async fn release_webhook_leases(&self, owner_prefix: &str) -> Result<u64>;
 }

@@ -472,10 +472,12 @@ impl FlowStore for PgStore {
         Ok(n > 0)
     }
 
-    async fn flow_loop_items(&self, run_id: &str, node_id: &str) -> Result<Vec<(i64, Value, f64)>> {
-        let rows = sqlx::query("SELECT idx, output, credit_cost FROM flow_loop_items WHERE run_id = $1 AND node_id = $2 ORDER BY idx")
+    async fn flow_loop_items(&self, run_id: &str, node_id: &str, after_idx: i64, limit: usize) -> Result<Vec<(i64, Value, f64)>> {
+        let rows = sqlx::query("SELECT idx, output, credit_cost FROM flow_loop_items WHERE run_id = $1 AND node_id = $2 AND idx > $3 ORDER BY idx LIMIT $4")
             .bind(run_id)
             .bind(pg_text(node_id))
+            .bind(after_idx)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(|r| Ok((r.try_get("idx")?, r.try_get("output")?, r.try_get("credit_cost")?))).collect()

@@ -86,4 +86,16 @@ impl WebhookStore for PgStore {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM webhook_outbox GROUP BY state").fetch_all(self.pool()).await?;
         Ok(rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect::<sqlx::Result<Vec<_>>>()?)
     }
+
+    async fn release_webhook_leases(&self, owner_prefix: &str) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n =
+            sqlx::query("UPDATE webhook_outbox SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL AND starts_with(lease_owner, $1)")
+                .bind(owner_prefix)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
 }

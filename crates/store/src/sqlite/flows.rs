@@ -407,12 +407,16 @@ impl FlowStore for SqliteStore {
         .await
     }
 
-    async fn flow_loop_items(&self, run_id: &str, node_id: &str) -> Result<Vec<(i64, Value, f64)>> {
+    async fn flow_loop_items(&self, run_id: &str, node_id: &str, after_idx: i64, limit: usize) -> Result<Vec<(i64, Value, f64)>> {
         let (run_id, node_id) = (run_id.to_string(), node_id.to_string());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read_blocking(move |c| {
-            let mut st = c.prepare_cached("SELECT idx, output, credit_cost FROM flow_loop_items WHERE run_id = ? AND node_id = ? ORDER BY idx")?;
+            let mut st =
+                c.prepare_cached("SELECT idx, output, credit_cost FROM flow_loop_items WHERE run_id = ? AND node_id = ? AND idx > ? ORDER BY idx LIMIT ?")?;
             let rows = st
-                .query_map(params![run_id, node_id], |r| Ok((r.get::<_, i64>(0)?, parse(&r.get::<_, String>(1)?, "loop item output")?, r.get::<_, f64>(2)?)))?
+                .query_map(params![run_id, node_id, after_idx, limit], |r| {
+                    Ok((r.get::<_, i64>(0)?, parse(&r.get::<_, String>(1)?, "loop item output")?, r.get::<_, f64>(2)?))
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })

@@ -80,4 +80,15 @@ impl WebhookStore for SqliteStore {
         })
         .await
     }
+
+    async fn release_webhook_leases(&self, owner_prefix: &str) -> Result<u64> {
+        let prefix = owner_prefix.to_string();
+        self.write(move |c| {
+            Ok(c.prepare_cached(
+                "UPDATE webhook_outbox SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL AND substr(lease_owner, 1, length(?1)) = ?1",
+            )?
+            .execute([prefix])? as u64)
+        })
+        .await
+    }
 }
