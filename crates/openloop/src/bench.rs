@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// Loop sizes of the flow loop figure (comma-separated; 0 skips).
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     pub loop_items: Vec<usize>,
+    /// Lines of the files the `loop_file` phase loops over, each on a fresh server.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000,1000000")]
+    pub file_loop_lines: Vec<usize>,
     /// Ledger rows of the credit_logs export figure (0 skips).
     #[arg(long, default_value_t = 1_000_000)]
     pub export_rows: usize,
@@ -668,7 +671,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // 8. Flow scheduling overhead and loops.
     let flow_fig = if args.flow_nodes > 0 {
         eprintln!("bench: flows ({} template nodes; loops of {:?} items)…", args.flow_nodes, args.loop_items);
-        Some(crate::bench_flows::flows(&fake_url, args.flow_nodes, &args.loop_items).await?)
+        Some(crate::bench_flows::flows(&fake_url, args.flow_nodes, &args.loop_items, &args.file_loop_lines).await?)
     } else {
         None
     };

@@ -19,6 +19,8 @@ pub struct FlowBench {
 }
 
 pub struct LoopFigure {
+    /// `loop` over a JSON list input, or `loop_file` over the lines of an uploaded file.
+    pub over_file: bool,
     pub items: usize,
     pub us_per_item: f64,
     pub rss_before_mib: f64,
@@ -60,7 +62,7 @@ async fn run(client: &reqwest::Client, base: &str, flow: &str, inputs: Value, pi
 
 const TEMPLATE: &str = "node {{x}} of the benchmark";
 
-pub async fn flows(fake_url: &str, nodes: usize, loop_items: &[usize]) -> anyhow::Result<FlowBench> {
+pub async fn flows(fake_url: &str, nodes: usize, loop_items: &[usize], file_lines: &[usize]) -> anyhow::Result<FlowBench> {
     let dir = tempfile::tempdir()?;
     let client = reqwest::Client::new();
     let (server, _) = spawn_server(fake_url, dir.path(), 1).await?;
@@ -96,6 +98,47 @@ pub async fn flows(fake_url: &str, nodes: usize, loop_items: &[usize]) -> anyhow
     std::hint::black_box(len);
 
     let mut loops = Vec::new();
+    // A loop over the lines of an uploaded file (loop_file), results to a file: each size
+    // on a fresh server, so memory freed by earlier work does not hide growth.
+    for &n in file_lines.iter().filter(|n| **n > 0) {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir()?;
+        let (server, _) = crate::bench::spawn_server_env(fake_url, dir.path(), 1, &[("OPENLOOP_MAX_BODY_BYTES", "134217728")]).await?;
+        let (base, pid) = (server.base.clone(), server.child.id());
+        let file_flow = save(
+            &client,
+            &base,
+            json!({"name": "file loop", "inputs": [{"name": "source", "data_type": "string"}],
+                   "nodes": [{"id": "each", "kind": "loop_file", "concurrency": 16, "inputs": {"file_name": "input.source"},
+                              "flow": {"name": "body", "inputs": [{"name": "x"}], "nodes": [{"id": "t", "kind": "template", "template": TEMPLATE}],
+                                       "outputs": [{"output_name": "o", "from": "t"}]}}],
+                   "outputs": [{"output_name": "results", "from": "each.file_name"}, {"output_name": "count", "from": "each.count"}]}),
+        )
+        .await?;
+        let mut text = String::with_capacity(n * 12);
+        for i in 0..n {
+            text.push_str(&format!("item {i}\n"));
+        }
+        let name = format!("items-{n}.txt");
+        let body = json!({"file_name": name, "file_content": base64::engine::general_purpose::STANDARD.encode(text.as_bytes())});
+        drop(text);
+        let r = client.post(format!("{base}/api/v1/upload_file")).bearer_auth(KEY).json(&body).send().await?;
+        if !r.status().is_success() {
+            anyhow::bail!("uploading {name} failed: {}", r.text().await.unwrap_or_default());
+        }
+        drop(body);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = rss_kib(pid).unwrap_or(0);
+        let (t, peak) = run(&client, &base, &file_flow, json!({"source": name}), pid).await?;
+        loops.push(LoopFigure {
+            over_file: true,
+            items: n,
+            us_per_item: t.as_secs_f64() * 1e6 / n as f64,
+            rss_before_mib: before as f64 / 1024.0,
+            rss_peak_mib: peak as f64 / 1024.0,
+        });
+        drop(server);
+    }
     let loop_flow = save(
         &client,
         &base,
@@ -111,6 +154,7 @@ pub async fn flows(fake_url: &str, nodes: usize, loop_items: &[usize]) -> anyhow
         let before = rss_kib(pid).unwrap_or(0);
         let (t, peak) = run(&client, &base, &loop_flow, json!({"items": items}), pid).await?;
         loops.push(LoopFigure {
+            over_file: false,
             items: n,
             us_per_item: t.as_secs_f64() * 1e6 / n as f64,
             rss_before_mib: before as f64 / 1024.0,
@@ -144,7 +188,8 @@ pub fn print(f: &FlowBench) {
     );
     for l in &f.loops {
         println!(
-            "| loop over {} items (template body, 16 at once), start → DONE | ratio to node work; RSS flat | {:.1} µs per item ({:.0}× the work); server RSS before {:.1} MiB, peak {:.1} MiB |",
+            "| {} {} items (template body, 16 at once), start → DONE | ratio to node work; RSS flat | {:.1} µs per item ({:.0}× the work); server RSS before {:.1} MiB, peak {:.1} MiB |",
+            if l.over_file { "loop_file over a file of" } else { "loop over a list input of" },
             l.items,
             l.us_per_item,
             l.us_per_item / f.work_us_per_node,
