@@ -53,6 +53,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before the first byte (status line) is sent
     finish_reason: str | None = None
+    chunk_delay: float = 0.0  # seconds between streamed text deltas
 
     @property
     def full_text(self) -> str | None:
@@ -73,8 +74,8 @@ def text(s: str, *, delay: float = 0.0) -> Reply:
     return Reply(text=s, delay=delay)
 
 
-def chunks(parts: list[str], *, delay: float = 0.0) -> Reply:
-    return Reply(chunks=list(parts), delay=delay)
+def chunks(parts: list[str], *, delay: float = 0.0, chunk_delay: float = 0.0) -> Reply:
+    return Reply(chunks=list(parts), delay=delay, chunk_delay=chunk_delay)
 
 
 def tool_call(name: str, arguments: Any = None, *, id: str = "", text: str | None = None, arg_chunks: int = 1,
@@ -331,7 +332,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         try:
             self._event(chunk({"role": "assistant", "content": ""}))
-            for piece in reply.text_deltas():
+            for i, piece in enumerate(reply.text_deltas()):
+                if i and reply.chunk_delay:
+                    time.sleep(reply.chunk_delay)
                 self._event(chunk({"content": piece}))
             for index, (call, cid) in enumerate(zip(reply.tool_calls, self._call_ids(reply))):
                 args = call.args_json()

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod artifacts;
+pub mod console;
 pub mod exports;
 pub mod flowfiles;
 pub mod flows;
@@ -116,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(crate::openapi::document))
         .merge(root)
         .merge(health::routes())
+        .merge(console::routes())
         .merge(artifacts::file_routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

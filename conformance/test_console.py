@@ -1,0 +1,134 @@
+"""The web console at ``/``, driven in headless Chromium (Debian's ``chromium`` package)
+through Playwright from PyPI: sign in, create an agent, start a session and watch the
+streamed reply appear, answer an approval, follow up, sign out. Screenshots of each
+screen go to ``docs/console/``. No API key may appear in a URL, the served HTML or a log
+line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from _support import OpenloopServer
+from fake_openai import FakeOpenAI, chunks, text, tool_call
+
+CHROMIUM = os.environ.get("OPENLOOP_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parent.parent / "docs" / "console"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium) or set OPENLOOP_CHROMIUM", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"],
+        )
+        yield b
+        b.close()
+
+
+def shot(page: object, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_console_signs_in_streams_a_reply_answers_an_approval_and_keeps_the_key_secret(
+    browser: object, llm_server: OpenloopServer, fake_openai: FakeOpenAI
+) -> None:
+    key = llm_server.admin_key
+    fake_openai.enqueue(chunks(["Hello ", "from ", "the ", "console."], chunk_delay=0.6), match="hi console")
+    fake_openai.enqueue(tool_call("current_time", {}), text("It is time."), match="what time is it, console")
+    fake_openai.enqueue(text("Follow-up answered."), match="and one more thing")
+    ctx = browser.new_context(viewport={"width": 1100, "height": 800})  # type: ignore[attr-defined]
+    page = ctx.new_page()
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+
+    # Sign in: a wrong key is refused, the right one lands on the agents list.
+    page.goto(llm_server.url + "/")
+    page.get_by_label("API key").fill("olk_" + "x" * 43)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("alert").wait_for()
+    assert "not accepted" in page.get_by_role("alert").inner_text()
+    shot(page, "01-sign-in")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Agents").wait_for()
+
+    # Create an agent (no approvals), start a session, watch the reply stream in.
+    page.get_by_label("Name", exact=True).fill("Console agent")
+    page.get_by_label("System prompt").fill("Be brief.")
+    shot(page, "02-agents")
+    page.get_by_role("button", name="Create agent").click()
+    page.get_by_role("heading", name="Console agent").wait_for()
+    page.get_by_label("Message", exact=True).fill("hi console")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url(re.compile(r"#/sessions/"))
+    # The reply appears piece by piece while the run is still processing.
+    page.locator("#live-reply", has_text="Hello").wait_for()
+    assert page.locator("#session-state").inner_text() in ("queued", "processing")
+    assert "console." not in page.locator("#live-reply").inner_text()
+    shot(page, "03-session-streaming")
+    page.locator("#session-state", has_text="completed").wait_for(timeout=20_000)
+    assert "Hello from the console." in page.locator(".transcript").inner_text()
+
+    # A reload re-renders the finished transcript from the server.
+    page.reload()
+    page.locator("#session-state", has_text="completed").wait_for()
+    assert "Hello from the console." in page.locator(".transcript").inner_text()
+
+    # A follow-up message in the same session.
+    page.get_by_label("Message", exact=True).fill("and one more thing")
+    page.get_by_role("button", name="Send").click()
+    page.get_by_text("Follow-up answered.").wait_for(timeout=20_000)
+    page.locator("#session-state", has_text="completed").wait_for(timeout=20_000)
+    shot(page, "04-session-completed")
+
+    # An agent whose tools wait for approval: approve inline, the run finishes.
+    page.get_by_role("link", name="Agents").click()
+    page.get_by_role("heading", name="Agents").wait_for()
+    page.get_by_label("Name", exact=True).fill("Careful agent")
+    page.get_by_label("Tool approval").select_option("all")
+    page.get_by_role("button", name="Create agent").click()
+    page.get_by_role("heading", name="Careful agent").wait_for()
+    page.get_by_label("Message", exact=True).fill("what time is it, console")
+    page.get_by_role("button", name="Send").click()
+    page.locator("#session-state", has_text="approval_required").wait_for(timeout=20_000)
+    page.get_by_role("group", name="Pending approvals").wait_for()
+    shot(page, "05-approval")
+    page.get_by_role("button", name="Approve").click()
+    page.locator("#session-state", has_text="completed").wait_for(timeout=20_000)
+    assert "It is time." in page.locator(".transcript").inner_text()
+    assert "current_time" in page.locator(".transcript").inner_text()
+
+    # The agent page lists its sessions.
+    page.get_by_role("link", name="agent", exact=True).click()
+    page.get_by_role("heading", name="Careful agent").wait_for()
+    page.get_by_text("completed").first.wait_for()
+
+    # The key never appears in a URL, the served HTML or a log line.
+    html = page.content()
+    assert key not in html
+    assert all(key not in u for u in urls), [u for u in urls if key in u]
+    assert all(key not in line for line in llm_server.stdout_lines + llm_server.stderr_lines)
+    for path in ("/", "/console/app.js", "/console/app.css"):
+        resp = page.request.get(llm_server.url + path)
+        assert resp.status == 200 and key not in resp.text()
+        assert "default-src 'none'" in resp.headers["content-security-policy"]
+
+    # Sign out forgets the key: back to the sign-in form.
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("API key").wait_for()
+    assert page.evaluate("sessionStorage.length") == 0
+    ctx.close()

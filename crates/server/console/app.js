@@ -1,0 +1,390 @@
+// Openloop console: plain ES modules, no build step (the server embeds this file).
+// The API key lives in sessionStorage only: never in a URL, a cookie or the page.
+
+const KEY = "openloop.api_key";
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const statusEl = document.getElementById("status");
+let stopStream = null;
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function apiKey() {
+  return sessionStorage.getItem(KEY);
+}
+
+async function api(method, path, body, { signingIn = false } = {}) {
+  const headers = { Authorization: `Bearer ${apiKey()}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const r = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!r.ok) {
+    const e = data && data.error;
+    const msg = (e && (e.message || e)) || r.statusText;
+    // A key that stopped working (revoked) sends the user back to sign in.
+    if (r.status === 401 && !signingIn) signOut();
+    throw new ApiError(r.status, typeof msg === "string" ? msg : JSON.stringify(msg));
+  }
+  return data;
+}
+
+// Tiny DOM helper: h("div", {class: "x"}, child, "text").
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function say(text) {
+  statusEl.textContent = text;
+  statusEl.classList.add("show");
+  clearTimeout(say.t);
+  say.t = setTimeout(() => statusEl.classList.remove("show"), 2500);
+}
+
+function show(title, ...content) {
+  if (stopStream) {
+    stopStream();
+    stopStream = null;
+  }
+  main.replaceChildren(h("h1", {}, title), ...content);
+  document.title = `${title} · Openloop`;
+  main.focus();
+}
+
+function errorBox(e) {
+  return h("p", { class: "error", role: "alert" }, e.message || String(e));
+}
+
+function signOut() {
+  sessionStorage.removeItem(KEY);
+  nav.hidden = true;
+  location.hash = "#/signin";
+}
+
+// ---------------------------------------------------------------- sign in
+
+function signInView() {
+  nav.hidden = true;
+  const input = h("input", { id: "api-key", type: "password", autocomplete: "off", required: true, spellcheck: "false" });
+  const err = h("div");
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": "signin-title" },
+    h("label", { for: "api-key" }, "API key"),
+    input,
+    h("p", { class: "muted" }, "The key stays in this browser tab (session storage) and is sent only in the Authorization header."),
+    h("button", { type: "submit" }, "Sign in"),
+    err,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY, input.value.trim());
+    try {
+      await api("GET", "/teams", undefined, { signingIn: true });
+      nav.hidden = false;
+      location.hash = "#/agents";
+    } catch (e) {
+      sessionStorage.removeItem(KEY);
+      err.replaceChildren(errorBox(e.status === 401 ? new Error("That key was not accepted.") : e));
+    }
+  });
+  show("Sign in", form);
+  main.querySelector("h1").id = "signin-title";
+  input.focus();
+}
+
+// ---------------------------------------------------------------- agents
+
+async function agentsView() {
+  const list = h("div", { class: "card" }, h("p", { class: "muted" }, "Loading…"));
+  const name = h("input", { id: "agent-name", required: true, maxlength: "256" });
+  const model = h("input", { id: "agent-model", value: "gpt-4o-mini", required: true });
+  const prompt = h("textarea", { id: "agent-prompt" });
+  const approval = h(
+    "select",
+    { id: "agent-approval" },
+    h("option", { value: "off" }, "off: tools run without asking"),
+    h("option", { value: "all" }, "all: every tool call waits for approval"),
+    h("option", { value: "write" }, "write: tools that change things wait"),
+  );
+  const err = h("div");
+  const form = h(
+    "form",
+    { class: "card", "aria-label": "New agent" },
+    h("h2", {}, "New agent"),
+    h("label", { for: "agent-name" }, "Name"),
+    name,
+    h("label", { for: "agent-model" }, "Model"),
+    model,
+    h("label", { for: "agent-prompt" }, "System prompt"),
+    prompt,
+    h("label", { for: "agent-approval" }, "Tool approval"),
+    approval,
+    h("button", { type: "submit" }, "Create agent"),
+    err,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const body = { name: name.value, model_name: model.value, metadata: { tool_approval: { default_mode: approval.value } } };
+      if (prompt.value.trim()) body.system_prompt = prompt.value;
+      const r = await api("POST", "/agents", body);
+      say(`Agent ${r.agent.name} created`);
+      location.hash = `#/agents/${r.agent.id}`;
+    } catch (e) {
+      err.replaceChildren(errorBox(e));
+    }
+  });
+  show("Agents", list, form);
+  try {
+    const r = await api("GET", "/agents?page_size=100");
+    if (!r.agents.length) {
+      list.replaceChildren(h("p", {}, "No agents yet: create one below."));
+      return;
+    }
+    list.replaceChildren(
+      h(
+        "table",
+        {},
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Model"), h("th", { scope: "col" }, "Id"))),
+        h(
+          "tbody",
+          {},
+          r.agents.map((a) => h("tr", {}, h("td", {}, h("a", { href: `#/agents/${a.id}` }, a.name)), h("td", {}, a.model_name || ""), h("td", { class: "muted" }, a.id))),
+        ),
+      ),
+    );
+  } catch (e) {
+    list.replaceChildren(errorBox(e));
+  }
+}
+
+async function agentView(id) {
+  const info = h("div", { class: "card" }, h("p", { class: "muted" }, "Loading…"));
+  const input = h("textarea", { id: "session-input", required: true });
+  const err = h("div");
+  const form = h(
+    "form",
+    { class: "card", "aria-label": "Start a session" },
+    h("h2", {}, "Start a session"),
+    h("label", { for: "session-input" }, "Message"),
+    input,
+    h("button", { type: "submit" }, "Send"),
+    err,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await api("POST", `/agents/${encodeURIComponent(id)}/sessions`, { input: input.value });
+      location.hash = `#/sessions/${r.session.id}`;
+    } catch (e) {
+      err.replaceChildren(errorBox(e));
+    }
+  });
+  const sessions = h("div", { class: "card" });
+  show("Agent", info, form, h("h2", {}, "Sessions"), sessions);
+  try {
+    const a = (await api("GET", `/agents/${encodeURIComponent(id)}`)).agent;
+    main.querySelector("h1").textContent = a.name;
+    document.title = `${a.name} · Openloop`;
+    info.replaceChildren(
+      h("p", {}, h("strong", {}, "Model: "), a.model_name || ""),
+      a.system_prompt ? h("p", {}, h("strong", {}, "System prompt: "), a.system_prompt) : null,
+      h("p", { class: "muted" }, a.id),
+    );
+    const r = await api("GET", `/agents/${encodeURIComponent(id)}/sessions?page_size=50`);
+    sessions.replaceChildren(
+      r.sessions.length
+        ? h(
+            "ul",
+            {},
+            r.sessions.map((s) => h("li", {}, h("a", { href: `#/sessions/${s.id}` }, s.name || s.id), " ", h("span", { class: "muted" }, s.state))),
+          )
+        : h("p", { class: "muted" }, "No sessions yet."),
+    );
+  } catch (e) {
+    info.replaceChildren(errorBox(e));
+  }
+}
+
+// ---------------------------------------------------------------- sessions
+
+function partView(p) {
+  if (p.type === "text") return h("div", {}, p.text || "");
+  if (p.type === "tool_invocation") {
+    const args = p.args !== undefined ? JSON.stringify(p.args) : "";
+    const result = p.result !== undefined ? JSON.stringify(p.result) : "";
+    return h("div", { class: "tool" }, `⚙ ${p.toolName}(${args}) · ${p.toolCallState || ""}`, result ? h("div", {}, `→ ${result}`) : null);
+  }
+  if (p.type === "file") return h("div", { class: "tool" }, `📄 ${p.filename || p.name || "file"}`);
+  if (p.type === "error") return h("div", { class: "error" }, p.error || "error");
+  return null;
+}
+
+function messageView(m) {
+  const parts = Array.isArray(m.parts) && m.parts.length ? m.parts.map(partView) : [m.content || ""];
+  return h("div", { class: `msg ${m.role}` }, h("span", { class: "role" }, m.role), ...parts);
+}
+
+const ACTIVE = ["queued", "processing"];
+
+async function sessionView(id) {
+  const head = h("p", { class: "muted" }, "Loading…");
+  const transcript = h("div", { class: "transcript", "aria-live": "polite", "aria-label": "Transcript" });
+  const actions = h("div");
+  show("Session", head, transcript, actions);
+  let s;
+  try {
+    s = (await api("GET", `/sessions/${encodeURIComponent(id)}`)).session;
+  } catch (e) {
+    head.replaceChildren(errorBox(e));
+    return;
+  }
+  const active = ACTIVE.includes(s.state);
+  head.replaceChildren(h("span", { class: "state", id: "session-state" }, s.state), " · ", h("a", { href: `#/agents/${s.agent_id}` }, "agent"), h("span", { class: "muted" }, ` · ${s.id}`));
+  let messages = s.messages || [];
+  // While a run executes, its reply is rebuilt from the stream (from the run's start).
+  if (active && messages.length && messages[messages.length - 1].role === "assistant") messages = messages.slice(0, -1);
+  transcript.replaceChildren(...messages.map(messageView));
+
+  if (s.state === "approval_required" && (s.pending_approvals || []).length) {
+    actions.append(approvalsView(s));
+  }
+  if (active) {
+    const live = h("div", { class: "msg assistant", id: "live-reply" }, h("span", { class: "role" }, "assistant"));
+    const text = h("div", { class: "live-text" });
+    live.append(text);
+    transcript.append(live);
+    const cancel = h("button", { type: "button", class: "danger" }, "Cancel run");
+    cancel.addEventListener("click", async () => {
+      try {
+        await api("POST", `/sessions/${encodeURIComponent(id)}/cancel`, {});
+        say("Cancelled");
+      } catch (e) {
+        actions.append(errorBox(e));
+      }
+    });
+    actions.append(cancel);
+    stopStream = follow(id, (ev) => {
+      if (ev.type === "text-delta") text.append(ev.delta || "");
+      else if (ev.type === "tool-input-available") live.append(h("div", { class: "tool" }, `⚙ ${ev.toolName}(${JSON.stringify(ev.input)})`));
+      else if (ev.type === "tool-output-available") live.append(h("div", { class: "tool" }, `→ ${JSON.stringify(ev.output)}`));
+      else if (ev.final) setTimeout(() => route(), 50);
+    });
+  } else {
+    actions.append(followUpForm(id));
+  }
+}
+
+function approvalsView(s) {
+  const box = h("div", { class: "approval", role: "group", "aria-label": "Pending approvals" }, h("h2", {}, "Waiting for your approval"));
+  for (const pa of s.pending_approvals) {
+    const decide = async (action) => {
+      try {
+        await api("POST", `/sessions/${encodeURIComponent(s.id)}/approvals`, { approval_responses: [{ action_request_id: pa.action_request_id, action }] });
+        say(action === "accept" ? "Approved" : "Rejected");
+        route();
+      } catch (e) {
+        box.append(errorBox(e));
+      }
+    };
+    box.append(
+      h(
+        "div",
+        { class: "row" },
+        h("span", {}, `${pa.tool_name || pa.type}${pa.reason ? ` — ${pa.reason}` : ""}`),
+        h("button", { type: "button", onclick: () => decide("accept") }, "Approve"),
+        h("button", { type: "button", class: "secondary", onclick: () => decide("reject") }, "Reject"),
+      ),
+    );
+  }
+  return box;
+}
+
+function followUpForm(id) {
+  const input = h("textarea", { id: "followup-input", required: true });
+  const err = h("div");
+  const form = h("form", { class: "card", "aria-label": "Send a message" }, h("label", { for: "followup-input" }, "Message"), input, h("button", { type: "submit" }, "Send"), err);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("POST", `/sessions/${encodeURIComponent(id)}/messages`, { input: input.value });
+      route();
+    } catch (e) {
+      err.replaceChildren(errorBox(e));
+    }
+  });
+  return form;
+}
+
+// Server-sent events over fetch (EventSource cannot send an Authorization header).
+// Without a cursor the server replays the latest run from its start.
+function follow(id, onEvent) {
+  const ctrl = new AbortController();
+  (async () => {
+    try {
+      const r = await fetch(`/api/v1/sessions/${encodeURIComponent(id)}?stream=true`, { headers: { Authorization: `Bearer ${apiKey()}` }, signal: ctrl.signal });
+      const reader = r.body.getReader();
+      const dec = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+          if (!data) continue;
+          try {
+            onEvent(JSON.parse(data));
+          } catch {
+            /* not JSON: keep-alive text */
+          }
+        }
+      }
+    } catch (e) {
+      if (e.name !== "AbortError") say(`Stream ended: ${e.message}`);
+    }
+  })();
+  return () => ctrl.abort();
+}
+
+// ---------------------------------------------------------------- router
+
+function route() {
+  const hash = location.hash.replace(/^#/, "") || "/agents";
+  if (!apiKey()) return signInView();
+  nav.hidden = false;
+  const parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "signin") return signInView();
+  if (parts[0] === "agents" && parts[1]) return agentView(parts[1]);
+  if (parts[0] === "sessions" && parts[1]) return sessionView(parts[1]);
+  return agentsView();
+}
+
+document.getElementById("signout").addEventListener("click", signOut);
+window.addEventListener("hashchange", route);
+route();
