@@ -132,3 +132,63 @@ def test_console_signs_in_streams_a_reply_answers_an_approval_and_keeps_the_key_
     page.get_by_label("API key").wait_for()
     assert page.evaluate("sessionStorage.length") == 0
     ctx.close()
+
+
+def sign_in(browser: object, server: OpenloopServer) -> tuple[object, object]:
+    ctx = browser.new_context(viewport={"width": 1100, "height": 800}, accept_downloads=True)  # type: ignore[attr-defined]
+    page = ctx.new_page()
+    page.goto(server.url + "/")
+    page.get_by_label("API key").fill(server.admin_key)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Agents").wait_for()
+    return ctx, page
+
+
+def test_console_previews_and_downloads_a_file_and_runs_a_flow(browser: object, llm_server: OpenloopServer, fake_openai: FakeOpenAI) -> None:
+    fake_openai.enqueue(
+        tool_call("write_artifact", {"filename": "notes.txt", "content": "console notes, line one"}),
+        text("Saved the notes."),
+        match="write the console notes",
+    )
+    with llm_server.http(llm_server.admin_key, llm_server.admin_user_id) as raw:
+        doc = {
+            "name": "Console greeting",
+            "inputs": [{"name": "topic", "data_type": "string"}],
+            "nodes": [{"id": "greet", "kind": "template", "template": "Hello, {{topic}}!"}],
+            "outputs": [{"output_name": "greeting", "from": "greet"}],
+        }
+        r = raw.post("/flows", json={"document": doc})
+        assert r.status_code == 201, r.text
+        flow_id = r.json()["saved_item_id"]
+    ctx, page = sign_in(browser, llm_server)
+
+    # A session whose agent writes a file: preview it, download it through its signed URL.
+    page.get_by_label("Name", exact=True).fill("Writer agent")
+    page.get_by_role("button", name="Create agent").click()
+    page.get_by_role("heading", name="Writer agent").wait_for()
+    page.get_by_label("Message", exact=True).fill("write the console notes")
+    page.get_by_role("button", name="Send").click()
+    page.locator("#session-state", has_text="completed").wait_for(timeout=20_000)
+    files = page.get_by_role("region", name="Files")
+    files.get_by_text("notes.txt").wait_for()
+    files.get_by_role("button", name="Preview").click()
+    files.locator("pre", has_text="console notes, line one").wait_for()
+    shot(page, "06-files")
+    with page.expect_download() as info:
+        files.get_by_role("button", name="Download").click()
+    download = info.value
+    assert download.suggested_filename == "notes.txt"
+    assert Path(download.path()).read_text() == "console notes, line one"
+    assert llm_server.admin_key not in download.url
+
+    # A saved flow: run it with inputs, watch it finish, read its outputs.
+    page.get_by_role("link", name="Flows").click()
+    page.get_by_role("link", name="Console greeting").click()
+    page.get_by_role("heading", name="Console greeting").wait_for()
+    page.get_by_label("topic").fill("browser")
+    page.get_by_role("button", name="Run flow").click()
+    page.locator("#run-state", has_text="DONE").wait_for(timeout=20_000)
+    assert '"greeting": "Hello, browser!"' in page.locator("#run-outputs").inner_text()
+    shot(page, "07-flow-run")
+    assert flow_id in page.url
+    ctx.close()

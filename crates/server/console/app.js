@@ -295,6 +295,144 @@ async function sessionView(id) {
   } else {
     actions.append(followUpForm(id));
   }
+  actions.append(artifactsView(s));
+}
+
+// ---------------------------------------------------------------- artifacts
+
+function artifactsView(s) {
+  const box = h("section", { class: "card", "aria-label": "Files" }, h("h2", {}, "Files"), h("p", { class: "muted" }, "Loading…"));
+  (async () => {
+    try {
+      const r = await api("GET", `/agents/${encodeURIComponent(s.agent_id)}/artifacts?session_id=${encodeURIComponent(s.id)}&page_size=100`);
+      const rows = r.artifacts.map((a) => {
+        const preview = h("div");
+        const dl = h("button", { type: "button", class: "secondary" }, "Download");
+        dl.addEventListener("click", async () => {
+          // A signed, short-lived URL: it carries a signature, never the API key.
+          const d = await api("GET", `/artifacts/${encodeURIComponent(a.id)}/download`);
+          const link = h("a", { href: d.download_url, download: d.filename });
+          document.body.append(link);
+          link.click();
+          link.remove();
+        });
+        const pv = h("button", { type: "button", class: "secondary" }, "Preview");
+        pv.addEventListener("click", async () => {
+          const d = await api("GET", `/artifacts/${encodeURIComponent(a.id)}/download`);
+          preview.replaceChildren(await previewOf(d));
+        });
+        return h("li", {}, h("div", { class: "row" }, h("span", {}, a.filename), h("span", { class: "muted" }, `${a.metadata ? a.metadata.size : ""} bytes`), pv, dl), preview);
+      });
+      box.replaceChildren(h("h2", {}, "Files"), rows.length ? h("ul", {}, rows) : h("p", { class: "muted" }, "No files."));
+    } catch (e) {
+      box.replaceChildren(h("h2", {}, "Files"), errorBox(e));
+    }
+  })();
+  return box;
+}
+
+async function previewOf(d) {
+  if (d.media_type.startsWith("image/")) return h("img", { src: d.download_url, alt: d.filename, style: "max-width:100%" });
+  const textual = d.media_type.startsWith("text/") || d.media_type === "application/json";
+  if (!textual) return h("p", { class: "muted" }, `No preview for ${d.media_type}.`);
+  const r = await fetch(d.download_url, { headers: { Range: "bytes=0-65535" } });
+  const body = await r.text();
+  if (d.media_type === "text/csv") {
+    const lines = body.split(/\r?\n/).filter(Boolean).slice(0, 20);
+    return h("table", { class: "preview" }, lines.map((l, i) => h("tr", {}, l.split(",").map((c) => h(i ? "td" : "th", {}, c)))));
+  }
+  return h("pre", { class: "tool preview" }, body.slice(0, 4000));
+}
+
+// ---------------------------------------------------------------- flows
+
+async function flowsView() {
+  const list = h("div", { class: "card" }, h("p", { class: "muted" }, "Loading…"));
+  show("Flows", list);
+  try {
+    const r = await api("GET", "/flows");
+    list.replaceChildren(
+      r.flows.length
+        ? h("ul", {}, r.flows.map((f) => h("li", {}, h("a", { href: `#/flows/${f.saved_item_id}` }, f.name), h("span", { class: "muted" }, ` v${f.version}`))))
+        : h("p", { class: "muted" }, "No saved flows (push one with openloop flows push, or POST /api/v1/flows)."),
+    );
+  } catch (e) {
+    list.replaceChildren(errorBox(e));
+  }
+}
+
+async function flowView(id) {
+  const info = h("div", { class: "card" }, h("p", { class: "muted" }, "Loading…"));
+  const runBox = h("section", { class: "card", "aria-label": "Run", "aria-live": "polite" });
+  show("Flow", info, runBox);
+  let f;
+  try {
+    f = await api("GET", `/flows/${encodeURIComponent(id)}`);
+  } catch (e) {
+    info.replaceChildren(errorBox(e));
+    return;
+  }
+  main.querySelector("h1").textContent = f.name;
+  const doc = f.document || {};
+  const nodes = doc.nodes || doc.steps || [];
+  const inputs = (doc.inputs || []).map((d) => {
+    const field = h("input", { id: `in-${d.name}`, name: d.name });
+    return { d, field, el: h("div", {}, h("label", { for: `in-${d.name}` }, `${d.name}${d.data_type ? ` (${d.data_type})` : ""}`), field) };
+  });
+  const form = h("form", { "aria-label": "Run the flow" }, inputs.map((i) => i.el), h("button", { type: "submit" }, "Run flow"));
+  info.replaceChildren(
+    h("p", { class: "muted" }, `${f.saved_item_id} · version ${f.version}`),
+    h("h2", {}, "Nodes"),
+    h("ol", {}, nodes.map((n) => h("li", {}, `${n.id || n.name || "?"} `, h("span", { class: "muted" }, n.kind || n.type || "")))),
+    h("h2", {}, "Run"),
+    form,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const pipeline_inputs = inputs.map(({ d, field }) => {
+      let value = field.value;
+      if (["list", "object", "number", "boolean"].includes(d.data_type)) {
+        try {
+          value = JSON.parse(field.value);
+        } catch {
+          /* sent as text; the server names the bad input */
+        }
+      }
+      return { input_name: d.name, value };
+    });
+    try {
+      const r = await api("POST", "/start_pipeline", { saved_item_id: f.saved_item_id, pipeline_inputs });
+      watchRun(r.run_id, runBox);
+    } catch (e) {
+      runBox.replaceChildren(errorBox(e));
+    }
+  });
+}
+
+function watchRun(runId, box) {
+  let stopped = false;
+  const kill = h("button", { type: "button", class: "danger" }, "Kill run");
+  kill.addEventListener("click", () => api("POST", "/kill_pipeline", { run_id: runId }).catch((e) => box.append(errorBox(e))));
+  const tick = async () => {
+    if (stopped) return;
+    try {
+      const r = await api("GET", `/get_pl_run?run_id=${encodeURIComponent(runId)}`);
+      const done = ["DONE", "FAILED", "TERMINATED"].includes(r.state);
+      box.replaceChildren(
+        h("h2", {}, "Run ", h("span", { class: "state", id: "run-state" }, r.state)),
+        h("p", { class: "muted" }, runId),
+        h("ol", { class: "log" }, (r.log || []).map((l) => h("li", {}, l))),
+        done ? h("div", {}, h("h2", {}, "Outputs"), h("pre", { class: "tool", id: "run-outputs" }, JSON.stringify(r.outputs || {}, null, 2))) : kill,
+      );
+      if (!done) setTimeout(tick, 500);
+    } catch (e) {
+      box.replaceChildren(errorBox(e));
+    }
+  };
+  stopStream = () => {
+    stopped = true;
+  };
+  tick();
 }
 
 function approvalsView(s) {
@@ -382,6 +520,8 @@ function route() {
   if (parts[0] === "signin") return signInView();
   if (parts[0] === "agents" && parts[1]) return agentView(parts[1]);
   if (parts[0] === "sessions" && parts[1]) return sessionView(parts[1]);
+  if (parts[0] === "flows" && parts[1]) return flowView(parts[1]);
+  if (parts[0] === "flows") return flowsView();
   return agentsView();
 }
 
