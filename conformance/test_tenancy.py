@@ -311,3 +311,42 @@ def test_2_5_org_outsider_cannot_see_team_agent(admin: Gumloop, org_outsider: Pr
     agent = _create(admin, team_id=server.team_id)
     expect_api_error(org_outsider.client.agents.retrieve, agent.id, status=404, code="agent_not_found")
     expect_api_error(org_outsider.client.agents.list, team_id=server.team_id, status=404, code="team_not_found")
+
+
+# ---------------------------------------------------------------------------
+# K1–K3 API keys (Openloop extension)
+# ---------------------------------------------------------------------------
+
+
+def test_k1_k3_personal_keys_create_list_revoke_and_isolation(server: Any, other_tenant: Principal, team_client: Gumloop) -> None:
+    with server.http(server.admin_key, server.admin_user_id) as raw:
+        r = raw.post("/api-keys", json={"name": f"k {token()}"})
+        assert r.status_code == 201, r.text
+        body = r.json()
+        secret, key = body["secret"], body["api_key"]
+        assert secret.startswith("olk_") and key["prefix"] == secret[:8] and key["revoked_at"] is None
+        assert key["user_id"] == server.admin_user_id
+        listed = raw.get("/api-keys").json()["api_keys"]
+        assert any(k["id"] == key["id"] for k in listed)
+        assert all("secret" not in k and secret not in str(k) for k in listed)
+        # Bad input names the field.
+        r = raw.post("/api-keys", json={"name": "x" * 257})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "name"
+    # Another organization neither sees nor revokes it.
+    with server.http(other_tenant.key, other_tenant.user_id) as other:
+        assert all(k["id"] != key["id"] for k in other.get("/api-keys").json()["api_keys"])
+        r = other.delete(f"/api-keys/{key['id']}")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "api_key_not_found"
+    # A team key cannot mint keys.
+    with server.http(server.team_key, server.admin_user_id) as team:
+        r = team.post("/api-keys", json={})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "team_key_not_supported"
+    with server.http(secret, server.admin_user_id) as new:
+        assert new.get("/teams").status_code == 200
+    with server.http(server.admin_key, server.admin_user_id) as raw:
+        r = raw.delete(f"/api-keys/{key['id']}")
+        assert r.status_code == 200 and r.json()["revoked_at"] is not None
+        # Revoking again is idempotent.
+        assert raw.delete(f"/api-keys/{key['id']}").status_code == 200
+    with server.http(secret, server.admin_user_id) as new:
+        assert new.get("/teams").status_code == 401

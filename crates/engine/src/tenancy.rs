@@ -157,6 +157,58 @@ impl Engine {
         Ok(Some(self.create_key(owner, Some("bootstrap".into()), Some(secret.to_string()), created_by).await?.key_id))
     }
 
+    /// K1 (Openloop extension): the caller's personal keys, newest first, and the keys
+    /// of the teams it administers.
+    pub async fn list_keys_of(&self, caller: &Caller) -> Result<wire::tenancy::ApiKeyListResponse, ApiError> {
+        let mut keys = self.store.list_api_keys(Some(caller.user_id()), None).await.map_err(db)?;
+        for (team, role) in &caller.memberships {
+            if role == "admin" {
+                keys.extend(self.store.list_api_keys(None, Some(team)).await.map_err(db)?);
+            }
+        }
+        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+        Ok(wire::tenancy::ApiKeyListResponse { api_keys: keys.iter().map(key_view).collect() })
+    }
+
+    /// K2: a new personal key for the caller; the secret is returned this once.
+    pub async fn create_key_for(&self, caller: &Caller, req: wire::tenancy::ApiKeyCreateRequest) -> Result<wire::tenancy::ApiKeyCreatedResponse, ApiError> {
+        if matches!(caller.key.kind, KeyKind::Team { .. }) {
+            return Err(ApiError::new(ErrorCode::TeamKeyNotSupported, "Creating API keys needs a personal API key; team keys are not supported."));
+        }
+        let name = req.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+        if name.as_ref().is_some_and(|n| n.chars().count() > 256) {
+            return Err(ApiError::new(ErrorCode::InvalidName, "name is longer than 256 characters.").param("name"));
+        }
+        let owner = KeyKind::Personal { user_id: caller.user_id().to_string() };
+        let created = self.create_key(&owner, name, None, Some(caller.user_id().to_string())).await.map_err(|e| match e {
+            AdminError::Store(e) => db(e),
+            other => ApiError::new(ErrorCode::InvalidRequest, other.to_string()),
+        })?;
+        let key = self
+            .store
+            .list_api_keys(Some(caller.user_id()), None)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .find(|k| k.id == created.key_id)
+            .ok_or_else(|| ApiError::new(ErrorCode::InternalError, "the new key was not found after it was written"))?;
+        Ok(wire::tenancy::ApiKeyCreatedResponse { api_key: key_view(&key), secret: created.secret })
+    }
+
+    /// K3: revokes one of the caller's keys (or a key of a team it administers). Any
+    /// other key, or an unknown id, is `404 api_key_not_found`.
+    pub async fn revoke_key_for(&self, caller: &Caller, key_id: &str) -> Result<wire::tenancy::ApiKeyView, ApiError> {
+        let visible = self.list_keys_of(caller).await?;
+        let Some(view) = visible.api_keys.into_iter().find(|k| k.id == key_id) else {
+            return Err(ApiError::new(ErrorCode::ApiKeyNotFound, format!("No API key {key_id:?} of yours.")).param("key_id"));
+        };
+        if view.revoked_at.is_none() {
+            self.store.revoke_api_key(key_id, self.now()).await.map_err(db)?;
+        }
+        let keys = self.list_keys_of(caller).await?;
+        keys.api_keys.into_iter().find(|k| k.id == key_id).ok_or_else(|| ApiError::new(ErrorCode::ApiKeyNotFound, "The key is gone."))
+    }
+
     /// X1: the acting user's teams (team key: only its team), by name.
     pub async fn list_teams(&self, caller: &Caller) -> Result<TeamsResponse, ApiError> {
         let teams = self.store.teams_of_user(&caller.user.id).await.map_err(db)?;
@@ -176,5 +228,17 @@ impl Engine {
         }
         let orgs = self.store.organizations_of_user(&caller.user.id).await.map_err(db)?;
         Ok(OrganizationsResponse { organizations: orgs.into_iter().map(|o| WireOrg { id: o.id, name: Some(o.name) }).collect() })
+    }
+}
+
+fn key_view(k: &store::ApiKey) -> wire::tenancy::ApiKeyView {
+    wire::tenancy::ApiKeyView {
+        id: k.id.clone(),
+        prefix: k.prefix.clone(),
+        name: k.name.clone(),
+        user_id: k.user_id.clone(),
+        team_id: k.team_id.clone(),
+        created_at: wire::time::v1(k.created_at),
+        revoked_at: k.revoked_at.map(wire::time::v1),
     }
 }

@@ -510,6 +510,77 @@ function follow(id, onEvent) {
   return () => ctrl.abort();
 }
 
+// ---------------------------------------------------------------- API keys
+
+async function keysView() {
+  const list = h("div", { class: "card" }, h("p", { class: "muted" }, "Loading…"));
+  const created = h("div", { "aria-live": "polite" });
+  const name = h("input", { id: "key-name", maxlength: "256" });
+  const err = h("div");
+  const form = h("form", { class: "card", "aria-label": "New API key" }, h("h2", {}, "New API key"), h("label", { for: "key-name" }, "Label"), name, h("button", { type: "submit" }, "Create key"), err);
+  const load = async () => {
+    try {
+      const r = await api("GET", "/api-keys");
+      list.replaceChildren(
+        h(
+          "table",
+          {},
+          h("thead", {}, h("tr", {}, ["Label", "Starts with", "Created", "State", ""].map((t) => h("th", { scope: "col" }, t)))),
+          h(
+            "tbody",
+            {},
+            r.api_keys.map((k) => {
+              const revoke = h("button", { type: "button", class: "danger", "aria-label": `Revoke ${k.name || k.prefix}` }, "Revoke");
+              revoke.addEventListener("click", async () => {
+                if (!confirm(`Revoke the key ${k.name || k.prefix}…? Clients using it stop working at once.`)) return;
+                try {
+                  await api("DELETE", `/api-keys/${encodeURIComponent(k.id)}`);
+                  say("Key revoked");
+                  load();
+                } catch (e) {
+                  list.append(errorBox(e));
+                }
+              });
+              return h(
+                "tr",
+                {},
+                h("td", {}, k.name || ""),
+                h("td", {}, h("code", {}, `${k.prefix}…`)),
+                h("td", {}, k.created_at),
+                h("td", {}, k.revoked_at ? `revoked ${k.revoked_at}` : "active"),
+                h("td", {}, k.revoked_at ? "" : revoke),
+              );
+            }),
+          ),
+        ),
+      );
+    } catch (e) {
+      list.replaceChildren(errorBox(e));
+    }
+  };
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await api("POST", "/api-keys", { name: name.value });
+      name.value = "";
+      // Shown once: not stored anywhere by the console, gone when this page changes.
+      created.replaceChildren(
+        h(
+          "div",
+          { class: "approval", role: "alert" },
+          h("p", {}, h("strong", {}, "Copy this key now: it is not shown again.")),
+          h("code", { id: "new-key-secret" }, r.secret),
+        ),
+      );
+      load();
+    } catch (e) {
+      err.replaceChildren(errorBox(e));
+    }
+  });
+  show("API keys", created, list, form);
+  load();
+}
+
 // ---------------------------------------------------------------- router
 
 function route() {
@@ -522,6 +593,7 @@ function route() {
   if (parts[0] === "sessions" && parts[1]) return sessionView(parts[1]);
   if (parts[0] === "flows" && parts[1]) return flowView(parts[1]);
   if (parts[0] === "flows") return flowsView();
+  if (parts[0] === "keys") return keysView();
   return agentsView();
 }
 

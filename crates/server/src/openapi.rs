@@ -106,6 +106,10 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     collect::<DataExport>(&mut out);
     collect::<TeamsResponse>(&mut out);
     collect::<OrganizationsResponse>(&mut out);
+    collect::<ApiKeyCreateRequest>(&mut out);
+    collect::<ApiKeyCreatedResponse>(&mut out);
+    collect::<ApiKeyListResponse>(&mut out);
+    collect::<ApiKeyView>(&mut out);
     collect::<ModelListResponse>(&mut out);
     collect::<ToolListResponse>(&mut out);
     collect::<ErrorEnvelope>(&mut out);
@@ -284,6 +288,14 @@ fn doc(id: &str) -> OpDoc {
         "M1" => nested(None, vec![ok(200, "Models by provider", Json("ModelListResponse"))], vec![], &[]),
         "X1" => nested(None, vec![ok(200, "Your teams", Json("TeamsResponse"))], vec![], &[]),
         "X2" => nested(None, vec![ok(200, "Your organizations", Json("OrganizationsResponse"))], vec![], &[]),
+        "K1" => nested(None, vec![ok(200, "Your personal keys and those of the teams you administer", Json("ApiKeyListResponse"))], vec![], &[]),
+        "K2" => nested(
+            Some(Json("ApiKeyCreateRequest")),
+            vec![ok(201, "The new key; its secret is shown only here", Json("ApiKeyCreatedResponse"))],
+            vec![],
+            &[403],
+        ),
+        "K3" => nested(None, vec![ok(200, "The revoked key", Json("ApiKeyView"))], vec![], &[404]),
         "T1" => nested(None, vec![ok(200, "The tool catalogue", Json("ToolListResponse"))], q::<ToolListQuery>(), &[]),
         "T2" => OpDoc {
             request: Some(AnyJson),

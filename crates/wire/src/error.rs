@@ -55,6 +55,7 @@ pub enum ErrorCode {
     DataExportNotFound,
     OrganizationNotFound,
     ToolNotFound,
+    ApiKeyNotFound,
     // 405
     MethodNotAllowed,
     // 409
@@ -127,7 +128,8 @@ impl ErrorCode {
             | FileNotFound
             | DataExportNotFound
             | OrganizationNotFound
-            | ToolNotFound => 404,
+            | ToolNotFound
+            | ApiKeyNotFound => 404,
             MethodNotAllowed => 405,
             SessionAlreadyExists
             | AgentAlreadyExists

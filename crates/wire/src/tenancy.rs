@@ -1,6 +1,6 @@
 //! Teams, organizations and the model catalogue (API.md §8.13, §8.7).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -45,4 +45,41 @@ pub struct ModelGroup {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ModelListResponse {
     pub model_groups: Vec<ModelGroup>,
+}
+
+/// K2 body (Openloop extension): a new personal key for the caller.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct ApiKeyCreateRequest {
+    /// A label (≤ 256 characters) to tell keys apart.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl crate::request::RequestBody for ApiKeyCreateRequest {}
+
+/// An API key as listed: never its secret (only the first 8 characters).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub prefix: String,
+    pub name: Option<String>,
+    /// Personal key owner.
+    pub user_id: Option<String>,
+    /// Team key team.
+    pub team_id: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// K1.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiKeyListResponse {
+    pub api_keys: Vec<ApiKeyView>,
+}
+
+/// K2: the secret is shown this once and stored only as a hash.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiKeyCreatedResponse {
+    pub api_key: ApiKeyView,
+    pub secret: String,
 }

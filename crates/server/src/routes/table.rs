@@ -132,6 +132,9 @@ pub const ROUTES: &[RouteSpec] = &[
     later("M2", "POST", "/models/route", "Route to a model"),
     r("X1", "GET", "/teams", "List teams", Now),
     r("X2", "GET", "/organizations", "List organizations", Now),
+    r("K1", "GET", "/api-keys", "List your API keys (Openloop extension)", Now),
+    r("K2", "POST", "/api-keys", "Create a personal API key; the secret is shown once (Openloop extension)", Now),
+    r("K3", "DELETE", "/api-keys/{key_id}", "Revoke an API key (Openloop extension)", Now),
     // Tools for AI agents
     r("T1", "GET", "/tools", "Tool catalogue", Now),
     r("T2", "POST", "/tools/{tool_name}/invoke", "Invoke a tool", Now),
