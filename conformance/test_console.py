@@ -218,3 +218,51 @@ def test_console_creates_and_revokes_an_api_key(browser: object, llm_server: Ope
     page.get_by_role("cell", name="console key", exact=True).wait_for()
     assert secret not in page.content()
     ctx.close()
+
+
+def test_console_edits_an_agent_shows_version_diffs_searches_sessions_and_admin_pages(
+    browser: object, llm_server: OpenloopServer, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.enqueue(text("Noted."), match="remember the pelican")
+    ctx, page = sign_in(browser, llm_server)
+    page.get_by_label("Name", exact=True).fill("Editable agent")
+    page.get_by_label("System prompt").fill("Answer in English.")
+    page.get_by_role("button", name="Create agent").click()
+    page.get_by_role("heading", name="Editable agent").wait_for()
+    agent_url = page.url
+    # Edit: a new version whose diff shows the prompt's old and new text.
+    edit = page.get_by_role("region", name="Edit agent")
+    edit.get_by_label("System prompt").fill("Answer in French.")
+    edit.get_by_label("Tool approval").select_option("write")
+    edit.get_by_role("button", name="Save changes").click()
+    page.get_by_role("button", name="Version 2").click()
+    diff = page.get_by_role("table", name="Changes in version 2")
+    diff.wait_for()
+    assert "English" in diff.inner_text() and "French" in diff.inner_text()
+    shot(page, "09-agent-versions")
+    # Sessions: one to find by search.
+    page.get_by_label("Message", exact=True).fill("remember the pelican")
+    page.get_by_role("button", name="Send").click()
+    page.locator("#session-state", has_text="completed").wait_for(timeout=20_000)
+    page.goto(agent_url)
+    # S3's search matches the session's name (else its agent's).
+    page.get_by_role("searchbox", name="Search sessions").fill("editable")
+    page.get_by_role("searchbox", name="Search sessions").press("Enter")
+    page.locator("a[href^='#/sessions/']").first.wait_for()
+    page.get_by_role("searchbox", name="Search sessions").fill("no-such-words-here")
+    page.get_by_role("searchbox", name="Search sessions").press("Enter")
+    page.get_by_text("No session matches.").wait_for()
+    # Usage (credits from the ledger), a data export, the audit log.
+    page.get_by_role("link", name="Usage and audit").click()
+    page.get_by_role("heading", name="Credits, last 30 days").wait_for(timeout=20_000)
+    page.get_by_role("table", name="Credits per agent or flow").locator("tbody tr").first.wait_for()
+    page.get_by_role("heading", name=re.compile(r"Audit log \(\d+ events")).wait_for()
+    assert "agent_created" in page.get_by_role("region", name="Audit log").inner_text()
+    page.get_by_label("Data type").select_option("agents")
+    page.get_by_role("button", name="Export CSV").click()
+    page.locator("#export-download").wait_for(timeout=20_000)
+    with page.expect_download() as info:
+        page.locator("#export-download").click()
+    assert "Editable agent" in Path(info.value.path()).read_text()
+    shot(page, "10-usage-and-audit")
+    ctx.close()

@@ -46,6 +46,8 @@ function h(tag, attrs = {}, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else if (k === "class") el.className = v;
+    // Through the CSSOM: the content security policy refuses style attributes.
+    else if (k === "style") Object.assign(el.style, v);
     else el.setAttribute(k, v === true ? "" : v);
   }
   for (const c of children.flat()) {
@@ -203,7 +205,28 @@ async function agentView(id) {
     }
   });
   const sessions = h("div", { class: "card" });
-  show("Agent", info, form, h("h2", {}, "Sessions"), sessions);
+  const search = h("input", { id: "session-search", type: "search" });
+  const searchForm = h("form", { role: "search", "aria-label": "Search sessions" }, h("label", { for: "session-search" }, "Search sessions"), search);
+  const edit = h("section", { class: "card", "aria-label": "Edit agent" });
+  const versions = h("section", { class: "card", "aria-label": "Versions" });
+  show("Agent", info, form, h("h2", {}, "Sessions"), searchForm, sessions, edit, versions);
+  const listSessions = async () => {
+    const q = search.value.trim() ? `&search=${encodeURIComponent(search.value.trim())}` : "";
+    const r = await api("GET", `/agents/${encodeURIComponent(id)}/sessions?page_size=50${q}`);
+    sessions.replaceChildren(
+      r.sessions.length
+        ? h(
+            "ul",
+            {},
+            r.sessions.map((s) => h("li", {}, h("a", { href: `#/sessions/${s.id}` }, s.name || s.id), " ", h("span", { class: "muted" }, s.state))),
+          )
+        : h("p", { class: "muted" }, search.value ? "No session matches." : "No sessions yet."),
+    );
+  };
+  searchForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    listSessions().catch((e) => sessions.replaceChildren(errorBox(e)));
+  });
   try {
     const a = (await api("GET", `/agents/${encodeURIComponent(id)}`)).agent;
     main.querySelector("h1").textContent = a.name;
@@ -213,19 +236,84 @@ async function agentView(id) {
       a.system_prompt ? h("p", {}, h("strong", {}, "System prompt: "), a.system_prompt) : null,
       h("p", { class: "muted" }, a.id),
     );
-    const r = await api("GET", `/agents/${encodeURIComponent(id)}/sessions?page_size=50`);
-    sessions.replaceChildren(
-      r.sessions.length
-        ? h(
-            "ul",
-            {},
-            r.sessions.map((s) => h("li", {}, h("a", { href: `#/sessions/${s.id}` }, s.name || s.id), " ", h("span", { class: "muted" }, s.state))),
-          )
-        : h("p", { class: "muted" }, "No sessions yet."),
-    );
+    await listSessions();
+    edit.replaceChildren(...editForm(a));
+    versions.replaceChildren(...(await versionsList(a)));
   } catch (e) {
     info.replaceChildren(errorBox(e));
   }
+}
+
+function editForm(a) {
+  const model = h("input", { id: "edit-model", value: a.model_name || "" });
+  const prompt = h("textarea", { id: "edit-prompt" });
+  prompt.value = a.system_prompt || "";
+  const mode = ((a.metadata || {}).tool_approval || {}).default_mode || "off";
+  const approval = h("select", { id: "edit-approval" }, ["off", "all", "write"].map((m) => h("option", { value: m, selected: m === mode }, m)));
+  const web = h("input", { id: "edit-web-fetch", type: "checkbox", checked: (a.tools || []).some((t) => t.name === "web_fetch" || t.type === "web_fetch") });
+  const err = h("div");
+  const form = h(
+    "form",
+    { "aria-label": "Edit agent" },
+    h("label", { for: "edit-model" }, "Model"),
+    model,
+    h("label", { for: "edit-prompt" }, "System prompt"),
+    prompt,
+    h("label", { for: "edit-approval" }, "Tool approval"),
+    approval,
+    h("label", { for: "edit-web-fetch", class: "check" }, web, " Allow web_fetch"),
+    h("button", { type: "submit" }, "Save changes"),
+    err,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const metadata = Object.assign({}, a.metadata || {}, { tool_approval: Object.assign({}, (a.metadata || {}).tool_approval || {}, { default_mode: approval.value }) });
+    const tools = (a.tools || []).filter((t) => t.name !== "web_fetch" && t.type !== "web_fetch");
+    if (web.checked) tools.push({ type: "web_fetch" });
+    try {
+      const r = await api("PATCH", `/agents/${encodeURIComponent(a.id)}`, { model_name: model.value, system_prompt: prompt.value, metadata, tools, version: a.version });
+      say(`Saved as version ${r.agent.version}`);
+      route();
+    } catch (e) {
+      err.replaceChildren(errorBox(e));
+    }
+  });
+  return [h("h2", {}, "Edit"), form];
+}
+
+async function versionsList(a) {
+  const r = await api("GET", `/agents/${encodeURIComponent(a.id)}/versions`);
+  const detail = h("div", { "aria-live": "polite" });
+  const items = r.versions.map((v) => {
+    const b = h("button", { type: "button", class: "link" }, `Version ${v.major_version}`);
+    b.addEventListener("click", async () => {
+      const d = await api("GET", `/agents/${encodeURIComponent(a.id)}/versions/${encodeURIComponent(v.id)}`);
+      detail.replaceChildren(changesView(v, d.changes));
+    });
+    return h("li", {}, b, h("span", { class: "muted" }, ` ${v.created_at}`));
+  });
+  return [h("h2", {}, "Versions"), h("ul", {}, items), detail];
+}
+
+function changesView(v, changes) {
+  if (!changes) return h("p", { class: "muted" }, `Version ${v.major_version} is the first.`);
+  const rows = [];
+  for (const c of changes.field_changes || []) {
+    if (c.text_hunks) {
+      for (const hk of c.text_hunks) rows.push(h("tr", {}, h("td", {}, c.field), h("td", { class: "del" }, hk.old_text), h("td", { class: "ins" }, hk.new_text)));
+    } else {
+      rows.push(h("tr", {}, h("td", {}, c.field), h("td", { class: "del" }, JSON.stringify(c.old_value)), h("td", { class: "ins" }, JSON.stringify(c.new_value))));
+    }
+  }
+  for (const t of changes.tool_changes || []) {
+    rows.push(h("tr", {}, h("td", {}, `tool ${JSON.stringify(t.identity)} (${t.status})`), h("td", { class: "del" }, JSON.stringify(t.old_value)), h("td", { class: "ins" }, JSON.stringify(t.new_value))));
+  }
+  return h(
+    "table",
+    { class: "diff", "aria-label": `Changes in version ${v.major_version}` },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Field"), h("th", { scope: "col" }, "Before"), h("th", { scope: "col" }, "After"))),
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "3" }, "No changes."))),
+  );
 }
 
 // ---------------------------------------------------------------- sessions
@@ -332,7 +420,7 @@ function artifactsView(s) {
 }
 
 async function previewOf(d) {
-  if (d.media_type.startsWith("image/")) return h("img", { src: d.download_url, alt: d.filename, style: "max-width:100%" });
+  if (d.media_type.startsWith("image/")) return h("img", { src: d.download_url, alt: d.filename, style: { maxWidth: "100%" } });
   const textual = d.media_type.startsWith("text/") || d.media_type === "application/json";
   if (!textual) return h("p", { class: "muted" }, `No preview for ${d.media_type}.`);
   const r = await fetch(d.download_url, { headers: { Range: "bytes=0-65535" } });
@@ -581,6 +669,180 @@ async function keysView() {
   load();
 }
 
+// ---------------------------------------------------------------- usage, exports, audit (admins)
+
+async function whoAmI() {
+  const keys = (await api("GET", "/api-keys")).api_keys;
+  const mine = keys.find((k) => k.user_id);
+  const orgs = (await api("GET", "/organizations")).organizations;
+  return { userId: mine ? mine.user_id : null, orgId: orgs.length ? orgs[0].id : null };
+}
+
+function isoDay(d) {
+  return d.toISOString().slice(0, 10);
+}
+
+async function exportCsv(userId, body) {
+  const r = await api("POST", "/export_data", Object.assign({ user_id: userId }, body));
+  const id = r.data_export_id;
+  for (let i = 0; i < 600; i++) {
+    const s = await api("GET", `/export_status?user_id=${encodeURIComponent(userId)}&data_export_id=${encodeURIComponent(id)}`);
+    if (s.state === "COMPLETED") {
+      const f = await fetch(`/api/v1/export_status?user_id=${encodeURIComponent(userId)}&data_export_id=${encodeURIComponent(id)}&download=true`, {
+        headers: { Authorization: `Bearer ${apiKey()}` },
+      });
+      return { id, csv: await f.text() };
+    }
+    if (s.state === "FAILED") throw new Error(s.error || "the export failed");
+    await new Promise((res) => setTimeout(res, 300));
+  }
+  throw new Error("the export did not finish in time");
+}
+
+// RFC 4180 enough for exported CSV: quoted fields with doubled quotes, commas, newlines.
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let field = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ",") {
+      row.push(field);
+      field = "";
+    } else if (c === "\n") {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = "";
+    } else if (c !== "\r") field += c;
+  }
+  if (field || row.length) {
+    row.push(field);
+    rows.push(row);
+  }
+  return rows;
+}
+
+async function adminView() {
+  const usage = h("section", { class: "card", "aria-label": "Usage" }, h("h2", {}, "Credits"), h("p", { class: "muted" }, "Loading…"));
+  const exportsBox = h("section", { class: "card", "aria-label": "Data exports" });
+  const audit = h("section", { class: "card", "aria-label": "Audit log" }, h("h2", {}, "Audit log"), h("p", { class: "muted" }, "Loading…"));
+  show("Usage and audit", usage, exportsBox, audit);
+  let me;
+  try {
+    me = await whoAmI();
+  } catch (e) {
+    usage.replaceChildren(errorBox(e));
+    return;
+  }
+  const end = new Date(Date.now() + 86400000);
+  const start = new Date(Date.now() - 30 * 86400000);
+  // Credits per day and per agent or flow, from the organization's credit ledger (E1).
+  (async () => {
+    try {
+      const { csv } = await exportCsv(me.userId, {
+        data_type: "credit_logs",
+        export_fields: ["timestamp", "category", "name", "amount"],
+        start_date: isoDay(start),
+        end_date: isoDay(end),
+      });
+      const rows = parseCsv(csv).slice(1);
+      const byDay = new Map();
+      const byName = new Map();
+      for (const [ts, category, name, amount] of rows) {
+        const a = Number(amount) || 0;
+        const day = String(ts).slice(0, 10);
+        byDay.set(day, (byDay.get(day) || 0) + a);
+        const k = `${name} (${category})`;
+        byName.set(k, (byName.get(k) || 0) + a);
+      }
+      const days = [...byDay.entries()].sort();
+      const max = Math.max(0.0001, ...days.map(([, v]) => v));
+      usage.replaceChildren(
+        h("h2", {}, "Credits, last 30 days"),
+        days.length
+          ? h(
+              "div",
+              { class: "bars", role: "img", "aria-label": `Credits per day: ${days.map(([d, v]) => `${d} ${v.toFixed(3)}`).join(", ")}` },
+              days.map(([d, v]) =>
+                h(
+                  "div",
+                  { class: "col", title: `${d}: ${v.toFixed(4)} credits` },
+                  h("span", { class: "val" }, v.toFixed(3)),
+                  h("div", { class: "bar", style: { height: `${Math.max(2, (v / max) * 100)}%` } }),
+                  h("span", { class: "day" }, d.slice(5)),
+                ),
+              ),
+            )
+          : h("p", { class: "muted" }, "No credits spent yet."),
+        h(
+          "table",
+          { "aria-label": "Credits per agent or flow" },
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Agent or flow"), h("th", { scope: "col" }, "Credits"))),
+          h("tbody", {}, [...byName.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, v.toFixed(4))))),
+        ),
+      );
+    } catch (e) {
+      usage.replaceChildren(h("h2", {}, "Credits"), errorBox(e.status === 403 ? new Error("Usage needs an organization admin's key.") : e));
+    }
+  })();
+  // Data exports (E1/E2): request, wait, download the CSV.
+  const type = h("select", { id: "export-type" }, ["agent_interactions", "agents", "workflows", "credit_logs"].map((t) => h("option", { value: t }, t)));
+  const err = h("div");
+  const out = h("div", { "aria-live": "polite" });
+  const form = h("form", { "aria-label": "New data export" }, h("label", { for: "export-type" }, "Data type"), type, h("button", { type: "submit" }, "Export CSV"), err, out);
+  const FIELDS = {
+    agent_interactions: ["interaction_id", "agent_name", "interaction_created_ts", "credit_cost", "message_count"],
+    agents: ["agent_id", "agent_name", "agent_model", "agent_created_ts"],
+    workflows: ["workbook_name", "run_id", "credit_cost", "pl_run_created_ts"],
+    credit_logs: ["timestamp", "category", "name", "amount", "balance"],
+  };
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    err.replaceChildren();
+    out.replaceChildren(h("p", { class: "muted" }, "Exporting…"));
+    try {
+      const { id, csv } = await exportCsv(me.userId, {
+        data_type: type.value,
+        export_fields: FIELDS[type.value],
+        start_date: isoDay(start),
+        end_date: isoDay(end),
+        include_all_workspaces: true,
+      });
+      const url = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
+      out.replaceChildren(h("p", {}, `${parseCsv(csv).length - 1} rows · `, h("a", { href: url, download: `${id}.csv`, id: "export-download" }, `Download ${id}.csv`)));
+    } catch (e) {
+      out.replaceChildren();
+      err.replaceChildren(errorBox(e));
+    }
+  });
+  exportsBox.replaceChildren(h("h2", {}, "Data exports"), form);
+  // The audit log (E3), newest first.
+  try {
+    const q = `organization_id=${encodeURIComponent(me.orgId)}&user_id=${encodeURIComponent(me.userId)}&start_time=${start.toISOString()}&end_time=${end.toISOString()}&page_size=50`;
+    const r = await api("GET", `/get_audit_logs?${q}`);
+    audit.replaceChildren(
+      h("h2", {}, `Audit log (${r.total_count} events, last 30 days)`),
+      h(
+        "table",
+        {},
+        h("thead", {}, h("tr", {}, ["Time", "Event", "User", "Source IP"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, r.audit_logs.map((e) => h("tr", {}, h("td", {}, e.timestamp), h("td", {}, e.event_type), h("td", {}, e.user_id || ""), h("td", {}, e.source_ip || "")))),
+      ),
+    );
+  } catch (e) {
+    audit.replaceChildren(h("h2", {}, "Audit log"), errorBox(e.status === 403 ? new Error("The audit log needs an organization admin's key.") : e));
+  }
+}
+
 // ---------------------------------------------------------------- router
 
 function route() {
@@ -594,6 +856,7 @@ function route() {
   if (parts[0] === "flows" && parts[1]) return flowView(parts[1]);
   if (parts[0] === "flows") return flowsView();
   if (parts[0] === "keys") return keysView();
+  if (parts[0] === "admin") return adminView();
   return agentsView();
 }
 
