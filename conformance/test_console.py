@@ -266,3 +266,27 @@ def test_console_edits_an_agent_shows_version_diffs_searches_sessions_and_admin_
     assert "Editable agent" in Path(info.value.path()).read_text()
     shot(page, "10-usage-and-audit")
     ctx.close()
+
+
+def test_console_answers_an_agents_questions_inline(browser: object, llm_server: OpenloopServer, fake_openai: FakeOpenAI) -> None:
+    ask = {"title": "Trip details", "questions": [{"name": "city", "label": "Which city?", "type": "text"}]}
+    fake_openai.enqueue(tool_call("human_input", ask), text("Booked for the city you named."), match="plan my console trip")
+    with llm_server.http(llm_server.admin_key, llm_server.admin_user_id) as raw:
+        r = raw.post("/agents", json={"name": "Asking agent", "model_name": "gpt-4o-mini", "tools": [{"type": "human_input"}]})
+        assert r.status_code == 201, r.text
+        agent_id = r.json()["agent"]["id"]
+    ctx, page = sign_in(browser, llm_server)
+    page.goto(f"{llm_server.url}/#/agents/{agent_id}")
+    page.get_by_label("Message", exact=True).fill("plan my console trip")
+    page.get_by_role("button", name="Send").click()
+    page.locator("#session-state", has_text="approval_required").wait_for(timeout=20_000)
+    page.get_by_role("form", name="Trip details").wait_for()
+    page.get_by_label("Which city?").fill("Lisbon")
+    shot(page, "11-question")
+    page.get_by_role("button", name="Answer").click()
+    page.locator("#session-state", has_text="completed").wait_for(timeout=20_000)
+    assert "Booked for the city you named." in page.locator(".transcript").inner_text()
+    # The answer reached the model as the tool's result.
+    last = fake_openai.requests(match="plan my console trip")[-1]
+    assert "Lisbon" in str(last.body["messages"]), last.body["messages"]
+    ctx.close()

@@ -321,8 +321,10 @@ function changesView(v, changes) {
 function partView(p) {
   if (p.type === "text") return h("div", {}, p.text || "");
   if (p.type === "tool_invocation") {
-    const args = p.args !== undefined ? JSON.stringify(p.args) : "";
-    const result = p.result !== undefined ? JSON.stringify(p.result) : "";
+    // `result` carries the call's `args` and, once it ran, its `result`.
+    const r = p.result || {};
+    const args = r.args !== undefined && r.args !== null ? JSON.stringify(r.args) : "";
+    const result = r.result !== undefined && r.result !== null ? JSON.stringify(r.result) : "";
     return h("div", { class: "tool" }, `⚙ ${p.toolName}(${args}) · ${p.toolCallState || ""}`, result ? h("div", {}, `→ ${result}`) : null);
   }
   if (p.type === "file") return h("div", { class: "tool" }, `📄 ${p.filename || p.name || "file"}`);
@@ -468,12 +470,36 @@ async function flowView(id) {
     return { d, field, el: h("div", {}, h("label", { for: `in-${d.name}` }, `${d.name}${d.data_type ? ` (${d.data_type})` : ""}`), field) };
   });
   const form = h("form", { "aria-label": "Run the flow" }, inputs.map((i) => i.el), h("button", { type: "submit" }, "Run flow"));
+  const history = h("div");
+  (async () => {
+    try {
+      const m = await api("GET", `/get_plrun_saved_item_map?saved_item_id=${encodeURIComponent(f.saved_item_id)}`);
+      const runs = m[f.saved_item_id] || [];
+      history.replaceChildren(
+        h("h2", {}, "Recent runs"),
+        runs.length
+          ? h(
+              "ul",
+              {},
+              runs.map((r) => {
+                const b = h("button", { type: "button", class: "link" }, `${r.state} · ${r.created_ts}`);
+                b.addEventListener("click", () => watchRun(r.run_id, runBox));
+                return h("li", {}, b);
+              }),
+            )
+          : h("p", { class: "muted" }, "No runs yet."),
+      );
+    } catch (e) {
+      history.replaceChildren(errorBox(e));
+    }
+  })();
   info.replaceChildren(
     h("p", { class: "muted" }, `${f.saved_item_id} · version ${f.version}`),
     h("h2", {}, "Nodes"),
     h("ol", {}, nodes.map((n) => h("li", {}, `${n.id || n.name || "?"} `, h("span", { class: "muted" }, n.kind || n.type || "")))),
     h("h2", {}, "Run"),
     form,
+    history,
   );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -526,6 +552,10 @@ function watchRun(runId, box) {
 function approvalsView(s) {
   const box = h("div", { class: "approval", role: "group", "aria-label": "Pending approvals" }, h("h2", {}, "Waiting for your approval"));
   for (const pa of s.pending_approvals) {
+    if (pa.type === "human_input") {
+      box.append(questionsForm(s, pa));
+      continue;
+    }
     const decide = async (action) => {
       try {
         await api("POST", `/sessions/${encodeURIComponent(s.id)}/approvals`, { approval_responses: [{ action_request_id: pa.action_request_id, action }] });
@@ -546,6 +576,37 @@ function approvalsView(s) {
     );
   }
   return box;
+}
+
+// A human_input ask: one labelled field per question, answered inline.
+function questionsForm(s, pa) {
+  const fields = (pa.questions || []).map((q, i) => {
+    const id = `q-${i}`;
+    let input;
+    if (q.type === "boolean") input = h("input", { id, type: "checkbox" });
+    else if (q.type === "select") input = h("select", { id }, (q.options || []).map((o) => h("option", { value: o }, o)));
+    else input = h("input", { id, type: q.type === "number" ? "number" : "text", required: q.required !== false });
+    return { q, input, el: h("div", {}, h("label", { for: id }, q.label || q.name), input) };
+  });
+  const err = h("div");
+  const form = h("form", { "aria-label": pa.title || "Questions" }, h("h3", {}, pa.title || "The agent asks"), fields.map((f) => f.el), h("button", { type: "submit" }, "Answer"), err);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const values = {};
+    for (const { q, input } of fields) {
+      values[q.name] = q.type === "boolean" ? input.checked : q.type === "number" ? Number(input.value) : input.value;
+    }
+    try {
+      await api("POST", `/sessions/${encodeURIComponent(s.id)}/approvals`, {
+        approval_responses: [{ action_request_id: pa.action_request_id, action: "accept", response: { values } }],
+      });
+      say("Answered");
+      route();
+    } catch (e) {
+      err.replaceChildren(errorBox(e));
+    }
+  });
+  return form;
 }
 
 function followUpForm(id) {
