@@ -50,6 +50,7 @@ def test_console_signs_in_streams_a_reply_answers_an_approval_and_keeps_the_key_
     fake_openai.enqueue(chunks(["Hello ", "from ", "the ", "console."], chunk_delay=0.6), match="hi console")
     fake_openai.enqueue(tool_call("current_time", {}), text("It is time."), match="what time is it, console")
     fake_openai.enqueue(text("Follow-up answered."), match="and one more thing")
+    fake_openai.enqueue(text("Queued answered."), match="queued after this")
     ctx = browser.new_context(viewport={"width": 1100, "height": 800})  # type: ignore[attr-defined]
     page = ctx.new_page()
     urls: list[str] = []
@@ -80,6 +81,11 @@ def test_console_signs_in_streams_a_reply_answers_an_approval_and_keeps_the_key_
     assert page.locator("#session-state").inner_text() in ("queued", "processing")
     assert "console." not in page.locator("#live-reply").inner_text()
     shot(page, "03-session-streaming")
+    # A message queued while the run executes is delivered after it.
+    page.get_by_label("Queue a message for after this run").fill("queued after this")
+    page.get_by_role("button", name="Queue", exact=True).click()
+    page.get_by_role("list", name="Queued messages").get_by_text("queued after this").wait_for()
+    page.get_by_text("Queued answered.").wait_for(timeout=20_000)
     page.locator("#session-state", has_text="completed").wait_for(timeout=20_000)
     assert "Hello from the console." in page.locator(".transcript").inner_text()
 

@@ -375,7 +375,7 @@ async function sessionView(id) {
         actions.append(errorBox(e));
       }
     });
-    actions.append(cancel);
+    actions.append(cancel, queueView(id));
     stopStream = follow(id, (ev) => {
       if (ev.type === "text-delta") text.append(ev.delta || "");
       else if (ev.type === "tool-input-available") live.append(h("div", { class: "tool" }, `⚙ ${ev.toolName}(${JSON.stringify(ev.input)})`));
@@ -496,7 +496,15 @@ async function flowView(id) {
   info.replaceChildren(
     h("p", { class: "muted" }, `${f.saved_item_id} · version ${f.version}`),
     h("h2", {}, "Nodes"),
-    h("ol", {}, nodes.map((n) => h("li", {}, `${n.id || n.name || "?"} `, h("span", { class: "muted" }, n.kind || n.type || "")))),
+    h(
+      "ol",
+      { "aria-label": "Nodes and their inputs" },
+      nodes.map((n) => {
+        const wires = Object.entries(n.inputs || {}).map(([port, from]) => `${port} ← ${typeof from === "string" ? from : JSON.stringify(from)}`);
+        const after = (n.after || []).length ? [`after ${[].concat(n.after).join(", ")}`] : [];
+        return h("li", {}, h("strong", {}, n.id || n.name || "?"), " ", h("span", { class: "muted" }, n.kind || n.type || ""), [...wires, ...after].length ? h("div", { class: "muted" }, [...wires, ...after].join(" · ")) : null);
+      }),
+    ),
     h("h2", {}, "Run"),
     form,
     history,
@@ -606,6 +614,45 @@ function questionsForm(s, pa) {
       err.replaceChildren(errorBox(e));
     }
   });
+  return form;
+}
+
+// While a run executes, messages wait in the session's queue (S7 `delivery: queued`) and
+// are delivered in order when it ends; queued ones can be deleted (S15).
+function queueView(id) {
+  const list = h("ul", { "aria-label": "Queued messages" });
+  const input = h("textarea", { id: "queue-input", required: true });
+  const err = h("div");
+  const form = h("form", { class: "card", "aria-label": "Queue a message" }, h("label", { for: "queue-input" }, "Queue a message for after this run"), input, h("button", { type: "submit" }, "Queue"), err, list);
+  const load = async () => {
+    try {
+      const q = await api("GET", `/sessions/${encodeURIComponent(id)}/queue`);
+      list.replaceChildren(
+        ...(q.queue || []).map((m) => {
+          const del = h("button", { type: "button", class: "link", "aria-label": `Delete queued message ${m.id}` }, "delete");
+          del.addEventListener("click", async () => {
+            await api("DELETE", `/sessions/${encodeURIComponent(id)}/queue/${encodeURIComponent(m.id)}`).catch((e) => err.replaceChildren(errorBox(e)));
+            load();
+          });
+          return h("li", {}, `${typeof m.input === "string" ? m.input : m.content || JSON.stringify(m.input)} `, del);
+        }),
+      );
+    } catch (e) {
+      err.replaceChildren(errorBox(e));
+    }
+  };
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("POST", `/sessions/${encodeURIComponent(id)}/messages`, { input: input.value, delivery: "queued" });
+      input.value = "";
+      say("Queued");
+      load();
+    } catch (e) {
+      err.replaceChildren(errorBox(e));
+    }
+  });
+  load();
   return form;
 }
 
