@@ -541,9 +541,11 @@ impl Engine {
                 Err(e) => return Err(db(e)),
             }
         }
-        // A worker holds it.
-        self.store.request_cancel(&run_id).await.map_err(db)?;
+        // A worker holds it. Signal a run of this process first: the cancel request's
+        // notice (shared database) must not reach it before the reason (an S16 interrupt
+        // is not a cancel). A run on another replica learns of it from the notice.
         self.signal_run(&run_id, stop);
+        self.store.request_cancel(&run_id).await.map_err(db)?;
         self.wait_settled(&s.id, std::time::Duration::from_secs(3)).await
     }
 
