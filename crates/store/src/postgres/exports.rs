@@ -281,33 +281,31 @@ impl ExportStore for PgStore {
     }
 
     async fn release_export_leases(&self, owner_prefix: &str) -> Result<u64> {
-        let mut tx = self.begin().await?;
-        let n =
-            sqlx::query("UPDATE data_exports SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL AND starts_with(lease_owner, $1)")
-                .bind(owner_prefix)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        tx.commit().await?;
+        let n = self
+            .write_one(
+                sqlx::query(
+                    "UPDATE data_exports SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL AND starts_with(lease_owner, $1)",
+                )
+                .bind(owner_prefix),
+            )
+            .await?;
         Ok(n)
     }
 
     async fn heartbeat_export(&self, id: &str, owner: &str, lease_until: i64) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query("UPDATE data_exports SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'IN_PROGRESS'")
-            .bind(lease_until)
-            .bind(id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
+        let n = self
+            .write_one(
+                sqlx::query("UPDATE data_exports SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'IN_PROGRESS'")
+                    .bind(lease_until)
+                    .bind(id)
+                    .bind(owner),
+            )
+            .await?;
         Ok(n > 0)
     }
 
     async fn finish_export(&self, id: &str, owner: &str, end: &ExportEnd) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query(
+        let n = self.write_one(sqlx::query(
             "UPDATE data_exports SET state = $1, row_count = $2, error = $3, blob_key = $4, finished_at = $5, expires_at = $6, lease_owner = NULL, lease_expires_at = NULL \
              WHERE id = $7 AND lease_owner = $8 AND state = 'IN_PROGRESS'",
         )
@@ -318,11 +316,7 @@ impl ExportStore for PgStore {
         .bind(end.now)
         .bind(end.expires_at)
         .bind(id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
+        .bind(owner)).await?;
         Ok(n > 0)
     }
 

@@ -344,26 +344,19 @@ impl FlowStore for PgStore {
     }
 
     async fn heartbeat_flow_run(&self, id: &str, owner: &str, lease_until: i64) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query("UPDATE flow_runs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3")
-            .bind(lease_until)
-            .bind(id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
+        let n = self
+            .write_one(sqlx::query("UPDATE flow_runs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3").bind(lease_until).bind(id).bind(owner))
+            .await?;
         Ok(n > 0)
     }
 
     async fn release_flow_leases(&self, owner_prefix: &str) -> Result<u64> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query("UPDATE flow_runs SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL AND starts_with(lease_owner, $1)")
-            .bind(owner_prefix)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
+        let n = self
+            .write_one(
+                sqlx::query("UPDATE flow_runs SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL AND starts_with(lease_owner, $1)")
+                    .bind(owner_prefix),
+            )
+            .await?;
         Ok(n)
     }
 

@@ -78,6 +78,15 @@ impl PgStore {
         Ok(tx)
     }
 
+    /// One write statement in its own transaction (so it carries the audit context, as
+    /// every write does); the rows it affected.
+    pub(crate) async fn write_one<'q>(&self, q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n = q.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

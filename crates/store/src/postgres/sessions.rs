@@ -649,16 +649,15 @@ impl SessionStore for PgStore {
     }
 
     async fn edit_queued_message(&self, session_id: &str, id: &str, input: &str, now: i64) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query("UPDATE session_queue SET input = $1, updated_at = $2 WHERE session_id = $3 AND id = $4")
-            .bind(pg_text(input))
-            .bind(now)
-            .bind(session_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
+        let n = self
+            .write_one(
+                sqlx::query("UPDATE session_queue SET input = $1, updated_at = $2 WHERE session_id = $3 AND id = $4")
+                    .bind(pg_text(input))
+                    .bind(now)
+                    .bind(session_id)
+                    .bind(id),
+            )
+            .await?;
         Ok(n == 1)
     }
 
@@ -872,15 +871,14 @@ impl RunStore for PgStore {
     }
 
     async fn heartbeat(&self, run_id: &str, owner: &str, lease_until: i64) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query("UPDATE jobs SET lease_expires_at = $1 WHERE run_id = $2 AND lease_owner = $3 AND state = 'leased'")
-            .bind(lease_until)
-            .bind(run_id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
+        let n = self
+            .write_one(
+                sqlx::query("UPDATE jobs SET lease_expires_at = $1 WHERE run_id = $2 AND lease_owner = $3 AND state = 'leased'")
+                    .bind(lease_until)
+                    .bind(run_id)
+                    .bind(owner),
+            )
+            .await?;
         Ok(n == 1)
     }
 
@@ -904,14 +902,14 @@ impl RunStore for PgStore {
     }
 
     async fn release_all_leases(&self, owner_prefix: &str) -> Result<u64> {
-        let mut tx = self.begin().await?;
-        let n =
-            sqlx::query("UPDATE jobs SET state = 'ready', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'leased' AND starts_with(lease_owner, $1)")
-                .bind(owner_prefix)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        tx.commit().await?;
+        let n = self
+            .write_one(
+                sqlx::query(
+                    "UPDATE jobs SET state = 'ready', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'leased' AND starts_with(lease_owner, $1)",
+                )
+                .bind(owner_prefix),
+            )
+            .await?;
         Ok(n)
     }
 

@@ -119,16 +119,15 @@ impl TenancyStore for PgStore {
     }
 
     async fn ensure_team(&self, t: &Team) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query("INSERT INTO teams (id, organization_id, name, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
-            .bind(&t.id)
-            .bind(&t.organization_id)
-            .bind(pg_text(&t.name))
-            .bind(t.created_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
+        let n = self
+            .write_one(
+                sqlx::query("INSERT INTO teams (id, organization_id, name, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
+                    .bind(&t.id)
+                    .bind(&t.organization_id)
+                    .bind(pg_text(&t.name))
+                    .bind(t.created_at),
+            )
+            .await?;
         Ok(n == 1)
     }
 
@@ -225,14 +224,7 @@ impl TenancyStore for PgStore {
     }
 
     async fn revoke_api_key(&self, key_id: &str, at: i64) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(at)
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
+        let n = self.write_one(sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL").bind(at).bind(key_id)).await?;
         Ok(n == 1)
     }
 

@@ -88,14 +88,14 @@ impl WebhookStore for PgStore {
     }
 
     async fn release_webhook_leases(&self, owner_prefix: &str) -> Result<u64> {
-        let mut tx = self.begin().await?;
-        let n =
-            sqlx::query("UPDATE webhook_outbox SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL AND starts_with(lease_owner, $1)")
-                .bind(owner_prefix)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        tx.commit().await?;
+        let n = self
+            .write_one(
+                sqlx::query(
+                    "UPDATE webhook_outbox SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL AND starts_with(lease_owner, $1)",
+                )
+                .bind(owner_prefix),
+            )
+            .await?;
         Ok(n)
     }
 }
