@@ -76,7 +76,7 @@ fn configure(c: &Connection, writer: bool) -> rusqlite::Result<()> {
         // own thread, not in the middle of the writer's commits.
         c.pragma_update(None, "wal_autocheckpoint", 0)?;
         // A restarted log is cut back to this size, so a burst does not keep its disk.
-        c.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        c.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT as i64)?;
         // WAL + NORMAL: durable across process crashes (kill -9); an OS crash may lose
         // the last transactions but never corrupts the database.
         let _: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -227,6 +227,10 @@ fn closed() -> StoreError {
 }
 
 fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Job>) {
+    let wal_path = match &target {
+        Target::File(path) => Some(std::path::PathBuf::from(format!("{path}-wal"))),
+        Target::Memory(_) => None,
+    };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -257,7 +261,12 @@ fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Job>) {
             delivers.push(deliver);
         }
         match conn.execute_batch("COMMIT") {
-            Ok(()) => delivers.into_iter().for_each(|d| d(None)),
+            Ok(()) => {
+                delivers.into_iter().for_each(|d| d(None));
+                if let Some(wal) = &wal_path {
+                    hold_writes_until_wal_restarts(&conn, wal);
+                }
+            }
             Err(e) => {
                 let err = StoreError::from(e);
                 tracing::warn!(error = %err, "a write transaction did not commit");
@@ -267,6 +276,26 @@ fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Job>) {
             }
         }
     }
+}
+
+/// The writer's own bound on the log, whatever the checkpoint thread manages: once the
+/// `-wal` file is past `journal_size_limit` (a restarted log is cut back to that size at
+/// its first commit, so a larger file means the current log holds more), the writer
+/// itself copies the log and waits for readers so it starts over, before any further
+/// write. Writes pause for that moment (back-pressure) instead of the log growing for as
+/// long as the checkpoint thread is starved of CPU. A stat per commit costs ~1 µs.
+fn hold_writes_until_wal_restarts(conn: &Connection, wal: &std::path::Path) {
+    let Ok(meta) = std::fs::metadata(wal) else { return };
+    if meta.len() <= WAL_SIZE_LIMIT {
+        return;
+    }
+    // Readers finish in milliseconds; a reader holding a snapshot longer than this only
+    // delays the restart to a later commit.
+    let _ = conn.busy_timeout(Duration::from_secs(2));
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0)) {
+        tracing::debug!(error = %e, "the writer's log restart failed; retrying after the next commit");
+    }
+    let _ = conn.busy_timeout(Duration::from_secs(10));
 }
 
 /// After a failed BEGIN or COMMIT the connection may still think it is in a transaction
@@ -324,6 +353,8 @@ pub(crate) fn apply_audit_ctx(c: &Connection, ctx: Option<&crate::audit::AuditCo
 /// (4 KiB pages: 16 MiB). Busy readers otherwise keep a PASSIVE checkpoint from ever
 /// restarting the log, and every page lookup walks an ever longer WAL index.
 const WAL_RESTART_FRAMES: i64 = 4096;
+/// The size a restarted log is cut back to, and past which the writer restarts it itself.
+const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
 fn checkpoint_loop(conn: Connection, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     let checkpoint = |mode: &str| conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)));
