@@ -3,7 +3,7 @@
 //! Invariant: this crate knows nothing about HTTP servers, SQL, or the Gumloop
 //! wire format. It turns a provider-neutral [`ChatRequest`] into a streamed
 //! model call against OpenAI Chat Completions (and compatible servers),
-//! Anthropic Messages or Ollama, and reports the answer as a stream of
+//! Anthropic Messages, Ollama or an in-process GGUF model ([`local`]), and reports the answer as a stream of
 //! provider-neutral [`ChatEvent`]s.
 //!
 //! * Model names are routed with [`Providers::resolve`] (see [`provider_name`]).
@@ -16,6 +16,7 @@
 pub mod anthropic;
 mod error;
 mod http;
+pub mod local;
 pub mod ollama;
 pub mod openai;
 mod providers;
@@ -24,6 +25,7 @@ mod types;
 pub use anthropic::AnthropicClient;
 pub use error::{ErrorClass, LlmError, MAX_ERROR_CHARS};
 pub use http::{build_client, HttpOptions, RetryPolicy, CONNECT_TIMEOUT};
+pub use local::{LocalConfig, LocalModels, ToolChoice as LocalToolChoice};
 pub use openai::OpenAiClient;
 pub use providers::{native_model_id, provider_name, ProviderCredentials, Providers, ProvidersConfig};
 pub use types::{collect, parse_tool_arguments, ChatEvent, ChatMessage, ChatRequest, ChatResponse, ChatStream, ToolCall, ToolSpec, Usage};

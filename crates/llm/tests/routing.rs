@@ -14,6 +14,7 @@ fn all_configured(fake: &FakeLlm) -> Providers {
         ollama_host: Some(fake.base_url()),
         request_timeout: Duration::from_secs(10),
         retry: RetryPolicy::default(),
+        ..Default::default()
     })
 }
 
