@@ -31,7 +31,7 @@ NOW_IDS = (
     + ["E1", "E2", "E3", "L1", "L2", "M1", "X1", "X2"]
 )
 # Reserved routes (§1.6 later/next): marked x-openloop-status "later" while they answer 501.
-LATER_IDS = ("EV1", "EV8", "BR1", "W1", "V1", "V2", "BP1", "O1", "O3", "C1", "D1", "MC1", "MC9", "SK1", "SY1", "M2")
+LATER_IDS = ("EV1", "EV8", "BR1", "W1", "V1", "V2", "BP1", "O1", "O3", "D1", "MC1", "MC9", "SK1", "SY1")
 
 # §3.4 success statuses the document must declare.
 SUCCESS_STATUSES = {

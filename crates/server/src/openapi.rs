@@ -112,6 +112,11 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     collect::<ApiKeyView>(&mut out);
     collect::<ModelListResponse>(&mut out);
     collect::<ToolListResponse>(&mut out);
+    collect::<wire::chat::ChatCompletionRequest>(&mut out);
+    collect::<wire::chat::ChatCompletion>(&mut out);
+    collect::<wire::chat::ChatStreamChunk>(&mut out);
+    collect::<wire::chat::ModelRouteRequest>(&mut out);
+    collect::<wire::chat::ModelRouteResponse>(&mut out);
     collect::<ErrorEnvelope>(&mut out);
     collect::<FlatError>(&mut out);
     collect::<OAuthError>(&mut out);
@@ -135,6 +140,9 @@ enum Body {
     AnyJson,
     /// Server-Sent Events (§12): frames are `StreamFrame` JSON.
     Sse,
+    /// Server-Sent Events whose `data` are JSON of this component schema, ending with
+    /// `data: [DONE]` (C2).
+    SseOf(&'static str),
     /// Raw bytes of this media type.
     Bytes(&'static str),
     /// No body.
@@ -286,6 +294,17 @@ fn doc(id: &str) -> OpDoc {
         ),
         "E3" => flat(None, vec![ok(200, "Audit log entries, newest first, with total_count/page/page_size/total_pages", AnyJson)], vec![], &[403, 404]),
         "M1" => nested(None, vec![ok(200, "Models by provider", Json("ModelListResponse"))], vec![], &[]),
+        "M2" => nested(Some(Json("ModelRouteRequest")), vec![ok(200, "The decision and the candidates considered", Json("ModelRouteResponse"))], vec![], &[]),
+        "C1" => nested(
+            Some(Json("ChatCompletionRequest")),
+            vec![(
+                200,
+                "The completion, or with `stream: true` (C2) Server-Sent Events of `ChatStreamChunk` JSON ending with `data: [DONE]`",
+                vec![Json("ChatCompletion"), SseOf("ChatStreamChunk")],
+            )],
+            vec![],
+            &[429, 502, 504],
+        ),
         "X1" => nested(None, vec![ok(200, "Your teams", Json("TeamsResponse"))], vec![], &[]),
         "X2" => nested(None, vec![ok(200, "Your organizations", Json("OrganizationsResponse"))], vec![], &[]),
         "K1" => nested(None, vec![ok(200, "Your personal keys and those of the teams you administer", Json("ApiKeyListResponse"))], vec![], &[]),
@@ -360,6 +379,10 @@ fn contents(bodies: &[Body]) -> Vec<(&'static str, Content)> {
             Body::AnyJson => out.push(("application/json", ContentBuilder::new().schema(Some(any_json())).build())),
             // Replaced by `sse_event_schema` in `build_json` (utoipa has no `contentSchema`).
             Body::Sse => out.push(("text/event-stream", ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::Object))).build())),
+            // The title names the frame schema for `sse_event_schema`.
+            Body::SseOf(name) => {
+                out.push(("text/event-stream", ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::Object).title(Some(name)))).build()))
+            }
             Body::Bytes(media) => {
                 out.push((media, ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String).content_media_type(media))).build()))
             }
@@ -392,7 +415,7 @@ fn form_name(form: Errors) -> &'static str {
 }
 
 const ALL_FORMS: [Errors; 5] = [Errors::Nested, Errors::Flat, Errors::Either, Errors::JsonRpc, Errors::OAuth];
-const ERROR_STATUSES: [u16; 13] = [400, 401, 403, 404, 409, 413, 415, 416, 429, 500, 501, 503, 405];
+const ERROR_STATUSES: [u16; 15] = [400, 401, 403, 404, 409, 413, 415, 416, 429, 500, 501, 503, 405, 502, 504];
 
 fn error_description(status: u16) -> &'static str {
     match status {
@@ -407,6 +430,8 @@ fn error_description(status: u16) -> &'static str {
         429 => "Rate or concurrency limit; see `ratelimit-reset` / `Retry-After`",
         500 => "Internal error",
         501 => "Not implemented by this server yet",
+        502 => "The model provider failed (`provider_error`)",
+        504 => "The model provider did not answer in time (`provider_timeout`)",
         503 => "Starting, draining or database down; see `Retry-After`",
         _ => "Error",
     }
@@ -428,6 +453,7 @@ fn family(path: &str) -> &'static str {
         ("models", _) => "Models",
         ("teams" | "organizations", _) => "Tenancy",
         ("tools", _) => "Tools for AI agents",
+        ("chat", _) => "Chat completions",
         _ => "Later",
     }
 }
@@ -555,8 +581,19 @@ pub fn build(public_url: &str) -> OpenApi {
             components = components.response(format!("{}{status}", form_name(form)), r);
         }
     }
-    let tag_names =
-        ["Agents", "Sessions", "Artifacts", "Legacy interactions", "Legacy flows", "Data exports", "Models", "Tenancy", "Tools for AI agents", "Later"];
+    let tag_names = [
+        "Agents",
+        "Sessions",
+        "Artifacts",
+        "Legacy interactions",
+        "Legacy flows",
+        "Data exports",
+        "Models",
+        "Chat completions",
+        "Tenancy",
+        "Tools for AI agents",
+        "Later",
+    ];
     let mut tags: Vec<_> = tag_names.iter().map(|t| TagBuilder::new().name(*t).build()).collect();
     tags.push(TagBuilder::new().name("later").description(Some("Reserved routes: authenticate, then 501 not_implemented (API.md §1.6)")).build());
     tags.push(TagBuilder::new().name("not_implemented").description(Some("In scope, not built yet: 501 not_implemented")).build());
@@ -579,8 +616,19 @@ pub fn build(public_url: &str) -> OpenApi {
 }
 
 /// Each SSE event as `{event, data}` with `data` a StreamFrame JSON (the OpenAPI 3.2
-/// idiom for `text/event-stream`, which schema-aware clients validate per event).
-fn sse_event_schema() -> Value {
+/// idiom for `text/event-stream`, which schema-aware clients validate per event); with
+/// `frame` (C2), `data` is that schema's JSON or the final `[DONE]`.
+fn sse_event_schema(frame: Option<&str>) -> Value {
+    if let Some(frame) = frame {
+        return json!({
+            "type": "object",
+            "description": format!("One Server-Sent Event: `data: <{frame} JSON>`; the last one is `data: [DONE]`."),
+            "required": ["data"],
+            "properties": {
+                "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {"$ref": format!("#/components/schemas/{frame}")}},
+            },
+        });
+    }
     json!({
         "type": "object",
         "description": "One Server-Sent Event (§12): `event: <type>`, `data: <StreamFrame JSON>`; the last one is a `finish`.",
@@ -621,7 +669,8 @@ pub fn build_json(public_url: &str) -> Value {
                 let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { continue };
                 for r in responses.values_mut() {
                     if let Some(sse) = r.pointer_mut("/content/text~1event-stream") {
-                        sse["schema"] = sse_event_schema();
+                        let frame = sse.pointer("/schema/title").and_then(Value::as_str).map(str::to_string);
+                        sse["schema"] = sse_event_schema(frame.as_deref());
                     }
                 }
             }

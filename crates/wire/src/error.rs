@@ -27,6 +27,8 @@ pub enum ErrorCode {
     ApprovalResponsesNotSupported,
     InvalidApprovalResponse,
     UserIdRequired,
+    /// C1/C2: the model routes to a provider this server has no credentials for.
+    ProviderNotConfigured,
     // 401
     MissingApiKey,
     InvalidApiKey,
@@ -76,12 +78,20 @@ pub enum ErrorCode {
     // 429
     RateLimited,
     AgentConcurrencyLimit,
+    /// C1/C2: the model provider kept answering 429.
+    ProviderRateLimited,
     // 500
     InternalError,
     // 501
     NotImplemented,
+    // 502
+    /// C1/C2: the model provider failed (error answer, broken stream, unreachable).
+    ProviderError,
     // 503
     ServiceUnavailable,
+    // 504
+    /// C1/C2: the model provider did not answer within the request timeout.
+    ProviderTimeout,
 }
 
 impl ErrorCode {
@@ -104,7 +114,8 @@ impl ErrorCode {
             | InvalidAttachment
             | ApprovalResponsesNotSupported
             | InvalidApprovalResponse
-            | UserIdRequired => 400,
+            | UserIdRequired
+            | ProviderNotConfigured => 400,
             MissingApiKey | InvalidApiKey => 401,
             IdentityMismatch
             | NotTeamMember
@@ -142,10 +153,12 @@ impl ErrorCode {
             | IdempotencyKeyInUse => 409,
             PayloadTooLarge | FileTooLarge => 413,
             UnsupportedMediaType => 415,
-            RateLimited | AgentConcurrencyLimit => 429,
+            RateLimited | AgentConcurrencyLimit | ProviderRateLimited => 429,
             InternalError => 500,
             NotImplemented => 501,
+            ProviderError => 502,
             ServiceUnavailable => 503,
+            ProviderTimeout => 504,
         }
     }
 

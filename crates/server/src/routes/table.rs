@@ -129,7 +129,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("E3", "GET", "/get_audit_logs", "Audit logs", Now),
     // Models and tenancy
     r("M1", "GET", "/models", "List models", Now),
-    later("M2", "POST", "/models/route", "Route to a model"),
+    r("M2", "POST", "/models/route", "Choose a model for a task", Now),
     r("X1", "GET", "/teams", "List teams", Now),
     r("X2", "GET", "/organizations", "List organizations", Now),
     r("K1", "GET", "/api-keys", "List your API keys (Openloop extension)", Now),
@@ -140,8 +140,9 @@ pub const ROUTES: &[RouteSpec] = &[
     r("T2", "POST", "/tools/{tool_name}/invoke", "Invoke a tool", Now),
     r("T3", "POST", "/tools/mcp", "MCP server (Streamable HTTP)", Now),
     r("T4", "DELETE", "/tools/mcp", "End an MCP session", Now),
+    // Inference passthrough
+    r("C1", "POST", "/chat/completions", "Chat completion (stream: true → C2, Server-Sent Events)", Now),
     // Later families
-    later("C1", "POST", "/chat/completions", "Chat completions"),
     later("D1", "POST", "/decisions", "Decisions"),
     later("MC1", "GET", "/mcp/servers", "MCP connector catalogue"),
     later("MC2", "GET", "/mcp/servers/{server_id}", "MCP connector"),
