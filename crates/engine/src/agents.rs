@@ -251,8 +251,8 @@ impl Engine {
         }
     }
 
-    fn check_model(&self, model: &str, param: &str) -> Result<(), ApiError> {
-        if self.catalogue.accepts(model) {
+    async fn check_model(&self, model: &str, param: &str) -> Result<(), ApiError> {
+        if self.model_accepted(model).await {
             Ok(())
         } else {
             Err(ApiError::new(ErrorCode::InvalidModel, format!("Model {model:?} is not in this server's catalogue; GET /models lists the accepted names."))
@@ -332,7 +332,7 @@ impl Engine {
             Some(v) => return Err(ApiError::invalid_request("name", format!("name must be a string, not {}.", input::kind(v)))),
         };
         let model_name = input::opt_str(&m, "model_name", "model_name")?.unwrap_or_else(|| "auto".into());
-        self.check_model(&model_name, "model_name")?;
+        self.check_model(&model_name, "model_name").await?;
         let description = input::opt_str(&m, "description", "description")?;
         let system_prompt = input::opt_str(&m, "system_prompt", "system_prompt")?;
         let folder_id = input::opt_str(&m, "folder_id", "folder_id")?;
@@ -504,7 +504,7 @@ impl Engine {
             cfg.name = check_name(&name, "name")?;
         }
         if let Some(model) = input::opt_str(&m, "model_name", "model_name")? {
-            self.check_model(&model, "model_name")?;
+            self.check_model(&model, "model_name").await?;
             cfg.model_name = model;
         }
         if let Some(d) = input::opt_str(&m, "description", "description")? {

@@ -170,6 +170,7 @@ impl Engine {
             messages: None,
             response: None,
             error_message: None,
+            error: None,
         };
         match legacy_state {
             LegacyState::Completed => {
@@ -188,6 +189,7 @@ impl Engine {
                     };
                     run.and_then(|r| r.error_message).unwrap_or_else(|| "RuntimeError: Agent encountered an error while processing".into())
                 };
+                out.error = Some(wire::sessions::RunFailure::parse(&msg));
                 out.error_message = Some(msg.chars().take(4096).collect::<String>());
             }
             LegacyState::AsyncProcessing => {}

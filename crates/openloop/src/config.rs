@@ -18,6 +18,10 @@ pub struct CommonArgs {
     /// Database URL: sqlite://path (default: $OPENLOOP_DATA_DIR/openloop.db).
     #[arg(long, env = "OPENLOOP_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+    /// Admin commands: create the data directory and database when they do not exist
+    /// (without it they refuse, so a mistyped --data-dir cannot start an empty one).
+    #[arg(long, global = true)]
+    pub init: bool,
 }
 
 /// `openloop serve` settings. Every field is optional here so that "not given" can
@@ -62,6 +66,15 @@ pub struct ServeArgs {
     /// Extra catalogue entries provider/model,…
     #[arg(long, env = "OPENLOOP_MODELS")]
     pub models: Option<String>,
+    /// GGUF model files run in-process, served as local/<file stem>; comma-separated.
+    #[arg(long, env = "OPENLOOP_LOCAL_MODELS")]
+    pub local_models: Option<String>,
+    /// Local-model generations run at once (others wait in line).
+    #[arg(long, env = "OPENLOOP_LOCAL_POOL_SIZE")]
+    pub local_pool_size: Option<usize>,
+    /// auto | required: whether a local model must answer a user message with a tool call.
+    #[arg(long, env = "OPENLOOP_LOCAL_TOOL_CHOICE")]
+    pub local_tool_choice: Option<String>,
     /// json | text
     #[arg(long, env = "OPENLOOP_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -150,6 +163,9 @@ pub struct ServeArgs {
     /// Hosts, host:port or CIDRs agent HTTP tools may reach despite the SSRF policy.
     #[arg(long, env = "OPENLOOP_SSRF_ALLOWLIST")]
     pub ssrf_allowlist: Option<String>,
+    /// Bearer token `/metrics` requires (unset: the page is open).
+    #[arg(long, env = "OPENLOOP_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub openai_api_key: Option<String>,
     #[arg(long, env = "OPENAI_BASE_URL")]
@@ -207,6 +223,9 @@ pub struct FileSettings {
     pub max_body_bytes: Option<usize>,
     pub default_model: Option<String>,
     pub models: Option<String>,
+    pub local_models: Option<String>,
+    pub local_pool_size: Option<usize>,
+    pub local_tool_choice: Option<String>,
     pub log_format: Option<String>,
     pub log: Option<String>,
     pub max_upload_bytes: Option<u64>,
@@ -238,6 +257,7 @@ pub struct FileSettings {
     pub credits_per_1k_tokens: Option<f64>,
     pub ssrf_allow_private: Option<bool>,
     pub ssrf_allowlist: Option<String>,
+    pub metrics_token: Option<String>,
     pub providers: Option<Providers>,
     pub pricing: Option<std::collections::HashMap<String, Price>>,
 }
@@ -263,6 +283,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub default_model: Option<String>,
     pub models: Vec<String>,
+    /// GGUF files served as `local/<file stem>`.
+    pub local_models: Vec<PathBuf>,
+    pub local_pool_size: usize,
+    pub local_tool_choice: llm::LocalToolChoice,
     pub log_format: String,
     pub log: String,
     pub openai_api_key: Option<String>,
@@ -278,6 +302,16 @@ pub struct Settings {
     pub header_timeout_secs: u64,
     pub blobs: blobs::BlobConfig,
     pub webhook: engine::webhooks::WebhookConfig,
+    pub metrics_token: Option<String>,
+}
+
+/// A provider endpoint must be an absolute http(s) URL with a host: a typo here would
+/// otherwise surface only as every run failing.
+fn check_http_url(name: &str, value: &str) -> Result<(), ConfigError> {
+    match reqwest::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        _ => Err(ConfigError(format!("{name}: {value:?} is not an http(s) URL (e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1)"))),
+    }
 }
 
 /// A setting that failed validation: startup aborts with exit code 2.
@@ -428,7 +462,13 @@ impl Settings {
             max_body_bytes: a.max_body_bytes.or(f.max_body_bytes).unwrap_or(10 * 1024 * 1024),
             default_model: non_empty(a.default_model).or(non_empty(f.default_model)),
             models: split_list(a.models.or(f.models)),
-            log_format: non_empty(a.log_format).or(non_empty(f.log_format)).unwrap_or_else(|| "json".into()),
+            local_models: split_list(a.local_models.or(f.local_models)).into_iter().map(PathBuf::from).collect(),
+            local_pool_size: a.local_pool_size.or(f.local_pool_size).unwrap_or(1),
+            local_tool_choice: match non_empty(a.local_tool_choice).or(non_empty(f.local_tool_choice)) {
+                None => llm::LocalToolChoice::Auto,
+                Some(v) => v.parse().map_err(|e| ConfigError(format!("OPENLOOP_LOCAL_TOOL_CHOICE: {e}")))?,
+            },
+            log_format: non_empty(a.log_format).or(non_empty(f.log_format)).unwrap_or_else(|| "auto".into()),
             log: non_empty(a.log).or(non_empty(f.log)).unwrap_or_else(|| "info".into()),
             openai_api_key: non_empty(a.openai_api_key).or(non_empty(openai.api_key)),
             openai_base_url: non_empty(a.openai_base_url).or(non_empty(openai.base_url)),
@@ -441,6 +481,7 @@ impl Settings {
             keepalive_secs: a.keepalive_secs.or(f.keepalive_secs).unwrap_or(15).max(1),
             cors_origins: split_list(a.cors_origins.or(f.cors_origins)),
             header_timeout_secs: a.header_timeout_secs.or(f.header_timeout_secs).unwrap_or(10).max(1),
+            metrics_token: non_empty(a.metrics_token).or(non_empty(f.metrics_token)),
             blobs,
             webhook: {
                 let url = non_empty(a.webhook_url.clone());
@@ -477,8 +518,19 @@ impl Settings {
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("OPENLOOP_MAX_BODY_BYTES must be at least 1024".into()));
         }
-        if !["json", "text"].contains(&self.log_format.as_str()) {
-            return Err(ConfigError(format!("OPENLOOP_LOG_FORMAT: {:?} must be json or text", self.log_format)));
+        if !["auto", "json", "text"].contains(&self.log_format.as_str()) {
+            return Err(ConfigError(format!("OPENLOOP_LOG_FORMAT: {:?} must be auto (text on a terminal, else json), json or text", self.log_format)));
+        }
+        for (name, url) in [("OPENAI_BASE_URL", &self.openai_base_url), ("ANTHROPIC_BASE_URL", &self.anthropic_base_url)] {
+            if let Some(u) = url {
+                check_http_url(name, u)?;
+            }
+        }
+        if let Some(h) = &self.ollama_host {
+            // Ollama's own forms: `host`, `host:port` or a URL.
+            let as_url = if h.contains("://") { h.clone() } else { format!("http://{h}") };
+            check_http_url("OLLAMA_HOST", &as_url)
+                .map_err(|_| ConfigError(format!("OLLAMA_HOST: {h:?} is not host, host:port or an http(s) URL (e.g. http://127.0.0.1:11434)")))?;
         }
         if self.bootstrap_api_key.is_some() && self.bootstrap_user_id.is_none() {
             return Err(ConfigError("OPENLOOP_BOOTSTRAP_API_KEY needs OPENLOOP_BOOTSTRAP_USER_ID".into()));
@@ -505,6 +557,19 @@ impl Settings {
         }
         if let Some(spec) = &self.signing_keys {
             engine::Signer::parse(spec).map_err(|e| ConfigError(format!("OPENLOOP_SIGNING_KEYS: {e}")))?;
+        }
+        if self.local_pool_size == 0 {
+            return Err(ConfigError("OPENLOOP_LOCAL_POOL_SIZE must be at least 1".into()));
+        }
+        for path in &self.local_models {
+            if let Err(e) =
+                std::fs::File::open(path).and_then(|f| f.metadata()).and_then(|m| if m.is_file() { Ok(()) } else { Err(std::io::Error::other("not a file")) })
+            {
+                return Err(ConfigError(format!(
+                    "OPENLOOP_LOCAL_MODELS: cannot read {}: {e} (give the path of a readable .gguf model file, or remove it from --local-models)",
+                    path.display()
+                )));
+            }
         }
         if !store::Database::supports(&self.database_url) {
             return Err(ConfigError(format!(

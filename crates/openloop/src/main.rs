@@ -1,5 +1,7 @@
 //! `openloop`: the server binary and its admin CLI.
 
+mod backup;
+mod banner;
 mod bench;
 mod bench_exports;
 mod bench_flows;
@@ -32,6 +34,10 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate,
+    /// Write a consistent online backup (SQLite database + referenced blobs + manifest) to one tar file.
+    Backup(backup::BackupArgs),
+    /// Restore a backup archive into the data directory (verifies every checksum first).
+    Restore(backup::RestoreArgs),
     /// Measure accept latency, run throughput, cold start and idle RSS against a
     /// zero-latency fake provider (see docs/BENCHMARKS.md).
     Bench(bench::BenchArgs),
@@ -98,6 +104,12 @@ enum UsersCmd {
         #[arg(long)]
         org_admin: bool,
     },
+    /// List users (id, organization, role, name, email), oldest first.
+    List {
+        /// Only this organization's users.
+        #[arg(long)]
+        org: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -119,6 +131,12 @@ enum TeamsCmd {
         user: String,
         #[arg(long, default_value = "member")]
         role: String,
+    },
+    /// List teams with their member counts, by name.
+    List {
+        /// Only this organization's teams.
+        #[arg(long)]
+        org: Option<String>,
     },
 }
 
@@ -175,6 +193,8 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match command {
         Command::Serve(args) => return serve::run(&cli.common, *args, file).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Backup(args) => backup::backup(&cli.common, &file, args).await,
+        Command::Restore(args) => backup::restore(&cli.common, &file, args).await,
         // Admin commands are audited as the local operator.
         other => {
             let ctx = store::audit::AuditContext {
@@ -210,13 +230,56 @@ pub async fn open_engine(
     Ok(Engine::new(db.store(), signer, catalogue, EngineConfig { public_url, ..Default::default() }))
 }
 
+/// Admin commands work on an existing installation: a mistyped or missing `--data-dir`
+/// must not quietly create an empty one (and a first admin nobody can sign in as).
+fn check_existing_installation(data_dir: &std::path::Path, database_url: &str, init: bool) -> anyhow::Result<()> {
+    if init {
+        return Ok(());
+    }
+    let Some(db_path) = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")) else {
+        // PostgreSQL: the database is wherever the URL points; nothing local to create.
+        return Ok(());
+    };
+    let db_path = std::path::Path::new(db_path.split('?').next().unwrap_or(db_path));
+    if !data_dir.is_dir() {
+        anyhow::bail!(
+            "the data directory {} does not exist. Run this command with the server's --data-dir (or OPENLOOP_DATA_DIR), \
+             from the directory the server runs in, or add --init to create a new, empty installation there",
+            data_dir.display()
+        );
+    }
+    if !db_path.exists() {
+        anyhow::bail!(
+            "there is no database at {} (the data directory {} has none). Point --data-dir or --database-url at the server's, \
+             or add --init to create a new, empty one",
+            db_path.display(),
+            data_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Where the SDK should point, as the server's configuration says (admin commands do
+/// not know the running server's address otherwise).
+fn sdk_base_url(file: &config::FileSettings) -> String {
+    let from_env = |k: &str| std::env::var(k).ok().map(|v| v.trim().trim_end_matches('/').to_string()).filter(|v| !v.is_empty());
+    if let Some(u) = from_env("OPENLOOP_PUBLIC_URL").or_else(|| file.public_url.clone().map(|u| u.trim_end_matches('/').to_string())) {
+        return format!("{u}/api/v1");
+    }
+    let addr = from_env("OPENLOOP_ADDR").or_else(|| file.addr.clone()).unwrap_or_else(|| "127.0.0.1:8765".into());
+    format!("http://{addr}/api/v1")
+}
+
 async fn admin(common: &CommonArgs, file: &config::FileSettings, cmd: Command) -> anyhow::Result<()> {
     let (data_dir, database_url) = data_location(common, file);
+    check_existing_installation(&data_dir, &database_url, common.init)?;
     // Admin commands never sign anything; a throwaway key keeps the engine whole.
     let signer = Signer::parse(&Signer::generate_spec()).map_err(anyhow::Error::msg)?;
     let engine = open_engine(&data_dir, &database_url, signer, ModelCatalogue::default(), String::new()).await?;
     let out = match cmd {
-        Command::Serve(_) | Command::Bench(_) | Command::McpStdio(_) | Command::Flows(_) => unreachable!("handled by run"),
+        Command::Serve(_) | Command::Bench(_) | Command::McpStdio(_) | Command::Flows(_) | Command::Backup(_) | Command::Restore(_) => {
+            unreachable!("handled by run")
+        }
         Command::Migrate => json!({"migrated": true, "database_url": store::redact_url(&database_url)}),
         Command::Audit { org, since, until, event_type, user, limit } => {
             let now = wire::time::now_micros();
@@ -251,6 +314,20 @@ async fn admin(common: &CommonArgs, file: &config::FileSettings, cmd: Command) -
             let t = engine.create_team(id, &name, org).await?;
             json!({"team_id": t.id, "name": t.name, "organization_id": t.organization_id})
         }
+        Command::Users(UsersCmd::List { org }) => {
+            let users = engine.store.list_users(org.as_deref()).await?;
+            json!({"users": users.iter().map(|u| json!({
+                "user_id": u.id, "organization_id": u.organization_id, "org_role": u.org_role, "email": u.email,
+                "first_name": u.first_name, "last_name": u.last_name, "created_at": wire::time::v1(u.created_at),
+            })).collect::<Vec<_>>()})
+        }
+        Command::Teams(TeamsCmd::List { org }) => {
+            let teams = engine.store.list_teams(org.as_deref()).await?;
+            json!({"teams": teams.iter().map(|(t, members)| json!({
+                "team_id": t.id, "name": t.name, "organization_id": t.organization_id, "members": members,
+                "created_at": wire::time::v1(t.created_at),
+            })).collect::<Vec<_>>()})
+        }
         Command::Teams(TeamsCmd::AddMember { team, user, role }) => {
             engine.add_team_member(&team, &user, &role).await?;
             json!({"team_id": team, "user_id": user, "role": role})
@@ -261,8 +338,15 @@ async fn admin(common: &CommonArgs, file: &config::FileSettings, cmd: Command) -
                 (None, Some(t)) => KeyKind::Team { team_id: t },
                 (None, None) => anyhow::bail!("give --user <user_id> or --team <team_id>"),
             };
+            let user_line = match &owner {
+                KeyKind::Personal { user_id } => format!("GUMLOOP_USER_ID={user_id}"),
+                // A team key acts as the member its caller names.
+                KeyKind::Team { .. } => "GUMLOOP_USER_ID=<a team member's user id>".to_string(),
+            };
             let k = engine.create_key(&owner, name, None, None).await?;
-            json!({"key_id": k.key_id, "secret": k.secret, "note": "The secret is shown only now; store it safely."})
+            let env = format!("export GUMLOOP_BASE_URL={} GUMLOOP_ACCESS_TOKEN={} {user_line}", sdk_base_url(file), k.secret);
+            eprintln!("For the SDK (shown once; store the secret now):\n  {env}");
+            json!({"key_id": k.key_id, "secret": k.secret, "sdk_env": env, "note": "The secret is shown only now; store it safely."})
         }
         Command::Keys(KeysCmd::List { user, team }) => {
             let keys = engine.store.list_api_keys(user.as_deref(), team.as_deref()).await?;

@@ -46,7 +46,12 @@ fn init_tracing(settings: &Settings) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if settings.log_format == "json" {
+    // `auto`: text for a person at a terminal, JSON for a log collector.
+    let json = match settings.log_format.as_str() {
+        "auto" => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        f => f == "json",
+    };
+    if json {
         let _ = builder.json().flatten_event(true).with_current_span(false).try_init();
     } else {
         let _ = builder.try_init();
@@ -57,7 +62,26 @@ fn providers(settings: &Settings) -> llm::Providers {
     let cred = |key: &Option<String>, url: &Option<String>| llm::ProviderCredentials { api_key: key.clone(), base_url: url.clone() };
     let openai = (settings.openai_api_key.is_some() || settings.openai_base_url.is_some()).then(|| cred(&settings.openai_api_key, &settings.openai_base_url));
     let anthropic = settings.anthropic_api_key.is_some().then(|| cred(&settings.anthropic_api_key, &settings.anthropic_base_url));
-    llm::Providers::new(llm::ProvidersConfig { openai, anthropic, ollama_host: settings.ollama_host.clone(), ..Default::default() })
+    let cfg = llm::ProvidersConfig {
+        openai,
+        anthropic,
+        ollama_host: settings.ollama_host.clone(),
+        local_models: settings.local_models.clone(),
+        local_pool_size: settings.local_pool_size,
+        local_tool_choice: settings.local_tool_choice,
+        ..Default::default()
+    };
+    match llm::Providers::try_new(cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            // Like an invalid setting: stop start-up with exit code 2.
+            eprintln!(
+                "openloop: invalid configuration: OPENLOOP_LOCAL_MODELS: {} (each entry of --local-models must be a llama-architecture GGUF model with a ChatML template, e.g. SmolLM2-135M-Instruct.Q4_1.gguf)",
+                e.message
+            );
+            std::process::exit(2);
+        }
+    }
 }
 
 /// Models the configured servers report (an OpenAI-compatible server at a non-default
@@ -97,7 +121,12 @@ fn catalogue(settings: &Settings, discovered: &[String]) -> ModelCatalogue {
     if settings.ollama_host.is_some() {
         available.push(Provider::Ollama);
     }
+    if !settings.local_models.is_empty() {
+        available.push(Provider::Local);
+    }
     let mut extra = settings.models.clone();
+    // `local/<file stem>`, as llm::LocalModels names them.
+    extra.extend(settings.local_models.iter().filter_map(|p| p.file_stem()?.to_str().map(|s| format!("local/{s}"))));
     extra.extend(discovered.iter().cloned());
     ModelCatalogue::new(available, &extra, settings.default_model.clone())
 }
@@ -173,6 +202,7 @@ pub async fn run(common: &CommonArgs, args: ServeArgs, file: FileSettings) -> Ex
 }
 
 async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
+    server::metrics::install();
     ensure_data_dir(&settings.data_dir)?;
     let signer = signing_keys(settings)?;
     let listener =
@@ -260,6 +290,7 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
             public_url: settings.public_url.clone(),
             data_dir: settings.data_dir.clone(),
             cors_origins: settings.cors_origins.clone(),
+            metrics_token: settings.metrics_token.clone(),
         }),
         app: Default::default(),
         limiter: limiter.clone(),
@@ -330,6 +361,15 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     }
     println!("openloop listening on http://{local}");
     tracing::info!(addr = %local, public_url = %settings.public_url, "listening");
+    // Provider checks take up to a few seconds: the server already answers meanwhile.
+    {
+        let (settings, providers, default_model) = (settings.clone(), engine.providers.clone(), engine.catalogue.default_model.clone());
+        let url = format!("http://{local}");
+        tokio::spawn(async move {
+            let checks = crate::banner::check_providers(&settings, &providers).await;
+            crate::banner::report(&settings, &url, &checks, default_model.as_deref());
+        });
+    }
 
     shutdown_signal(lifecycle).await;
     let _ = stop_tx.send(());

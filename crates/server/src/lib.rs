@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod listen;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod ratelimit;
@@ -36,6 +37,8 @@ pub struct ServerConfig {
     pub data_dir: std::path::PathBuf,
     /// Allowed browser origins (`OPENLOOP_CORS_ORIGINS`); others are refused by the MCP server.
     pub cors_origins: Vec<String>,
+    /// `OPENLOOP_METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token.
+    pub metrics_token: Option<String>,
 }
 
 /// Readiness: false while draining.

@@ -288,6 +288,7 @@ pub async fn common_headers(req: Request, next: Next) -> Response {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     let status = resp.status().as_u16();
+    crate::metrics::record_request(method.as_str(), route.as_deref(), status, started.elapsed().as_secs_f64());
     let key_id = resp.extensions().get::<KeyId>().map(|k| k.0.clone());
     tracing::info!(
         request_id = %rid,

@@ -71,6 +71,12 @@ impl TenancyStore for SplitStore {
     async fn count_users(&self) -> Result<i64> {
         self.shared.count_users().await
     }
+    async fn list_users(&self, organization_id: Option<&str>) -> Result<Vec<User>> {
+        self.shared.list_users(organization_id).await
+    }
+    async fn list_teams(&self, organization_id: Option<&str>) -> Result<Vec<(Team, i64)>> {
+        self.shared.list_teams(organization_id).await
+    }
     async fn ping(&self) -> Result<()> {
         self.shared.ping().await
     }
@@ -227,6 +233,9 @@ impl RunStore for SplitStore {
     }
     async fn update_run(&self, u: RunUpdate<'_>) -> Result<Option<Vec<EventRecord>>> {
         self.sessions.update_run(u).await
+    }
+    async fn active_run_counts(&self) -> Result<Vec<(String, i64)>> {
+        self.shared.active_run_counts().await
     }
     async fn purge_events(&self, before: i64) -> Result<u64> {
         self.sessions.purge_events(before).await

@@ -75,6 +75,9 @@ pub struct AgentStatusResponse {
     /// `FAILED` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// `FAILED` only: `error_message` as class and message (an Openloop extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::sessions::RunFailure>,
 }
 
 /// One `pipeline_inputs` item.

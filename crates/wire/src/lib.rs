@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod artifacts;
+pub mod chat;
 pub mod error;
 pub mod events;
 pub mod flows;

@@ -530,6 +530,30 @@ pub struct Session {
     pub incognito: bool,
     /// Open asks; `[]` unless `approval_required`.
     pub pending_approvals: Vec<PendingApproval>,
+    /// Why the last run failed; only when `state` is `failed` (an Openloop extension
+    /// the SDK ignores; the same text is in the last message's error part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunFailure>,
+}
+
+/// A failed run's error: the class (`ProviderError`, `ToolError`, …) and the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunFailure {
+    /// `ProviderError`, `ProviderNotConfigured`, `RuntimeError`, …
+    pub class: String,
+    pub message: String,
+}
+
+impl RunFailure {
+    /// From the stored `"<Class>: <message>"` text.
+    pub fn parse(text: &str) -> RunFailure {
+        match text.split_once(": ") {
+            Some((class, message)) if !class.is_empty() && !class.contains(char::is_whitespace) => {
+                RunFailure { class: class.to_string(), message: message.to_string() }
+            }
+            _ => RunFailure { class: "RuntimeError".into(), message: text.to_string() },
+        }
+    }
 }
 
 /// `{"session", "queue_position"}` (S1, S4, S6, S7, S9, S16).

@@ -290,6 +290,8 @@ impl<'a> Ctx<'a> {
         fail::fail_point!("run.model_call", |_| {
             Ok((Flow::Fail(RunError::new("ProviderError", "the provider failed (failure point run.model_call)")), ModelOutput::default()))
         });
+        let provider = llm::provider_name(model_name);
+        let call_started = std::time::Instant::now();
         let opening = model.stream(req);
         tokio::pin!(opening);
         let stream = loop {
@@ -307,9 +309,13 @@ impl<'a> Ctx<'a> {
                 }
             }
         };
+        metrics::histogram!("openloop_provider_open_seconds", "provider" => provider).record(call_started.elapsed().as_secs_f64());
         let mut stream = match stream {
             Ok(s) => s.ready_chunks(64).peekable(),
-            Err(e) => return Ok((Flow::Fail(e.into()), ModelOutput::default())),
+            Err(e) => {
+                metrics::counter!("openloop_provider_errors_total", "provider" => provider, "class" => e.class.as_str()).increment(1);
+                return Ok((Flow::Fail(e.into()), ModelOutput::default()));
+            }
         };
         let text_id = super::parts::part_id(&self.run.id, step, "t", 0);
         let reasoning_id = super::parts::part_id(&self.run.id, step, "r", 0);
@@ -390,12 +396,14 @@ impl<'a> Ctx<'a> {
                 return Ok((Flow::Stop(Stop::LeaseLost), out));
             }
             if let Some(e) = failed {
+                metrics::counter!("openloop_provider_errors_total", "provider" => provider, "class" => e.class.as_str()).increment(1);
                 flow = Flow::Fail(e.into());
                 out.partial = true;
                 break;
             }
         }
         drop(stream);
+        metrics::histogram!("openloop_step_seconds", "kind" => "model", "provider" => provider).record(call_started.elapsed().as_secs_f64());
         // Calls in the order the model started them (their index fixes their tc_ id).
         out.tool_calls = done_calls.into_iter().flatten().collect();
         if matches!(flow, Flow::Stop(Stop::LeaseLost | Stop::Shutdown)) {
@@ -491,6 +499,7 @@ impl<'a> Ctx<'a> {
                     let user_id = if wire::tools::find(&tc.name).is_some() { self.session_creator.clone() } else { self.agent.creator_user_id.clone() };
                     let ctx = ToolContext { session_id: self.run.session_id.clone(), run_id: self.run.id.clone(), user_id };
                     let mut stop = self.stop.clone();
+                    let tool_started = std::time::Instant::now();
                     let res = tokio::select! {
                         r = async {
                             if tc.name == crate::artifacts::WRITE_ARTIFACT {
@@ -501,6 +510,12 @@ impl<'a> Ctx<'a> {
                         } => Some(r),
                         _ = stop.wait_for(|s| *s != Stop::Running) => None,
                     };
+                    let outcome = match &res {
+                        Some(Ok(_)) => "completed",
+                        Some(Err(_)) => "error",
+                        None => "stopped",
+                    };
+                    metrics::histogram!("openloop_step_seconds", "kind" => "tool", "outcome" => outcome).record(tool_started.elapsed().as_secs_f64());
                     match res {
                         Some(Ok(v)) => ("completed".to_string(), v),
                         Some(Err(e)) => ("error".to_string(), Value::String(e.to_string())),

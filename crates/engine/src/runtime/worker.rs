@@ -93,6 +93,9 @@ impl Engine {
                 format!("the run was interrupted {} times (worker crash or restart) and was not retried again", attempts - 1),
             );
             if fail_run(self, &run, Some(owner), err).await == super::agent_loop::Outcome::Finished {
+                if let Ok(Some(r)) = self.store.run(&run_id).await {
+                    log_run_end(&r);
+                }
                 // A failed run hands the session to its queue like any other (§6.1).
                 self.drain_queue(&run.session_id).await;
             }
@@ -149,6 +152,7 @@ impl Engine {
         // A run that ended completed or failed hands the session to its queue (§6.1).
         if outcome == super::agent_loop::Outcome::Finished {
             if let Ok(Some(r)) = self.store.run(&run_id).await {
+                log_run_end(&r);
                 if matches!(r.state, store::RunState::Completed | store::RunState::Failed) {
                     self.drain_queue(&session_id).await;
                 }
@@ -243,5 +247,35 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// Every run end at `info` (failures at `warn`), with what an operator looks for first,
+/// and the run metrics (`/metrics`).
+pub(crate) fn log_run_end(r: &store::RunRecord) {
+    let duration_ms = match (r.started_at, r.finished_at) {
+        (Some(s), Some(f)) => (f - s).max(0) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let tokens = |k: &str| r.usage.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    let credits = r.usage.get("credit_cost").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+    let state = r.state.as_str();
+    metrics::counter!("openloop_runs_finished_total", "state" => state).increment(1);
+    if r.finished_at.is_some() && r.started_at.is_some() {
+        metrics::histogram!("openloop_run_duration_seconds", "state" => state).record(duration_ms / 1000.0);
+    }
+    let (input_tokens, output_tokens) = (tokens("input_tokens"), tokens("output_tokens"));
+    match r.state {
+        store::RunState::Failed => tracing::warn!(
+            run_id = %r.id, session_id = %r.session_id, agent_id = %r.agent_id, organization_id = %r.organization_id,
+            state, duration_ms, input_tokens, output_tokens, credits, attempts = r.attempts,
+            error = r.error_message.as_deref().unwrap_or(""),
+            "run failed"
+        ),
+        _ => tracing::info!(
+            run_id = %r.id, session_id = %r.session_id, agent_id = %r.agent_id, organization_id = %r.organization_id,
+            state, duration_ms, input_tokens, output_tokens, credits, attempts = r.attempts,
+            "run ended"
+        ),
     }
 }

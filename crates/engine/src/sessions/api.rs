@@ -155,6 +155,16 @@ impl Engine {
         Ok(steps.iter().filter(|st| st.state == "awaiting").filter_map(|st| public_approval(&st.output["approval"])).collect())
     }
 
+    /// Why a failed session's last run failed.
+    async fn failure(&self, s: &SessionRecord) -> Result<Option<wire::sessions::RunFailure>, ApiError> {
+        if s.state != SessionState::Failed {
+            return Ok(None);
+        }
+        let Some(run) = &s.current_run_id else { return Ok(None) };
+        let text = self.store.run(run).await.map_err(db)?.and_then(|r| r.error_message);
+        Ok(Some(wire::sessions::RunFailure::parse(text.as_deref().unwrap_or("RuntimeError: Agent encountered an error while processing"))))
+    }
+
     /// The Session object (§8.0).
     pub async fn session_view(&self, s: &SessionRecord, with_messages: bool) -> Result<Session, ApiError> {
         let messages = if with_messages { self.store.messages(&s.id).await.map_err(db)? } else { vec![] };
@@ -199,6 +209,7 @@ impl Engine {
             provenance: None,
             incognito: self.config.incognito,
             pending_approvals: self.pending_approvals(s).await?,
+            error: self.failure(s).await?,
         })
     }
 

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod artifacts;
+pub mod chat;
 pub mod console;
 pub mod exports;
 pub mod flowfiles;
@@ -95,7 +96,8 @@ pub fn router(state: AppState) -> Router {
         .merge(flowfiles::routes())
         .merge(flows::routes())
         .merge(exports::routes())
-        .merge(tools::routes());
+        .merge(tools::routes())
+        .merge(chat::routes());
     let mut oauth: Router<AppState> = Router::new();
     let mut voice: Router<AppState> = Router::new();
     for spec in ROUTES.iter().filter(|r| r.status != Status::Now) {
@@ -117,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(crate::openapi::document))
         .merge(root)
         .merge(health::routes())
+        .route("/metrics", get(crate::metrics::render))
         .merge(console::routes())
         .merge(artifacts::file_routes())
         .fallback(route_not_found)

@@ -64,7 +64,11 @@ fn keep_alive(secs: u64) -> KeepAlive {
 fn follow(eng: &std::sync::Arc<engine::Engine>, keepalive_secs: u64, session_id: &str, after: i64, rx: engine::runtime::bus::Subscription) -> Response {
     let (tx, out) = futures::channel::mpsc::channel::<EventRecord>(256);
     tokio::spawn(engine::sessions::stream::follow(eng.clone(), session_id.to_string(), after, rx, tx));
-    let stream = out.map(|e| Ok::<_, Infallible>(sse_event(&e)));
+    let reader = crate::metrics::SseReader::open();
+    let stream = out.map(move |e| {
+        let _open = &reader;
+        Ok::<_, Infallible>(sse_event(&e))
+    });
     sse_headers(Sse::new(stream).keep_alive(keep_alive(keepalive_secs)).into_response())
 }
 

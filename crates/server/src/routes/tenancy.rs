@@ -41,5 +41,6 @@ async fn organizations(State(st): State<AppState>, v1: V1) -> V1Result<Json<Valu
 }
 
 async fn models(State(st): State<AppState>, _v1: V1) -> V1Result<Json<ModelListResponse>> {
+    st.engine.refresh_models(engine::models::LIST_MAX_AGE).await;
     Ok(Json(ModelListResponse { model_groups: st.engine.catalogue.groups() }))
 }

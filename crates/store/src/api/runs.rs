@@ -27,4 +27,8 @@ pub trait RunStore: Send + Sync {
     async fn purge_events(&self, before: i64) -> Result<u64>;
     /// Events with `seq > after`, oldest first, at most `limit`.
     async fn events_after(&self, session_id: &str, after: i64, limit: i64) -> Result<Vec<EventRecord>>;
+    /// Active runs by state (`queued`, `processing`) across organizations, from the
+    /// counters the run transitions keep (one row per organization and state: cheap
+    /// enough for every `/metrics` scrape).
+    async fn active_run_counts(&self) -> Result<Vec<(String, i64)>>;
 }

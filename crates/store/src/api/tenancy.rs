@@ -23,6 +23,10 @@ pub trait TenancyStore: Send + Sync {
     /// Teams the user belongs to, with the user's role, ordered by name.
     async fn teams_of_user(&self, user_id: &str) -> Result<Vec<(Team, String)>>;
     async fn count_users(&self) -> Result<i64>;
+    /// Users, of one organization or all, oldest first (the admin CLI's `users list`).
+    async fn list_users(&self, organization_id: Option<&str>) -> Result<Vec<User>>;
+    /// Teams with their member counts, of one organization or all, by name.
+    async fn list_teams(&self, organization_id: Option<&str>) -> Result<Vec<(Team, i64)>>;
     /// Liveness of the database (`/readyz`).
     async fn ping(&self) -> Result<()>;
 

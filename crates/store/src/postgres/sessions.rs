@@ -924,14 +924,23 @@ impl RunStore for PgStore {
     }
 
     async fn update_run(&self, u: RunUpdate<'_>) -> Result<Option<Vec<EventRecord>>> {
+        // The run's writes are most of the database's: their BEGIN-to-COMMIT time is the
+        // write latency `/metrics` reports for PostgreSQL.
+        let started = std::time::Instant::now();
         let mut tx = self.begin().await?;
         let out = update_run_tx(&mut tx, u).await?;
         if out.is_some() {
             tx.commit().await?;
+            metrics::histogram!("openloop_db_write_seconds", "database" => "postgres").record(started.elapsed().as_secs_f64());
         } else {
             tx.rollback().await?;
         }
         Ok(out)
+    }
+
+    async fn active_run_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT state, SUM(n)::BIGINT AS n FROM run_counts WHERE scope = 'org' GROUP BY state").fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect::<sqlx::Result<Vec<_>>>()?)
     }
 
     async fn purge_events(&self, before: i64) -> Result<u64> {

@@ -171,6 +171,25 @@ impl TenancyStore for PgStore {
         Ok(rows.iter().map(|r| Ok((team_from(r)?, r.try_get("member_role")?))).collect::<sqlx::Result<Vec<_>>>()?)
     }
 
+    async fn list_users(&self, organization_id: Option<&str>) -> Result<Vec<User>> {
+        let rows = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE $1::TEXT IS NULL OR organization_id = $1 ORDER BY created_at, id"))
+            .bind(organization_id)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(user_from).collect::<sqlx::Result<Vec<_>>>()?)
+    }
+
+    async fn list_teams(&self, organization_id: Option<&str>) -> Result<Vec<(Team, i64)>> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.organization_id, t.name, t.created_at, (SELECT COUNT(*) FROM team_members m WHERE m.team_id = t.id) AS members \
+             FROM teams t WHERE $1::TEXT IS NULL OR t.organization_id = $1 ORDER BY t.name, t.id",
+        )
+        .bind(organization_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(|r| Ok((team_from(r)?, r.try_get::<i64, _>("members")?))).collect::<sqlx::Result<Vec<_>>>()?)
+    }
+
     async fn count_users(&self) -> Result<i64> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(self.pool()).await?;
         Ok(n)

@@ -227,8 +227,8 @@ fn closed() -> StoreError {
 }
 
 fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Job>) {
-    let wal_path = match &target {
-        Target::File(path) => Some(std::path::PathBuf::from(format!("{path}-wal"))),
+    let mut wal_bound = match &target {
+        Target::File(path) => Some(WalBound { path: std::path::PathBuf::from(format!("{path}-wal")), retry_at: None }),
         Target::Memory(_) => None,
     };
     while let Ok(first) = rx.recv() {
@@ -239,6 +239,8 @@ fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let batch_started = std::time::Instant::now();
+        let jobs = batch.len();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let err = StoreError::from(e);
             tracing::warn!(error = %err, "cannot begin a write transaction");
@@ -263,8 +265,11 @@ fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Job>) {
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
                 delivers.into_iter().for_each(|d| d(None));
-                if let Some(wal) = &wal_path {
-                    hold_writes_until_wal_restarts(&conn, wal);
+                // One transaction of `jobs` writes, from BEGIN to COMMIT.
+                metrics::histogram!("openloop_db_write_seconds", "database" => "sqlite").record(batch_started.elapsed().as_secs_f64());
+                metrics::histogram!("openloop_db_write_batch_jobs").record(jobs as f64);
+                if let Some(wal) = &mut wal_bound {
+                    wal.hold_writes_until_restarted(&conn);
                 }
             }
             Err(e) => {
@@ -281,21 +286,44 @@ fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Job>) {
 /// The writer's own bound on the log, whatever the checkpoint thread manages: once the
 /// `-wal` file is past `journal_size_limit` (a restarted log is cut back to that size at
 /// its first commit, so a larger file means the current log holds more), the writer
-/// itself copies the log and waits for readers so it starts over, before any further
-/// write. Writes pause for that moment (back-pressure) instead of the log growing for as
-/// long as the checkpoint thread is starved of CPU. A stat per commit costs ~1 µs.
-fn hold_writes_until_wal_restarts(conn: &Connection, wal: &std::path::Path) {
-    let Ok(meta) = std::fs::metadata(wal) else { return };
-    if meta.len() <= WAL_SIZE_LIMIT {
-        return;
+/// itself copies the log and waits briefly for readers so it starts over, before any
+/// further write. Writes pause for that moment (back-pressure) instead of the log growing
+/// for as long as the checkpoint thread is starved of CPU. A stat per commit costs ~1 µs.
+struct WalBound {
+    path: std::path::PathBuf,
+    /// After a restart that readers blocked (a long read such as `openloop backup` holds
+    /// its snapshot for seconds), the next attempt waits: the log must grow meanwhile, and
+    /// stalling every commit would not shrink it.
+    retry_at: Option<std::time::Instant>,
+}
+
+/// How long the writer waits for readers to leave the log (they take milliseconds).
+const WRITER_RESTART_WAIT: Duration = Duration::from_millis(200);
+/// After readers kept the log from restarting, the writer tries again this much later.
+const WRITER_RESTART_BACKOFF: Duration = Duration::from_secs(2);
+
+impl WalBound {
+    fn hold_writes_until_restarted(&mut self, conn: &Connection) {
+        if self.retry_at.is_some_and(|t| std::time::Instant::now() < t) {
+            return;
+        }
+        let Ok(meta) = std::fs::metadata(&self.path) else { return };
+        if meta.len() <= WAL_SIZE_LIMIT {
+            return;
+        }
+        let _ = conn.busy_timeout(WRITER_RESTART_WAIT);
+        // (busy, log frames, checkpointed frames): busy = 1 when a reader kept it from
+        // completing.
+        let blocked = match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0)) {
+            Ok(busy) => busy != 0,
+            Err(e) => {
+                tracing::debug!(error = %e, "the writer's log restart failed");
+                true
+            }
+        };
+        self.retry_at = blocked.then(|| std::time::Instant::now() + WRITER_RESTART_BACKOFF);
+        let _ = conn.busy_timeout(Duration::from_secs(10));
     }
-    // Readers finish in milliseconds; a reader holding a snapshot longer than this only
-    // delays the restart to a later commit.
-    let _ = conn.busy_timeout(Duration::from_secs(2));
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0)) {
-        tracing::debug!(error = %e, "the writer's log restart failed; retrying after the next commit");
-    }
-    let _ = conn.busy_timeout(Duration::from_secs(10));
 }
 
 /// After a failed BEGIN or COMMIT the connection may still think it is in a transaction
@@ -362,10 +390,9 @@ fn checkpoint_loop(conn: Connection, stop: std::sync::Arc<std::sync::atomic::Ato
         std::thread::sleep(Duration::from_millis(200));
         let res = match checkpoint("PASSIVE") {
             Ok((_, frames)) if frames > WAL_RESTART_FRAMES => {
-                // Wait for readers briefly; if they kept the log from restarting for a
-                // while (it is 4× over), wait longer: a bounded log beats a short stall.
-                let wait = if frames > 4 * WAL_RESTART_FRAMES { 1000 } else { 50 };
-                conn.busy_timeout(Duration::from_millis(wait)).and_then(|_| checkpoint("RESTART")).map(|_| ())
+                // Wait for readers briefly (writers wait meanwhile); a log that still
+                // grows past journal_size_limit is restarted by the writer itself.
+                conn.busy_timeout(Duration::from_millis(50)).and_then(|_| checkpoint("RESTART")).map(|_| ())
             }
             other => other.map(|_| ()),
         };

@@ -679,6 +679,15 @@ impl RunStore for SqliteStore {
         self.write(move |c| update_run_tx(c, u)).await
     }
 
+    async fn active_run_counts(&self) -> Result<Vec<(String, i64)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT state, SUM(n) FROM run_counts WHERE scope = 'org' GROUP BY state")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn purge_events(&self, before: i64) -> Result<u64> {
         self.write(move |c| {
             let ids: Vec<(String, i64)> = c

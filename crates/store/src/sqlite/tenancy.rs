@@ -161,6 +161,29 @@ impl TenancyStore for SqliteStore {
         .await
     }
 
+    async fn list_users(&self, organization_id: Option<&str>) -> Result<Vec<User>> {
+        let org = organization_id.map(str::to_string);
+        self.read_blocking(move |c| {
+            let mut st = c.prepare_cached("SELECT * FROM users WHERE ?1 IS NULL OR organization_id = ?1 ORDER BY created_at, id")?;
+            let rows = st.query_map([org], user_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn list_teams(&self, organization_id: Option<&str>) -> Result<Vec<(Team, i64)>> {
+        let org = organization_id.map(str::to_string);
+        self.read_blocking(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT t.*, (SELECT COUNT(*) FROM team_members m WHERE m.team_id = t.id) AS members FROM teams t \
+                 WHERE ?1 IS NULL OR t.organization_id = ?1 ORDER BY t.name, t.id",
+            )?;
+            let rows = st.query_map([org], |r| Ok((team_from(r)?, r.get("members")?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn count_users(&self) -> Result<i64> {
         self.read(|c| Ok(c.prepare_cached("SELECT COUNT(*) FROM users")?.query_row([], |r| r.get(0))?)).await
     }
