@@ -47,7 +47,8 @@ RESULT_FIELDS = {"args", "result"}
 
 PROCESSING_KEYS = {"interaction_id", "gummie_id", "state", "created_ts"}
 COMPLETED_KEYS = PROCESSING_KEYS | {"messages", "response"}
-FAILED_KEYS = PROCESSING_KEYS | {"error_message"}
+# `error` ({class, message}) is an Openloop extension: the reason as two fields.
+FAILED_KEYS = PROCESSING_KEYS | {"error_message", "error"}
 
 DOCUMENTED_POLL_INTERVAL = 2.0  # seed 003: "recommended: every 2-5 seconds"
 FAST_POLL_INTERVAL = 0.05
@@ -192,6 +193,8 @@ def assert_failed(body: dict[str, Any], iid: str, agent_id: str) -> str:
     assert len(msg) <= 4096, f"error_message is truncated to 4096 characters, got {len(msg)}"
     assert re.match(r"^[A-Za-z]+: ", msg), f"error_message is '<ErrorClass>: <message>' (§7.9): {msg[:200]!r}"
     assert FAKE_OPENAI_KEY not in msg, "the provider key leaked into error_message"
+    err = body["error"]
+    assert set(err) == {"class", "message"} and msg == f"{err['class']}: {err['message']}"[:4096], f"error splits error_message: {body}"
     assert "Traceback" not in msg and "panicked" not in msg, msg[:500]
     return msg
 

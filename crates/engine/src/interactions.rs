@@ -189,8 +189,9 @@ impl Engine {
                     };
                     run.and_then(|r| r.error_message).unwrap_or_else(|| "RuntimeError: Agent encountered an error while processing".into())
                 };
+                let msg = msg.chars().take(4096).collect::<String>();
                 out.error = Some(wire::sessions::RunFailure::parse(&msg));
-                out.error_message = Some(msg.chars().take(4096).collect::<String>());
+                out.error_message = Some(msg);
             }
             LegacyState::AsyncProcessing => {}
         }

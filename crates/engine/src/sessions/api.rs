@@ -162,7 +162,8 @@ impl Engine {
         }
         let Some(run) = &s.current_run_id else { return Ok(None) };
         let text = self.store.run(run).await.map_err(db)?.and_then(|r| r.error_message);
-        Ok(Some(wire::sessions::RunFailure::parse(text.as_deref().unwrap_or("RuntimeError: Agent encountered an error while processing"))))
+        let text: String = text.as_deref().unwrap_or("RuntimeError: Agent encountered an error while processing").chars().take(4096).collect();
+        Ok(Some(wire::sessions::RunFailure::parse(&text)))
     }
 
     /// The Session object (§8.0).
