@@ -193,6 +193,14 @@ impl Drop for LoggedServer {
     }
 }
 
+/// G2 on `gpt-4o-mini` as the bootstrap admin; the agent's id.
+async fn create_agent(client: &reqwest::Client, url: &str, name: &str) -> String {
+    let resp =
+        client.post(format!("{url}/api/v1/agents")).bearer_auth(ADMIN_KEY).json(&json!({"name": name, "model_name": "gpt-4o-mini"})).send().await.expect("G2");
+    let body: Value = resp.json().await.expect("JSON");
+    body["agent"]["id"].as_str().expect("agent id").to_string()
+}
+
 async fn finished_run(client: &reqwest::Client, url: &str, agent: &str) -> (String, Value) {
     let resp = client.post(format!("{url}/api/v1/agents/{agent}/sessions")).bearer_auth(ADMIN_KEY).json(&json!({"input": "hello"})).send().await.expect("S1");
     let body: Value = resp.json().await.expect("JSON");
@@ -213,17 +221,7 @@ async fn every_run_end_is_logged_and_a_failed_session_says_why() {
     let client = reqwest::Client::new();
     // No provider at all: the run fails, and says so on the session and in the log.
     let bare = LoggedServer::start(&[]);
-    let agent: Value = client
-        .post(format!("{}/api/v1/agents", bare.url))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "No provider", "model_name": "gpt-4o-mini"}))
-        .send()
-        .await
-        .expect("G2")
-        .json()
-        .await
-        .expect("JSON");
-    let agent = agent["agent"]["id"].as_str().expect("agent id").to_string();
+    let agent = create_agent(&client, &bare.url, "No provider").await;
     let (sid, session) = finished_run(&client, &bare.url, &agent).await;
     assert_eq!(session["state"], "failed");
     assert_eq!(session["error"]["class"], "ProviderNotConfigured", "{session}");
@@ -242,17 +240,7 @@ async fn every_run_end_is_logged_and_a_failed_session_says_why() {
     let fake = FakeLlm::start().await;
     let base = fake.openai_base_url();
     let ok = LoggedServer::start(&[("OPENAI_BASE_URL", &base), ("OPENAI_API_KEY", "sk-test")]);
-    let agent: Value = client
-        .post(format!("{}/api/v1/agents", ok.url))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "Works", "model_name": "gpt-4o-mini"}))
-        .send()
-        .await
-        .expect("G2")
-        .json()
-        .await
-        .expect("JSON");
-    let agent = agent["agent"]["id"].as_str().expect("agent id").to_string();
+    let agent = create_agent(&client, &ok.url, "Works").await;
     let (sid, session) = finished_run(&client, &ok.url, &agent).await;
     assert!(session.get("error").is_none(), "only failed sessions carry an error: {session}");
     let line = ok.wait_logged("run ended", &sid).await;
