@@ -29,6 +29,19 @@ async fn start_session(s: &Server, agent: &str, input: &str) -> String {
     b["session"]["id"].as_str().unwrap().to_string()
 }
 
+/// As `start_session`, for a run that crashes the server at a failure point: the
+/// process may die before its 202 reaches us (the run was committed and claimed), so
+/// the session id is chosen here and a lost answer is not a failure.
+async fn start_crashing_session(s: &Server, agent: &str, input: &str, sid: &str) -> String {
+    let resp = s.post(ADMIN_KEY, &format!("/agents/{agent}/sessions"), json!({"input": input, "session_id": sid})).send().await;
+    if let Ok(r) = resp {
+        let st = r.status().as_u16();
+        let b: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(st == 202 || b.is_null(), "{st} {b}");
+    }
+    sid.to_string()
+}
+
 async fn wait_state(s: &Server, sid: &str, want: &str) -> Value {
     for _ in 0..500 {
         let (_, b, _) = send(s.get(ADMIN_KEY, &format!("/sessions/{sid}"))).await;
@@ -63,7 +76,7 @@ async fn crash_after_a_tool_commit_resumes_without_running_the_tool_again() {
     fake.push(Reply::text("all done"));
     let mut s = start(&fake, "run.after_tool_commit=return");
     let agent = agent(&s).await;
-    let sid = start_session(&s, &agent, "write it").await;
+    let sid = start_crashing_session(&s, &agent, "write it", "sess-crash-after-tool").await;
     crashed(&mut s);
 
     let b = wait_state(&s, &sid, "completed").await;
@@ -91,7 +104,7 @@ async fn crash_before_the_terminal_write_redoes_only_the_unfinished_step() {
     fake.push(Reply::text("the answer"));
     let mut s = start(&fake, "run.before_finish=return");
     let agent = agent(&s).await;
-    let sid = start_session(&s, &agent, "hello").await;
+    let sid = start_crashing_session(&s, &agent, "hello", "sess-crash-before-finish").await;
     crashed(&mut s);
 
     let b = wait_state(&s, &sid, "completed").await;
