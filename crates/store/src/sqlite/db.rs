@@ -228,7 +228,7 @@ fn closed() -> StoreError {
 
 fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Job>) {
     let mut wal_bound = match &target {
-        Target::File(path) => Some(WalBound { path: std::path::PathBuf::from(format!("{path}-wal")), retry_at: None }),
+        Target::File(path) => Some(WalBound { path: std::path::PathBuf::from(format!("{path}-wal")), retry_above: None }),
         Target::Memory(_) => None,
     };
     while let Ok(first) = rx.recv() {
@@ -291,24 +291,23 @@ fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Job>) {
 /// for as long as the checkpoint thread is starved of CPU. A stat per commit costs ~1 µs.
 struct WalBound {
     path: std::path::PathBuf,
-    /// After a restart that readers blocked (a long read such as `openloop backup` holds
-    /// its snapshot for seconds), the next attempt waits: the log must grow meanwhile, and
-    /// stalling every commit would not shrink it.
-    retry_at: Option<std::time::Instant>,
+    /// After a restart that readers blocked (a reader descheduled mid-read on a loaded
+    /// machine, or a long read such as `openloop backup`), the next attempt waits until the
+    /// log has grown another [`WRITER_RESTART_STEP`]: stalling every commit would not
+    /// shrink it, and waiting on a clock instead lets a fast writer run far past the bound.
+    retry_above: Option<u64>,
 }
 
 /// How long the writer waits for readers to leave the log (they take milliseconds).
-const WRITER_RESTART_WAIT: Duration = Duration::from_millis(200);
-/// After readers kept the log from restarting, the writer tries again this much later.
-const WRITER_RESTART_BACKOFF: Duration = Duration::from_secs(2);
+const WRITER_RESTART_WAIT: Duration = Duration::from_millis(500);
+/// After readers kept the log from restarting, the writer tries again once the log has
+/// grown this much more.
+const WRITER_RESTART_STEP: u64 = 16 * 1024 * 1024;
 
 impl WalBound {
     fn hold_writes_until_restarted(&mut self, conn: &Connection) {
-        if self.retry_at.is_some_and(|t| std::time::Instant::now() < t) {
-            return;
-        }
         let Ok(meta) = std::fs::metadata(&self.path) else { return };
-        if meta.len() <= WAL_SIZE_LIMIT {
+        if meta.len() <= WAL_SIZE_LIMIT.max(self.retry_above.unwrap_or(0)) {
             return;
         }
         let _ = conn.busy_timeout(WRITER_RESTART_WAIT);
@@ -321,7 +320,7 @@ impl WalBound {
                 true
             }
         };
-        self.retry_at = blocked.then(|| std::time::Instant::now() + WRITER_RESTART_BACKOFF);
+        self.retry_above = blocked.then(|| meta.len() + WRITER_RESTART_STEP);
         let _ = conn.busy_timeout(Duration::from_secs(10));
     }
 }
