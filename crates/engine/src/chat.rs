@@ -550,6 +550,16 @@ impl Translator {
         self.chunk(ChatStreamDelta { tool_calls: Some(vec![call]), ..Default::default() }, None)
     }
 
+    /// A chunk carrying more of call `i`'s arguments.
+    fn args_delta(&self, i: usize, arguments: String) -> ChatStreamChunk {
+        self.tool_delta(ChatStreamToolCall {
+            index: i as u32,
+            id: None,
+            kind: None,
+            function: ChatStreamToolCallFunction { name: None, arguments: Some(arguments) },
+        })
+    }
+
     fn on_event(&mut self, ev: ChatEvent) -> Vec<ChatStreamChunk> {
         match ev {
             ChatEvent::TextDelta(t) if !t.is_empty() => vec![self.chunk(ChatStreamDelta { content: Some(t), ..Default::default() }, None)],
@@ -570,12 +580,7 @@ impl Translator {
                     return vec![];
                 }
                 self.calls[i].1 = true;
-                vec![self.tool_delta(ChatStreamToolCall {
-                    index: i as u32,
-                    id: None,
-                    kind: None,
-                    function: ChatStreamToolCallFunction { name: None, arguments: Some(delta) },
-                })]
+                vec![self.args_delta(i, delta)]
             }
             ChatEvent::ToolCallDone(tc) => {
                 // A provider that reports a call only when done: its arguments in one delta.
@@ -584,12 +589,7 @@ impl Translator {
                     return vec![];
                 }
                 self.calls[i].1 = true;
-                vec![self.tool_delta(ChatStreamToolCall {
-                    index: i as u32,
-                    id: None,
-                    kind: None,
-                    function: ChatStreamToolCallFunction { name: None, arguments: Some(arguments_text("", &tc.arguments)) },
-                })]
+                vec![self.args_delta(i, arguments_text("", &tc.arguments))]
             }
             ChatEvent::Usage(u) => {
                 self.usage = u;
