@@ -49,6 +49,7 @@ ERROR_TYPE_BY_STATUS = {
     429: "rate_limit_error",
     500: "api_error",
     501: "api_error",
+    502: "api_error",
     503: "overloaded_error",
 }
 

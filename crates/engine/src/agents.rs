@@ -42,7 +42,7 @@ pub fn agent_not_found(id: &str) -> ApiError {
     ApiError::new(ErrorCode::AgentNotFound, format!("Agent {id} was not found.")).param("agent_id")
 }
 
-fn permission_denied(what: &str) -> ApiError {
+pub(crate) fn permission_denied(what: &str) -> ApiError {
     ApiError::new(ErrorCode::PermissionDenied, format!("You may not {what} this agent; ask its creator or a team admin."))
 }
 
@@ -442,7 +442,7 @@ impl Engine {
     }
 
     /// Applies a new configuration as the next version, with optimistic concurrency.
-    async fn commit_agent_change(
+    pub(crate) async fn commit_agent_change(
         &self,
         caller: &Caller,
         cur: &AgentRecord,

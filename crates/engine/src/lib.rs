@@ -22,13 +22,16 @@ pub mod flows;
 pub mod idempotency;
 pub mod input;
 pub mod interactions;
+pub mod mcp_servers;
 pub mod mcp_sessions;
 pub mod models;
 pub mod pagination;
 pub mod runtime;
 pub mod sessions;
 pub mod signing;
+pub mod skills;
 pub mod tenancy;
+pub mod triggers;
 pub mod validate;
 pub mod webhooks;
 
@@ -211,6 +214,7 @@ impl Engine {
         if let (Some(entry), Some(invoker)) = (api_entry, self.api_invoker.get()) {
             out.extend(api_tools::enabled_tools(entry, invoker));
         }
+        out.extend(skills::tool::for_agent(self, agent));
         out
     }
 
@@ -224,9 +228,13 @@ impl Engine {
             date = chrono::DateTime::from_timestamp_micros(self.now()).unwrap_or_default().format("%Y-%m-%d"),
             tools = if names.is_empty() { "none".to_string() } else { names.join(", ") },
         );
-        match agent.config.system_prompt.as_deref().filter(|s| !s.trim().is_empty()) {
+        let out = match agent.config.system_prompt.as_deref().filter(|s| !s.trim().is_empty()) {
             Some(p) => format!("{pre}\n\n{p}"),
             None => pre,
+        };
+        match skills::prompt_section(self, agent) {
+            Some(s) => format!("{out}\n\n{s}"),
+            None => out,
         }
     }
 }

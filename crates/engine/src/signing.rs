@@ -101,6 +101,44 @@ impl Signer {
         }
         URL_SAFE_NO_PAD.decode(body).ok()
     }
+
+    /// The encryption key derived from a signing secret: signing and encryption never
+    /// share a key, and rotating the signing keys rotates this one with them.
+    fn encryption_key(secret: &[u8]) -> chacha20poly1305::Key {
+        let mut key = chacha20poly1305::Key::default();
+        key.copy_from_slice(&Self::mac(secret, b"openloop credentials at rest v1").finalize().into_bytes());
+        key
+    }
+
+    /// Encrypts a stored credential (XChaCha20-Poly1305, random nonce) with the current
+    /// key: `kid "." base64url(nonce || ciphertext)`. `context` binds the ciphertext to
+    /// its owner (e.g. the MCP server it belongs to), so it cannot be moved to another.
+    pub fn encrypt(&self, context: &str, plaintext: &[u8]) -> String {
+        use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+        let (kid, secret) = &self.keys[0];
+        let cipher = chacha20poly1305::XChaCha20Poly1305::new(&Self::encryption_key(secret));
+        let nonce = chacha20poly1305::XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        // Encryption with a valid key and nonce cannot fail (only oversized input could).
+        let sealed = cipher.encrypt(&nonce, Payload { msg: plaintext, aad: context.as_bytes() }).unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        format!("{kid}.{}", URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// Inverse of `encrypt` with the key named in the text; `None` if the key is gone,
+    /// the text was altered or it belongs to another `context`.
+    pub fn decrypt(&self, context: &str, text: &str) -> Option<Vec<u8>> {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        let (kid, body) = text.split_once('.')?;
+        let (_, secret) = self.keys.iter().find(|(k, _)| k == kid)?;
+        let raw = URL_SAFE_NO_PAD.decode(body).ok()?;
+        if raw.len() < 24 {
+            return None;
+        }
+        let (nonce, sealed) = raw.split_at(24);
+        let cipher = chacha20poly1305::XChaCha20Poly1305::new(&Self::encryption_key(secret));
+        cipher.decrypt(chacha20poly1305::XNonce::from_slice(nonce), Payload { msg: sealed, aad: context.as_bytes() }).ok()
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +156,29 @@ mod tests {
         let other = Signer::parse(&Signer::generate_spec()).unwrap();
         assert!(other.open(&t).is_none());
         assert!(Signer::parse("k1:c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn encrypt_decrypt_roundtrip_context_and_rotation() {
+        let old = Signer::parse(&Signer::generate_spec()).unwrap();
+        let text = old.encrypt("mcp:a", b"Bearer secret");
+        assert!(!text.contains("secret"));
+        assert_eq!(old.decrypt("mcp:a", &text).as_deref(), Some(&b"Bearer secret"[..]));
+        // Bound to its context, and two encryptions differ (random nonce).
+        assert!(old.decrypt("mcp:b", &text).is_none());
+        assert_ne!(old.encrypt("mcp:a", b"Bearer secret"), text);
+        // Tampering fails.
+        let mut bad = text.clone();
+        let last = bad.pop().unwrap();
+        bad.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(old.decrypt("mcp:a", &bad).is_none());
+        // After rotation (new first key, old still listed) old ciphertexts still open;
+        // without the old key they do not.
+        let old = Signer::new(vec![("old".into(), vec![2; 32])]);
+        let text = old.encrypt("mcp:a", b"k");
+        let rotated = Signer::new(vec![("new".into(), vec![1; 32]), ("old".into(), vec![2; 32])]);
+        assert_eq!(rotated.decrypt("mcp:a", &text).as_deref(), Some(&b"k"[..]));
+        assert!(rotated.encrypt("mcp:a", b"k").starts_with("new."));
+        assert!(Signer::new(vec![("new".into(), vec![1; 32])]).decrypt("mcp:a", &text).is_none());
     }
 }

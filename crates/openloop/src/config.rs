@@ -163,6 +163,9 @@ pub struct ServeArgs {
     /// Hosts, host:port or CIDRs agent HTTP tools may reach despite the SSRF policy.
     #[arg(long, env = "OPENLOOP_SSRF_ALLOWLIST")]
     pub ssrf_allowlist: Option<String>,
+    /// Let users register stdio MCP servers (commands this server runs).
+    #[arg(long, env = "OPENLOOP_MCP_ALLOW_STDIO")]
+    pub mcp_allow_stdio: Option<bool>,
     /// Bearer token `/metrics` requires (unset: the page is open).
     #[arg(long, env = "OPENLOOP_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
@@ -257,6 +260,7 @@ pub struct FileSettings {
     pub credits_per_1k_tokens: Option<f64>,
     pub ssrf_allow_private: Option<bool>,
     pub ssrf_allowlist: Option<String>,
+    pub mcp_allow_stdio: Option<bool>,
     pub metrics_token: Option<String>,
     pub providers: Option<Providers>,
     pub pricing: Option<std::collections::HashMap<String, Price>>,
@@ -398,6 +402,7 @@ impl Settings {
             pricing: f.pricing.unwrap_or_default().into_iter().map(|(k, p)| (k, (p.input_per_1k, p.output_per_1k))).collect(),
             ssrf_allow_private: a.ssrf_allow_private.or(f.ssrf_allow_private).unwrap_or(false),
             ssrf_allowlist: split_list(a.ssrf_allowlist.or(f.ssrf_allowlist)),
+            mcp_allow_stdio: a.mcp_allow_stdio.or(f.mcp_allow_stdio).unwrap_or(false),
             stream_retention: std::time::Duration::from_secs(a.stream_retention_secs.or(f.stream_retention_secs).unwrap_or(86400)),
             incognito_ttl: std::time::Duration::from_secs(a.incognito_ttl_secs.or(f.incognito_ttl_secs).unwrap_or(900).max(1)),
             shared_database: false,

@@ -65,7 +65,7 @@ fn parse_input(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.trim().to_string(), v.to_string())).ok_or_else(|| format!("{s:?}: give an input as name=value"))
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     api: String,
     key: String,
@@ -74,7 +74,7 @@ struct Client {
 }
 
 impl Client {
-    fn new(c: Conn) -> Result<Client, String> {
+    pub(crate) fn new(c: Conn) -> Result<Client, String> {
         let api = crate::mcp_stdio::api_base(&c.url)?.to_string().trim_end_matches('/').to_string();
         let key = c
             .api_key
@@ -84,7 +84,7 @@ impl Client {
         Ok(Client { http, api, key, user_id: c.user_id, team_id: c.team_id })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, query: &[(&str, String)], body: Option<Value>) -> Result<(u16, Value), String> {
+    pub(crate) async fn call(&self, method: reqwest::Method, path: &str, query: &[(&str, String)], body: Option<Value>) -> Result<(u16, Value), String> {
         let mut q: Vec<(&str, String)> = query.to_vec();
         if let Some(t) = &self.team_id {
             q.push(("team_id", t.clone()));
@@ -106,7 +106,7 @@ impl Client {
     }
 }
 
-fn error_text(body: &Value) -> String {
+pub(crate) fn error_text(body: &Value) -> String {
     body.pointer("/error/message")
         .or_else(|| body.get("message"))
         .or_else(|| body.get("error"))

@@ -9,6 +9,7 @@ mod bench_langgraph;
 mod bench_replicas;
 mod config;
 mod flows_cli;
+mod mcp_cli;
 mod mcp_stdio;
 mod serve;
 
@@ -63,6 +64,10 @@ enum Command {
     /// watch it node by node (OPENLOOP_URL, OPENLOOP_API_KEY).
     #[command(subcommand)]
     Flows(flows_cli::FlowsCmd),
+    /// MCP servers of a workspace's catalogue, whose tools agents can use: add, list,
+    /// remove, tools (OPENLOOP_URL, OPENLOOP_API_KEY).
+    #[command(subcommand)]
+    Mcp(mcp_cli::McpCmd),
     /// Print an organization's audit log (E3), newest first, one JSON object per line.
     Audit {
         /// Organization id.
@@ -181,6 +186,7 @@ async fn run(cli: Cli) -> ExitCode {
     let command = match cli.command {
         Command::McpStdio(args) => return mcp_stdio::run(args).await,
         Command::Flows(cmd) => return flows_cli::run(cmd).await,
+        Command::Mcp(cmd) => return mcp_cli::run(cmd).await,
         other => other,
     };
     let file = match load_file(cli.common.config.as_deref()) {
@@ -277,7 +283,7 @@ async fn admin(common: &CommonArgs, file: &config::FileSettings, cmd: Command) -
     let signer = Signer::parse(&Signer::generate_spec()).map_err(anyhow::Error::msg)?;
     let engine = open_engine(&data_dir, &database_url, signer, ModelCatalogue::default(), String::new()).await?;
     let out = match cmd {
-        Command::Serve(_) | Command::Bench(_) | Command::McpStdio(_) | Command::Flows(_) | Command::Backup(_) | Command::Restore(_) => {
+        Command::Serve(_) | Command::Bench(_) | Command::McpStdio(_) | Command::Flows(_) | Command::Mcp(_) | Command::Backup(_) | Command::Restore(_) => {
             unreachable!("handled by run")
         }
         Command::Migrate => json!({"migrated": true, "database_url": store::redact_url(&database_url)}),
@@ -364,4 +370,15 @@ async fn admin(common: &CommonArgs, file: &config::FileSettings, cmd: Command) -
     };
     println!("{out}");
     Ok(())
+}
+
+#[cfg(test)]
+mod cli_tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand's flags are consistent (clap checks this only when a command runs).
+    #[test]
+    fn cli_definition_is_valid() {
+        super::Cli::command().debug_assert();
+    }
 }

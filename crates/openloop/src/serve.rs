@@ -326,6 +326,8 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     }
     workers.extend(engine.start_flow_workers(workers_rx.clone()));
     workers.extend(engine.start_export_workers(workers_rx.clone()));
+    // Agent triggers: schedules fire through conditional claims in the store.
+    workers.extend(engine.start_trigger_scheduler(workers_rx.clone()));
     // The global webhook endpoint is a store row the enqueueing triggers join.
     engine
         .store

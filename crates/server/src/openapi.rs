@@ -40,6 +40,9 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     use wire::tools::ToolListResponse;
     let mut out = Vec::new();
     collect::<AgentResponse>(&mut out);
+    for (name, schema) in trigger_schemas() {
+        out.push((name, schema));
+    }
     collect::<AgentListResponse>(&mut out);
     collect::<AgentCreateRequest>(&mut out);
     collect::<AgentUpdateRequest>(&mut out);
@@ -117,6 +120,23 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     collect::<wire::chat::ChatStreamChunk>(&mut out);
     collect::<wire::chat::ModelRouteRequest>(&mut out);
     collect::<wire::chat::ModelRouteResponse>(&mut out);
+    collect::<wire::mcp_servers::McpServersResponse>(&mut out);
+    collect::<wire::mcp_servers::McpServerResponse>(&mut out);
+    collect::<wire::mcp_servers::McpServerAccountsResponse>(&mut out);
+    collect::<wire::mcp_servers::McpToolsResponse>(&mut out);
+    collect::<wire::mcp_servers::McpResourcesResponse>(&mut out);
+    collect::<wire::mcp_servers::McpResourceReadResponse>(&mut out);
+    collect::<wire::mcp_servers::McpPromptsResponse>(&mut out);
+    collect::<wire::mcp_servers::McpGetPromptRequest>(&mut out);
+    collect::<wire::mcp_servers::McpPromptResponse>(&mut out);
+    collect::<wire::mcp_servers::McpExecuteRequest>(&mut out);
+    collect::<wire::mcp_servers::McpExecuteResponse>(&mut out);
+    collect::<wire::mcp_servers::McpServerCreateRequest>(&mut out);
+    collect::<wire::mcp_servers::McpServerUpdateRequest>(&mut out);
+    collect::<wire::mcp_servers::McpServerDeleteResponse>(&mut out);
+    collect::<wire::mcp_servers::AgentMcpServerResponse>(&mut out);
+    collect::<wire::mcp_servers::AgentMcpServerDetachResponse>(&mut out);
+    collect::<wire::mcp_servers::AgentMcpServersResponse>(&mut out);
     collect::<ErrorEnvelope>(&mut out);
     collect::<FlatError>(&mut out);
     collect::<OAuthError>(&mut out);
@@ -191,6 +211,31 @@ fn string_param(name: &str, location: ParameterIn, required: bool, description: 
         .build()
 }
 
+/// The schemas of G20–G28.
+fn trigger_schemas() -> Vec<(String, RefOr<Schema>)> {
+    use wire::triggers::*;
+    let mut out = Vec::new();
+    collect::<TriggerType>(&mut out);
+    collect::<TriggerCredentialSelector>(&mut out);
+    collect::<IntegrationTriggerConfig>(&mut out);
+    collect::<IntegrationTriggerPayload>(&mut out);
+    collect::<AgentTriggerCreateRequest>(&mut out);
+    collect::<AgentTriggerUpdateRequest>(&mut out);
+    collect::<AgentTrigger>(&mut out);
+    collect::<AgentTriggerResponse>(&mut out);
+    collect::<AgentTriggersResponse>(&mut out);
+    collect::<AgentTriggerWebhookUrlResponse>(&mut out);
+    collect::<AgentTriggerDeleteResponse>(&mut out);
+    collect::<TriggerOperatorParameter>(&mut out);
+    collect::<TriggerOperator>(&mut out);
+    collect::<TriggerOperatorsResponse>(&mut out);
+    collect::<AgentTriggerRun>(&mut out);
+    collect::<AgentTriggerRunsResponse>(&mut out);
+    collect::<AgentTriggerStatsResponse>(&mut out);
+    collect::<TriggerDeliveryResponse>(&mut out);
+    out
+}
+
 /// The per-operation documentation, by spec id.
 fn doc(id: &str) -> OpDoc {
     use wire::agents::{AgentListQuery, AgentVersionsQuery};
@@ -212,6 +257,22 @@ fn doc(id: &str) -> OpDoc {
         "G7" => nested(None, vec![ok(200, "The version and its changes", Json("AgentVersionResponse"))], vec![], &[]),
         "G8" => nested(Some(Json("AgentAbilitiesRequest")), vec![ok(200, "The abilities", Json("AgentAbilitiesResponse"))], vec![], &[409]),
         "G9" => nested(Some(Json("AgentIncognitoRequest")), vec![ok(200, "The agent", Json("AgentResponse"))], vec![], &[]),
+        "G20" => {
+            nested(None, vec![ok(200, "The agent's triggers (no webhook URLs)", Json("AgentTriggersResponse"))], q::<wire::triggers::TriggerListQuery>(), &[])
+        }
+        "G21" => nested(
+            Some(Json("AgentTriggerCreateRequest")),
+            vec![ok(201, "Created (a webhook's URL included, once)", Json("AgentTriggerResponse"))],
+            vec![],
+            &[409],
+        ),
+        "G22" => nested(None, vec![ok(200, "The trigger", Json("AgentTriggerResponse"))], vec![], &[]),
+        "G23" => nested(Some(Json("AgentTriggerUpdateRequest")), vec![ok(200, "The trigger", Json("AgentTriggerResponse"))], vec![], &[409]),
+        "G24" => nested(None, vec![ok(200, "Deleted; it fires no more", Json("AgentTriggerDeleteResponse"))], vec![], &[]),
+        "G25" => nested(None, vec![ok(200, "The webhook URL (it embeds the secret)", Json("AgentTriggerWebhookUrlResponse"))], vec![], &[]),
+        "G26" => nested(None, vec![ok(200, "The trigger kinds this server fires", Json("TriggerOperatorsResponse"))], vec![], &[]),
+        "G27" => nested(None, vec![ok(200, "Firings, newest first", Json("AgentTriggerRunsResponse"))], q::<wire::triggers::TriggerRunsQuery>(), &[]),
+        "G28" => nested(None, vec![ok(200, "Totals of the trigger's firings", Json("AgentTriggerStatsResponse"))], vec![], &[]),
         "S1" => nested(
             Some(Json("SessionCreateRequest")),
             vec![
@@ -305,6 +366,26 @@ fn doc(id: &str) -> OpDoc {
             vec![],
             &[429, 502, 504],
         ),
+        "MC1" => nested(None, vec![ok(200, "The workspace's MCP servers", Json("McpServersResponse"))], vec![], &[]),
+        "MC2" => nested(None, vec![ok(200, "The server, with status and tool count as it answered now", Json("McpServerResponse"))], vec![], &[]),
+        "MC3" => nested(None, vec![ok(200, "The credential sets (one: the registered headers)", Json("McpServerAccountsResponse"))], vec![], &[]),
+        "MC4" => nested(None, vec![ok(200, "The server's tools", Json("McpToolsResponse"))], vec![], &[502]),
+        "MC5" => nested(None, vec![ok(200, "One page of the server's resources (`cursor`)", Json("McpResourcesResponse"))], vec![], &[502]),
+        "MC6" => nested(None, vec![ok(200, "The resource named by `uri`", Json("McpResourceReadResponse"))], vec![], &[502]),
+        "MC7" => nested(None, vec![ok(200, "The server's prompts", Json("McpPromptsResponse"))], vec![], &[502]),
+        "MC8" => nested(Some(Json("McpGetPromptRequest")), vec![ok(200, "The prompt's messages", Json("McpPromptResponse"))], vec![], &[502]),
+        "MC9" => nested(
+            Some(Json("McpExecuteRequest")),
+            vec![ok(200, "Every call succeeded", Json("McpExecuteResponse")), ok(207, "Some calls failed (see each result)", Json("McpExecuteResponse"))],
+            vec![],
+            &[],
+        ),
+        "MCX1" => nested(Some(Json("McpServerCreateRequest")), vec![ok(201, "Registered", Json("McpServerResponse"))], vec![], &[409]),
+        "MCX2" => nested(Some(Json("McpServerUpdateRequest")), vec![ok(200, "Updated", Json("McpServerResponse"))], vec![], &[409]),
+        "MCX3" => nested(None, vec![ok(200, "Removed", Json("McpServerDeleteResponse"))], vec![], &[]),
+        "G12" => nested(None, vec![ok(200, "The agent's MCP server entries", Json("AgentMcpServersResponse"))], vec![], &[]),
+        "G13" => nested(None, vec![ok(200, "Attached (or its settings updated)", Json("AgentMcpServerResponse"))], vec![], &[409]),
+        "G14" => nested(None, vec![ok(200, "Detached (idempotent)", Json("AgentMcpServerDetachResponse"))], vec![], &[]),
         "X1" => nested(None, vec![ok(200, "Your teams", Json("TeamsResponse"))], vec![], &[]),
         "X2" => nested(None, vec![ok(200, "Your organizations", Json("OrganizationsResponse"))], vec![], &[]),
         "K1" => nested(None, vec![ok(200, "Your personal keys and those of the teams you administer", Json("ApiKeyListResponse"))], vec![], &[]),

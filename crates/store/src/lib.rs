@@ -148,8 +148,11 @@ pub trait Store:
     + ExportStore
     + AuditStore
     + WebhookStore
+    + McpServerStore
     + NoticeStore
     + RateLimitStore
+    + TriggerStore
+    + SkillStore
     + Send
     + Sync
 {
@@ -165,8 +168,11 @@ impl<
             + ExportStore
             + AuditStore
             + WebhookStore
+            + McpServerStore
             + NoticeStore
             + RateLimitStore
+            + TriggerStore
+            + SkillStore
             + Send
             + Sync,
     > Store for T

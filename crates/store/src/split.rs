@@ -422,3 +422,109 @@ impl WebhookStore for SplitStore {
         self.shared.release_webhook_leases(owner_prefix).await
     }
 }
+
+/// The catalogue is shared configuration, like agents.
+#[async_trait]
+impl McpServerStore for SplitStore {
+    async fn create_mcp_server(&self, rec: &McpServerRecord) -> Result<bool> {
+        self.shared.create_mcp_server(rec).await
+    }
+    async fn mcp_server(&self, scope: &str, id: &str) -> Result<Option<McpServerRecord>> {
+        self.shared.mcp_server(scope, id).await
+    }
+    async fn mcp_servers(&self, scope: &str) -> Result<Vec<McpServerRecord>> {
+        self.shared.mcp_servers(scope).await
+    }
+    async fn update_mcp_server(&self, rec: &McpServerRecord, expected_updated_at: i64) -> Result<bool> {
+        self.shared.update_mcp_server(rec, expected_updated_at).await
+    }
+    async fn set_mcp_server_status(&self, scope: &str, id: &str, status: &str, tool_count: Option<i64>) -> Result<()> {
+        self.shared.set_mcp_server_status(scope, id, status, tool_count).await
+    }
+    async fn delete_mcp_server(&self, scope: &str, id: &str) -> Result<bool> {
+        self.shared.delete_mcp_server(scope, id).await
+    }
+}
+
+/// Triggers are agent configuration: they live with the agents.
+#[async_trait]
+impl TriggerStore for SplitStore {
+    async fn create_trigger(&self, t: &TriggerRecord) -> Result<()> {
+        self.shared.create_trigger(t).await
+    }
+    async fn trigger(&self, id: &str) -> Result<Option<TriggerRecord>> {
+        self.shared.trigger(id).await
+    }
+    async fn list_triggers(&self, agent_id: &str, page: &PageWindow) -> Result<Vec<(SortVal, TriggerRecord)>> {
+        self.shared.list_triggers(agent_id, page).await
+    }
+    async fn update_trigger(&self, t: &TriggerRecord, expected_version: i64, reschedule: bool) -> Result<bool> {
+        self.shared.update_trigger(t, expected_version, reschedule).await
+    }
+    async fn delete_trigger(&self, id: &str) -> Result<bool> {
+        self.shared.delete_trigger(id).await
+    }
+    async fn due_triggers(&self, now: i64, limit: usize) -> Result<Vec<TriggerRecord>> {
+        self.shared.due_triggers(now, limit).await
+    }
+    async fn claim_trigger_fire(&self, trigger_id: &str, expected_next: i64, advance: &ScheduleAdvance, run: &TriggerRunRecord) -> Result<bool> {
+        self.shared.claim_trigger_fire(trigger_id, expected_next, advance, run).await
+    }
+    async fn record_trigger_delivery(&self, run: &TriggerRunRecord) -> Result<(TriggerRunRecord, bool)> {
+        self.shared.record_trigger_delivery(run).await
+    }
+    async fn settle_trigger_run(&self, run_id: &str, started: bool, error: Option<&str>, now: i64) -> Result<()> {
+        self.shared.settle_trigger_run(run_id, started, error, now).await
+    }
+    async fn pending_trigger_runs(&self, before: i64, limit: usize) -> Result<Vec<TriggerRunRecord>> {
+        self.shared.pending_trigger_runs(before, limit).await
+    }
+    async fn trigger_run(&self, id: &str) -> Result<Option<TriggerRunRecord>> {
+        self.shared.trigger_run(id).await
+    }
+    async fn list_trigger_runs(&self, trigger_id: &str, states: Option<&[String]>, page: &PageWindow) -> Result<Vec<(SortVal, TriggerRunView)>> {
+        self.shared.list_trigger_runs(trigger_id, states, page).await
+    }
+    async fn trigger_stats(&self, trigger_id: &str) -> Result<TriggerStats> {
+        self.shared.trigger_stats(trigger_id).await
+    }
+    async fn active_trigger_counts(&self, agent_ids: &[String]) -> Result<Vec<(String, i64)>> {
+        self.shared.active_trigger_counts(agent_ids).await
+    }
+}
+
+#[async_trait]
+impl SkillStore for SplitStore {
+    async fn create_skill(&self, skill: &SkillRecord, version: &SkillVersionRecord, files: &[SkillFileRecord]) -> Result<(SkillRecord, SkillVersionRecord)> {
+        self.shared.create_skill(skill, version, files).await
+    }
+    async fn add_skill_version(
+        &self,
+        skill_id: &str,
+        version: &SkillVersionRecord,
+        files: &[SkillFileRecord],
+    ) -> Result<Option<(SkillRecord, SkillVersionRecord)>> {
+        self.shared.add_skill_version(skill_id, version, files).await
+    }
+    async fn skill(&self, id: &str) -> Result<Option<SkillRecord>> {
+        self.shared.skill(id).await
+    }
+    async fn skill_version(&self, skill_id: &str, version_id: &str) -> Result<Option<SkillVersionRecord>> {
+        self.shared.skill_version(skill_id, version_id).await
+    }
+    async fn skill_files(&self, version_id: &str) -> Result<Vec<SkillFileRecord>> {
+        self.shared.skill_files(version_id).await
+    }
+    async fn list_skills(&self, filter: &SkillFilter) -> Result<Vec<(SkillRecord, SkillVersionRecord)>> {
+        self.shared.list_skills(filter).await
+    }
+    async fn delete_skill(&self, id: &str, at: i64) -> Result<bool> {
+        self.shared.delete_skill(id, at).await
+    }
+    async fn skill_grants(&self, skill_id: &str) -> Result<Vec<SkillGrant>> {
+        self.shared.skill_grants(skill_id).await
+    }
+    async fn change_skill_grants(&self, skill_id: &str, upsert: &[SkillGrant], remove: &[(String, String)]) -> Result<()> {
+        self.shared.change_skill_grants(skill_id, upsert, remove).await
+    }
+}

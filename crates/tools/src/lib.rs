@@ -44,6 +44,11 @@ pub trait Tool: Send + Sync {
     fn read_only(&self) -> bool;
     /// Run the tool. Errors are returned to the model as a tool result, never fatal.
     async fn call(&self, args: Value, ctx: &ToolContext) -> Result<Value, ToolError>;
+    /// For a tool an MCP server offers: `(server id, the server's own tool name)`, so
+    /// approval settings of the server's agent entry apply to it.
+    fn mcp_origin(&self) -> Option<(&str, &str)> {
+        None
+    }
 }
 
 /// Who a tool call runs for. Tools must not trust anything else about the caller.

@@ -58,6 +58,10 @@ pub enum ErrorCode {
     OrganizationNotFound,
     ToolNotFound,
     ApiKeyNotFound,
+    SkillNotFound,
+    SkillVersionNotFound,
+    TriggerNotFound,
+    McpServerNotFound,
     // 405
     MethodNotAllowed,
     // 409
@@ -70,6 +74,8 @@ pub enum ErrorCode {
     QueueFull,
     IdempotencyKeyReused,
     IdempotencyKeyInUse,
+    TriggerDisabled,
+    McpServerAlreadyExists,
     // 413
     PayloadTooLarge,
     FileTooLarge,
@@ -87,6 +93,8 @@ pub enum ErrorCode {
     // 502
     /// C1/C2: the model provider failed (error answer, broken stream, unreachable).
     ProviderError,
+    /// MC2–MC9: the MCP server could not be reached or answered with an error.
+    McpServerError,
     // 503
     ServiceUnavailable,
     // 504
@@ -140,7 +148,11 @@ impl ErrorCode {
             | DataExportNotFound
             | OrganizationNotFound
             | ToolNotFound
-            | ApiKeyNotFound => 404,
+            | ApiKeyNotFound
+            | SkillNotFound
+            | SkillVersionNotFound
+            | TriggerNotFound
+            | McpServerNotFound => 404,
             MethodNotAllowed => 405,
             SessionAlreadyExists
             | AgentAlreadyExists
@@ -150,13 +162,15 @@ impl ErrorCode {
             | NoPendingApprovals
             | QueueFull
             | IdempotencyKeyReused
-            | IdempotencyKeyInUse => 409,
+            | IdempotencyKeyInUse
+            | TriggerDisabled
+            | McpServerAlreadyExists => 409,
             PayloadTooLarge | FileTooLarge => 413,
             UnsupportedMediaType => 415,
             RateLimited | AgentConcurrencyLimit | ProviderRateLimited => 429,
             InternalError => 500,
             NotImplemented => 501,
-            ProviderError => 502,
+            ProviderError | McpServerError => 502,
             ServiceUnavailable => 503,
             ProviderTimeout => 504,
         }

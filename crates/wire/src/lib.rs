@@ -12,11 +12,14 @@ pub mod events;
 pub mod flows;
 pub mod ids;
 pub mod legacy;
+pub mod mcp_servers;
 pub mod request;
 pub mod schema;
 pub mod sessions;
+pub mod skills;
 pub mod tenancy;
 pub mod time;
 pub mod tools;
+pub mod triggers;
 
 pub use error::{ApiError, ErrorCode};

@@ -565,11 +565,23 @@ impl<'a> Ctx<'a> {
     /// Effective approval mode of a tool (§7.5).
     fn approval_needed(&self, tool_name: &str, read_only: bool) -> bool {
         let tools = &self.agent.config.tools;
-        let entry = tools
-            .iter()
-            .find(|t| t.get("type").and_then(Value::as_str) == Some(tool_name) || t.get("name").and_then(Value::as_str) == Some(tool_name))
+        // A tool of an attached MCP server takes the modes of the server's entry, and
+        // custom modes may name it by the server's own tool name.
+        let mcp = self.tools.iter().find(|t| t.name() == tool_name).and_then(|t| t.mcp_origin().map(|(s, raw)| (s.to_string(), raw.to_string())));
+        let entry = match &mcp {
+            Some((server_id, _)) => tools.iter().find(|t| {
+                t.get("type").and_then(Value::as_str) == Some(crate::mcp_servers::MCP_SERVER_ENTRY)
+                    && t.get("server_id").and_then(Value::as_str) == Some(server_id)
+            }),
+            None => tools.iter().find(|t| t.get("type").and_then(Value::as_str) == Some(tool_name) || t.get("name").and_then(Value::as_str) == Some(tool_name)),
+        };
+        let tool_name = mcp.as_ref().map(|(_, raw)| raw.as_str()).unwrap_or(tool_name);
+        let entry = entry
             // Openloop's own API tools take the modes of their `openloop_api` entry.
             .or_else(|| {
+                if mcp.is_some() {
+                    return None;
+                }
                 wire::tools::find(tool_name)?;
                 tools.iter().find(|t| t.get("type").and_then(Value::as_str) == Some(crate::api_tools::OPENLOOP_API))
             });
@@ -777,7 +789,9 @@ pub async fn execute(engine: &Arc<Engine>, run: RunRecord, owner: &str, stop: wa
     let Some(agent) = agent else {
         return fail_run(engine, &run, Some(owner), RunError::new("RuntimeError", "the agent no longer exists")).await;
     };
-    let tools = engine.tools_for(&agent);
+    let mut tools = engine.tools_for(&agent);
+    let taken: Vec<String> = tools.iter().map(|t| t.name().to_string()).collect();
+    tools.extend(engine.mcp_tools_for(&agent, &taken).await);
     let session_creator = prior.iter().rev().find(|m| m.role == "user").and_then(|m| m.creator_id.clone()).unwrap_or_default();
     let mut ctx = Ctx {
         session_creator,

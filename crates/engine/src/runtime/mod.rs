@@ -33,6 +33,8 @@ pub struct RuntimeConfig {
     pub pricing: HashMap<String, (f64, f64)>,
     pub ssrf_allow_private: bool,
     pub ssrf_allowlist: Vec<String>,
+    /// Stdio MCP servers (commands this process starts) may be registered.
+    pub mcp_allow_stdio: bool,
     /// Events of a session are deleted this long after its last run ended.
     pub stream_retention: Duration,
     /// Incognito sessions disappear this long after their last activity (§7.10).
@@ -60,6 +62,7 @@ impl Default for RuntimeConfig {
             pricing: HashMap::new(),
             ssrf_allow_private: false,
             ssrf_allowlist: vec![],
+            mcp_allow_stdio: false,
             stream_retention: Duration::from_secs(86400),
             incognito_ttl: Duration::from_secs(900),
             shared_database: false,

@@ -11,10 +11,13 @@ pub mod health;
 pub mod interactions;
 pub mod later;
 pub mod mcp;
+pub mod mcp_servers;
 pub mod sessions;
+pub mod skills;
 pub mod table;
 pub mod tenancy;
 pub mod tools;
+pub mod triggers;
 
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -92,12 +95,15 @@ pub fn router(state: AppState) -> Router {
         .merge(tenancy::routes())
         .merge(interactions::routes())
         .merge(sessions::routes())
+        .merge(skills::routes())
         .merge(artifacts::routes())
         .merge(flowfiles::routes())
         .merge(flows::routes())
         .merge(exports::routes())
         .merge(tools::routes())
-        .merge(chat::routes());
+        .merge(chat::routes())
+        .merge(mcp_servers::routes())
+        .merge(triggers::routes());
     let mut oauth: Router<AppState> = Router::new();
     let mut voice: Router<AppState> = Router::new();
     for spec in ROUTES.iter().filter(|r| r.status != Status::Now) {
@@ -122,6 +128,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::render))
         .merge(console::routes())
         .merge(artifacts::file_routes())
+        .merge(skills::file_routes())
+        .merge(triggers::webhook_routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::disable())

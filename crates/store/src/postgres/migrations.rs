@@ -11,6 +11,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "flows, credit ledger, data exports", include_str!("schema/0003_flows_exports.sql")),
     (4, "webhook and audit triggers", include_str!("schema/0004_triggers.sql")),
     (5, "cross-replica notices, shared rate limits", include_str!("schema/0005_replicas.sql")),
+    (6, "mcp server catalogue", include_str!("schema/0006_mcp_servers.sql")),
+    (7, "agent triggers", include_str!("schema/0007_triggers_agent.sql")),
+    (8, "skills", include_str!("schema/0008_skills.sql")),
 ];
 
 /// Any constant: the lock's name among Openloop's advisory locks.

@@ -20,11 +20,14 @@ mod audit;
 mod exports;
 mod flows;
 mod idempotency;
+mod mcp_servers;
 mod migrations;
 mod notices;
 mod ratelimits;
 mod sessions;
+mod skills;
 mod tenancy;
+mod triggers;
 mod webhooks;
 
 use std::time::Duration;

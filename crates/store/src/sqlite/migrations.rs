@@ -22,6 +22,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "credit ledger, data exports", include_str!("0015_credits_exports.sql")),
     (16, "audit log", include_str!("0016_audit.sql")),
     (17, "webhooks", include_str!("0017_webhooks.sql")),
+    (18, "mcp server catalogue", include_str!("0018_mcp_servers.sql")),
+    (19, "agent triggers", include_str!("0019_triggers.sql")),
+    (20, "skills", include_str!("0020_skills.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

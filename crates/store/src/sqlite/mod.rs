@@ -8,9 +8,12 @@ mod db;
 mod exports;
 mod flows;
 mod idempotency;
+mod mcp_servers;
 mod migrations;
 mod sessions;
+mod skills;
 mod tenancy;
+mod triggers;
 mod webhooks;
 
 use std::sync::Arc;

@@ -15,7 +15,9 @@ pub mod listing;
 pub mod races;
 pub mod runs;
 pub mod sessions;
+pub mod skills;
 pub mod tenancy;
+pub mod triggers;
 
 use std::sync::Arc;
 
@@ -81,6 +83,12 @@ macro_rules! contract_suite {
         $crate::contract_suite!(@family $make, 2, listing: [
             sessions_page_in_every_order, session_filters, own_team_scopes_own_sessions, rename_and_usage_move_sessions,
             artifacts_page_in_every_order, artifact_filters_and_readers,
+        ]);
+        $crate::contract_suite!(@family $make, 4, triggers: [
+            crud_listing_and_due, deliveries_are_recorded_once_and_settle, concurrent_claims_have_one_winner,
+        ]);
+        $crate::contract_suite!(@family $make, 4, skills: [
+            versions_files_and_delete, listing_scopes_and_grants, concurrent_updates_make_distinct_versions,
         ]);
         $crate::contract_suite!(@family $make, 4, races: [
             claim_run_respects_slot_limits, claim_and_cancel_are_exclusive, start_turn_has_one_winner,
