@@ -7,6 +7,11 @@ plain HTTP client (the SDK has no delivery method: the sender is a third party).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -22,7 +27,7 @@ from gumloop.types import (
     IntegrationTriggerConfig,
 )
 
-from _support import OpenloopServer, Principal, expect_api_error, new_session_agent, wait_session
+from _support import OpenloopServer, Principal, clean_env, expect_api_error, new_session_agent, wait_session
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +174,43 @@ def test_other_tenant_sees_404(llm_admin: Gumloop, llm_other_tenant: Principal, 
     expect_api_error(other.update_trigger, agent_id, t.id, enabled=False, status=404, code="agent_not_found")
     assert llm_admin.agents.get_trigger(agent_id, t.id).trigger.enabled
     llm_admin.agents.delete_trigger(agent_id, t.id)
+
+
+def run_cli(srv: OpenloopServer, home: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``gumloop agents triggers …`` headless: credentials from env, no keychain, no update check."""
+    script = os.path.join(os.path.dirname(sys.executable), "gumloop")
+    cmd = [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "gumloop.cli.main"]
+    env = clean_env(
+        {
+            "HOME": home,
+            "XDG_CONFIG_HOME": os.path.join(home, ".config"),
+            "XDG_DATA_HOME": os.path.join(home, ".local", "share"),
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+            "GUMLOOP_BASE_URL": srv.api_url,
+            "GUMLOOP_USER_ID": srv.admin_user_id,
+            "GUMLOOP_API_KEY": srv.admin_key,
+            "GUMLOOP_NO_UPDATE_CHECK": "1",
+            "NO_COLOR": "1",
+        }
+    )
+    return subprocess.run([*cmd, *args], env=env, cwd=home, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+
+
+def test_cli_triggers_commands(llm_server: OpenloopServer, agent_id: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="openloop-cli-") as home:
+        def ok(*args: str) -> Any:
+            proc = run_cli(llm_server, home, "agents", "triggers", *args, "--json")
+            assert proc.returncode == 0, f"CLI {args} failed: {proc.stdout!r} {proc.stderr!r}"
+            return json.loads(proc.stdout)
+
+        created = ok("create", agent_id, "--args-json", json.dumps({"type": "webhook", "prompt": "cli {{payload.x}}"}))["trigger"]
+        tid = created["id"]
+        assert created["webhook_url"]
+        assert tid in [t["id"] for t in ok("list", agent_id)["triggers"]]
+        assert ok("get", agent_id, tid)["trigger"]["id"] == tid
+        assert ok("webhook-url", agent_id, tid)["webhook_url"] == created["webhook_url"]
+        assert [o["name"] for o in ok("catalog", agent_id)["operators"]] == ["schedule", "webhook"]
+        assert ok("update", agent_id, tid, "--args-json", json.dumps({"enabled": False}))["trigger"]["enabled"] is False
+        assert ok("runs", agent_id, tid, "--limit", "5")["items"] == []
+        assert ok("stats", agent_id, tid)["run_count"] == 0
+        assert ok("delete", agent_id, tid)["deleted"] is True

@@ -29,6 +29,7 @@ pub mod pagination;
 pub mod runtime;
 pub mod sessions;
 pub mod signing;
+pub mod subagents;
 pub mod skills;
 pub mod tenancy;
 pub mod triggers;

@@ -244,9 +244,9 @@ async fn tenant_isolation_other_tenants_agent_is_404() {
     let (_, b, _) = send(s.get(&other_key, "/agents")).await;
     assert_eq!(b["agents"], json!([]));
     // Later routes still check visibility first.
-    let (st, b, _) = send(s.get(&other_key, &format!("/agents/{id}/triggers"))).await;
+    let (st, b, _) = send(s.get(&other_key, &format!("/agents/{id}/knowledge-sources"))).await;
     assert_eq!((st, b["error"]["code"].as_str()), (404, Some("agent_not_found")));
-    let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/agents/{id}/triggers"))).await;
+    let (st, b, _) = send(s.get(ADMIN_KEY, &format!("/agents/{id}/knowledge-sources"))).await;
     assert_eq!((st, b["error"]["code"].as_str()), (501, Some("not_implemented")));
 }
 

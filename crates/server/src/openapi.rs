@@ -137,6 +137,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     collect::<wire::mcp_servers::AgentMcpServerResponse>(&mut out);
     collect::<wire::mcp_servers::AgentMcpServerDetachResponse>(&mut out);
     collect::<wire::mcp_servers::AgentMcpServersResponse>(&mut out);
+    collect::<wire::agents::AgentSubagentsResponse>(&mut out);
     collect::<ErrorEnvelope>(&mut out);
     collect::<FlatError>(&mut out);
     collect::<OAuthError>(&mut out);
@@ -233,6 +234,16 @@ fn trigger_schemas() -> Vec<(String, RefOr<Schema>)> {
     collect::<AgentTriggerRunsResponse>(&mut out);
     collect::<AgentTriggerStatsResponse>(&mut out);
     collect::<TriggerDeliveryResponse>(&mut out);
+    collect::<wire::skills::SkillListResponse>(&mut out);
+    collect::<wire::skills::SkillResponse>(&mut out);
+    collect::<wire::skills::SkillDeleteResponse>(&mut out);
+    collect::<wire::skills::SkillDownloadResponse>(&mut out);
+    collect::<wire::skills::SkillUploadForm>(&mut out);
+    collect::<wire::skills::AgentSkillsRequest>(&mut out);
+    collect::<wire::skills::AgentSkillsResponse>(&mut out);
+    collect::<wire::skills::CliSyncRequest>(&mut out);
+    collect::<wire::skills::CliSyncPlanResponse>(&mut out);
+    collect::<wire::skills::CliSyncBundleManifest>(&mut out);
     out
 }
 
@@ -317,6 +328,35 @@ fn doc(id: &str) -> OpDoc {
         "A5" => nested(None, vec![ok(200, "Versions, newest first", Json("ArtifactVersionsResponse"))], vec![], &[]),
         "A6" => nested(None, vec![ok(200, "Who has access", Json("ItemAccessResponse"))], vec![], &[]),
         "A7" => nested(Some(Json("AccessChangeRequest")), vec![ok(200, "Changed", Json("ItemAccessChangeResponse"))], vec![], &[501]),
+        "G10" => nested(Some(Json("AgentSkillsRequest")), vec![ok(200, "The agent's skills after the change", Json("AgentSkillsResponse"))], vec![], &[409]),
+        "SK1" => nested(
+            None,
+            vec![ok(200, "Skills of the workspace (with `agent_id`: the agent's, G11)", Json("SkillListResponse"))],
+            q::<wire::skills::SkillListQuery>(),
+            &[],
+        ),
+        "SK2" => {
+            nested(Some(Bytes("multipart/form-data")), vec![ok(201, "Created (version 1); fields in SkillUploadForm", Json("SkillResponse"))], vec![], &[413])
+        }
+        "SK3" => {
+            nested(Some(Bytes("multipart/form-data")), vec![ok(200, "The next version; fields in SkillUploadForm", Json("SkillResponse"))], vec![], &[413])
+        }
+        "SK4" => nested(
+            None,
+            vec![ok(200, "A signed URL of a ZIP of the version's files", Json("SkillDownloadResponse"))],
+            q::<wire::skills::SkillDownloadQuery>(),
+            &[],
+        ),
+        "SK5" => nested(None, vec![ok(200, "Deleted", Json("SkillDeleteResponse"))], vec![], &[]),
+        "SK6" => nested(None, vec![ok(200, "Who has access", Json("ItemAccessResponse"))], vec![], &[]),
+        "SK7" => nested(Some(Json("AccessChangeRequest")), vec![ok(200, "Changed", Json("ItemAccessChangeResponse"))], vec![], &[501]),
+        "SY1" => nested(Some(Json("CliSyncRequest")), vec![ok(200, "The desired skill set's manifest", Json("CliSyncPlanResponse"))], vec![], &[]),
+        "SY2" => nested(
+            Some(Json("CliSyncRequest")),
+            vec![ok(200, "A ZIP: gumloop-sync-manifest.json (CliSyncBundleManifest) and <install_name>/<path> files", Bytes("application/zip"))],
+            vec![],
+            &[],
+        ),
         "A8" => nested(Some(Json("ArtifactPasswordRequest")), vec![ok(200, "Stored", Json("SuccessResponse"))], vec![], &[]),
         "L1" => flat(Some(Json("StartAgentRequest")), vec![ok(202, "Started", Json("StartAgentResponse"))], vec![], &[409]),
         "L2" => flat(None, vec![ok(200, "The interaction in any state", Json("AgentStatusResponse"))], q::<LegacyIdentityQuery>(), &[]),
@@ -386,6 +426,8 @@ fn doc(id: &str) -> OpDoc {
         "G12" => nested(None, vec![ok(200, "The agent's MCP server entries", Json("AgentMcpServersResponse"))], vec![], &[]),
         "G13" => nested(None, vec![ok(200, "Attached (or its settings updated)", Json("AgentMcpServerResponse"))], vec![], &[409]),
         "G14" => nested(None, vec![ok(200, "Detached (idempotent)", Json("AgentMcpServerDetachResponse"))], vec![], &[]),
+        "G18" => nested(None, vec![ok(200, "The agent's subagents (idempotent)", Json("AgentSubagentsResponse"))], vec![], &[]),
+        "G19" => nested(None, vec![ok(200, "The agent's subagents (idempotent)", Json("AgentSubagentsResponse"))], vec![], &[]),
         "X1" => nested(None, vec![ok(200, "Your teams", Json("TeamsResponse"))], vec![], &[]),
         "X2" => nested(None, vec![ok(200, "Your organizations", Json("OrganizationsResponse"))], vec![], &[]),
         "K1" => nested(None, vec![ok(200, "Your personal keys and those of the teams you administer", Json("ApiKeyListResponse"))], vec![], &[]),

@@ -49,6 +49,11 @@ pub trait Tool: Send + Sync {
     fn mcp_origin(&self) -> Option<(&str, &str)> {
         None
     }
+    /// The tool acts as the user whose message started the run (with that user's
+    /// rights), not as the agent's creator.
+    fn acts_as_session_user(&self) -> bool {
+        false
+    }
 }
 
 /// Who a tool call runs for. Tools must not trust anything else about the caller.

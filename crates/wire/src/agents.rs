@@ -562,3 +562,13 @@ pub struct AgentIncognitoRequest {
 }
 
 impl crate::request::RequestBody for AgentIncognitoRequest {}
+
+/// G18/G19 answer (SDK `AgentSubagentsResponse`): the agents this agent may delegate to
+/// (its `metadata.subagent.allowed_gummie_ids`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentSubagentsResponse {
+    pub agent_id: String,
+    pub subagent_ids: Vec<String>,
+    /// False when the call changed nothing (already attached / not attached).
+    pub changed: bool,
+}

@@ -70,13 +70,15 @@ impl std::fmt::Display for SessionState {
     }
 }
 
-/// `type` of a session: `api` (S1, L1), `tool` (§10), `flow` (hidden flow sessions).
+/// `type` of a session: `api` (S1, L1), `tool` (§10), `flow` (hidden flow sessions),
+/// `subagent` (a parent agent's delegation, G18).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionKind {
     Api,
     Tool,
     Flow,
+    Subagent,
 }
 
 /// S3 `sort_order`.

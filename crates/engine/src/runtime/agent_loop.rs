@@ -496,7 +496,11 @@ impl<'a> Ctx<'a> {
                 None => ("error".to_string(), Value::String(format!("unknown tool {:?}", tc.name))),
                 Some(t) => {
                     // Openloop's API tools act as the user whose message started the run.
-                    let user_id = if wire::tools::find(&tc.name).is_some() { self.session_creator.clone() } else { self.agent.creator_user_id.clone() };
+                    let user_id = if wire::tools::find(&tc.name).is_some() || t.acts_as_session_user() {
+                        self.session_creator.clone()
+                    } else {
+                        self.agent.creator_user_id.clone()
+                    };
                     let ctx = ToolContext { session_id: self.run.session_id.clone(), run_id: self.run.id.clone(), user_id };
                     let mut stop = self.stop.clone();
                     let tool_started = std::time::Instant::now();
@@ -792,6 +796,8 @@ pub async fn execute(engine: &Arc<Engine>, run: RunRecord, owner: &str, stop: wa
     let mut tools = engine.tools_for(&agent);
     let taken: Vec<String> = tools.iter().map(|t| t.name().to_string()).collect();
     tools.extend(engine.mcp_tools_for(&agent, &taken).await);
+    let taken: Vec<String> = tools.iter().map(|t| t.name().to_string()).collect();
+    tools.extend(engine.subagent_tools_for(&agent, &taken).await);
     let session_creator = prior.iter().rev().find(|m| m.role == "user").and_then(|m| m.creator_id.clone()).unwrap_or_default();
     let mut ctx = Ctx {
         session_creator,

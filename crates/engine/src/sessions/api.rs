@@ -84,6 +84,7 @@ fn kind_of(s: &SessionRecord) -> SessionKind {
     match s.kind.as_str() {
         "tool" => SessionKind::Tool,
         "flow" => SessionKind::Flow,
+        "subagent" => SessionKind::Subagent,
         _ => SessionKind::Api,
     }
 }
@@ -323,8 +324,8 @@ impl Engine {
         };
         let kind = q.str("type");
         if let Some(k) = kind {
-            if !["api", "tool", "flow"].contains(&k) {
-                return Err(ApiError::invalid_request("type", "type must be api, tool or flow."));
+            if !["api", "tool", "flow", "subagent"].contains(&k) {
+                return Err(ApiError::invalid_request("type", "type must be api, tool, flow or subagent."));
             }
         }
         let agent = self.visible_agent(caller, agent_id).await?;

@@ -13,6 +13,7 @@ pub mod later;
 pub mod mcp;
 pub mod mcp_servers;
 pub mod sessions;
+pub mod subagents;
 pub mod skills;
 pub mod table;
 pub mod tenancy;
@@ -103,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tools::routes())
         .merge(chat::routes())
         .merge(mcp_servers::routes())
+        .merge(subagents::routes())
         .merge(triggers::routes());
     let mut oauth: Router<AppState> = Router::new();
     let mut voice: Router<AppState> = Router::new();

@@ -12,6 +12,7 @@ pub mod fixtures;
 pub mod flows;
 pub mod idempotency;
 pub mod listing;
+pub mod mcp_servers;
 pub mod races;
 pub mod runs;
 pub mod sessions;
@@ -83,6 +84,9 @@ macro_rules! contract_suite {
         $crate::contract_suite!(@family $make, 2, listing: [
             sessions_page_in_every_order, session_filters, own_team_scopes_own_sessions, rename_and_usage_move_sessions,
             artifacts_page_in_every_order, artifact_filters_and_readers,
+        ]);
+        $crate::contract_suite!(@family $make, 4, mcp_servers: [
+            crud_scopes_and_optimistic_update, concurrent_registrations_have_one_winner,
         ]);
         $crate::contract_suite!(@family $make, 4, triggers: [
             crud_listing_and_due, deliveries_are_recorded_once_and_settle, concurrent_claims_have_one_winner,
