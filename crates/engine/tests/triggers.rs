@@ -235,10 +235,10 @@ async fn a_webhook_delivery_starts_one_session_however_often_it_is_retried() {
     assert!(text.contains("\"customer\": \"Ada\""), "raw data appended: {text}");
 
     // Wrong token: refused; deleted trigger: gone.
-    let err = e.deliver_trigger_webhook(&t.id, Some("k1.bad"), None, body).await.err().expect("bad token");
+    let err = e.deliver_trigger_webhook(&t.id, Some("k1.bad"), None, body).await.expect_err("bad token");
     assert_eq!(err.code, "signature_invalid");
     e.delete_trigger(&c, &agent.id, &t.id).await.expect("deleted");
-    let err = e.deliver_trigger_webhook(&t.id, Some(&token), Some("dlv-3"), body).await.err().expect("deleted trigger");
+    let err = e.deliver_trigger_webhook(&t.id, Some(&token), Some("dlv-3"), body).await.expect_err("deleted trigger");
     assert_eq!(err.code, "trigger_not_found");
 }
 
