@@ -1,6 +1,7 @@
 """A real MCP server for the tests (PyPI ``mcp``'s FastMCP over Streamable HTTP).
 
-``python mcp_fixture_server.py PORT [TOKEN]`` serves ``http://127.0.0.1:PORT/mcp``. With
+``python mcp_fixture_server.py PORT [TOKEN]`` serves ``http://127.0.0.1:PORT/mcp``;
+``python mcp_fixture_server.py stdio`` speaks MCP on stdin/stdout instead. With
 TOKEN, every request must carry ``Authorization: Bearer TOKEN`` (401 otherwise), so the
 tests can show that registered headers reach the server. Tools:
 
@@ -22,7 +23,8 @@ import uvicorn
 from mcp.server.fastmcp import FastMCP
 from mcp.types import ToolAnnotations
 
-PORT = int(sys.argv[1])
+STDIO = sys.argv[1] == "stdio"
+PORT = 0 if STDIO else int(sys.argv[1])
 TOKEN = sys.argv[2] if len(sys.argv) > 2 else ""
 CALL_LOG = os.environ.get("CALL_LOG", "")
 
@@ -66,6 +68,9 @@ def summarize(topic: str) -> str:
 
 
 def main() -> None:
+    if STDIO:
+        mcp.run(transport="stdio")
+        return
     app = mcp.streamable_http_app()
     if TOKEN:
         inner = app

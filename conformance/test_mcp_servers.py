@@ -361,3 +361,26 @@ def test_cli_add_list_tools_remove(mcp_llm_server: OpenloopServer, notes_port: i
     assert rm.returncode == 0 and json.loads(rm.stdout)["deleted"] is True
     missing = cli("remove", sid)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+# ---------------------------------------------------------------------------
+# stdio servers (operator opt-in)
+# ---------------------------------------------------------------------------
+
+
+def test_stdio_server_when_allowed(start_server: Callable[..., OpenloopServer], tmp_path: Path) -> None:
+    srv = start_server(rate_limit=MAIN_RATE_LIMIT, rate_window=MAIN_RATE_WINDOW, extra_env={"OPENLOOP_MCP_ALLOW_STDIO": "true"})
+    log = tmp_path / "stdio-calls.log"
+    with srv.http(srv.admin_key, srv.admin_user_id) as http:
+        r = http.post("/mcp/servers", json={
+            "id": "local-notes", "name": "Local notes", "command": [sys.executable, str(HERE / "mcp_fixture_server.py"), "stdio"],
+            "env": {"CALL_LOG": str(log)},
+        })
+        assert r.status_code == 201, r.text
+        server = r.json()["server"]
+        assert server["type"] == "stdio" and server["mcp_url"] is None and str(log) not in r.text, server
+        tools = http.get("/mcp/servers/local-notes/tools")
+        assert tools.status_code == 200 and {t["name"] for t in tools.json()["tools"]} == {"add_note", "list_notes", "fail"}
+        res = http.post("/mcp/tools/call", json={"calls": [{"server_id": "local-notes", "tool_name": "add_note", "arguments": {"text": "over stdio"}}]})
+        assert res.status_code == 200 and "over stdio" in res.json()["results"][0]["content"][0], res.text
+    assert {"tool": "add_note", "arguments": {"text": "over stdio"}} in logged_calls(log), "the child process got the call and its env"
