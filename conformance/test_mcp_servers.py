@@ -384,3 +384,46 @@ def test_stdio_server_when_allowed(start_server: Callable[..., OpenloopServer], 
         res = http.post("/mcp/tools/call", json={"calls": [{"server_id": "local-notes", "tool_name": "add_note", "arguments": {"text": "over stdio"}}]})
         assert res.status_code == 200 and "over stdio" in res.json()["results"][0]["content"][0], res.text
     assert {"tool": "add_note", "arguments": {"text": "over stdio"}} in logged_calls(log), "the child process got the call and its env"
+
+
+# ---------------------------------------------------------------------------
+# The gumloop CLI's `mcp` commands against Openloop
+# ---------------------------------------------------------------------------
+
+
+def gumloop_cli(srv: OpenloopServer, home: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The official CLI headless (as test_artifacts.py runs it): key from env, no keychain."""
+    script = Path(sys.executable).parent / "gumloop"
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "gumloop.cli.main"]
+    env = clean_env({
+        "HOME": home, "XDG_CONFIG_HOME": os.path.join(home, ".config"), "XDG_DATA_HOME": os.path.join(home, ".local", "share"),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", "GUMLOOP_BASE_URL": srv.api_url,
+        "GUMLOOP_USER_ID": srv.admin_user_id, "GUMLOOP_API_KEY": srv.admin_key, "GUMLOOP_NO_UPDATE_CHECK": "1",
+        "NO_COLOR": "1", "COLUMNS": "200",
+    })
+    return subprocess.run([*cmd, *args], env=env, cwd=home, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+
+
+def test_gumloop_cli_mcp_commands(mcp_llm_server: OpenloopServer, notes: dict[str, Any], tmp_path: Path) -> None:
+    home = str(tmp_path)
+
+    def ok(*args: str) -> Any:
+        proc = gumloop_cli(mcp_llm_server, home, "mcp", *args, "--json")
+        assert proc.returncode == 0, f"gumloop mcp {args}: {proc.stdout} {proc.stderr}"
+        return json.loads(proc.stdout)
+
+    listed = ok("list")
+    ids = [s["server_id"] for s in (listed["servers"] if isinstance(listed, dict) else listed)]
+    assert "notes" in ids, listed
+    got = ok("get", "notes")
+    assert (got.get("server") or got)["server_id"] == "notes", got
+    assert "default" in json.dumps(ok("accounts", "notes"))
+    assert "add_note" in json.dumps(ok("tools", "notes"))
+    tok = token()
+    called = ok("call", "notes", "add_note", "--args-json", json.dumps({"text": f"cli {tok}"}))
+    assert called["results"][0]["status"] == "success" and f"cli {tok}" in json.dumps(called), called
+    assert "notes://all" in json.dumps(ok("resources", "notes"))
+    assert f"cli {tok}" in json.dumps(ok("resource", "notes", "notes://all"))
+    assert "summarize" in json.dumps(ok("prompts", "notes"))
+    rendered = ok("prompt", "notes", "summarize", "--args-json", json.dumps({"topic": "otters"}))
+    assert "otters" in json.dumps(rendered), rendered
