@@ -89,3 +89,29 @@ def test_detached_or_deleted_child_is_not_offered(llm_admin: Gumloop, fake_opena
     wait_session(llm_admin, llm_admin.sessions.create(parent, input=f"hi {tok}").session.id)
     names = {t["function"]["name"] for t in fake_openai.requests(match=tok)[0].body.get("tools", [])}
     assert not any(n.startswith("subagent__") for n in names), names
+
+
+def test_delegation_chain_is_limited_to_three(llm_admin: Gumloop, fake_openai: FakeOpenAI) -> None:
+    """A → B → C → D runs (depths 1–3); D's delegation to E is refused and D's model hears why."""
+    names = [f"chain{c} {token()}" for c in "ABCDE"]
+    ids = [new_agent(llm_admin, n) for n in names]
+    for parent, child in zip(ids, ids[1:]):
+        llm_admin.agents.attach_subagent(parent, child)
+    toks = [token() for _ in names]
+    for i in range(4):
+        child_tool = "subagent__" + names[i + 1].replace(" ", "_")
+        fake_openai.enqueue(
+            fo.tool_calls([ToolCall(child_tool, {"input": f"go {toks[i + 1]}"})]),
+            fo.text(f"done {toks[i]}"),
+            match=toks[i],
+        )
+    sid = llm_admin.sessions.create(ids[0], input=f"start {toks[0]}").session.id
+    done = wait_session(llm_admin, sid, timeout=60)
+    assert done.state == "completed", done
+    assert not fake_openai.requests(match=toks[4]), "E never ran"
+    d_second = fake_openai.requests(match=toks[3])[1].body["messages"]
+    tool_msgs = [fo.message_text(m) for m in d_second if m.get("role") == "tool"]
+    assert len(tool_msgs) == 1 and "depth limit" in tool_msgs[0], tool_msgs
+    # The refusal is D's tool error; D, C, B and A all finished.
+    for i in range(4):
+        assert len(fake_openai.requests(match=toks[i])) == 2, i
