@@ -649,25 +649,21 @@ impl Engine {
             if v.is_null() {
                 continue;
             }
-            match k.as_str() {
-                "approval_mode" => {
-                    if !matches!(v.as_str(), Some("inherit" | "off" | "all" | "write" | "custom")) {
-                        return Err(invalid("approval_mode", "approval_mode must be inherit, off, all, write or custom."));
-                    }
-                }
-                "restricted_tools" => {
-                    if serde_json::from_value::<Vec<String>>(v.clone()).is_err() {
-                        return Err(invalid("restricted_tools", "restricted_tools must be a list of tool names."));
-                    }
-                }
-                "tool_approval_modes" => {
-                    let ok = v.as_object().is_some_and(|o| o.values().all(|m| matches!(m.as_str(), Some("always" | "off" | "write" | "inherit"))));
-                    if !ok {
-                        return Err(invalid("tool_approval_modes", "tool_approval_modes maps tool names to always, off, write or inherit."));
-                    }
-                }
-                "is_disabled" if !v.is_boolean() => return Err(invalid("is_disabled", "is_disabled must be a boolean.")),
-                _ => {}
+            let valid = match k.as_str() {
+                "approval_mode" => matches!(v.as_str(), Some("inherit" | "off" | "all" | "write" | "custom")),
+                "restricted_tools" => serde_json::from_value::<Vec<String>>(v.clone()).is_ok(),
+                "tool_approval_modes" => v.as_object().is_some_and(|o| o.values().all(|m| matches!(m.as_str(), Some("always" | "off" | "write" | "inherit")))),
+                "is_disabled" => v.is_boolean(),
+                _ => true,
+            };
+            if !valid {
+                let rule = match k.as_str() {
+                    "approval_mode" => "must be inherit, off, all, write or custom",
+                    "restricted_tools" => "must be a list of tool names",
+                    "tool_approval_modes" => "maps tool names to always, off, write or inherit",
+                    _ => "must be a boolean",
+                };
+                return Err(invalid(&k, format!("{k} {rule}.")));
             }
             entry.insert(k, v);
         }
