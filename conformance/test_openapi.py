@@ -29,9 +29,14 @@ NOW_IDS = (
     + [f"A{i}" for i in range(1, 9)]
     + [f"F{i}" for i in range(1, 12)]
     + ["E1", "E2", "E3", "L1", "L2", "M1", "X1", "X2"]
+    # Issue 16: MCP servers, skills, triggers, subagents, chat.
+    + [f"MC{i}" for i in range(1, 10)]
+    + [f"SK{i}" for i in range(1, 8)]
+    + ["SY1", "SY2", "G10", "G12", "G13", "G14", "G18", "G19", "C1", "M2"]
+    + [f"G{i}" for i in range(20, 29)]
 )
 # Reserved routes (§1.6 later/next): marked x-openloop-status "later" while they answer 501.
-LATER_IDS = ("EV1", "EV8", "BR1", "W1", "V1", "V2", "BP1", "O1", "O3", "D1", "MC1", "MC9", "SK1", "SY1")
+LATER_IDS = ("EV1", "EV8", "BR1", "W1", "V1", "V2", "BP1", "O1", "O3", "D1", "G15", "G29")
 
 # §3.4 success statuses the document must declare.
 SUCCESS_STATUSES = {

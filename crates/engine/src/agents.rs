@@ -228,7 +228,22 @@ impl Engine {
 
     async fn agent_with_creator(&self, rec: &AgentRecord, view: AgentView) -> Result<Agent, ApiError> {
         let creator = self.store.user(&rec.creator_user_id).await.map_err(db)?;
-        Ok(self.agent_to_wire(rec, creator.as_ref(), view))
+        let mut agent = self.agent_to_wire(rec, creator.as_ref(), view);
+        agent.active_trigger_count = self.trigger_counts(std::slice::from_ref(&rec.id)).await?.get(&rec.id).copied().unwrap_or(0);
+        Ok(agent)
+    }
+
+    /// Enabled triggers per agent (agents without any are absent).
+    async fn trigger_counts(&self, ids: &[String]) -> Result<HashMap<String, i64>, ApiError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut out = HashMap::new();
+        // In chunks: the store binds one parameter per id.
+        for chunk in ids.chunks(500) {
+            out.extend(self.store.active_trigger_counts(chunk).await.map_err(db)?);
+        }
+        Ok(out)
     }
 
     /// The agent if the caller may see it (§2.5): absent, deleted, retired and foreign
@@ -279,10 +294,14 @@ impl Engine {
         let flow = q.str("flow");
 
         let mut agents = self.store.agents_in_tenant(&caller.home_tenant()).await.map_err(db)?;
+        let with_triggers = match has_triggers {
+            Some(_) => self.trigger_counts(&agents.iter().map(|a| a.id.clone()).collect::<Vec<_>>()).await?,
+            None => HashMap::new(),
+        };
         agents.retain(|a| {
             search.as_ref().is_none_or(|s| a.config.name.to_lowercase().contains(s))
                 && creator.is_none_or(|c| a.creator_user_id == c)
-                && has_triggers != Some(true)
+                && has_triggers.is_none_or(|want| want == with_triggers.get(&a.id).is_some_and(|n| *n > 0))
                 && tool
                     .is_none_or(|t| a.config.tools.iter().any(|x| ["type", "name", "server_id"].iter().any(|k| x.get(*k).and_then(Value::as_str) == Some(t))))
                 && flow.is_none_or(|f| a.config.tools.iter().any(|x| x.get("saved_item_id").and_then(Value::as_str) == Some(f)))
@@ -308,10 +327,13 @@ impl Engine {
             desc,
         )?;
         let creators = self.creators(page.iter().map(|a| &a.creator_user_id)).await?;
+        let counts = self.trigger_counts(&page.iter().map(|a| a.id.clone()).collect::<Vec<_>>()).await?;
         let items: Vec<Value> = page
             .iter()
             .map(|a| {
-                let mut v = serde_json::to_value(self.agent_to_wire(a, creators.get(&a.creator_user_id), view)).unwrap_or(Value::Null);
+                let mut agent = self.agent_to_wire(a, creators.get(&a.creator_user_id), view);
+                agent.active_trigger_count = counts.get(&a.id).copied().unwrap_or(0);
+                let mut v = serde_json::to_value(agent).unwrap_or(Value::Null);
                 if summary {
                     if let Some(o) = v.as_object_mut() {
                         o.retain(|k, _| SUMMARY_FIELDS.contains(&k.as_str()));

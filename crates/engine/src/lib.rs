@@ -219,8 +219,9 @@ impl Engine {
         out
     }
 
-    /// Openloop preamble + the agent's own prompt (§7.3).
-    pub fn system_prompt(&self, agent: &AgentRecord, tools: &[Arc<dyn Tool>]) -> String {
+    /// Openloop preamble + the agent's own prompt (§7.3) + its skills' instructions
+    /// (`skills`: [`skills::prompt_section`], read once per run).
+    pub fn system_prompt(&self, agent: &AgentRecord, tools: &[Arc<dyn Tool>], skills: Option<&str>) -> String {
         let names: Vec<&str> = tools.iter().map(|t| t.name()).collect();
         let pre = format!(
             "You are {name}, an AI agent running on Openloop. Today's date (UTC) is {date}. Tools: {tools}. \
@@ -233,7 +234,7 @@ impl Engine {
             Some(p) => format!("{pre}\n\n{p}"),
             None => pre,
         };
-        match skills::prompt_section(self, agent) {
+        match skills {
             Some(s) => format!("{out}\n\n{s}"),
             None => out,
         }

@@ -475,6 +475,8 @@ pub struct SessionFilter {
     pub creator: Option<String>,
     /// Case-folded substring of the name or of any message's text.
     pub search: Option<String>,
+    /// Only sessions a trigger started (`metadata.trigger.id`).
+    pub trigger_id: Option<String>,
 }
 
 /// A1 orders.

@@ -111,7 +111,7 @@ async fn wal_stays_bounded_under_writes_and_busy_readers() {
     for run in runs.iter().take(READERS) {
         let (store, stop, agent_id, r, session_id) = (store.clone(), stop_reads.clone(), w.agent.id.clone(), reader(&w.user, &[]), run.session_id.clone());
         readers.spawn(async move {
-            let filter = SessionFilter { agent_id, reader: r, own_team: None, states: None, kind: None, creator: None, search: None };
+            let filter = SessionFilter { agent_id, reader: r, own_team: None, states: None, kind: None, creator: None, search: None, trigger_id: None };
             let mut reads = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 match reads % 3 {

@@ -177,7 +177,6 @@ pub struct TriggerOperatorParameter {
     pub data_type: String,
     pub description: String,
     pub required: bool,
-    #[schema(value_type = Object)]
     pub default_value: Value,
     pub is_dynamic: bool,
     pub is_hidden: bool,

@@ -142,6 +142,8 @@ struct Ctx<'a> {
     /// The transcript before it (immutable during the run).
     prior: Vec<MessageRecord>,
     tools: Vec<Arc<dyn Tool>>,
+    /// The attached skills' part of the system prompt, read once at the run's start.
+    skills_prompt: Option<String>,
     usage: Value,
     started: Instant,
     /// The user who created the session (default recipient of asks).
@@ -252,7 +254,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn context(&self, include_tools: bool) -> (Vec<ChatMessage>, Vec<ToolSpec>) {
-        let mut msgs = vec![ChatMessage::System { text: self.engine.system_prompt(&self.agent, &self.tools) }];
+        let mut msgs = vec![ChatMessage::System { text: self.engine.system_prompt(&self.agent, &self.tools, self.skills_prompt.as_deref()) }];
         msgs.extend(history(&self.prior, None));
         assistant_turns(&self.msg.parts, &mut msgs);
         let specs = if include_tools {
@@ -798,6 +800,7 @@ pub async fn execute(engine: &Arc<Engine>, run: RunRecord, owner: &str, stop: wa
     tools.extend(engine.mcp_tools_for(&agent, &taken).await);
     let taken: Vec<String> = tools.iter().map(|t| t.name().to_string()).collect();
     tools.extend(engine.subagent_tools_for(&agent, &taken).await);
+    let skills_prompt = crate::skills::prompt_section(engine, &agent).await;
     let session_creator = prior.iter().rev().find(|m| m.role == "user").and_then(|m| m.creator_id.clone()).unwrap_or_default();
     let mut ctx = Ctx {
         session_creator,
@@ -811,6 +814,7 @@ pub async fn execute(engine: &Arc<Engine>, run: RunRecord, owner: &str, stop: wa
         msg,
         prior,
         tools,
+        skills_prompt,
         usage,
         started: Instant::now(),
     };

@@ -333,15 +333,12 @@ impl Engine {
         let creator = q.str("creator_user_id");
         let trigger = q.str("trigger_id");
         let binding =
-            format!("{agent_id}|{}|{:?}|{}|{}|{}|{sort}", caller.user.id, states, kind.unwrap_or(""), creator.unwrap_or(""), search.as_deref().unwrap_or(""));
+            format!("{agent_id}|{}|{:?}|{}|{}|{}|{}|{sort}", caller.user.id, states, kind.unwrap_or(""), creator.unwrap_or(""), search.as_deref().unwrap_or(""), trigger.unwrap_or(""));
         let desc = matches!(sort, "newest" | "name_desc" | "credits_desc");
         let req = PageRequest { route: "S3", binding, page_size, cursor: q.str("cursor"), default_page_size: Some(20) };
         let start = self.page_start(&req, desc)?;
         let size = start.size.unwrap_or(20);
-        // No session has a trigger yet: a trigger filter matches nothing.
-        let rows = if trigger.is_some() {
-            vec![]
-        } else {
+        let rows = {
             let filter = store::SessionFilter {
                 agent_id: agent.id.clone(),
                 reader: caller.reader(),
@@ -350,6 +347,7 @@ impl Engine {
                 kind: kind.map(str::to_string),
                 creator: creator.map(str::to_string),
                 search,
+                trigger_id: trigger.map(str::to_string),
             };
             let order = match sort {
                 "name_asc" | "name_desc" => store::SessionSort::Name,

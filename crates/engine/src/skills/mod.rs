@@ -559,21 +559,13 @@ pub fn file_too_large(name: &str, limit: u64) -> ApiError {
 const MAX_PROMPT_INSTRUCTIONS: usize = 16 * 1024;
 
 /// The system-prompt section of an agent's skills: for each, its name, id, description
-/// and SKILL.md instructions. `None` when no live skill is attached.
-///
-/// `Engine::system_prompt` is synchronous; the store is read on this worker thread with
-/// `block_in_place` (multi-threaded runtime only; a current-thread runtime, as in some
-/// unit tests, gets no section rather than a deadlock).
-pub fn prompt_section(engine: &Engine, agent: &AgentRecord) -> Option<String> {
+/// and SKILL.md instructions. `None` when no live skill is attached. Read once at the
+/// start of each run (`runtime::agent_loop::execute`).
+pub async fn prompt_section(engine: &Engine, agent: &AgentRecord) -> Option<String> {
     if agent.config.skill_ids.is_empty() {
         return None;
     }
-    let handle = tokio::runtime::Handle::try_current().ok()?;
-    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        tracing::debug!("skills are left out of the system prompt on a current-thread runtime");
-        return None;
-    }
-    let skills = tokio::task::block_in_place(|| handle.block_on(engine.agent_skills(agent)));
+    let skills = engine.agent_skills(agent).await;
     if skills.is_empty() {
         return None;
     }

@@ -579,6 +579,9 @@ impl SessionStore for PgStore {
         if let Some(creator) = &filter.creator {
             sql.push_str(&format!(" AND s.creator_user_id = {}", args.push(Arg::Text(creator.clone()))));
         }
+        if let Some(trigger) = &filter.trigger_id {
+            sql.push_str(&format!(" AND s.metadata->'trigger'->>'id' = {}", args.push(Arg::Text(trigger.clone()))));
+        }
         if let Some(needle) = &filter.search {
             let n = args.push(Arg::Text(needle.clone()));
             sql.push_str(&format!(

@@ -409,6 +409,9 @@ impl SessionStore for SqliteStore {
             if let Some(creator) = &filter.creator {
                 sql.push_str(&format!(" AND s.creator_user_id = {}", arg(creator.clone().into())));
             }
+            if let Some(trigger) = &filter.trigger_id {
+                sql.push_str(&format!(" AND json_extract(s.metadata, '$.trigger.id') = {}", arg(trigger.clone().into())));
+            }
             if let Some(needle) = &filter.search {
                 let n = arg(needle.clone().into());
                 sql.push_str(&format!(

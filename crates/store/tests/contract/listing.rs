@@ -138,7 +138,7 @@ async fn expected_artifacts(s: &dyn Store, ids: &[String], sort: ArtifactSort, d
 }
 
 fn session_filter(agent_id: &str, reader: Reader) -> SessionFilter {
-    SessionFilter { agent_id: agent_id.to_string(), reader, own_team: None, states: None, kind: None, creator: None, search: None }
+    SessionFilter { agent_id: agent_id.to_string(), reader, own_team: None, states: None, kind: None, creator: None, search: None, trigger_id: None }
 }
 
 fn artifact_filter(agent_id: &str, reader: Reader) -> ArtifactFilter {

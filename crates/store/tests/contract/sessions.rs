@@ -679,6 +679,7 @@ pub async fn text_with_nul_is_stored(b: &dyn Backend) {
         kind: None,
         creator: None,
         search: Some(needle.to_string()),
+        trigger_id: None,
     };
     let page = PageWindow { after: None, limit: 100, desc: true };
     for needle in ["\u{0}", "renamed\u{0}", "total\u{0}"] {
