@@ -94,6 +94,14 @@ def test_g21_g25_webhook_create_deliver_once_runs_and_stats(llm_admin: Gumloop, 
     assert llm_admin.agents.list_trigger_runs(agent_id, created.id, states=["failed"]).items == []
     assert [r.interaction_id for r in llm_admin.agents.list_trigger_runs(agent_id, created.id, states=["completed", "failed"]).items] == [session_id]
 
+    # S3 filters by trigger; G1/G3 count the agent's enabled triggers.
+    by_trigger = llm_admin.sessions.list(agent_id, trigger_id=created.id).sessions
+    assert [s.id for s in by_trigger] == [session_id], by_trigger
+    assert llm_admin.sessions.list(agent_id, trigger_id="trg_none").sessions == []
+    assert llm_admin.agents.retrieve(agent_id).agent.active_trigger_count >= 1
+    assert agent_id in [a.id for a in llm_admin.agents.list(has_triggers=True, page_size=100).agents]
+    assert agent_id not in [a.id for a in llm_admin.agents.list(has_triggers=False, page_size=100).agents]
+
     stats = llm_admin.agents.get_trigger_stats(agent_id, created.id)
     assert stats.run_count == 1 and stats.last_run_ts
     assert stats.poll_credits == 0 and stats.total_credits == stats.run_credits
