@@ -377,11 +377,10 @@ pub(crate) fn apply_audit_ctx(c: &Connection, ctx: Option<&crate::audit::AuditCo
 /// Checkpoints the WAL (PASSIVE: never blocks the writer or readers) every 200 ms, off
 /// the writer thread; when nothing was committed since, it costs a header read.
 /// WAL frames after which the checkpointer waits for readers so the log starts over
-/// (4 KiB pages: 48 MiB, below the writer's own bound of 64 MiB). Busy readers otherwise keep a PASSIVE checkpoint from ever
-/// restarting the log, and every page lookup walks an ever longer WAL index. A restart
-/// holds writers while readers finish, so it is rare: at 16 MiB a 20,000-run drain met
-/// a dozen of them and ran ~10 % slower than short drains that met none.
-const WAL_RESTART_FRAMES: i64 = 12288;
+/// (4 KiB pages: 16 MiB). Busy readers otherwise keep a PASSIVE checkpoint from ever
+/// restarting the log, and every page lookup walks an ever longer WAL index. (48 MiB
+/// was tried against the backlog gap: no measurable change, see docs/BENCHMARKS.md.)
+const WAL_RESTART_FRAMES: i64 = 4096;
 /// The size a restarted log is cut back to, and past which the writer restarts it itself.
 const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
