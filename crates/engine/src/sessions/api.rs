@@ -332,8 +332,15 @@ impl Engine {
         let search = q.str("search").or_else(|| q.str("search_query")).map(str::to_ascii_lowercase);
         let creator = q.str("creator_user_id");
         let trigger = q.str("trigger_id");
-        let binding =
-            format!("{agent_id}|{}|{:?}|{}|{}|{}|{}|{sort}", caller.user.id, states, kind.unwrap_or(""), creator.unwrap_or(""), search.as_deref().unwrap_or(""), trigger.unwrap_or(""));
+        let binding = format!(
+            "{agent_id}|{}|{:?}|{}|{}|{}|{}|{sort}",
+            caller.user.id,
+            states,
+            kind.unwrap_or(""),
+            creator.unwrap_or(""),
+            search.as_deref().unwrap_or(""),
+            trigger.unwrap_or("")
+        );
         let desc = matches!(sort, "newest" | "name_desc" | "credits_desc");
         let req = PageRequest { route: "S3", binding, page_size, cursor: q.str("cursor"), default_page_size: Some(20) };
         let start = self.page_start(&req, desc)?;

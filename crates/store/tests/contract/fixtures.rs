@@ -394,8 +394,16 @@ pub fn reader(u: &User, teams: &[&Team]) -> Reader {
 
 /// Every session of `agent_id` the reader may read, newest first (one unbounded page).
 pub async fn readable_sessions(s: &dyn Store, agent_id: &str, reader: &Reader) -> Vec<SessionRecord> {
-    let filter =
-        SessionFilter { agent_id: agent_id.to_string(), reader: reader.clone(), own_team: None, states: None, kind: None, creator: None, search: None, trigger_id: None };
+    let filter = SessionFilter {
+        agent_id: agent_id.to_string(),
+        reader: reader.clone(),
+        own_team: None,
+        states: None,
+        kind: None,
+        creator: None,
+        search: None,
+        trigger_id: None,
+    };
     let page = PageWindow { after: None, limit: 1_000_000, desc: true };
     s.list_sessions(&filter, SessionSort::Created, &page).await.unwrap().into_iter().map(|(_, r)| r).collect()
 }
