@@ -15,6 +15,7 @@ import signal
 import socket
 import string
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -563,6 +564,33 @@ def _dechunk(data: bytes) -> tuple[bytes, bool]:
             return out, False
         out += data[nl + 2 : nl + 2 + size]
         data = data[nl + 2 + size + 2 :]
+
+
+def run_gumloop_cli(
+    srv: "OpenloopServer", home: str, *args: str, auth: str = "api_key", text: bool = False,
+    extra_env: dict[str, str] | None = None, timeout: float = 120,
+) -> subprocess.CompletedProcess[Any]:
+    """The official ``gumloop`` CLI, headless: credentials from env (``GUMLOOP_API_KEY``, or
+    ``GUMLOOP_ACCESS_TOKEN`` with ``auth="access_token"``), no keychain (the ``fail`` keyring
+    backend), no update check, ``home`` as HOME and working directory."""
+    script = os.path.join(os.path.dirname(sys.executable), "gumloop")
+    cmd = [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "gumloop.cli.main"]
+    env = clean_env(
+        {
+            "HOME": home,
+            "XDG_CONFIG_HOME": os.path.join(home, ".config"),
+            "XDG_DATA_HOME": os.path.join(home, ".local", "share"),
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+            "GUMLOOP_BASE_URL": srv.api_url,
+            "GUMLOOP_USER_ID": srv.admin_user_id,
+            "GUMLOOP_NO_UPDATE_CHECK": "1",
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+            **(extra_env or {}),
+        }
+    )
+    env["GUMLOOP_API_KEY" if auth == "api_key" else "GUMLOOP_ACCESS_TOKEN"] = srv.admin_key
+    return subprocess.run([*cmd, *args], env=env, cwd=home, stdin=subprocess.DEVNULL, capture_output=True, text=text, timeout=timeout)
 
 
 def unique_id(prefix: str = "conf") -> str:

@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 import tempfile
 import time
 import unicodedata
@@ -52,9 +51,9 @@ from _support import (
     Principal,
     assert_http_error,
     assert_ok,
-    clean_env,
     expect_api_error,
     new_session_agent,
+    run_gumloop_cli,
     token,
     wait_session,
 )
@@ -1212,32 +1211,8 @@ def test_signed_url_wrong_method_is_405(client: Gumloop, corpus: dict[str, Any])
 # ---------------------------------------------------------------------------
 
 
-def _cli_cmd() -> list[str]:
-    script = Path(sys.executable).parent / "gumloop"
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)]
-    return [sys.executable, "-m", "gumloop.cli.main"]
-
-
 def run_cli(srv: OpenloopServer, home: str, *args: str, auth: str = "api_key") -> subprocess.CompletedProcess[bytes]:
-    """The CLI headless: credentials from env (no keychain: the ``fail`` keyring backend), no update check."""
-    env = clean_env(
-        {
-            "HOME": home,
-            "XDG_CONFIG_HOME": os.path.join(home, ".config"),
-            "XDG_DATA_HOME": os.path.join(home, ".local", "share"),
-            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-            "GUMLOOP_BASE_URL": srv.api_url,
-            "GUMLOOP_USER_ID": srv.admin_user_id,
-            "GUMLOOP_NO_UPDATE_CHECK": "1",
-            "NO_COLOR": "1",
-            "COLUMNS": "200",
-        }
-    )
-    env["GUMLOOP_API_KEY" if auth == "api_key" else "GUMLOOP_ACCESS_TOKEN"] = srv.admin_key
-    return subprocess.run(
-        [*_cli_cmd(), *args], env=env, cwd=home, stdin=subprocess.DEVNULL, capture_output=True, timeout=60
-    )
+    return run_gumloop_cli(srv, home, *args, auth=auth, timeout=60)
 
 
 def test_cli_artifacts_download(artifact_server: OpenloopServer, client: Gumloop, corpus: dict[str, Any]) -> None:

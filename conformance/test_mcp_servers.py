@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 import fake_openai as fo
-from _support import OpenloopServer, SESSION_MODEL, assert_http_error, clean_env, expect_api_error, token, wait_session
+from _support import OpenloopServer, SESSION_MODEL, assert_http_error, clean_env, expect_api_error, run_gumloop_cli, token, wait_session
 from conftest import MAIN_RATE_LIMIT, MAIN_RATE_WINDOW, make_other_tenant
 from fake_openai import FAKE_OPENAI_KEY, FakeOpenAI, ToolCall
 from gumloop import Gumloop
@@ -391,24 +391,11 @@ def test_stdio_server_when_allowed(start_server: Callable[..., OpenloopServer], 
 # ---------------------------------------------------------------------------
 
 
-def gumloop_cli(srv: OpenloopServer, home: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """The official CLI headless (as test_artifacts.py runs it): key from env, no keychain."""
-    script = Path(sys.executable).parent / "gumloop"
-    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "gumloop.cli.main"]
-    env = clean_env({
-        "HOME": home, "XDG_CONFIG_HOME": os.path.join(home, ".config"), "XDG_DATA_HOME": os.path.join(home, ".local", "share"),
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", "GUMLOOP_BASE_URL": srv.api_url,
-        "GUMLOOP_USER_ID": srv.admin_user_id, "GUMLOOP_API_KEY": srv.admin_key, "GUMLOOP_NO_UPDATE_CHECK": "1",
-        "NO_COLOR": "1", "COLUMNS": "200",
-    })
-    return subprocess.run([*cmd, *args], env=env, cwd=home, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
-
-
 def test_gumloop_cli_mcp_commands(mcp_llm_server: OpenloopServer, notes: dict[str, Any], tmp_path: Path) -> None:
     home = str(tmp_path)
 
     def ok(*args: str) -> Any:
-        proc = gumloop_cli(mcp_llm_server, home, "mcp", *args, "--json")
+        proc = run_gumloop_cli(mcp_llm_server, home, "mcp", *args, "--json", text=True)
         assert proc.returncode == 0, f"gumloop mcp {args}: {proc.stdout} {proc.stderr}"
         return json.loads(proc.stdout)
 

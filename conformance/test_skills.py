@@ -27,7 +27,7 @@ from gumloop.sync.bundle_validation import validate_sync_bundle
 from gumloop.sync.hashing import compute_content_hash
 from gumloop.types import SkillDownloadResponse, SkillListResponse, SkillResponse
 
-from _support import OpenloopServer, Principal, clean_env, expect_api_error, unique_id
+from _support import OpenloopServer, Principal, expect_api_error, run_gumloop_cli, unique_id
 
 SKILL_MD = """---
 name: {name}
@@ -192,31 +192,9 @@ def test_sy1_requires_cli_version_header(raw: httpx.Client) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _cli_cmd() -> list[str]:
-    script = Path(sys.executable).parent / "gumloop"
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)]
-    return [sys.executable, "-m", "gumloop.cli.main"]
-
-
 def run_cli(srv: OpenloopServer, home: str, *args: str) -> subprocess.CompletedProcess[bytes]:
-    env = clean_env(
-        {
-            "HOME": home,
-            "XDG_CONFIG_HOME": os.path.join(home, ".config"),
-            "XDG_DATA_HOME": os.path.join(home, ".local", "share"),
-            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-            "GUMLOOP_BASE_URL": srv.api_url,
-            "GUMLOOP_USER_ID": srv.admin_user_id,
-            "GUMLOOP_API_KEY": srv.admin_key,
-            "GUMLOOP_NO_UPDATE_CHECK": "1",
-            "NO_COLOR": "1",
-            "COLUMNS": "200",
-            # No coding agent on PATH: only the ~/.agents target below is detected.
-            "PATH": os.path.dirname(sys.executable) + os.pathsep + "/usr/bin:/bin",
-        }
-    )
-    return subprocess.run([*_cli_cmd(), *args], env=env, cwd=home, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    # No coding agent on PATH: only the ~/.agents target below is detected.
+    return run_gumloop_cli(srv, home, *args, extra_env={"PATH": os.path.dirname(sys.executable) + os.pathsep + "/usr/bin:/bin"})
 
 
 def test_cli_skills_and_sync(server: OpenloopServer) -> None:

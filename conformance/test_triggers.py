@@ -8,9 +8,7 @@ plain HTTP client (the SDK has no delivery method: the sender is a third party).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -27,7 +25,7 @@ from gumloop.types import (
     IntegrationTriggerConfig,
 )
 
-from _support import OpenloopServer, Principal, clean_env, expect_api_error, new_session_agent, wait_session
+from _support import OpenloopServer, Principal, expect_api_error, new_session_agent, run_gumloop_cli, wait_session
 
 
 @pytest.fixture(scope="module")
@@ -185,23 +183,8 @@ def test_other_tenant_sees_404(llm_admin: Gumloop, llm_other_tenant: Principal, 
 
 
 def run_cli(srv: OpenloopServer, home: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``gumloop agents triggers …`` headless: credentials from env, no keychain, no update check."""
-    script = os.path.join(os.path.dirname(sys.executable), "gumloop")
-    cmd = [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "gumloop.cli.main"]
-    env = clean_env(
-        {
-            "HOME": home,
-            "XDG_CONFIG_HOME": os.path.join(home, ".config"),
-            "XDG_DATA_HOME": os.path.join(home, ".local", "share"),
-            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-            "GUMLOOP_BASE_URL": srv.api_url,
-            "GUMLOOP_USER_ID": srv.admin_user_id,
-            "GUMLOOP_API_KEY": srv.admin_key,
-            "GUMLOOP_NO_UPDATE_CHECK": "1",
-            "NO_COLOR": "1",
-        }
-    )
-    return subprocess.run([*cmd, *args], env=env, cwd=home, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    """``gumloop agents triggers …`` headless."""
+    return run_gumloop_cli(srv, home, *args, text=True, timeout=60)
 
 
 def test_cli_triggers_commands(llm_server: OpenloopServer, agent_id: str) -> None:

@@ -92,16 +92,7 @@ pub fn parse_run_at(s: &str, tz: Tz) -> Result<i64, ApiError> {
 /// Fills `{{path}}` placeholders from `ctx` (`payload.a.b`, `body`, `trigger.name`, …):
 /// strings as they are, other values as compact JSON, missing paths as "".
 pub fn render_template(template: &str, ctx: &Value) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let path = after[..end].trim();
+    crate::flows::document::render_placeholders(template, |path| {
         let mut v = Some(ctx);
         for seg in path.split('.').filter(|s| !s.is_empty()) {
             v = v.and_then(|v| match v {
@@ -110,15 +101,8 @@ pub fn render_template(template: &str, ctx: &Value) -> String {
                 _ => None,
             });
         }
-        match v {
-            Some(Value::String(s)) => out.push_str(s),
-            Some(Value::Null) | None => {}
-            Some(other) => out.push_str(&other.to_string()),
-        }
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    out
+        Some(v.map(crate::flows::document::value_text).unwrap_or_default())
+    })
 }
 
 /// The session a delivery starts: the same for the same delivery, always.

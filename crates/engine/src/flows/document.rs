@@ -402,6 +402,12 @@ fn is_ref_text(s: &str) -> bool {
 /// Renders `{{name}}` placeholders from `vars` (strings as they are, other values as JSON;
 /// unknown names are left as written).
 pub fn render(text: &str, vars: &HashMap<String, Value>) -> String {
+    render_placeholders(text, |name| vars.get(name).map(value_text))
+}
+
+/// Replaces each `{{ name }}` with `lookup(name)`; a placeholder `lookup` answers `None`
+/// for stays as written, and an unclosed `{{` ends the rendering as text.
+pub fn render_placeholders(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
@@ -411,9 +417,8 @@ pub fn render(text: &str, vars: &HashMap<String, Value>) -> String {
             out.push_str(&rest[start..]);
             return out;
         };
-        let name = after[..end].trim();
-        match vars.get(name) {
-            Some(v) => out.push_str(&value_text(v)),
+        match lookup(after[..end].trim()) {
+            Some(v) => out.push_str(&v),
             None => out.push_str(&rest[start..start + 2 + end + 2]),
         }
         rest = &after[end + 2..];

@@ -72,26 +72,36 @@ impl Engine {
 
     async fn item_access(&self, s: &SessionRecord) -> Result<ItemAccess, ApiError> {
         let grants = self.store.session_grants(&s.id).await.map_err(db)?;
+        self.access_from_grants(grants, false).await
+    }
+
+    /// The access view of `(kind, principal, role)` grants; `team_placed`: the object
+    /// lives in a team, so it is team-visible without grants.
+    pub(crate) async fn access_from_grants(&self, grants: Vec<(String, String, String)>, team_placed: bool) -> Result<ItemAccess, ApiError> {
         let role_of = |r: &str| if r == "editor" { AccessRole::Editor } else { AccessRole::Viewer };
         let mut people = Vec::new();
         let mut teams = Vec::new();
         let mut org = None;
-        for (kind, principal, role) in &grants {
+        for (kind, principal, role) in grants {
             match kind.as_str() {
                 "person" => {
-                    if let Some(u) = self.store.user(principal).await.map_err(db)? {
+                    if let Some(u) = self.store.user(&principal).await.map_err(db)? {
                         let name = [u.first_name.clone(), u.last_name.clone()].into_iter().flatten().collect::<Vec<_>>().join(" ");
-                        people.push(AccessPerson { email: u.email.clone().unwrap_or_default(), name: (!name.is_empty()).then_some(name), role: role_of(role) });
+                        people.push(AccessPerson {
+                            email: u.email.clone().unwrap_or_default(),
+                            name: (!name.is_empty()).then_some(name),
+                            role: role_of(&role),
+                        });
                     }
                 }
-                "team" => teams.push(AccessTeam { team_id: principal.clone(), role: role_of(role) }),
-                "organization" => org = Some(OrganizationAccess { role: role_of(role) }),
+                "team" => teams.push(AccessTeam { team_id: principal, role: role_of(&role) }),
+                "organization" => org = Some(OrganizationAccess { role: role_of(&role) }),
                 _ => {}
             }
         }
         let grants_visibility = if org.is_some() {
             GrantsVisibility::Organization
-        } else if !teams.is_empty() {
+        } else if !teams.is_empty() || team_placed {
             GrantsVisibility::Team
         } else if !people.is_empty() {
             GrantsVisibility::Shared

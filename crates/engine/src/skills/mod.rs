@@ -19,10 +19,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use store::{AgentRecord, SkillFileRecord, SkillFilter, SkillRecord, SkillScope, SkillVersionRecord};
-use wire::sessions::{
-    AccessChangeRequest, AccessPerson, AccessRole, AccessTeam, GrantsVisibility, ItemAccess, ItemAccessChangeResponse, ItemAccessResponse, LinkMode,
-    OrganizationAccess,
-};
+use wire::sessions::{AccessChangeRequest, ItemAccess, ItemAccessChangeResponse, ItemAccessResponse, LinkMode};
 use wire::skills::{Skill, SkillDeleteResponse, SkillDownloadResponse, SkillFileInfo, SkillListResponse, SkillMetadata, SkillResponse};
 use wire::{ApiError, ErrorCode};
 
@@ -437,37 +434,8 @@ impl Engine {
     }
 
     async fn skill_item_access(&self, s: &SkillRecord) -> Result<ItemAccess, ApiError> {
-        let role_of = |r: &str| if r == "editor" { AccessRole::Editor } else { AccessRole::Viewer };
-        let mut people = Vec::new();
-        let mut teams = Vec::new();
-        let mut org = None;
-        for (kind, principal, role) in self.store.skill_grants(&s.id).await.map_err(db)? {
-            match kind.as_str() {
-                "person" => {
-                    if let Some(u) = self.store.user(&principal).await.map_err(db)? {
-                        let name = [u.first_name.clone(), u.last_name.clone()].into_iter().flatten().collect::<Vec<_>>().join(" ");
-                        people.push(AccessPerson {
-                            email: u.email.clone().unwrap_or_default(),
-                            name: (!name.is_empty()).then_some(name),
-                            role: role_of(&role),
-                        });
-                    }
-                }
-                "team" => teams.push(AccessTeam { team_id: principal, role: role_of(&role) }),
-                "organization" => org = Some(OrganizationAccess { role: role_of(&role) }),
-                _ => {}
-            }
-        }
-        let grants_visibility = if org.is_some() {
-            GrantsVisibility::Organization
-        } else if !teams.is_empty() || s.team_id.is_some() {
-            GrantsVisibility::Team
-        } else if !people.is_empty() {
-            GrantsVisibility::Shared
-        } else {
-            GrantsVisibility::Private
-        };
-        Ok(ItemAccess { grants_visibility, people, teams, organization_access: org, link: LinkMode::None, link_role: None, password_protected: false })
+        let grants = self.store.skill_grants(&s.id).await.map_err(db)?;
+        self.access_from_grants(grants, s.team_id.is_some()).await
     }
 
     /// SK6.

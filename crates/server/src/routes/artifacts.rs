@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -84,22 +84,9 @@ fn range_not_satisfiable(size: u64) -> Response {
 
 /// Step 2 of the two-step download: streamed bytes, constant memory, `Range` support.
 async fn file(State(st): State<AppState>, Path((artifact_id, version_id, _name)): Path<(String, String, String)>, req: Request) -> Response {
-    let ip = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()).unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-    if let Some(d) = st.limiter.check_files(ip).await {
-        if !d.allowed {
-            let mut r = Nested(d.error()).into_response();
-            d.apply(r.headers_mut());
-            return r;
-        }
-    }
-    let q = match parse_query(req.uri().query()) {
-        Ok(q) => q,
-        Err(e) => return Nested(e).into_response(),
-    };
-    // The signature covers the exact path as requested (re-targeting changes it).
-    let exp = match st.engine.verify_signed_path(req.uri().path(), &q) {
+    let exp = match check_signed_request(&st, peer_ip(&req), req.uri()).await {
         Ok(exp) => exp,
-        Err(e) => return Nested(e).into_response(),
+        Err(r) => return r,
     };
     let ver = match st.engine.artifact_version_for_download(&artifact_id, &version_id).await {
         Ok(v) => v,
@@ -107,11 +94,7 @@ async fn file(State(st): State<AppState>, Path((artifact_id, version_id, _name))
     };
     let size = ver.size.max(0) as u64;
     let etag = format!("\"{}\"", ver.etag);
-    if req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
-        let mut r = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            r.headers_mut().insert(header::ETAG, v);
-        }
+    if let Some(r) = not_modified(req.headers(), &etag) {
         return r;
     }
     // RFC 9110 §13.1.5: a Range with an If-Range that does not match this version's
@@ -164,4 +147,37 @@ async fn file(State(st): State<AppState>, Path((artifact_id, version_id, _name))
         set(header::CONTENT_RANGE, format!("bytes {}-{}/{size}", rg.start, rg.end.saturating_sub(1)));
     }
     r
+}
+
+/// The checks every signed file URL passes first: the per-IP limit of file downloads,
+/// then the signature over the exact path as requested (re-targeting changes it).
+/// `Ok`: the URL's expiry (Unix seconds); `Err`: the refusal to send.
+pub(crate) async fn check_signed_request(st: &AppState, ip: std::net::IpAddr, uri: &axum::http::Uri) -> Result<i64, Response> {
+    if let Some(d) = st.limiter.check_files(ip).await {
+        if !d.allowed {
+            let mut r = Nested(d.error()).into_response();
+            d.apply(r.headers_mut());
+            return Err(r);
+        }
+    }
+    let q = parse_query(uri.query()).map_err(|e| Nested(e).into_response())?;
+    st.engine.verify_signed_path(uri.path(), &q).map_err(|e| Nested(e).into_response())
+}
+
+/// The client's address (loopback when the listener did not record one).
+pub(crate) fn peer_ip(req: &Request) -> std::net::IpAddr {
+    req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()).unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+}
+
+/// `304 Not Modified` when `If-None-Match` names `etag` (or is `*`).
+pub(crate) fn not_modified(headers: &HeaderMap, etag: &str) -> Option<Response> {
+    let hit = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if !hit {
+        return None;
+    }
+    let mut r = StatusCode::NOT_MODIFIED.into_response();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    Some(r)
 }

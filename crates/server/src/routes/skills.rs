@@ -2,7 +2,7 @@
 //! skill download under `/files/v1/skills/…` (a streamed ZIP of one version's files).
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
@@ -15,7 +15,8 @@ use wire::skills::{AgentSkillsRequest, CliSyncRequest, CLI_VERSION_HEADER, SYNC_
 use wire::ApiError;
 
 use crate::error::{Nested, V1Result};
-use crate::extract::{self, parse_query, AuthedKey, V1};
+use crate::extract::{self, AuthedKey, V1};
+use crate::routes::artifacts::{check_signed_request, not_modified, peer_ip};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -197,22 +198,9 @@ async fn sync_download(State(st): State<AppState>, v1: V1, headers: HeaderMap, e
 
 /// Step 2 of SK4: the version's files as a ZIP (streamed; no `Content-Length`, no ranges).
 async fn file(State(st): State<AppState>, Path((skill_id, version_id, filename)): Path<(String, String, String)>, req: Request) -> Response {
-    let ip = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()).unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-    if let Some(d) = st.limiter.check_files(ip).await {
-        if !d.allowed {
-            let mut r = Nested(d.error()).into_response();
-            d.apply(r.headers_mut());
-            return r;
-        }
-    }
-    let q = match parse_query(req.uri().query()) {
-        Ok(q) => q,
-        Err(e) => return Nested(e).into_response(),
-    };
-    // The signature covers the exact path as requested (re-targeting changes it).
-    let exp = match st.engine.verify_signed_path(req.uri().path(), &q) {
+    let exp = match check_signed_request(&st, peer_ip(&req), req.uri()).await {
         Ok(exp) => exp,
-        Err(e) => return Nested(e).into_response(),
+        Err(r) => return r,
     };
     let (ver, files) = match st.engine.skill_version_for_download(&skill_id, &version_id).await {
         Ok(v) => v,
@@ -220,11 +208,7 @@ async fn file(State(st): State<AppState>, Path((skill_id, version_id, filename))
     };
     // A version never changes: its id is a strong validator.
     let etag = format!("\"{}\"", ver.id);
-    if req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
-        let mut r = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            r.headers_mut().insert(header::ETAG, v);
-        }
+    if let Some(r) = not_modified(req.headers(), &etag) {
         return r;
     }
     let body = if req.method() == Method::HEAD {
