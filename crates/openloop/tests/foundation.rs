@@ -71,9 +71,9 @@ async fn errors_bad_bodies_routes_and_methods() {
     let (st, b, h) = send(s.client.put(s.url("/agents")).bearer_auth(ADMIN_KEY)).await;
     assert_eq!((st, b["error"]["code"].as_str()), (405, Some("method_not_allowed")));
     assert_eq!(h["allow"], "GET, POST");
-    let (st, b, _) = send(s.get(ADMIN_KEY, "/skills")).await;
+    let (st, b, _) = send(s.get(ADMIN_KEY, "/brain/sources")).await;
     assert_eq!((st, b["error"]["code"].as_str()), (501, Some("not_implemented")));
-    let (st, _, _) = send(s.client.get(s.url("/skills"))).await;
+    let (st, _, _) = send(s.client.get(s.url("/brain/sources"))).await;
     assert_eq!(st, 401, "later routes authenticate first");
     let (st, b, _) = send(s.client.get(s.url(&format!("/agents?api_key={ADMIN_KEY}&{}", "x=y&".repeat(2100))))).await;
     assert_eq!((st, b["error"]["code"].as_str()), (400, Some("invalid_request")));
@@ -138,7 +138,7 @@ async fn health_openapi_docs_and_graceful_shutdown() {
     assert_eq!(st, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_eq!(doc["paths"]["/agents"]["post"]["x-openloop-id"], "G2");
-    assert_eq!(doc["paths"]["/skills"]["get"]["x-openloop-status"], "later");
+    assert_eq!(doc["paths"]["/brain/sources"]["get"]["x-openloop-status"], "later");
     assert!(doc["components"]["schemas"]["Agent"].is_object());
     assert_eq!(h["x-content-type-options"], "nosniff");
     let resp = s.client.get(format!("{}/docs", s.base_url)).send().await.unwrap();

@@ -15,11 +15,11 @@ fn origin(s: &Server, path: &str) -> String {
 #[tokio::test]
 async fn later_routes_501_message_is_one_sentence() {
     let s = Server::start(bin(), &[]);
-    let (st, b, _) = send(s.get(ADMIN_KEY, "/skills")).await;
+    let (st, b, _) = send(s.get(ADMIN_KEY, "/brain/sources")).await;
     assert_eq!(st, 501, "{b}");
     let msg = b["error"]["message"].as_str().unwrap();
     assert!(!msg.contains("release is not implemented"), "garbled: {msg}");
-    assert!(msg.contains("SK1") && msg.contains("later Openloop release"), "{msg}");
+    assert!(msg.contains("BR2") && msg.contains("later Openloop release"), "{msg}");
     assert_eq!(b["error"]["code"], "not_implemented");
 }
 
@@ -149,7 +149,7 @@ async fn responses_that_ignore_a_small_body_keep_the_connection_usable() {
     let agent = create_agent(&s, json!({"name": "Conn"})).await;
     let (_, created, _) = send(s.post(ADMIN_KEY, &format!("/agents/{agent}/sessions"), json!({}))).await;
     let cancel = format!("/api/v1/sessions/{}/cancel", created["session"]["id"].as_str().unwrap());
-    for (method, path) in [("PUT", "/api/v1/agents"), ("POST", "/api/v1/no-such-route"), ("POST", "/api/v1/skills"), ("POST", cancel.as_str())] {
+    for (method, path) in [("PUT", "/api/v1/agents"), ("POST", "/api/v1/no-such-route"), ("POST", "/api/v1/brain/search"), ("POST", cancel.as_str())] {
         let mut sock = tokio::net::TcpStream::connect(&host).await.unwrap();
         let head = format!(
             "{method} {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {ADMIN_KEY}\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n"
@@ -174,7 +174,7 @@ async fn large_unread_bodies_announce_connection_close() {
     let s = Server::start(bin(), &[("OPENLOOP_MAX_BODY_BYTES", "4096")]);
     let host = s.url("").trim_start_matches("http://").split('/').next().unwrap().to_string();
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(100_000));
-    for (method, path) in [("PUT", "/api/v1/agents"), ("POST", "/api/v1/no-such-route"), ("POST", "/api/v1/skills"), ("POST", "/api/v1/agents")] {
+    for (method, path) in [("PUT", "/api/v1/agents"), ("POST", "/api/v1/no-such-route"), ("POST", "/api/v1/brain/search"), ("POST", "/api/v1/agents")] {
         let mut sock = tokio::net::TcpStream::connect(&host).await.unwrap();
         let head = format!(
             "{method} {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {ADMIN_KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
