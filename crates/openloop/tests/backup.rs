@@ -330,10 +330,12 @@ async fn restore_refuses_corrupt_archives_and_occupied_targets() {
 
     // An existing database is not overwritten without --force (the server is still running on it).
     let db = src_dir.path().join("openloop.db");
-    let before = std::fs::metadata(&db).expect("db").len();
+    // The file itself is compared by inode: the running server's checkpointer may grow it
+    // meanwhile, so its size says nothing about the restore.
+    let before = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&db).expect("db"));
     let (ok, _, stderr) = cli(src_dir.path(), &["restore", "--from", archive.to_str().expect("utf-8")]).await;
     assert!(!ok && stderr.contains("a database already exists") && stderr.contains("--force"), "{stderr}");
-    assert_eq!(std::fs::metadata(&db).expect("db").len(), before);
+    assert_eq!(std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&db).expect("db")), before, "the database file was not replaced");
     let (st, _, _) = send(s.get(ADMIN_KEY, &format!("/agents/{agent}"))).await;
     assert_eq!(st, 200, "the running server is untouched");
 
