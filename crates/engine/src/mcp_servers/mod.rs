@@ -709,28 +709,33 @@ impl Engine {
             .iter()
             .filter(|t| t.get("type").and_then(Value::as_str) == Some(MCP_SERVER_ENTRY) && !t.get("is_disabled").and_then(Value::as_bool).unwrap_or(false))
             .collect();
-        let mut names: Vec<String> = taken.to_vec();
-        let mut out: Vec<Arc<dyn tools::Tool>> = Vec::new();
-        for entry in entries {
-            let Some(server_id) = entry.get("server_id").and_then(Value::as_str) else { continue };
+        // Each server is asked for its tools at once (a run waits for the slowest, not
+        // the sum); names are then given in the entries' order, so they are stable.
+        let listings = futures::future::join_all(entries.iter().map(|entry| async {
+            let server_id = entry.get("server_id").and_then(Value::as_str)?;
             let rec = match self.store.mcp_server(&scope, server_id).await {
                 Ok(Some(r)) => r,
                 Ok(None) => {
                     tracing::warn!(agent = %agent.id, server = server_id, "attached MCP server is not registered; its tools are not offered");
-                    continue;
+                    return None;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read an attached MCP server");
-                    continue;
+                    return None;
                 }
             };
-            let listed = match self.mcp_tools_of(&rec).await {
-                Ok(t) => t,
+            match self.mcp_tools_of(&rec).await {
+                Ok(listed) => Some((*entry, rec, listed)),
                 Err(e) => {
                     tracing::warn!(agent = %agent.id, server = server_id, error = %e, "attached MCP server did not list its tools; they are not offered this run");
-                    continue;
+                    None
                 }
-            };
+            }
+        }))
+        .await;
+        let mut names: Vec<String> = taken.to_vec();
+        let mut out: Vec<Arc<dyn tools::Tool>> = Vec::new();
+        for (entry, rec, listed) in listings.into_iter().flatten() {
             let restricted: Option<Vec<String>> =
                 entry.get("restricted_tools").and_then(|v| serde_json::from_value(v.clone()).ok()).filter(|v: &Vec<String>| !v.is_empty());
             for t in listed {
@@ -738,7 +743,7 @@ impl Engine {
                 if restricted.as_ref().is_some_and(|r| !r.iter().any(|n| n == raw)) {
                     continue;
                 }
-                let offered = tool::offered_name(server_id, raw, &names);
+                let offered = tool::offered_name(&rec.id, raw, &names);
                 names.push(offered.clone());
                 out.push(Arc::new(tool::McpTool::new(self.clone(), rec.clone(), offered, &t)));
             }
