@@ -342,27 +342,36 @@ struct Backlog {
     depth: usize,
     rounds: usize,
     runs: usize,
+    /// Runs/s by the server's clock: each drain from its first run started to its last run
+    /// finished (the runs' own `started_at`/`finished_at`).
     runs_per_sec: f64,
-    /// Runs/s over the first 500 of the first drain.
+    /// Runs/s as the client saw them: from the drainer answering `/readyz` to the last run
+    /// seen terminal. The drainer's workers start before it answers, so a short drain is
+    /// partly done before this clock starts: not comparable across depths.
+    client_runs_per_sec: f64,
+    /// Runs/s over the first 500 runs of the first drain, by the server's clock.
     early_rate: f64,
     cpu_per_run_ms: f64,
     failed: usize,
 }
 
 /// Processes `total` runs in rounds: each round queues `depth` runs on a server without
-/// workers, stops it, starts one with workers on the same data and times the drain (from
-/// ready to the last run terminal). Every depth does the same total work on a database
-/// that grows the same way, so the ratio between depths isolates the cost of the backlog
-/// itself from the cost of a larger database and more WAL checkpoints.
+/// workers, stops it, starts one with workers on the same data and times the drain. Every
+/// depth does the same total work on a database that grows the same way, so the ratio
+/// between depths isolates the cost of the backlog itself from the cost of a larger
+/// database and more WAL checkpoints.
 async fn backlog(fake_url: &str, depth: usize, total: usize, args: &BenchArgs) -> anyhow::Result<Backlog> {
     let dir = tempfile::tempdir()?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let rounds = total.div_ceil(depth).max(1);
     let mut agent_id = None;
-    let (mut drain_time, mut cpu_total, mut failed, mut runs) = (Duration::ZERO, Duration::ZERO, 0, 0);
+    let (mut client_time, mut cpu_total, mut failed, mut runs) = (Duration::ZERO, Duration::ZERO, 0, 0);
+    let mut server_span_micros = 0i64;
     let mut early_rate = f64::NAN;
     for round in 0..rounds {
         let (queuer, _) = spawn_server(fake_url, dir.path(), 0).await?;
+        // What starting a server costs (the drainer pays it too, before its drain).
+        let startup_cpu = cpu_time(queuer.child.id()).unwrap_or_default();
         let agent = match &agent_id {
             Some(a) => a,
             None => agent_id.insert(create_agent(&client, &queuer.base).await?),
@@ -383,20 +392,24 @@ async fn backlog(fake_url: &str, depth: usize, total: usize, args: &BenchArgs) -
         queuer.stop_gracefully();
         let (drainer, _) = spawn_server(fake_url, dir.path(), args.workers).await?;
         let pid = drainer.child.id();
-        let cpu0 = cpu_time(pid);
         let t0 = Instant::now();
         let poll = openloop_poller(&client, &drainer.base);
-        if round == 0 {
-            // The rate early in the first drain, to compare with the whole.
-            let early = ids.len().min(500);
-            wait_terminal(&ids[early - 1..early], &*poll).await?;
-            early_rate = early as f64 / t0.elapsed().as_secs_f64();
-        }
         let (f, done) = wait_all(&ids, &*poll).await?;
-        drain_time += done.duration_since(t0);
-        cpu_total += cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a)).unwrap_or_default();
+        client_time += done.duration_since(t0);
+        // All of the drainer's CPU since it started, less a start-up: its workers begin
+        // before it answers /readyz, so CPU read from then would miss part of a drain.
+        cpu_total += cpu_time(pid).unwrap_or_default().saturating_sub(startup_cpu);
         failed += f;
         runs += ids.len();
+        drop(poll);
+        drainer.stop_gracefully();
+        let times = run_times(dir.path(), &ids).await?;
+        server_span_micros += span(&times);
+        if round == 0 {
+            // The rate early in the first drain, to compare with the whole.
+            let early = &times[..times.len().min(500)];
+            early_rate = early.len() as f64 / (span(early) as f64 / 1e6);
+        }
         if rounds > 1 && (round + 1) % 10 == 0 {
             eprintln!("  round {}/{rounds} drained", round + 1);
         }
@@ -405,11 +418,39 @@ async fn backlog(fake_url: &str, depth: usize, total: usize, args: &BenchArgs) -
         depth,
         rounds,
         runs,
-        runs_per_sec: runs as f64 / drain_time.as_secs_f64(),
+        runs_per_sec: runs as f64 / (server_span_micros as f64 / 1e6),
+        client_runs_per_sec: runs as f64 / client_time.as_secs_f64(),
         early_rate,
         cpu_per_run_ms: cpu_total.as_secs_f64() * 1000.0 / runs as f64,
         failed,
     })
+}
+
+/// Each session's run as (started_at, finished_at) in µs, in the order given, read from the
+/// stopped server's database.
+async fn run_times(dir: &std::path::Path, sessions: &[String]) -> anyhow::Result<Vec<(i64, i64)>> {
+    use store::SessionStore;
+    let store = store::sqlite::SqliteStore::open(&format!("sqlite://{}", dir.join("openloop.db").display())).await?;
+    let mut out = Vec::with_capacity(sessions.len());
+    for id in sessions {
+        let run = match store.session(id).await?.and_then(|s| s.current_run_id) {
+            Some(run) => store.run(&run).await?,
+            None => None,
+        };
+        match run.and_then(|r| r.started_at.zip(r.finished_at)) {
+            Some(t) => out.push(t),
+            None => anyhow::bail!("session {id} has no finished run"),
+        }
+    }
+    store.close().await;
+    Ok(out)
+}
+
+/// From the first start to the last finish, in µs (at least 1).
+fn span(times: &[(i64, i64)]) -> i64 {
+    let first = times.iter().map(|t| t.0).min().unwrap_or(0);
+    let last = times.iter().map(|t| t.1).max().unwrap_or(0);
+    (last - first).max(1)
 }
 
 const LIST_SAMPLES: usize = 100;
@@ -612,21 +653,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cpu0 = cpu_time(pid);
     let t0 = Instant::now();
     let probing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // The probe is a separate client: its own thread, runtime and connection, so what it
+    // times is the server's answer, not a wait for a turn in the bench's own runtime (busy
+    // with the 32 load clients and the fake provider's streams).
     let probe = {
-        let (client, base, body, probing) = (client.clone(), base.clone(), body.clone(), probing.clone());
-        tokio::spawn(async move {
-            let mut lat = Vec::new();
-            while probing.load(Ordering::SeqCst) {
-                let t = Instant::now();
-                let r = client.post(format!("{base}/api/v1/start_agent")).bearer_auth(KEY).json(&body).send().await?;
-                let ok = r.status().as_u16() == 202;
-                let _ = r.bytes().await?;
-                if ok {
-                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        let (base, body, probing) = (base.clone(), body.clone(), probing.clone());
+        std::thread::spawn(move || -> anyhow::Result<Vec<f64>> {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let client = reqwest::Client::new();
+                let mut lat = Vec::new();
+                while probing.load(Ordering::SeqCst) {
+                    let t = Instant::now();
+                    let r = client.post(format!("{base}/api/v1/start_agent")).bearer_auth(KEY).json(&body).send().await?;
+                    let ok = r.status().as_u16() == 202;
+                    let _ = r.bytes().await?;
+                    if ok {
+                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Ok::<_, reqwest::Error>(lat)
+                Ok(lat)
+            })
         })
     };
     let ids = submit(&client, &base, &body, args.runs, args.clients).await?;
@@ -635,7 +683,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     probing.store(false, Ordering::SeqCst);
     let total = done.duration_since(t0);
     let cpu = cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a));
-    let mut probe_lat = probe.await??;
+    let mut probe_lat = probe.join().map_err(|_| anyhow::anyhow!("the probing client panicked"))??;
     probe_lat.sort_by(f64::total_cmp);
     let rate = args.runs as f64 / total.as_secs_f64();
     // Includes the probe's few runs; they are < 1 % of the total at the defaults.
@@ -754,16 +802,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     for b in &backlogs {
         println!(
-            "| {} runs as {} × {} queued up front, each drained by {} workers | flat in backlog | {:.0} runs/s (first 500 of the first drain: {:.0} runs/s), CPU {:.2} ms per run, {} failed |",
-            b.runs, b.rounds, b.depth, args.workers, b.runs_per_sec, b.early_rate, b.cpu_per_run_ms, b.failed
+            "| {} runs as {} × {} queued up front, each drained by {} workers | flat in backlog | {:.0} runs/s by the server's clock (first 500 of the first drain: {:.0} runs/s; seen by the client: {:.0} runs/s), CPU {:.2} ms per run, {} failed |",
+            b.runs, b.rounds, b.depth, args.workers, b.runs_per_sec, b.early_rate, b.client_runs_per_sec, b.cpu_per_run_ms, b.failed
         );
     }
     if let Some((small, large)) = backlogs.first().zip(backlogs.last()).filter(|(a, b)| a.depth != b.depth) {
         println!(
-            "| backlog ratio ({} vs {} queued, same total work) | within 20 % | runs/s {:.2}×, CPU per run {:.2}× |",
+            "| backlog ratio ({} vs {} queued, same total work) | within 20 % | runs/s {:.2}× (seen by the client {:.2}×), CPU per run {:.2}× |",
             large.depth,
             small.depth,
             large.runs_per_sec / small.runs_per_sec,
+            large.client_runs_per_sec / small.client_runs_per_sec,
             large.cpu_per_run_ms / small.cpu_per_run_ms
         );
     }
