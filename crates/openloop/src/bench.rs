@@ -337,6 +337,49 @@ async fn submit(client: &reqwest::Client, base: &str, body: &Value, runs: usize,
     Ok(ids.into_iter().map(|(_, id)| id).collect())
 }
 
+/// A client that sends one `start_agent` every 5 ms and times each answer (202) while
+/// other load runs. It is a separate client: its own thread, runtime and connection, so
+/// what it times is the server's answer, not a wait for a turn in the bench's own runtime
+/// (busy with the load clients and the fake provider's streams).
+struct Probe {
+    running: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<anyhow::Result<Vec<f64>>>,
+}
+
+impl Probe {
+    fn start(base: &str, body: &Value) -> Probe {
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (base, body, flag) = (base.to_string(), body.clone(), running.clone());
+        let thread = std::thread::spawn(move || -> anyhow::Result<Vec<f64>> {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let client = reqwest::Client::new();
+                let mut lat = Vec::new();
+                while flag.load(Ordering::SeqCst) {
+                    let t = Instant::now();
+                    let r = client.post(format!("{base}/api/v1/start_agent")).bearer_auth(KEY).json(&body).send().await?;
+                    let ok = r.status().as_u16() == 202;
+                    let _ = r.bytes().await?;
+                    if ok {
+                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Ok(lat)
+            })
+        });
+        Probe { running, thread }
+    }
+
+    /// Stops the probe; its latencies in ms, sorted.
+    fn finish(self) -> anyhow::Result<Vec<f64>> {
+        self.running.store(false, Ordering::SeqCst);
+        let mut lat = self.thread.join().map_err(|_| anyhow::anyhow!("the probing client panicked"))??;
+        lat.sort_by(f64::total_cmp);
+        Ok(lat)
+    }
+}
+
 /// One backlog measurement: `total` runs processed in rounds of `depth` queued up front.
 struct Backlog {
     depth: usize,
@@ -353,6 +396,8 @@ struct Backlog {
     early_rate: f64,
     cpu_per_run_ms: f64,
     failed: usize,
+    /// Accept latencies (ms, sorted) of a probing client during the drains, if probed.
+    probe_lat: Vec<f64>,
 }
 
 /// Processes `total` runs in rounds: each round queues `depth` runs on a server without
@@ -360,7 +405,7 @@ struct Backlog {
 /// depth does the same total work on a database that grows the same way, so the ratio
 /// between depths isolates the cost of the backlog itself from the cost of a larger
 /// database and more WAL checkpoints.
-async fn backlog(fake_url: &str, depth: usize, total: usize, args: &BenchArgs) -> anyhow::Result<Backlog> {
+async fn backlog(fake_url: &str, depth: usize, total: usize, probe: bool, args: &BenchArgs) -> anyhow::Result<Backlog> {
     let dir = tempfile::tempdir()?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let rounds = total.div_ceil(depth).max(1);
@@ -368,6 +413,7 @@ async fn backlog(fake_url: &str, depth: usize, total: usize, args: &BenchArgs) -
     let (mut client_time, mut cpu_total, mut failed, mut runs) = (Duration::ZERO, Duration::ZERO, 0, 0);
     let mut server_span_micros = 0i64;
     let mut early_rate = f64::NAN;
+    let mut probe_lat = Vec::new();
     for round in 0..rounds {
         let (queuer, _) = spawn_server(fake_url, dir.path(), 0).await?;
         // What starting a server costs (the drainer pays it too, before its drain).
@@ -394,8 +440,12 @@ async fn backlog(fake_url: &str, depth: usize, total: usize, args: &BenchArgs) -
         let pid = drainer.child.id();
         let t0 = Instant::now();
         let poll = openloop_poller(&client, &drainer.base);
+        let prober = probe.then(|| Probe::start(&drainer.base, &body));
         let (f, done) = wait_all(&ids, &*poll).await?;
         client_time += done.duration_since(t0);
+        if let Some(p) = prober {
+            probe_lat.extend(p.finish()?);
+        }
         // All of the drainer's CPU since it started, less a start-up: its workers begin
         // before it answers /readyz, so CPU read from then would miss part of a drain.
         cpu_total += cpu_time(pid).unwrap_or_default().saturating_sub(startup_cpu);
@@ -423,6 +473,10 @@ async fn backlog(fake_url: &str, depth: usize, total: usize, args: &BenchArgs) -
         early_rate,
         cpu_per_run_ms: cpu_total.as_secs_f64() * 1000.0 / runs as f64,
         failed,
+        probe_lat: {
+            probe_lat.sort_by(f64::total_cmp);
+            probe_lat
+        },
     })
 }
 
@@ -652,43 +706,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let pid = server.child.id();
     let cpu0 = cpu_time(pid);
     let t0 = Instant::now();
-    let probing = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    // The probe is a separate client: its own thread, runtime and connection, so what it
-    // times is the server's answer, not a wait for a turn in the bench's own runtime (busy
-    // with the 32 load clients and the fake provider's streams).
-    let probe = {
-        let (base, body, probing) = (base.clone(), body.clone(), probing.clone());
-        std::thread::spawn(move || -> anyhow::Result<Vec<f64>> {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(async move {
-                let client = reqwest::Client::new();
-                let mut lat = Vec::new();
-                while probing.load(Ordering::SeqCst) {
-                    let t = Instant::now();
-                    let r = client.post(format!("{base}/api/v1/start_agent")).bearer_auth(KEY).json(&body).send().await?;
-                    let ok = r.status().as_u16() == 202;
-                    let _ = r.bytes().await?;
-                    if ok {
-                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Ok(lat)
-            })
-        })
-    };
+    let probe = Probe::start(&base, &body);
     let ids = submit(&client, &base, &body, args.runs, args.clients).await?;
     let accepted_in = t0.elapsed();
     let (failed, done) = wait_all(&ids, &*openloop_poller(&client, &base)).await?;
-    probing.store(false, Ordering::SeqCst);
     let total = done.duration_since(t0);
     let cpu = cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a));
-    let mut probe_lat = probe.join().map_err(|_| anyhow::anyhow!("the probing client panicked"))??;
-    probe_lat.sort_by(f64::total_cmp);
+    let probe_lat = probe.finish()?;
     let rate = args.runs as f64 / total.as_secs_f64();
     // Includes the probe's few runs; they are < 1 % of the total at the defaults.
     let cpu_per_run = cpu.map(|c| c.as_secs_f64() * 1000.0 / args.runs as f64).unwrap_or(f64::NAN);
     let busy_rss = rss_kib(server.child.id());
+    if let Ok(r) = client.get(format!("{base}/metrics")).bearer_auth(KEY).send().await {
+        for line in r.text().await.unwrap_or_default().lines().filter(|l| l.starts_with("openloop_db_write")) {
+            eprintln!("  {line}");
+        }
+    }
 
     // 3. Session create accept latency (S1 with input, 202).
     eprintln!("bench: session create accept latency…");
@@ -719,8 +752,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let backlog_total = args.backlog.iter().copied().max().unwrap_or(0);
     for &n in args.backlog.iter().filter(|n| **n > 0) {
         eprintln!("bench: {backlog_total} runs in rounds of {n} queued up front, each drained…");
-        backlogs.push(backlog(&fake_url, n, backlog_total, &args).await?);
+        backlogs.push(backlog(&fake_url, n, backlog_total, false, &args).await?);
     }
+    // Accepts while runs execute at full speed without other accepts competing: the
+    // throughput phase's 32 closed-loop clients keep 32 accepts in flight, so any accept
+    // there waits behind ~31 others (Little's law: 32 ÷ the accept rate).
+    let probed = match backlog_total.min(10_000) {
+        0 => None,
+        n => {
+            eprintln!("bench: {n} runs queued up front, drained while a client times start_agent…");
+            Some(backlog(&fake_url, n, n, true, &args).await?)
+        }
+    };
 
     // 6. Listing cost flat in the number of sessions.
     let mut listings = Vec::new();
@@ -800,6 +843,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         percentile(&probe_lat, 50.0),
         percentile(&probe_lat, 99.0)
     );
+    if let Some(p) = &probed {
+        println!(
+            "| start_agent accept latency while {} queued runs execute (one probing client during the drain, n={}) | p50 ≤ 1 ms, p99 ≤ 5 ms | p50 {:.3} ms, p99 {:.3} ms (the drain meanwhile: {:.0} runs/s, {} failed) |",
+            p.runs,
+            p.probe_lat.len(),
+            percentile(&p.probe_lat, 50.0),
+            percentile(&p.probe_lat, 99.0),
+            p.runs_per_sec,
+            p.failed
+        );
+    }
     for b in &backlogs {
         println!(
             "| {} runs as {} × {} queued up front, each drained by {} workers | flat in backlog | {:.0} runs/s by the server's clock (first 500 of the first drain: {:.0} runs/s; seen by the client: {:.0} runs/s), CPU {:.2} ms per run, {} failed |",
