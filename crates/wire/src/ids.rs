@@ -15,7 +15,6 @@ pub fn new_id(prefix: &str) -> String {
 
 fn new_id_at(prefix: &str, micros: u128) -> String {
     const TIME_CHARS: usize = 9;
-    let mut rng = rand::thread_rng();
     let mut s = String::with_capacity(prefix.len() + 23);
     s.push_str(prefix);
     s.push('_');
@@ -28,9 +27,7 @@ fn new_id_at(prefix: &str, micros: u128) -> String {
         t /= 62;
     }
     s.extend(digits.iter().map(|&b| b as char));
-    for _ in 0..22 - TIME_CHARS {
-        s.push(BASE62[rng.gen_range(0..62)] as char);
-    }
+    s.push_str(&random_base62(22 - TIME_CHARS));
     s
 }
 
