@@ -13,6 +13,9 @@ mod mcp_cli;
 mod mcp_stdio;
 mod serve;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
