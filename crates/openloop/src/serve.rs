@@ -313,8 +313,6 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     });
 
     let (workers_stop, workers_rx) = tokio::sync::watch::channel(false);
-    let mut workers = engine.start_workers(workers_rx.clone()).await;
-    workers.extend(incognito.start_workers(workers_rx.clone()).await);
     // Flow runs and exports: a restart takes back the leases it held (on a shared
     // database only this replica's; a dead replica's expire and are claimed by others).
     let own = engine.own_lease_prefix();
@@ -324,17 +322,34 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     if let Err(e) = engine.store.release_export_leases(&own).await {
         tracing::warn!(error = %e, "releasing data-export leases failed");
     }
-    workers.extend(engine.start_flow_workers(workers_rx.clone()));
-    workers.extend(engine.start_export_workers(workers_rx.clone()));
-    // Agent triggers: schedules fire through conditional claims in the store.
-    workers.extend(engine.start_trigger_scheduler(workers_rx.clone()));
     // The global webhook endpoint is a store row the enqueueing triggers join.
     engine
         .store
         .set_global_webhook(settings.webhook.url.as_deref(), engine.now())
         .await
         .map_err(|e| anyhow::anyhow!("cannot record the webhook endpoint: {e}"))?;
-    workers.extend(engine.start_webhook_dispatcher(settings.webhook.clone(), workers_rx));
+    // Everything that executes work (runs, flows, exports, triggers, webhooks) runs on
+    // the background runtime; the HTTP API stays on this one.
+    let background = BackgroundRuntime::start()?;
+    let mut workers = {
+        let (engine, incognito, rx) = (engine.clone(), incognito.clone(), workers_rx.clone());
+        background
+            .handle()
+            .spawn(async move {
+                let mut w = engine.start_workers(rx.clone()).await;
+                w.extend(incognito.start_workers(rx.clone()).await);
+                w
+            })
+            .await?
+    };
+    {
+        let _on_background = background.handle().enter();
+        workers.extend(engine.start_flow_workers(workers_rx.clone()));
+        workers.extend(engine.start_export_workers(workers_rx.clone()));
+        // Agent triggers: schedules fire through conditional claims in the store.
+        workers.extend(engine.start_trigger_scheduler(workers_rx.clone()));
+        workers.extend(engine.start_webhook_dispatcher(settings.webhook.clone(), workers_rx));
+    }
     #[cfg(unix)]
     {
         // SIGHUP reloads $OPENLOOP_DATA_DIR/flows/*.json.
@@ -388,6 +403,60 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
     database.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The runtime that executes runs, flows, exports, triggers and webhooks, on threads
+/// with a lower CPU priority (nice +[`BACKGROUND_NICE`]) than the HTTP API's.
+///
+/// Why: with runs executing as fast as the cores allow, an accept (`start_agent`, a new
+/// session) competed for the CPU with every run's task, and one request in seven waited
+/// 5–25 ms for a core while runs drained (measured in the server's own request timings,
+/// docs/BENCHMARKS.md). A lower priority only matters while the cores are contended: an
+/// idle API leaves the runs the whole machine.
+struct BackgroundRuntime(Option<tokio::runtime::Runtime>);
+
+/// How much lower the background threads' priority is (`nice`, 0–19; raising one's own
+/// nice value needs no privilege).
+const BACKGROUND_NICE: i32 = 10;
+
+impl BackgroundRuntime {
+    fn start() -> anyhow::Result<BackgroundRuntime> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("openloop-background")
+            .enable_all()
+            .on_thread_start(lower_thread_priority)
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot start the background runtime: {e}"))?;
+        Ok(BackgroundRuntime(Some(rt)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle(),
+            None => unreachable!("the background runtime lives until dropped"),
+        }
+    }
+}
+
+impl Drop for BackgroundRuntime {
+    fn drop(&mut self) {
+        // Dropped from async code: a blocking shutdown would panic there. Its tasks have
+        // stopped by then (the workers are awaited first).
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Lowers the calling thread's CPU priority (on Linux `nice` is per thread), and its
+/// writes' place in the SQLite writer's queue.
+fn lower_thread_priority() {
+    store::sqlite::mark_background_thread();
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its integer arguments; `who = 0` is the calling thread.
+    unsafe {
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
+    }
 }
 
 /// This replica's id, kept in `<data dir>/replica-id` so a restart owns the leases it

@@ -23,6 +23,21 @@ type Deliver = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// Called with `None` when the batch could not start: it then only answers.
 type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Deliver) + Send>;
 
+/// A job and whether it is background work (runs executing), which yields to the rest.
+type Queued = (bool, Job);
+
+thread_local! {
+    /// Set on threads that execute runs: their writes wait behind API requests' writes.
+    static BACKGROUND_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as one that executes background work (runs, flows, exports):
+/// on SQLite its writes are committed after writes from other threads already waiting, so
+/// an API request's write (an accept) does not queue behind a backlog of run steps.
+pub fn mark_background_thread() {
+    BACKGROUND_THREAD.with(|b| b.set(true));
+}
+
 /// Most write jobs committed in one transaction.
 const MAX_BATCH: usize = 128;
 /// A batch takes no more jobs once it has run this long.
@@ -31,7 +46,7 @@ const BATCH_TIME: Duration = Duration::from_millis(2);
 const READERS: usize = 4;
 
 pub(crate) struct Db {
-    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<mpsc::Sender<Queued>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Option<ReaderPool>,
     /// Ends the checkpoint thread.
@@ -174,7 +189,7 @@ impl Db {
                 let _ = std::thread::Builder::new().name("openloop-sqlite-checkpoint".into()).spawn(move || checkpoint_loop(conn, stop));
             }
         }
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Queued>();
         let handle = std::thread::Builder::new()
             .name("openloop-sqlite-writer".into())
             .spawn(move || writer_loop(writer, target, rx))
@@ -205,7 +220,7 @@ impl Db {
             (ok, deliver)
         });
         let sender = self.writer.lock().map_err(|_| closed())?.clone().ok_or_else(closed)?;
-        sender.send(job).map_err(|_| closed())?;
+        sender.send((BACKGROUND_THREAD.with(|b| b.get()), job)).map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }
 
@@ -260,31 +275,28 @@ fn closed() -> StoreError {
     StoreError::Corrupt("the database is closed".into())
 }
 
-fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Queued>) {
     let mut wal_bound = match &target {
         Target::File(path) => Some(WalBound { path: std::path::PathBuf::from(format!("{path}-wal")), retry_above: None }),
         Target::Memory(_) => None,
     };
-    // Jobs received but not yet run, oldest first.
-    let mut pending: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
+    // Jobs received but not yet run, oldest first: the API's, then the background's.
+    let mut pending = Pending::default();
+    // Batches in a row that ran no background job while one waited.
+    let mut batches_without_background = 0u32;
     loop {
         if pending.is_empty() {
             match rx.recv() {
-                Ok(j) => pending.push_back(j),
+                Ok(j) => pending.push(j),
                 Err(_) => return,
             }
         }
-        while pending.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => pending.push_back(j),
-                Err(_) => break,
-            }
-        }
+        pending.receive(&rx);
         let batch_started = std::time::Instant::now();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let err = StoreError::from(e);
             tracing::warn!(error = %err, "cannot begin a write transaction");
-            for job in pending.drain(..) {
+            while let Some((_, job)) = pending.pop() {
                 let (_, answer) = job(None);
                 answer(Some(&err));
             }
@@ -294,21 +306,29 @@ fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Job>) {
         // A batch ends when its jobs are done or its time is up: the rest wait for the
         // next commit. Without the bound, 30 run completions (~0.3 ms each on a loaded
         // 2-core machine) made one 10 ms commit, and a write arriving meanwhile waited
-        // for that one and then for its own.
-        let mut delivers = Vec::with_capacity(pending.len());
-        while let Some(job) = pending.pop_front() {
-            let _ = conn.execute_batch("SAVEPOINT job");
-            let (ok, deliver) = job(Some(&conn));
-            if ok {
-                let _ = conn.execute_batch("RELEASE job");
-            } else {
-                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
-            }
-            delivers.push(deliver);
-            if batch_started.elapsed() >= BATCH_TIME {
+        // for that one and then for its own. An API write arriving during a batch of
+        // background work joins it next, and the batch commits once no API write waits.
+        let mut delivers = Vec::with_capacity(pending.len().min(MAX_BATCH));
+        let (mut ran_background, mut ran_foreground) = (false, false);
+        while let Some((background, job)) = pending.pop() {
+            ran_background |= background;
+            ran_foreground |= !background;
+            delivers.push(run_job(&conn, job));
+            pending.receive(&rx);
+            let time_up = batch_started.elapsed() >= BATCH_TIME || delivers.len() >= MAX_BATCH;
+            if time_up || (ran_foreground && pending.foreground.is_empty()) {
+                // Background work gets a job into every few batches, so a stream of
+                // API writes cannot starve the runs.
+                if !ran_background && (time_up || batches_without_background >= 2) {
+                    if let Some(job) = pending.pop_background() {
+                        ran_background = true;
+                        delivers.push(run_job(&conn, job));
+                    }
+                }
                 break;
             }
         }
+        batches_without_background = if ran_background || pending.background.is_empty() { 0 } else { batches_without_background + 1 };
         let jobs = delivers.len();
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
@@ -328,6 +348,62 @@ fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Job>) {
                 reopen_if_stuck(&mut conn, &target);
             }
         }
+    }
+}
+
+/// Runs one job of a batch under its own savepoint: a failed job's changes are undone.
+fn run_job(conn: &Connection, job: Job) -> Deliver {
+    let _ = conn.execute_batch("SAVEPOINT job");
+    let (ok, deliver) = job(Some(conn));
+    let _ = conn.execute_batch(if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" });
+    deliver
+}
+
+/// Write jobs waiting for the writer: API requests' first, in arrival order, then
+/// background work's. A batch bounded in time ([`BATCH_TIME`]) may leave a long
+/// backlog of run steps; an accept arriving then waits for the current batch only.
+#[derive(Default)]
+struct Pending {
+    foreground: std::collections::VecDeque<Job>,
+    background: std::collections::VecDeque<Job>,
+}
+
+impl Pending {
+    /// Takes every job waiting in the channel: an API write must not stay behind a
+    /// channel full of background ones.
+    fn receive(&mut self, rx: &mpsc::Receiver<Queued>) {
+        while let Ok(j) = rx.try_recv() {
+            self.push(j);
+        }
+    }
+
+    fn push(&mut self, (background, job): Queued) {
+        if background {
+            self.background.push_back(job);
+        } else {
+            self.foreground.push_back(job);
+        }
+    }
+
+    /// The next job, and whether it is background work.
+    fn pop(&mut self) -> Option<(bool, Job)> {
+        match self.foreground.pop_front() {
+            Some(j) => Some((false, j)),
+            None => self.background.pop_front().map(|j| (true, j)),
+        }
+    }
+
+    /// A background job, if one waits (so a stream of API writes cannot starve runs).
+    fn pop_background(&mut self) -> Option<Job> {
+        self.background.pop_front()
+    }
+
+    fn len(&self) -> usize {
+        self.foreground.len() + self.background.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

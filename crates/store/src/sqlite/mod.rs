@@ -5,6 +5,7 @@ mod agents;
 mod artifacts;
 mod audit;
 mod db;
+pub use db::mark_background_thread;
 mod exports;
 mod flows;
 mod idempotency;
