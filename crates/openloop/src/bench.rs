@@ -24,6 +24,13 @@ pub struct BenchArgs {
     /// Concurrent submitting clients.
     #[arg(long, default_value_t = 32)]
     pub clients: usize,
+    /// start_agent calls per second of the steady-load phase (open loop: each call is
+    /// sent on schedule, whatever the earlier ones are doing).
+    #[arg(long, default_value_t = 2000)]
+    pub steady_rate: u32,
+    /// Seconds of the steady-load phase (0 skips it).
+    #[arg(long, default_value_t = 3)]
+    pub steady_secs: u32,
     /// OPENLOOP_WORKERS for the benchmarked server (the server's own default).
     #[arg(long, default_value_t = 64)]
     pub workers: usize,
@@ -142,8 +149,13 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// One `… kB` field of /proc/<pid>/status.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+    status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// CPU time (user + system) the process has used so far.
@@ -380,6 +392,79 @@ impl Probe {
     }
 }
 
+/// The steady-load phase: accept latency at a fixed arrival rate, with the runs executing.
+struct Steady {
+    rate: u32,
+    /// Accept latencies (ms, sorted), each from its request's send to its answer.
+    lat: Vec<f64>,
+    /// The rate the client actually managed to send at.
+    sent_per_sec: f64,
+    /// From the last send until every run was terminal.
+    drained_after_last_send: Duration,
+    failed: usize,
+    cpu_per_run_ms: f64,
+}
+
+/// Sends `rate` start_agent calls per second for `secs` seconds, each on its schedule
+/// (open loop: a slow answer delays no later send, so no wait goes unmeasured), and
+/// times each from its send to its 202. Then waits until every run is terminal.
+async fn steady(client: &reqwest::Client, base: &str, body: &Value, rate: u32, secs: u32, pid: u32) -> anyhow::Result<Steady> {
+    let n = rate as usize * secs as usize;
+    let interval = Duration::from_secs(1) / rate;
+    let url = format!("{base}/api/v1/start_agent");
+    let cpu0 = cpu_time(pid);
+    let t0 = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        tokio::time::sleep_until((t0 + interval * i as u32).into()).await;
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        tasks.spawn(async move {
+            let sent = Instant::now();
+            let r = client.post(url).bearer_auth(KEY).json(&body).send().await?;
+            let status = r.status();
+            let v: Value = r.json().await?;
+            let ms = sent.elapsed().as_secs_f64() * 1000.0;
+            if status.as_u16() != 202 {
+                anyhow::bail!("start_agent answered {status}: {v}");
+            }
+            Ok::<_, anyhow::Error>((i, ms, v["interaction_id"].as_str().unwrap_or_default().to_string()))
+        });
+    }
+    let last_send = Instant::now();
+    let sent_per_sec = n as f64 / last_send.duration_since(t0).as_secs_f64();
+    let mut answers = Vec::with_capacity(n);
+    while let Some(r) = tasks.join_next().await {
+        answers.push(r??);
+    }
+    answers.sort_by_key(|a| a.0);
+    let ids: Vec<String> = answers.iter().map(|a| a.2.clone()).collect();
+    let mut lat: Vec<f64> = answers.iter().map(|a| a.1).collect();
+    lat.sort_by(f64::total_cmp);
+    let (failed, done) = wait_all(&ids, &*openloop_poller(client, base)).await?;
+    let cpu = cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a));
+    Ok(Steady {
+        rate,
+        lat,
+        sent_per_sec,
+        drained_after_last_send: done.saturating_duration_since(last_send),
+        failed,
+        cpu_per_run_ms: cpu.map(|c| c.as_secs_f64() * 1000.0 / n as f64).unwrap_or(f64::NAN),
+    })
+}
+
+/// Prints (to stderr) the server's own timings: write transactions, and start_agent
+/// requests from reaching the router to the response head, so a slow accept seen by a
+/// client can be told apart from time spent before the server read it.
+async fn print_server_metrics(client: &reqwest::Client, base: &str) {
+    if let Ok(r) = client.get(format!("{base}/metrics")).bearer_auth(KEY).send().await {
+        let text = r.text().await.unwrap_or_default();
+        let wanted = |l: &&str| l.starts_with("openloop_db_write") || (l.starts_with("openloop_http_request_duration_seconds") && l.contains("start_agent"));
+        for line in text.lines().filter(wanted) {
+            eprintln!("  {line}");
+        }
+    }
+}
+
 /// One backlog measurement: `total` runs processed in rounds of `depth` queued up front.
 struct Backlog {
     depth: usize,
@@ -445,6 +530,7 @@ async fn backlog(fake_url: &str, depth: usize, total: usize, probe: bool, args: 
         client_time += done.duration_since(t0);
         if let Some(p) = prober {
             probe_lat.extend(p.finish()?);
+            print_server_metrics(&client, &drainer.base).await;
         }
         // All of the drainer's CPU since it started, less a start-up: its workers begin
         // before it answers /readyz, so CPU read from then would miss part of a drain.
@@ -672,6 +758,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (mut server, cold_start) = spawn_server(&fake_url, dir.path(), args.workers).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_kib(server.child.id());
+    // Resident memory splits into the heap and stacks (anonymous) and the pages of the
+    // binary's code and data that start-up touched (file-backed, shared, reclaimable).
+    let idle_rss_parts = (status_kib(server.child.id(), "RssAnon:"), status_kib(server.child.id(), "RssFile:"));
     let base = server.base.clone();
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let agent_id = create_agent(&client, &base).await?;
@@ -717,11 +806,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Includes the probe's few runs; they are < 1 % of the total at the defaults.
     let cpu_per_run = cpu.map(|c| c.as_secs_f64() * 1000.0 / args.runs as f64).unwrap_or(f64::NAN);
     let busy_rss = rss_kib(server.child.id());
-    if let Ok(r) = client.get(format!("{base}/metrics")).bearer_auth(KEY).send().await {
-        for line in r.text().await.unwrap_or_default().lines().filter(|l| l.starts_with("openloop_db_write")) {
-            eprintln!("  {line}");
-        }
-    }
+    print_server_metrics(&client, &base).await;
+
+    // 2b. Accept latency at a steady rate while the runs it starts execute.
+    let steady_fig = if args.steady_secs > 0 && args.steady_rate > 0 {
+        eprintln!("bench: {} start_agent/s for {} s (open loop), every accept timed…", args.steady_rate, args.steady_secs);
+        let fig = steady(&client, &base, &body, args.steady_rate, args.steady_secs, pid).await?;
+        print_server_metrics(&client, &base).await;
+        Some(fig)
+    } else {
+        None
+    };
 
     // 3. Session create accept latency (S1 with input, 202).
     eprintln!("bench: session create accept latency…");
@@ -843,6 +938,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         percentile(&probe_lat, 50.0),
         percentile(&probe_lat, 99.0)
     );
+    if let Some(f) = &steady_fig {
+        println!(
+            "| start_agent accept latency at a steady {} runs/s while they execute (open loop, {} runs, every accept timed) | p50 ≤ 1 ms, p99 ≤ 5 ms | p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (sent at {:.0}/s; all terminal {:.0} ms after the last send, {} failed; server CPU {:.2} ms per run) |",
+            f.rate,
+            f.lat.len(),
+            percentile(&f.lat, 50.0),
+            percentile(&f.lat, 99.0),
+            f.lat.last().copied().unwrap_or(f64::NAN),
+            f.sent_per_sec,
+            f.drained_after_last_send.as_secs_f64() * 1000.0,
+            f.failed,
+            f.cpu_per_run_ms
+        );
+    }
     if let Some(p) = &probed {
         println!(
             "| start_agent accept latency while {} queued runs execute (one probing client during the drain, n={}) | p50 ≤ 1 ms, p99 ≤ 5 ms | p50 {:.3} ms, p99 {:.3} ms (the drain meanwhile: {:.0} runs/s, {} failed) |",
@@ -959,7 +1068,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     println!("| cold start to /readyz (process spawn → 200) | ≤ 200 ms | {:.1} ms |", cold_start.as_secs_f64() * 1000.0);
-    println!("| idle RSS after start | ≤ 30 MiB | {} |", idle_rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into()));
+    let mib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
+    let parts = match idle_rss_parts {
+        (Some(anon), Some(file)) => format!(" ({} anonymous, {} mapped from the binary and libraries)", mib(anon), mib(file)),
+        _ => String::new(),
+    };
+    println!("| idle RSS after start | ≤ 30 MiB | {}{parts} |", idle_rss.map(mib).unwrap_or_else(|| "n/a".into()));
     println!("| RSS after the throughput run | — | {} |", busy_rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into()));
     drop(server);
     Ok(())
