@@ -148,6 +148,11 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// "p50 … ms, p99 … ms" of sorted latencies in ms.
+fn p50_p99(sorted: &[f64]) -> String {
+    format!("p50 {:.3} ms, p99 {:.3} ms", percentile(sorted, 50.0), percentile(sorted, 99.0))
+}
+
 pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmRSS:")
 }
@@ -156,6 +161,38 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Per thread name (as the kernel keeps it, 15 characters): nanoseconds on a CPU and
+/// nanoseconds runnable but waiting for one, from /proc/<pid>/task/*/schedstat.
+fn sched_by_thread(pid: u32) -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let (Ok(comm), Ok(stat)) = (std::fs::read_to_string(path.join("comm")), std::fs::read_to_string(path.join("schedstat"))) else { continue };
+        let mut fields = stat.split_whitespace().map(|x| x.parse::<u64>().unwrap_or(0));
+        let (on_cpu, waiting) = (fields.next().unwrap_or(0), fields.next().unwrap_or(0));
+        let e = out.entry(comm.trim().to_string()).or_insert((0, 0));
+        e.0 += on_cpu;
+        e.1 += waiting;
+    }
+    out
+}
+
+/// Prints (to stderr) how long each group of the server's threads ran and waited for a
+/// core between two `sched_by_thread` samples, per `per` units of work.
+fn print_sched_delta(before: &std::collections::BTreeMap<String, (u64, u64)>, after: &std::collections::BTreeMap<String, (u64, u64)>, per: usize) {
+    for (name, (on_cpu, waiting)) in after {
+        let (on0, wait0) = before.get(name).copied().unwrap_or((0, 0));
+        let (on_ms, wait_ms) = (on_cpu.saturating_sub(on0) as f64 / 1e6, waiting.saturating_sub(wait0) as f64 / 1e6);
+        if on_ms + wait_ms >= 1.0 {
+            eprintln!(
+                "  threads {name}: on a CPU {on_ms:.0} ms, runnable but waiting for a core {wait_ms:.0} ms ({:.1} µs per run)",
+                wait_ms * 1000.0 / per.max(1) as f64
+            );
+        }
+    }
 }
 
 /// CPU time (user + system) the process has used so far.
@@ -403,6 +440,8 @@ struct Steady {
     drained_after_last_send: Duration,
     failed: usize,
     cpu_per_run_ms: f64,
+    /// The bench process's own CPU per run meanwhile (client and fake provider share the cores).
+    client_cpu_per_run_ms: f64,
 }
 
 /// Sends `rate` start_agent calls per second for `secs` seconds, each on its schedule
@@ -413,6 +452,8 @@ async fn steady(client: &reqwest::Client, base: &str, body: &Value, rate: u32, s
     let interval = Duration::from_secs(1) / rate;
     let url = format!("{base}/api/v1/start_agent");
     let cpu0 = cpu_time(pid);
+    let client_cpu0 = cpu_time(std::process::id());
+    let sched0 = sched_by_thread(pid);
     let t0 = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
@@ -442,6 +483,8 @@ async fn steady(client: &reqwest::Client, base: &str, body: &Value, rate: u32, s
     lat.sort_by(f64::total_cmp);
     let (failed, done) = wait_all(&ids, &*openloop_poller(client, base)).await?;
     let cpu = cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a));
+    let client_cpu = cpu_time(std::process::id()).zip(client_cpu0).map(|(b, a)| b.saturating_sub(a));
+    print_sched_delta(&sched0, &sched_by_thread(pid), n);
     Ok(Steady {
         rate,
         lat,
@@ -449,6 +492,7 @@ async fn steady(client: &reqwest::Client, base: &str, body: &Value, rate: u32, s
         drained_after_last_send: done.saturating_duration_since(last_send),
         failed,
         cpu_per_run_ms: cpu.map(|c| c.as_secs_f64() * 1000.0 / n as f64).unwrap_or(f64::NAN),
+        client_cpu_per_run_ms: client_cpu.map(|c| c.as_secs_f64() * 1000.0 / n as f64).unwrap_or(f64::NAN),
     })
 }
 
@@ -933,32 +977,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     println!("| server CPU per run (user + system, /proc), same phase | ≤ 1 ms | {cpu_per_run:.2} ms |");
     println!(
-        "| start_agent accept latency while those runs execute (one probing client, n={}) | p50 ≤ 1 ms, p99 ≤ 5 ms | p50 {:.3} ms, p99 {:.3} ms |",
+        "| start_agent accept latency while those runs execute (one probing client, n={}) | p50 ≤ 1 ms, p99 ≤ 5 ms | {} |",
         probe_lat.len(),
-        percentile(&probe_lat, 50.0),
-        percentile(&probe_lat, 99.0)
+        p50_p99(&probe_lat)
     );
     if let Some(f) = &steady_fig {
         println!(
-            "| start_agent accept latency at a steady {} runs/s while they execute (open loop, {} runs, every accept timed) | p50 ≤ 1 ms, p99 ≤ 5 ms | p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (sent at {:.0}/s; all terminal {:.0} ms after the last send, {} failed; server CPU {:.2} ms per run) |",
+            "| start_agent accept latency at a steady {} runs/s while they execute (open loop, {} runs, every accept timed) | p50 ≤ 1 ms, p99 ≤ 5 ms | {}, max {:.3} ms (sent at {:.0}/s; all terminal {:.0} ms after the last send, {} failed; CPU per run: server {:.2} ms, bench client and provider {:.2} ms) |",
             f.rate,
             f.lat.len(),
-            percentile(&f.lat, 50.0),
-            percentile(&f.lat, 99.0),
+            p50_p99(&f.lat),
             f.lat.last().copied().unwrap_or(f64::NAN),
             f.sent_per_sec,
             f.drained_after_last_send.as_secs_f64() * 1000.0,
             f.failed,
-            f.cpu_per_run_ms
+            f.cpu_per_run_ms,
+            f.client_cpu_per_run_ms
         );
     }
     if let Some(p) = &probed {
         println!(
-            "| start_agent accept latency while {} queued runs execute (one probing client during the drain, n={}) | p50 ≤ 1 ms, p99 ≤ 5 ms | p50 {:.3} ms, p99 {:.3} ms (the drain meanwhile: {:.0} runs/s, {} failed) |",
+            "| start_agent accept latency while {} queued runs execute (one probing client during the drain, n={}) | p50 ≤ 1 ms, p99 ≤ 5 ms | {} (the drain meanwhile: {:.0} runs/s, {} failed) |",
             p.runs,
             p.probe_lat.len(),
-            percentile(&p.probe_lat, 50.0),
-            percentile(&p.probe_lat, 99.0),
+            p50_p99(&p.probe_lat),
             p.runs_per_sec,
             p.failed
         );
