@@ -293,7 +293,7 @@ fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Queued>)
         }
         pending.receive(&rx);
         let batch_started = std::time::Instant::now();
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             let err = StoreError::from(e);
             tracing::warn!(error = %err, "cannot begin a write transaction");
             while let Some((_, job)) = pending.pop() {
@@ -330,7 +330,7 @@ fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Queued>)
         }
         batches_without_background = if ran_background || pending.background.is_empty() { 0 } else { batches_without_background + 1 };
         let jobs = delivers.len();
-        match conn.execute_batch("COMMIT") {
+        match exec_cached(&conn, "COMMIT") {
             Ok(()) => {
                 delivers.into_iter().for_each(|d| d(None));
                 // One transaction of `jobs` writes, from BEGIN to COMMIT.
@@ -353,10 +353,20 @@ fn writer_loop(mut conn: Connection, target: Target, rx: mpsc::Receiver<Queued>)
 
 /// Runs one job of a batch under its own savepoint: a failed job's changes are undone.
 fn run_job(conn: &Connection, job: Job) -> Deliver {
-    let _ = conn.execute_batch("SAVEPOINT job");
+    let _ = exec_cached(conn, "SAVEPOINT job");
     let (ok, deliver) = job(Some(conn));
-    let _ = conn.execute_batch(if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" });
+    if ok {
+        let _ = exec_cached(conn, "RELEASE job");
+    } else {
+        let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+    }
     deliver
+}
+
+/// Runs one statement from the connection's statement cache: the writer's BEGIN, COMMIT
+/// and per-job savepoints were parsed anew each time (`execute_batch` prepares its SQL).
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Write jobs waiting for the writer: API requests' first, in arrival order, then
