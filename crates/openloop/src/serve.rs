@@ -415,8 +415,8 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
 /// idle API leaves the runs the whole machine.
 struct BackgroundRuntime(Option<tokio::runtime::Runtime>);
 
-/// How much lower the background threads' priority is (`nice`, 0–19; raising one's own
-/// nice value needs no privilege).
+/// How much lower the background threads' priority is (added to the process's `nice`
+/// value; raising one's own nice value needs no privilege).
 const BACKGROUND_NICE: i32 = 10;
 
 impl BackgroundRuntime {
@@ -453,9 +453,14 @@ impl Drop for BackgroundRuntime {
 fn lower_thread_priority() {
     store::sqlite::mark_background_thread();
     #[cfg(target_os = "linux")]
-    // SAFETY: setpriority only reads its integer arguments; `who = 0` is the calling thread.
+    // SAFETY: getpid, getpriority and setpriority only read their integer arguments;
+    // `who = 0` is the calling thread.
     unsafe {
-        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
+        // Relative to the process's own nice value, read from the main thread (Linux takes
+        // `who` as a thread id, and the main thread's is the process id): a thread started
+        // from a background thread inherits its lowered value. 19 is the lowest priority.
+        let own = libc::getpriority(libc::PRIO_PROCESS, libc::getpid() as libc::id_t);
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, (own + BACKGROUND_NICE).min(19));
     }
 }
 

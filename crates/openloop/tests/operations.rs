@@ -348,3 +348,38 @@ fn on_a_terminal_start_up_prints_the_banner_and_logs_text() {
     let listening = seen.iter().find(|l| l.contains("listening") && !l.starts_with("openloop listening")).expect("the listening log line");
     assert!(!listening.trim_start().starts_with('{') && listening.contains("INFO"), "text logs on a terminal, not JSON: {listening}");
 }
+
+/// (thread name, nice value) of each thread of a process, from /proc.
+#[cfg(target_os = "linux")]
+fn thread_nice_values(pid: u32) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc lists the server's threads").flatten() {
+        let (Ok(comm), Ok(stat)) = (std::fs::read_to_string(task.path().join("comm")), std::fs::read_to_string(task.path().join("stat"))) else { continue };
+        // The fields after the parenthesized name start at field 3 (state); nice is field 19.
+        let Some(nice) = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(16)).and_then(|n| n.parse().ok()) else { continue };
+        out.push((comm.trim().to_string(), nice));
+    }
+    out
+}
+
+/// Runs execute on the background runtime at a lower CPU priority than the HTTP API
+/// (README, "How runs work"): with the cores busy draining runs, an accept still gets one.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_execute_on_background_threads_at_a_lower_priority_than_the_api() {
+    let fake = FakeLlm::start().await;
+    let base = fake.openai_base_url();
+    let server = Server::start(bin(), &[("OPENAI_BASE_URL", &base), ("OPENAI_API_KEY", "sk-test")]);
+    let agent = create_agent(&server.client, &server.base_url, "Niced").await;
+    let (_, session) = finished_run(&server.client, &server.base_url, &agent).await;
+    assert_eq!(session["state"], "completed", "{session}");
+    let threads = thread_nice_values(server.pid().expect("the server runs"));
+    // The HTTP API's runtime (and the SQLite writer) keep the process's own priority,
+    // whatever nice value the tests run at.
+    let api: Vec<i64> = threads.iter().filter(|(name, _)| name.starts_with("tokio-rt") || name.starts_with("openloop-sqlite")).map(|t| t.1).collect();
+    let own = api.first().copied().expect("the server has HTTP runtime threads");
+    assert!(api.iter().all(|nice| *nice == own), "API and writer threads share the process's priority: {threads:?}");
+    let background: Vec<i64> = threads.iter().filter(|(name, _)| name.starts_with("openloop-backgr")).map(|t| t.1).collect();
+    assert!(!background.is_empty(), "the server has background threads: {threads:?}");
+    assert!(background.iter().all(|nice| *nice == (own + 10).min(19)), "background threads run 10 nice steps lower: {threads:?}");
+}

@@ -170,6 +170,11 @@ impl Server {
         None
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// `kill -9` the process (no graceful shutdown).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
