@@ -10,7 +10,7 @@ use store::sqlite::SqliteStore;
 use store::AgentStore;
 
 /// Background writes queued at once, ahead of the API's one.
-const BACKGROUND_WRITES: usize = 2000;
+const BACKGROUND_WRITES: usize = 5000;
 
 #[test]
 fn an_api_write_overtakes_queued_background_writes() {
