@@ -482,8 +482,9 @@ async fn steady(client: &reqwest::Client, base: &str, body: &Value, rate: u32, s
     let mut lat: Vec<f64> = answers.iter().map(|a| a.1).collect();
     lat.sort_by(f64::total_cmp);
     let (failed, done) = wait_all(&ids, &*openloop_poller(client, base)).await?;
-    let cpu = cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a));
-    let client_cpu = cpu_time(std::process::id()).zip(client_cpu0).map(|(b, a)| b.saturating_sub(a));
+    // CPU (ms) a process used since `before`, per run.
+    let per_run =
+        |pid: u32, before: Option<Duration>| cpu_time(pid).zip(before).map(|(b, a)| b.saturating_sub(a).as_secs_f64() * 1000.0 / n as f64).unwrap_or(f64::NAN);
     print_sched_delta(&sched0, &sched_by_thread(pid), n);
     Ok(Steady {
         rate,
@@ -491,8 +492,8 @@ async fn steady(client: &reqwest::Client, base: &str, body: &Value, rate: u32, s
         sent_per_sec,
         drained_after_last_send: done.saturating_duration_since(last_send),
         failed,
-        cpu_per_run_ms: cpu.map(|c| c.as_secs_f64() * 1000.0 / n as f64).unwrap_or(f64::NAN),
-        client_cpu_per_run_ms: client_cpu.map(|c| c.as_secs_f64() * 1000.0 / n as f64).unwrap_or(f64::NAN),
+        cpu_per_run_ms: per_run(pid, cpu0),
+        client_cpu_per_run_ms: per_run(std::process::id(), client_cpu0),
     })
 }
 

@@ -413,7 +413,11 @@ async fn serve(settings: &mut Settings) -> anyhow::Result<()> {
 /// 5–25 ms for a core while runs drained (measured in the server's own request timings,
 /// docs/BENCHMARKS.md). A lower priority only matters while the cores are contended: an
 /// idle API leaves the runs the whole machine.
-struct BackgroundRuntime(Option<tokio::runtime::Runtime>);
+struct BackgroundRuntime {
+    handle: tokio::runtime::Handle,
+    /// Taken when dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
 
 /// How much lower the background threads' priority is (added to the process's `nice`
 /// value; raising one's own nice value needs no privilege).
@@ -421,20 +425,17 @@ const BACKGROUND_NICE: i32 = 10;
 
 impl BackgroundRuntime {
     fn start() -> anyhow::Result<BackgroundRuntime> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
+        let runtime = tokio::runtime::Builder::new_multi_thread()
             .thread_name("openloop-background")
             .enable_all()
             .on_thread_start(lower_thread_priority)
             .build()
             .map_err(|e| anyhow::anyhow!("cannot start the background runtime: {e}"))?;
-        Ok(BackgroundRuntime(Some(rt)))
+        Ok(BackgroundRuntime { handle: runtime.handle().clone(), runtime: Some(runtime) })
     }
 
     fn handle(&self) -> &tokio::runtime::Handle {
-        match &self.0 {
-            Some(rt) => rt.handle(),
-            None => unreachable!("the background runtime lives until dropped"),
-        }
+        &self.handle
     }
 }
 
@@ -442,7 +443,7 @@ impl Drop for BackgroundRuntime {
     fn drop(&mut self) {
         // Dropped from async code: a blocking shutdown would panic there. Its tasks have
         // stopped by then (the workers are awaited first).
-        if let Some(rt) = self.0.take() {
+        if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
     }
